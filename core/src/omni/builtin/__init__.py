@@ -1,0 +1,8 @@
+"""Plugins shipped inside omni-core. They register through the same hooks as installed plugins."""
+
+BUILTIN_PLUGINS: tuple[str, ...] = (
+    "omni.builtin.commands",
+    "omni.builtin.data",
+    "omni.builtin.models",
+    "omni.builtin.training",
+)

@@ -1,0 +1,141 @@
+"""Parse one command's arguments: its own options, `--config`, and the options of the specs it selects."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+from dataclasses import dataclass, field
+from typing import Any, NoReturn
+
+from omni.errors import OmniError
+from omni.options import FieldInfo, add_arguments, build_options, fields_of, kebab, load_config, snake, suggest
+from omni.registry import CommandSpec, Registration, Registry, singular
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports mistakes as `OmniError` instead of exiting."""
+
+    def error(self, message: str) -> NoReturn:
+        raise OmniError(f"{self.prog}: {message}")
+
+
+@dataclass(frozen=True)
+class Selected:
+    """A spec a command selected by name, with its parsed options."""
+
+    registration: Registration
+    options: Any
+
+    @property
+    def spec(self) -> Any:
+        return self.registration.spec
+
+
+@dataclass
+class Invocation:
+    """Everything a command's `run` gets: its options, the specs it selected, and the registry."""
+
+    command: CommandSpec
+    options: Any
+    registry: Registry
+    selected: dict[str, list[Selected]] = field(default_factory=dict)
+    debug: bool = False
+
+    def selected_one(self, option: str) -> Selected | None:
+        """The single spec selected by `option` (None when that option was left empty)."""
+        chosen = self.selected.get(option, [])
+        return chosen[0] if chosen else None
+
+
+def _selected_names(value: Any) -> list[str]:
+    if value in (None, ""):
+        return []
+    return [str(v) for v in value] if isinstance(value, list | tuple) else [str(value)]
+
+
+def parse_invocation(spec: CommandSpec, argv: list[str], registry: Registry, *, debug: bool = False) -> Invocation:
+    """Parse `argv` for command `spec`. `-h` prints the help (with selected plugins' options) and exits."""
+    prog = f"omni {spec.name}"
+    pre = _Parser(prog=prog, add_help=False)
+    pre.add_argument("--config", default=None)
+    known, _ = pre.parse_known_args(argv)
+    config_name = known.config or ""
+    config = load_config(known.config) if known.config else {}
+
+    cmd_infos = fields_of(spec.options) if spec.options else []
+    wants_help = any(a in ("-h", "--help") for a in argv)
+    parser = _Parser(prog=prog, description=spec.description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", metavar="RUN.YAML", help="read options from a YAML file; flags override it")
+    if spec.options:
+        add_arguments(parser, spec.options, title=f"{spec.name} options")
+    taken = {s for info in cmd_infos for s in info.spellings} | {"config"}
+    groups: list[tuple[str, Registration, list[FieldInfo]]] = []
+    for selector in spec.selects:
+        info = next(i for i in cmd_infos if i.name == selector.option)
+        for name in _selected_names(_selector_value(spec.options, info, argv, config, config_name)):
+            try:
+                reg = registry.get(selector.kind, name)
+            except OmniError as exc:
+                if wants_help:
+                    parser.epilog = f"note: {exc}"
+                    continue
+                raise
+            if reg.spec.options is None:
+                groups.append((selector.option, reg, []))
+                continue
+            dist = reg.distribution.name
+            title = f"{singular(selector.kind)} {reg.spec.name!r} options ({dist})"
+            clash = [f.name for f in fields_of(reg.spec.options) if set(f.spellings) & taken]
+            if clash:
+                raise OmniError(f"{singular(selector.kind)} {reg.spec.name!r} ({dist}) redefines option(s) {clash}")
+            infos = add_arguments(parser, reg.spec.options, title=title)
+            taken |= {s for info in infos for s in info.spellings}
+            groups.append((selector.option, reg, infos))
+
+    unknown = sorted(set(config) - taken)
+    if unknown:
+        raise OmniError(f"{config_name}: unknown option {unknown[0]!r}{suggest(unknown[0], taken)} for {prog}")
+    try:
+        flags = vars(parser.parse_args(argv))
+    except SystemExit as exit_:
+        raise _HelpShown(exit_.code if isinstance(exit_.code, int) else 0) from None
+    flags.pop("config", None)
+    options = build_options(spec.options, cmd_infos, flags, config, config_name) if spec.options else None
+    invocation = Invocation(spec, options, registry, debug=debug)
+    for option, reg, infos in groups:
+        opts = build_options(reg.spec.options, infos, flags, config, config_name) if reg.spec.options else None
+        invocation.selected.setdefault(option, []).append(Selected(reg, opts))
+    return invocation
+
+
+def _selector_value(options_cls: type, info: FieldInfo, argv: list[str], config: dict[str, Any], config_name: str) -> Any:
+    """The value of one selector option (flag, else config, else default), parsed on its own."""
+    probe = _Parser(add_help=False)
+    flags = [f"--{s}" for s in {*(kebab(x) for x in info.spellings), *info.spellings}]
+    probe.add_argument(*flags, dest="value", nargs="+" if info.is_list else None, default=argparse.SUPPRESS)
+    found = vars(probe.parse_known_args(argv)[0])
+    if "value" in found:
+        return info.convert(found["value"], f"--{kebab(info.name)}")
+    for key in info.spellings:
+        if key in config:
+            return info.convert(config[key], config_name)
+    default = next(f for f in dataclasses.fields(options_cls) if f.name == info.name)
+    if default.default_factory is not dataclasses.MISSING:
+        return default.default_factory()
+    return None if default.default is dataclasses.MISSING else default.default
+
+
+class _HelpShown(Exception):
+    """argparse printed help (or a usage line) and wants to exit with `code`."""
+
+    def __init__(self, code: int) -> None:
+        super().__init__(code)
+        self.code = code
+
+
+def print_error(message: str) -> None:
+    print(f"omni: error: {message}", file=sys.stderr)
+
+
+__all__ = ["Invocation", "Selected", "parse_invocation", "snake"]

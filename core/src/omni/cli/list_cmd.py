@@ -1,0 +1,72 @@
+"""`omni list KIND`: the registered specs of one kind, with their options."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import Any
+
+from omni.cli.invocation import Invocation
+from omni.errors import OmniError
+from omni.options import fields_of, kebab
+from omni.registry import KINDS, Spec
+
+
+def _kind(word: str) -> str:
+    word = word.lower()
+    for kind in KINDS:
+        if word in (kind, kind[:-1]):
+            return kind
+    raise OmniError(f"unknown kind {word!r}; kinds: {', '.join(KINDS)}")
+
+
+def _options(spec: Spec) -> list[dict[str, Any]]:
+    if spec.options is None:
+        return []
+    defaults = {f.name: f.default for f in dataclasses.fields(spec.options) if f.default is not dataclasses.MISSING}
+    return [
+        {
+            "flag": f.name if f.positional else f"--{kebab(f.name)}",
+            "type": ("list[" + f.base.__name__ + "]") if f.is_list else f.base.__name__,
+            "default": defaults.get(f.name),
+            "help": f.help,
+        }
+        for f in fields_of(spec.options)
+    ]
+
+
+def _extra_fields(spec: Spec) -> dict[str, Any]:
+    """Kind-specific spec fields (architectures, modality, command ...), JSON-friendly."""
+    base = {f.name for f in dataclasses.fields(Spec)} | {"selects"}
+    extra = {f.name: getattr(spec, f.name) for f in dataclasses.fields(spec) if f.name not in base}
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in extra.items()}
+
+
+def run(invocation: Invocation) -> int:
+    kind = _kind(invocation.options.kind)
+    regs = invocation.registry.all(kind)
+    rows = [
+        {
+            "name": r.spec.name,
+            "description": r.spec.description,
+            "aliases": list(r.spec.aliases),
+            "distribution": r.distribution.name,
+            "version": r.distribution.version,
+            "options": _options(r.spec),
+            **_extra_fields(r.spec),
+        }
+        for r in regs
+    ]
+    if invocation.options.json:
+        print(json.dumps(rows, indent=2, default=str))
+        return 0
+    if not rows:
+        print(f"no {kind} registered")
+    for row in rows:
+        aliases = f" (aliases: {', '.join(row['aliases'])})" if row["aliases"] else ""
+        print(f"{row['name']}{aliases}  [{row['distribution']}]")
+        print(f"    {row['description']}")
+        for opt in row["options"]:
+            default = "" if opt["default"] in (None, "", False) else f" (default: {opt['default']})"
+            print(f"    {opt['flag']:<28} {opt['help']}{default}")
+    return 0

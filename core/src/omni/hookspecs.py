@@ -1,0 +1,121 @@
+"""Every extension point of omni.
+
+Each hook is a *contribution* hook: omni calls it once per plugin while loading plugins and passes a
+``register`` callback that takes one spec record of that hook's kind (see `omni.registry`). A hook must
+only build spec records and call ``register``; it must not import heavy libraries (torch,
+transformers ...), because loading plugins happens on every ``omni`` invocation, ``omni --help`` included.
+Implementations return nothing. Built-in plugins (`omni.builtin`) are called first, then installed ones.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pluggy
+
+from omni.registry import (
+    AlgorithmSpec,
+    CommandSpec,
+    DatasetSpec,
+    EncoderSpec,
+    EngineSpec,
+    ModelSpec,
+    QuantizerSpec,
+    RewardSpec,
+    TemplateSpec,
+    TunerSpec,
+)
+
+hookspec = pluggy.HookspecMarker("omni")
+
+
+@hookspec
+def register_models(register: Callable[[ModelSpec], None]) -> None:
+    """Register model families with `register(ModelSpec(...))`.
+
+    Called when plugins load. A model spec says which checkpoints it handles (config.json
+    ``architectures``/``model_type``, hub-id patterns), its default template and LoRA targets, and names
+    a loader ``load(path_or_id, *, model_options, load_options) -> (model, processor)``.
+    """
+
+
+@hookspec
+def register_templates(register: Callable[[TemplateSpec], None]) -> None:
+    """Register chat templates with `register(TemplateSpec(...))`.
+
+    Called when plugins load. ``impl`` names a `omni.template.Template` subclass that turns a row of the
+    messages format into ``input_ids`` and ``labels`` (and modality tensors for multimodal models).
+    """
+
+
+@hookspec
+def register_encoders(register: Callable[[EncoderSpec], None]) -> None:
+    """Register modality encoders (image, audio, video) with `register(EncoderSpec(...))`.
+
+    Called when plugins load. ``impl`` names a callable that loads one item of that modality (a path,
+    ``data:`` URI, or bytes) into the array a processor takes.
+    """
+
+
+@hookspec
+def register_tuners(register: Callable[[TunerSpec], None]) -> None:
+    """Register tuners (which parameters train, and how) with `register(TunerSpec(...))`.
+
+    Called when plugins load. ``impl`` names a `omni.train.tuner.Tuner` subclass; ``options`` becomes
+    flags of ``omni sft``/``pt``/``rlhf`` when ``--tuner`` selects it.
+    """
+
+
+@hookspec
+def register_algorithms(register: Callable[[AlgorithmSpec], None]) -> None:
+    """Register training algorithms with `register(AlgorithmSpec(command=..., ...))`.
+
+    Called when plugins load. ``command`` is ``sft``, ``pt`` or ``rlhf`` (selected with ``--algo``);
+    ``impl`` names a callable that builds and runs the trainer for a prepared training job.
+    """
+
+
+@hookspec
+def register_rewards(register: Callable[[RewardSpec], None]) -> None:
+    """Register reward functions for RL with `register(RewardSpec(...))`.
+
+    Called when plugins load. ``impl`` names ``reward(prompts, completions, **columns) -> list[float]``;
+    ``columns`` are the row's extra dataset columns (e.g. ``solution``, ``images``).
+    """
+
+
+@hookspec
+def register_quantizers(register: Callable[[QuantizerSpec], None]) -> None:
+    """Register quantization methods with `register(QuantizerSpec(...))`.
+
+    Called when plugins load. ``impl`` names a quantizer used when loading a model for training
+    (``--quant-method``, e.g. 4-bit QLoRA) and by ``omni export --quant-method``.
+    """
+
+
+@hookspec
+def register_engines(register: Callable[[EngineSpec], None]) -> None:
+    """Register inference engines with `register(EngineSpec(...))`.
+
+    Called when plugins load. ``impl`` names a `omni.infer.engine.Engine` subclass used by ``infer``,
+    ``serve``, ``eval`` and RL rollouts (``--infer-backend``).
+    """
+
+
+@hookspec
+def register_datasets(register: Callable[[DatasetSpec], None]) -> None:
+    """Register named datasets, or families of dataset ids, with `register(DatasetSpec(...))`.
+
+    Called when plugins load. ``impl`` names ``load(name, options) -> iterable of rows`` in the messages
+    format; ``pattern`` (a regex) lets one spec claim many ``--dataset`` values, e.g. hub ids.
+    """
+
+
+@hookspec
+def register_commands(register: Callable[[CommandSpec], None]) -> None:
+    """Register CLI commands with `register(CommandSpec(...))`.
+
+    Called when plugins load. ``options`` is a dataclass whose fields become the command's flags (and
+    ``--config`` YAML keys); ``selects`` lists options that pick specs of a kind whose own options then
+    join the command's flags; ``impl`` names ``run(invocation) -> int | None``.
+    """

@@ -1,0 +1,1 @@
+"""Inference: the engine interface and the built-in PyTorch engine."""

@@ -1,0 +1,94 @@
+"""The engine interface behind `infer`, `serve`, `eval` and RL rollouts."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class GenerationConfig:
+    max_new_tokens: int = 512
+    temperature: float = 0.0  # 0 means greedy
+    top_p: float = 1.0
+    top_k: int = 0  # 0 means no top-k cut
+    repetition_penalty: float = 1.0
+    seed: int | None = None
+    stop: list[str] = field(default_factory=list)
+    n: int = 1
+    logprobs: bool = False
+
+
+@dataclass
+class InferRequest:
+    """One conversation to continue. `row` is in the messages format (images/audios/videos included)."""
+
+    row: dict[str, Any]
+    generation: GenerationConfig = field(default_factory=GenerationConfig)
+    adapter: str | None = None  # name of a loaded adapter; None means the base model
+
+
+@dataclass
+class Choice:
+    text: str
+    finish_reason: str  # "stop" or "length"
+    token_ids: list[int] = field(default_factory=list)
+    logprobs: list[float] | None = None
+
+
+@dataclass
+class InferResponse:
+    choices: list[Choice]
+    prompt_tokens: int
+    completion_tokens: int
+
+    def to_openai(self, model: str, request_id: str, created: int) -> dict[str, Any]:
+        """The response as an OpenAI `chat.completion` object."""
+        return {
+            "id": request_id,
+            "object": "chat.completion",
+            "created": created,
+            "model": model,
+            "choices": [
+                {"index": i, "message": {"role": "assistant", "content": c.text}, "finish_reason": c.finish_reason}
+                for i, c in enumerate(self.choices)
+            ],
+            "usage": {
+                "prompt_tokens": self.prompt_tokens,
+                "completion_tokens": self.completion_tokens,
+                "total_tokens": self.prompt_tokens + self.completion_tokens,
+            },
+        }
+
+
+class Engine:
+    """Implemented by every spec registered through `register_engines`.
+
+    Constructed with the model (name, local path or hub id), named adapters to load once and pick per
+    request, and the spec's options.
+    """
+
+    def __init__(self, model: str, *, adapters: dict[str, str] | None = None, options: Any = None) -> None:
+        self.model_name = model
+        self.adapter_paths = dict(adapters or {})
+        self.options = options
+
+    def generate(self, requests: list[InferRequest]) -> list[InferResponse]:
+        """Answer a batch of requests (in order)."""
+        raise NotImplementedError
+
+    def stream(self, request: InferRequest) -> Iterator[str]:
+        """Yield the answer's text as it is generated."""
+        raise NotImplementedError
+
+    async def generate_async(self, request: InferRequest) -> InferResponse:
+        """Answer one request; concurrent calls may be batched together by the engine."""
+        raise NotImplementedError
+
+    def stream_async(self, request: InferRequest) -> AsyncIterator[str]:
+        """Async version of `stream`."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release the model and any worker processes."""

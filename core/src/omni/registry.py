@@ -1,0 +1,286 @@
+"""Spec records (what a plugin offers) and the registry that holds them.
+
+A spec is light: a frozen dataclass with a name, a description, an options dataclass and the
+implementation as a lazy ``"module:attr"`` reference. Nothing heavy is imported until `Spec.load()`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import fnmatch
+import importlib
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from omni.errors import MissingCapabilityError, OmniError
+
+KINDS: tuple[str, ...] = (
+    "models",
+    "templates",
+    "encoders",
+    "tuners",
+    "algorithms",
+    "rewards",
+    "quantizers",
+    "engines",
+    "datasets",
+    "commands",
+)
+
+# Where the capabilities this project publishes live, so a missing one can be named with its install line.
+KNOWN_PROVIDERS: dict[tuple[str, str], str] = {
+    **{("models", n): "omni-plugin-llama" for n in ("llama", "smollm2")},
+    **{("models", n): "omni-plugin-qwen3" for n in ("qwen3", "qwen3-moe", "qwen2.5")},
+    ("models", "qwen3-omni"): "omni-plugin-qwen3-omni",
+    **{("templates", n): "omni-plugin-llama" for n in ("llama3", "smollm2")},
+    **{("templates", n): "omni-plugin-qwen3" for n in ("qwen3", "qwen2.5")},
+    ("templates", "qwen3-omni"): "omni-plugin-qwen3-omni",
+    ("tuners", "lora"): "omni-plugin-lora",
+    ("tuners", "reft"): "omni-plugin-reft",
+    ("tuners", "galore"): "omni-plugin-galore",
+    ("tuners", "lisa"): "omni-plugin-lisa",
+    ("quantizers", "bnb"): "omni-plugin-bnb",
+    **{("algorithms", n): "omni-plugin-dpo" for n in ("dpo", "kto", "simpo", "orpo", "cpo")},
+    **{("algorithms", n): "omni-plugin-grpo" for n in ("grpo", "dapo", "dr-grpo", "rloo", "reinforce++")},
+    **{("rewards", n): "omni-plugin-grpo" for n in ("accuracy", "format", "length", "cosine", "repetition")},
+    **{("engines", n): f"omni-plugin-{n}" for n in ("vllm", "sglang", "lmdeploy")},
+    **{("datasets", n): "omni-plugin-datasets" for n in ("identity", "hub")},
+}
+
+
+def import_ref(ref: str) -> Any:
+    """Import and return the object a ``"package.module:attr.path"`` reference names."""
+    module_name, sep, attr_path = ref.partition(":")
+    if not sep or not module_name or not attr_path:
+        raise ValueError(f"implementation reference {ref!r} is not of the form 'module:attr'")
+    obj: Any = importlib.import_module(module_name)
+    for part in attr_path.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+@dataclass(frozen=True, kw_only=True)
+class Spec:
+    """What every registered capability has. Subclasses add kind-specific fields."""
+
+    kind: ClassVar[str] = ""
+
+    name: str
+    description: str
+    impl: str
+    options: type | None = None
+    aliases: tuple[str, ...] = ()
+    overrides: str | None = None  # a distribution whose registration of this name this one replaces
+
+    def __post_init__(self) -> None:
+        if self.options is not None and not dataclasses.is_dataclass(self.options):
+            raise TypeError(f"{self.kind} {self.name!r}: options must be a dataclass, got {self.options!r}")
+        if ":" not in self.impl:
+            raise TypeError(f"{self.kind} {self.name!r}: impl must be a 'module:attr' reference")
+
+    def load(self) -> Any:
+        """Import the implementation (this is where heavy libraries may get imported)."""
+        return import_ref(self.impl)
+
+    def default_options(self) -> Any:
+        """An instance of the options dataclass with its defaults (None when the spec has no options)."""
+        return self.options() if self.options is not None else None
+
+
+@dataclass(frozen=True, kw_only=True)
+class ModelSpec(Spec):
+    """A model family. `impl` names a loader: ``load(path_or_id, *, model_options, load_options) -> (model, processor)``."""
+
+    kind: ClassVar[str] = "models"
+    architectures: tuple[str, ...] = ()  # config.json `architectures` entries this family handles
+    model_types: tuple[str, ...] = ()  # config.json `model_type` values
+    hub_ids: tuple[str, ...] = ()  # hub ids or fnmatch patterns, e.g. "Qwen/Qwen3-*"
+    template: str | None = None  # default template name
+    lora_targets: tuple[str, ...] = ()  # default LoRA target modules
+    modalities: tuple[str, ...] = ("text",)
+
+    def matches_hub_id(self, model_id: str) -> bool:
+        return any(fnmatch.fnmatchcase(model_id.lower(), p.lower()) for p in self.hub_ids)
+
+
+@dataclass(frozen=True, kw_only=True)
+class TemplateSpec(Spec):
+    """A chat template: turns message rows into token ids and labels."""
+
+    kind: ClassVar[str] = "templates"
+
+
+@dataclass(frozen=True, kw_only=True)
+class EncoderSpec(Spec):
+    """A modality encoder: loads and preprocesses one modality (image, audio or video)."""
+
+    kind: ClassVar[str] = "encoders"
+    modality: str
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.modality not in ("image", "audio", "video"):
+            raise TypeError(f"encoder {self.name!r}: modality must be image, audio or video")
+
+
+@dataclass(frozen=True, kw_only=True)
+class TunerSpec(Spec):
+    """A way to choose and wrap trainable parameters (full, LoRA, ReFT ...)."""
+
+    kind: ClassVar[str] = "tuners"
+
+
+@dataclass(frozen=True, kw_only=True)
+class AlgorithmSpec(Spec):
+    """A training algorithm; `command` is the CLI command that offers it (sft, pt or rlhf)."""
+
+    kind: ClassVar[str] = "algorithms"
+    command: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class RewardSpec(Spec):
+    """A reward function for RL: ``reward(prompts, completions, **row_columns) -> list[float]``."""
+
+    kind: ClassVar[str] = "rewards"
+
+
+@dataclass(frozen=True, kw_only=True)
+class QuantizerSpec(Spec):
+    """A quantization method, used when loading (QLoRA) and when exporting."""
+
+    kind: ClassVar[str] = "quantizers"
+
+
+@dataclass(frozen=True, kw_only=True)
+class EngineSpec(Spec):
+    """An inference engine behind the engine interface (pt, vllm, sglang, lmdeploy)."""
+
+    kind: ClassVar[str] = "engines"
+
+
+@dataclass(frozen=True, kw_only=True)
+class DatasetSpec(Spec):
+    """A named dataset, or with `pattern` a family of `--dataset` values (a regex matched in full)."""
+
+    kind: ClassVar[str] = "datasets"
+    pattern: str | None = None
+
+
+@dataclass(frozen=True)
+class Selector:
+    """A command option whose value names spec(s) of `kind`; their options join the command's flags."""
+
+    option: str
+    kind: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class CommandSpec(Spec):
+    """A CLI command. `impl` names ``run(invocation) -> int | None``; `options` is its flags."""
+
+    kind: ClassVar[str] = "commands"
+    selects: tuple[Selector, ...] = ()
+
+
+SPEC_TYPES: dict[str, type[Spec]] = {
+    cls.kind: cls
+    for cls in (
+        ModelSpec,
+        TemplateSpec,
+        EncoderSpec,
+        TunerSpec,
+        AlgorithmSpec,
+        RewardSpec,
+        QuantizerSpec,
+        EngineSpec,
+        DatasetSpec,
+        CommandSpec,
+    )
+}
+
+
+@dataclass(frozen=True)
+class Distribution:
+    """The installed distribution a plugin comes from."""
+
+    name: str
+    version: str
+
+
+@dataclass(frozen=True)
+class Registration:
+    spec: Spec
+    distribution: Distribution
+
+
+@dataclass
+class Registry:
+    """All registered specs by kind and name. Name collisions are kept and reported on use."""
+
+    entries: dict[str, dict[str, Registration]] = field(default_factory=lambda: {k: {} for k in KINDS})
+    conflicts: dict[tuple[str, str], list[Registration]] = field(default_factory=dict)
+
+    def add(self, registration: Registration) -> str | None:
+        """Add a registration; returns a collision message when the name is already taken, else None."""
+        spec = registration.spec
+        table = self.entries[spec.kind]
+        existing = table.get(spec.name)
+        if existing is None:
+            table[spec.name] = registration
+            return None
+        if spec.overrides == existing.distribution.name:
+            table[spec.name] = registration
+            return None
+        if existing.spec.overrides == registration.distribution.name:
+            return None
+        clash = self.conflicts.setdefault((spec.kind, spec.name), [existing])
+        clash.append(registration)
+        return collision_message(spec.kind, spec.name, clash)
+
+    def names(self, kind: str) -> list[str]:
+        return sorted(n for n in self.entries[kind] if (kind, n) not in self.conflicts)
+
+    def all(self, kind: str) -> list[Registration]:
+        return [self.entries[kind][n] for n in self.names(kind)]
+
+    def find(self, kind: str, name: str) -> Registration | None:
+        """The registration for a name or alias (case-insensitive; `_` and `-` are the same), or None."""
+        if (kind, name) in self.conflicts:
+            raise OmniError(collision_message(kind, name, self.conflicts[(kind, name)]))
+        key = _normalise(name)
+        for reg in self.all(kind):
+            if key == _normalise(reg.spec.name) or key in map(_normalise, reg.spec.aliases):
+                return reg
+        return None
+
+    def get(self, kind: str, name: str) -> Registration:
+        """Like `find`, but a missing name raises an error saying which distribution provides it."""
+        reg = self.find(kind, name)
+        if reg is None:
+            raise MissingCapabilityError(missing_message(kind, name, self.names(kind)))
+        return reg
+
+
+def _normalise(name: str) -> str:
+    return name.lower().replace("_", "-")
+
+
+def singular(kind: str) -> str:
+    return kind[:-1] if kind.endswith("s") else kind
+
+
+def collision_message(kind: str, name: str, clash: list[Registration]) -> str:
+    dists = " and ".join(f"{r.distribution.name} {r.distribution.version}" for r in clash)
+    return (
+        f"{singular(kind)} {name!r} is registered by both {dists}; uninstall one, or have one declare "
+        f"overrides=<the other distribution> in its spec"
+    )
+
+
+def missing_message(kind: str, name: str, installed: list[str]) -> str:
+    provider = KNOWN_PROVIDERS.get((kind, _normalise(name)))
+    head = f"{singular(kind)} {name!r} is not installed"
+    if provider:
+        head += f": pip install {provider}"
+    return f"{head} (installed {kind}: {', '.join(installed) or 'none'})"

@@ -1,0 +1,1 @@
+"""Chat templates: rows of the messages format to token ids and labels."""

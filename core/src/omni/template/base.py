@@ -1,0 +1,59 @@
+"""The template interface every model family's template implements."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+IGNORE_INDEX = -100
+
+LossScope = Literal["assistant", "all", "last"]
+
+
+@dataclass
+class Encoded:
+    """One encoded row: `labels` is `IGNORE_INDEX` where no loss is taken. `extras` holds modality tensors."""
+
+    input_ids: list[int]
+    labels: list[int]
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.input_ids)
+
+
+@dataclass
+class TemplateOptions:
+    """How rows become tokens; set from the command's options."""
+
+    system: str | None = None  # replaces the row's system message, or adds one
+    max_length: int | None = None
+    truncation: Literal["left", "right", "error"] = "left"  # never drops the final answer silently
+    loss_scope: LossScope = "assistant"  # which turns are trained
+    enable_thinking: bool | None = None  # for families with a thinking switch (Qwen3)
+
+
+class Template:
+    """Turns message rows into `Encoded` (training) or prompt ids (generation) for one tokenizer.
+
+    Subclasses registered through `register_templates` implement `encode` and `encode_prompt`;
+    `processor` is the tokenizer or the multimodal processor the model spec's loader returned.
+    """
+
+    stop_words: tuple[str, ...] = ()
+
+    def __init__(self, processor: Any, options: TemplateOptions | None = None) -> None:
+        self.processor = processor
+        self.options = options or TemplateOptions()
+
+    @property
+    def tokenizer(self) -> Any:
+        return getattr(self.processor, "tokenizer", self.processor)
+
+    def encode(self, row: dict[str, Any]) -> Encoded:
+        """Token ids and labels for a whole conversation (the messages format of DESIGN.md §3)."""
+        raise NotImplementedError
+
+    def encode_prompt(self, row: dict[str, Any]) -> Encoded:
+        """Token ids that prompt the model to write the next assistant turn (labels unused)."""
+        raise NotImplementedError

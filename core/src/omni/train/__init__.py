@@ -1,0 +1,1 @@
+"""Training: tuners, collators, algorithms (sft, pt) on the transformers Trainer."""

@@ -1,0 +1,40 @@
+"""The tuner interface: which parameters train, how they are wrapped, saved and reloaded."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+
+class Tuner:
+    """Implemented by every spec registered through `register_tuners`.
+
+    `options` is an instance of the spec's options dataclass (or None). `model_spec` is the resolved
+    `ModelSpec` (its `lora_targets` are the family's defaults).
+    """
+
+    def __init__(self, options: Any, *, model_spec: Any = None) -> None:
+        self.options = options
+        self.model_spec = model_spec
+
+    def prepare(self, model: Any) -> Any:
+        """Return the model ready to train: trainable parameters chosen, wrappers applied."""
+        raise NotImplementedError
+
+    def optimizer_param_groups(self, model: Any, learning_rate: float) -> list[dict[str, Any]] | None:
+        """Parameter groups with their own learning rates (e.g. LoRA+), or None for one group."""
+        return None
+
+    def save(self, model: Any, output_dir: Path) -> None:
+        """Write what training produced (adapter or full weights) in the standard format."""
+        model.save_pretrained(output_dir, safe_serialization=True)
+
+    @classmethod
+    def is_saved_here(cls, path: Path) -> bool:
+        """Whether `path` holds something this tuner saved (used to load adapters for inference)."""
+        return False
+
+    @classmethod
+    def load(cls, model: Any, path: Path, *, name: str = "default") -> Any:
+        """Apply what `save` wrote at `path` onto a base model, for inference; returns the model."""
+        raise NotImplementedError
