@@ -36,5 +36,18 @@ class Tuner:
 
     @classmethod
     def load(cls, model: Any, path: Path, *, name: str = "default") -> Any:
-        """Apply what `save` wrote at `path` onto a base model, for inference; returns the model."""
+        """Apply what `save` wrote at `path` onto `model` under `name`, for inference; returns the model.
+
+        Called once per adapter; several adapters may be loaded onto one base model.
+        """
+        raise NotImplementedError
+
+    @classmethod
+    def set_active(cls, model: Any, name: str | None) -> None:
+        """Route the next forward passes through adapter `name`, or through the bare base model (None)."""
+        raise NotImplementedError
+
+    @classmethod
+    def merge(cls, model: Any) -> Any:
+        """Fold the loaded adapter into the base weights; returns a plain transformers model."""
         raise NotImplementedError
