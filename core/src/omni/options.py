@@ -172,6 +172,8 @@ def add_arguments(parser: argparse.ArgumentParser, options_cls: type, *, title: 
     for info in infos:
         help_text = info.help + _default_text(options_cls, info.name)
         if info.positional:
+            if info.choices is not None:
+                help_text += f" (one of: {', '.join(map(str, info.choices))})"
             nargs = ("*" if not info.required else "+") if info.is_list else (None if info.required else "?")
             target.add_argument(info.name, nargs=nargs, help=help_text, default=argparse.SUPPRESS, metavar=info.metavar)
             continue

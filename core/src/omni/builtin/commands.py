@@ -23,7 +23,7 @@ class ListOptions:
 
 @dataclass
 class NewPluginOptions:
-    kind: Literal["model", "template", "encoder", "tuner", "algorithm", "reward", "quantizer", "engine", "dataset", "command"] = option(
+    kind: Literal["command", "dataset", "model", "reward", "tuner"] = option(
         help="the kind of capability the plugin registers", positional=True
     )
     name: str = option(help="the plugin name; the distribution is omni-plugin-NAME", positional=True)
