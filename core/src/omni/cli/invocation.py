@@ -109,7 +109,9 @@ def parse_invocation(spec: CommandSpec, argv: list[str], registry: Registry, *, 
     return invocation
 
 
-def _selector_value(options_cls: type, info: FieldInfo, argv: list[str], config: dict[str, Any], config_name: str) -> Any:
+def _selector_value(
+    options_cls: type, info: FieldInfo, argv: list[str], config: dict[str, Any], config_name: str
+) -> Any:
     """The value of one selector option (flag, else config, else default), parsed on its own."""
     probe = _Parser(add_help=False)
     flags = [f"--{s}" for s in {*(kebab(x) for x in info.spellings), *info.spellings}]
