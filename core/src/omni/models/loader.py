@@ -1,0 +1,107 @@
+"""Loading a resolved model: the generic transformers loader and the one entry point commands use."""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from typing import Any
+
+from omni.models.options import LoadOptions, ModelOptions
+from omni.models.resolve import resolve_model
+from omni.registry import ModelSpec, Registration, Registry
+
+
+@dataclass
+class LoadedModel:
+    """A model ready to use: the weights, the processor (tokenizer or multimodal processor) and where they came from."""
+
+    model: Any
+    processor: Any
+    tokenizer: Any
+    registration: Registration
+    path: str
+
+    @property
+    def spec(self) -> ModelSpec:
+        return self.registration.spec  # type: ignore[return-value]
+
+
+def load_model(
+    options: ModelOptions, registry: Registry, *, quantization_config: Any = None, for_training: bool = False
+) -> LoadedModel:
+    """Resolve `options.model`, load it with its model spec's loader, and make sure it can pad.
+
+    For inference the weights go to the first GPU when there is one (unless `--device-map` says
+    otherwise); for training they stay where the loader put them and the trainer places them.
+    """
+    resolved = resolve_model(options.model, registry, model_type=options.model_type)
+    device_map = options.device_map if options.device_map is not None else _default_device_map(for_training)
+    load_options = LoadOptions(quantization_config=quantization_config, device_map=device_map, for_training=for_training)
+    model, processor = resolved.spec.load()(resolved.path_or_id, model_options=options, load_options=load_options)
+    tokenizer = getattr(processor, "tokenizer", processor)
+    _ensure_pad_token(model, tokenizer)
+    return LoadedModel(model, processor, tokenizer, resolved.registration, resolved.path_or_id)
+
+
+def load_pretrained(path_or_id: str, *, model_options: ModelOptions, load_options: LoadOptions) -> tuple[Any, Any]:
+    """Load a causal LM and its processor with transformers; the loader most model specs point at.
+
+    Honours `--torch-dtype`, `--attn-impl`, the resolved device map and a quantizer's config. The
+    processor is the model's multimodal processor when it has one, else its tokenizer.
+    """
+    from transformers import AutoModelForCausalLM, AutoProcessor
+
+    kwargs: dict[str, Any] = {
+        "dtype": _torch_dtype(model_options.torch_dtype, load_options.device_map),
+        "attn_implementation": _attn_implementation(model_options.attn_impl),
+    }
+    if load_options.device_map is not None:
+        kwargs["device_map"] = load_options.device_map
+    if load_options.quantization_config is not None:
+        kwargs["quantization_config"] = load_options.quantization_config
+    model = AutoModelForCausalLM.from_pretrained(path_or_id, **kwargs)
+    if load_options.for_training:
+        model.config.use_cache = False  # the KV cache only costs memory during training steps
+    return model, AutoProcessor.from_pretrained(path_or_id)
+
+
+def _default_device_map(for_training: bool) -> str | None:
+    import torch
+
+    return "cuda" if torch.cuda.is_available() and not for_training else None
+
+
+def _on_gpu(device_map: Any) -> bool:
+    import torch
+
+    return torch.cuda.is_available() and device_map != "cpu"
+
+
+def _torch_dtype(name: str, device_map: Any) -> Any:
+    """The dtype to load in: `auto` keeps the checkpoint's dtype on GPU but is float32 on CPU.
+
+    CPUs run bfloat16/float16 matmuls slowly or not at all, so half-precision checkpoints are upcast there.
+    """
+    import torch
+
+    if name == "auto":
+        return "auto" if _on_gpu(device_map) else torch.float32
+    return getattr(torch, name)
+
+
+def _attn_implementation(name: str) -> str:
+    import torch
+
+    if name == "flash_attention_2" and not torch.cuda.is_available():
+        warnings.warn("--attn-impl flash_attention_2 needs a CUDA GPU; using sdpa", stacklevel=3)
+        return "sdpa"
+    return name
+
+
+def _ensure_pad_token(model: Any, tokenizer: Any) -> None:
+    """Give tokenizers without a pad token one (the end-of-sequence token), so batches can be padded."""
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token if tokenizer.eos_token is not None else tokenizer.unk_token
+    generation_config = getattr(model, "generation_config", None)
+    if generation_config is not None and generation_config.pad_token_id is None:
+        generation_config.pad_token_id = tokenizer.pad_token_id

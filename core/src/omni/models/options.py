@@ -1,0 +1,49 @@
+"""The model flags shared by every command that loads a model (no heavy imports: used to build --help)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from omni.options import option
+
+TorchDtype = Literal["auto", "float32", "bfloat16", "float16"]
+AttnImpl = Literal["sdpa", "eager", "flash_attention_2"]
+
+
+@dataclass
+class ModelOptions:
+    """Which model to load and how; commands that load a model inherit these fields as flags."""
+
+    model: str | None = option(
+        None,
+        help="model name, local checkpoint folder or hub id (default: the embedded smollm2-135m-instruct)",
+        aliases=("model_id_or_path",),
+    )
+    model_type: str | None = option(
+        None, help="model family to use instead of the one detected from config.json (see `omni list models`)"
+    )
+    torch_dtype: TorchDtype = option(
+        "auto", help="weight dtype; auto is the checkpoint's dtype on GPU and float32 on CPU"
+    )
+    attn_impl: AttnImpl = option(
+        "sdpa",
+        help="attention implementation; flash_attention_2 needs a CUDA GPU (falls back to sdpa without one)",
+        aliases=("attn_implementation",),
+    )
+    device_map: str | None = option(
+        None, help="where to place the weights (cpu, cuda, auto ...); default: the first GPU if there is one"
+    )
+
+
+@dataclass(frozen=True)
+class LoadOptions:
+    """What the calling command decided about loading, beyond the user's model flags.
+
+    `quantization_config` comes from a quantizer plugin (e.g. 4-bit for QLoRA); `device_map` is the
+    resolved placement (None: leave the weights on the CPU); `for_training` asks for a trainable model.
+    """
+
+    quantization_config: Any = None
+    device_map: Any = None
+    for_training: bool = False
