@@ -1,1 +1,62 @@
-"""Built-in training plugin."""
+"""Built-in training plugin: the `sft`, `pt` and `rlhf` commands, the sft/pt algorithms, full/freeze tuners.
+
+Only light modules are imported here: implementations are lazy ``"module:attr"`` references.
+"""
+
+from __future__ import annotations
+
+from omni import hookimpl
+from omni.registry import AlgorithmSpec, CommandSpec, Selector, TunerSpec
+from omni.train.options import FreezeOptions, RlhfOptions, TrainOptions
+
+_SELECTS = (Selector("tuner", "tuners"), Selector("quant_method", "quantizers"))
+
+
+@hookimpl
+def register_commands(register):
+    register(
+        CommandSpec(
+            name="sft",
+            description="supervised fine-tuning: loss on the assistant's answers (LoRA by default)",
+            impl="omni.train.command:run",
+            options=TrainOptions,
+            selects=_SELECTS,
+        )
+    )
+    register(
+        CommandSpec(
+            name="pt",
+            description="pre-training / continued pre-training: loss on every token of plain text or conversations",
+            impl="omni.train.command:run",
+            options=TrainOptions,
+            selects=_SELECTS,
+        )
+    )
+    register(
+        CommandSpec(
+            name="rlhf",
+            description="preference and RL training (--algo dpo, grpo ... from algorithm plugins)",
+            impl="omni.train.command:run",
+            options=RlhfOptions,
+            selects=(*_SELECTS, Selector("algo", "algorithms")),
+        )
+    )
+
+
+@hookimpl
+def register_algorithms(register):
+    register(AlgorithmSpec(name="sft", command="sft", description="supervised fine-tuning", impl="omni.train.sft:run_sft"))
+    register(AlgorithmSpec(name="pt", command="pt", description="(continued) pre-training", impl="omni.train.sft:run_pt"))
+
+
+@hookimpl
+def register_tuners(register):
+    register(TunerSpec(name="full", description="train every parameter", impl="omni.train.tuners:FullTuner"))
+    register(
+        TunerSpec(
+            name="freeze",
+            description="train only the named parameters (--trainable-parts / --freeze-parts)",
+            impl="omni.train.tuners:FreezeTuner",
+            options=FreezeOptions,
+        )
+    )

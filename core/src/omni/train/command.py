@@ -1,0 +1,31 @@
+"""`omni sft`, `omni pt` and `omni rlhf`: prepare the job, then run the chosen algorithm on it."""
+
+from __future__ import annotations
+
+from omni.cli.invocation import Invocation
+from omni.errors import OmniError
+from omni.registry import Registration
+
+
+def algorithm_for(invocation: Invocation) -> Registration:
+    """The algorithm this invocation runs: `--algo` for rlhf, else the one named like the command."""
+    command = invocation.command.name
+    name = getattr(invocation.options, "algo", None) or command
+    registration = invocation.registry.get("algorithms", name)
+    if registration.spec.command != command:
+        offered = [r.spec.name for r in invocation.registry.all("algorithms") if r.spec.command == command]
+        raise OmniError(
+            f"algorithm {name!r} runs under `omni {registration.spec.command}`, not `omni {command}`"
+            f" (algorithms for {command}: {', '.join(offered) or 'none installed'})"
+        )
+    return registration
+
+
+def run(invocation: Invocation) -> int:
+    """Train: load everything once, hand the job to the algorithm, report where the results are."""
+    from omni.train.job import prepare_job
+
+    algorithm = algorithm_for(invocation)  # before loading a model, so a wrong --algo fails fast
+    job = prepare_job(invocation)
+    algorithm.spec.load()(job)
+    return 0

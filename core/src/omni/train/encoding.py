@@ -1,0 +1,55 @@
+"""Turn dataset rows into training features (token ids and labels) before training starts.
+
+Encoding once up front keeps the data loader trivial (the collator only concatenates or pads lists), so
+no worker processes are needed and every step's time goes to the model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from omni.template.base import IGNORE_INDEX, Template
+
+Feature = dict[str, Any]
+
+
+@dataclass
+class EncodedSet:
+    """Encoded rows plus how many rows were dropped because nothing in them is trained."""
+
+    features: list[Feature] = field(default_factory=list)
+    dropped: int = 0
+
+    @property
+    def num_tokens(self) -> int:
+        return sum(len(f["input_ids"]) for f in self.features)
+
+
+def encode_text(tokenizer: Any, text: str, max_length: int | None) -> list[Feature]:
+    """A plain-text row for pre-training: every token is a target; text over `max_length` is chunked."""
+    ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+    if tokenizer.eos_token_id is not None:
+        ids.append(tokenizer.eos_token_id)
+    step = max_length or len(ids)
+    return [{"input_ids": chunk, "labels": list(chunk)} for chunk in (ids[i : i + step] for i in range(0, len(ids), step))]
+
+
+def encode_rows(template: Template, rows: Iterable[dict[str, Any]], *, max_length: int | None = None) -> EncodedSet:
+    """Encode rows with `template` (rows with only ``text`` are pre-training text, see `encode_text`).
+
+    A row whose labels are all ignored (e.g. its answer was truncated away) teaches nothing and is
+    dropped and counted, rather than diluting the loss normalisation.
+    """
+    out = EncodedSet()
+    for row in rows:
+        if "messages" not in row and isinstance(row.get("text"), str):
+            out.features.extend(encode_text(template.tokenizer, row["text"], max_length))
+            continue
+        encoded = template.encode(row)
+        if all(label == IGNORE_INDEX for label in encoded.labels[1:]):
+            out.dropped += 1
+            continue
+        out.features.append({"input_ids": list(encoded.input_ids), "labels": list(encoded.labels), **encoded.extras})
+    return out

@@ -1,0 +1,199 @@
+"""`TrainingJob`: everything an algorithm needs, loaded once by the `sft`/`pt`/`rlhf` commands.
+
+An algorithm (`AlgorithmSpec.impl`) is ``run(job: TrainingJob) -> TrainResult``. It builds its trainer
+from the job's model, template and rows, passes it `job.training_arguments()` and `job.callbacks()`, and
+ends with `job.train(trainer)`, which resumes if asked, trains, and writes the outputs. SFT is one such
+algorithm (`omni.train.sft`); a DPO or GRPO plugin reuses the same job with its own trainer class.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from omni import __version__
+from omni.cli.invocation import Invocation
+from omni.errors import OmniError
+from omni.registry import Registry
+from omni.template.base import Template
+from omni.train import outputs
+from omni.train.options import TrainOptions
+from omni.train.tuner import Tuner
+
+
+def log_line(message: str) -> None:
+    """One line of run information for the person at the terminal (stderr, so stdout stays clean)."""
+    print(f"[omni] {message}", file=sys.stderr, flush=True)
+
+
+@dataclass
+class TrainResult:
+    """What a finished run produced."""
+
+    output_dir: Path
+    global_step: int
+    metrics: dict[str, float] = field(default_factory=dict)
+    saved: list[str] = field(default_factory=list)
+
+
+@dataclass
+class TrainingJob:
+    """A loaded training run: the prepared model, its processor and template, the rows, and the options.
+
+    `model` is already wrapped by `tuner` (and quantized when asked); `train_rows`/`val_rows` are rows in
+    the messages format, not yet encoded (each algorithm encodes what it needs: SFT labels, DPO pairs ...).
+    """
+
+    command: str
+    options: TrainOptions
+    registry: Registry
+    model: Any
+    processor: Any
+    tokenizer: Any
+    template: Template
+    tuner: Tuner
+    model_spec: Any
+    model_path: str
+    train_rows: Any
+    val_rows: Any
+    output_dir: Path
+    resume_from: str | None = None
+    plugin_options: dict[str, Any] = field(default_factory=dict)
+
+    def training_arguments(self, *, has_eval: bool, **overrides: Any) -> Any:
+        """transformers `TrainingArguments` from the options; `overrides` lets an algorithm add its own."""
+        from omni.train.trainer import training_arguments
+
+        args = training_arguments(self.options, str(self.output_dir), has_eval=has_eval)
+        return dataclasses.replace(args, **overrides) if overrides else args
+
+    def callbacks(self) -> list[Any]:
+        """The callbacks every omni run uses: throughput, logging.jsonl, the progress bar (in that order)."""
+        from omni.train.progress import ProgressBarCallback, ThroughputCallback
+
+        return [ThroughputCallback(), outputs.JsonlLogCallback(self.output_dir), ProgressBarCallback()]
+
+    def train(self, trainer: Any) -> TrainResult:
+        """Train (resuming when asked), then write the final model, the loss plot and the metrics."""
+        from transformers import PrinterCallback, ProgressCallback
+
+        # omni's own bar and log file replace the Trainer's dict prints and bar.
+        trainer.remove_callback(PrinterCallback)
+        trainer.remove_callback(ProgressCallback)
+        if self.resume_from:
+            log_line(f"resuming from {self.resume_from}")
+        result = trainer.train(resume_from_checkpoint=self.resume_from)
+        metrics = dict(result.metrics)
+        if trainer.eval_dataset is not None:
+            metrics.update(trainer.evaluate())
+        saved = outputs.save_final(self.tuner, trainer.model, self.processor, self.output_dir)
+        plot = outputs.plot_loss(trainer.state.log_history, self.output_dir / outputs.LOSS_PLOT)
+        trainer.save_metrics("all", metrics, combined=False)
+        log_line(f"trained {trainer.state.global_step} steps; final {self.tuner_kind()} in {self.output_dir}")
+        if plot:
+            log_line(f"loss curve: {plot}")
+        return TrainResult(self.output_dir, trainer.state.global_step, metrics, saved)
+
+    def tuner_kind(self) -> str:
+        return "adapter" if type(self.tuner).is_saved_here(self.output_dir) else "model"
+
+
+def _quantization(invocation: Invocation, options: TrainOptions) -> tuple[Any, Any]:
+    """(quantizer, transformers quantization config), or (None, None) without quantization."""
+    method = options.quant_method or ("bnb" if options.quant_bits else None)
+    if method is None:
+        return None, None
+    if not options.quant_bits:
+        raise OmniError(f"--quant-method {method} needs --quant-bits (4 or 8)")
+    selected = invocation.selected_one("quant_method")
+    registration = selected.registration if selected else invocation.registry.get("quantizers", method)
+    quant_options = selected.options if selected else registration.spec.default_options()
+    quantizer = registration.spec.load()(quant_options)
+    return quantizer, quantizer.quantization_config(options.quant_bits, torch_dtype=options.torch_dtype)
+
+
+def _count_parameters(model: Any) -> tuple[int, int]:
+    trainable = total = 0
+    for p in model.parameters():
+        n = p.numel() * (2 if p.__class__.__name__ == "Params4bit" else 1)  # 4-bit weights pack 2 per element
+        total += n
+        trainable += n if p.requires_grad else 0
+    return trainable, total
+
+
+def prepare_job(invocation: Invocation) -> TrainingJob:
+    """Load the model (quantized if asked), apply the tuner, load the rows and the template."""
+    import transformers
+
+    from omni.data import load_datasets
+    from omni.models.loader import load_model
+    from omni.template import get_template
+
+    transformers.logging.set_verbosity_warning()
+    options: TrainOptions = invocation.options
+    if invocation.command.name == "pt":  # pre-training learns every token, not just the answers
+        options = dataclasses.replace(options, loss_scope="all")
+    registry = invocation.registry
+    transformers.set_seed(options.seed)
+
+    tuner_sel = invocation.selected_one("tuner")
+    if tuner_sel is None:
+        raise OmniError("--tuner is empty; choose one of: " + ", ".join(registry.names("tuners")))
+    quantizer, quantization_config = _quantization(invocation, options)
+
+    loaded = load_model(options, registry, quantization_config=quantization_config, for_training=True)
+    log_line(f"model {loaded.spec.name} from {loaded.path}")
+    model = loaded.model
+    if quantizer is not None:
+        model = quantizer.prepare_for_training(model, gradient_checkpointing=options.gradient_checkpointing)
+    tuner: Tuner = tuner_sel.spec.load()(tuner_sel.options, model_spec=loaded.spec)
+    model = tuner.prepare(model)
+    trainable, total = _count_parameters(model)
+    log_line(f"tuner {tuner_sel.spec.name}: {trainable:,} of {total:,} parameters train ({100 * trainable / total:.4f}%)")
+
+    data = load_datasets(options, registry)
+    skipped = f", {data.skipped} malformed rows skipped" if data.skipped else ""
+    log_line(f"data: {len(data.train)} training rows, {len(data.val) if data.val is not None else 0} validation rows{skipped}")
+    template = get_template(
+        options.template, loaded.processor, options.template_options(), model_spec=loaded.spec, registry=registry
+    )
+
+    if options.output_dir is None and options.resume_from_checkpoint not in (None, "last"):
+        output_dir = Path(options.resume_from_checkpoint).parent  # keep writing into the run being resumed
+    else:
+        output_dir = outputs.resolve_output_dir(options.output_dir, options.model or loaded.spec.name)
+    resume_from = outputs.resolve_checkpoint(options.resume_from_checkpoint, output_dir)
+    plugin_options = {opt: [s.options for s in chosen] for opt, chosen in invocation.selected.items()}
+    outputs.write_args(
+        output_dir,
+        {
+            "omni_version": __version__,
+            "command": invocation.command.name,
+            **dataclasses.asdict(options),
+            "model": loaded.path,  # the resolved base, so `omni infer --adapters DIR` finds it
+            "model_type": loaded.spec.name,
+            "tuner": tuner_sel.spec.name,
+            "plugin_options": plugin_options,
+        },
+    )
+    log_line(f"outputs: {output_dir}")
+    return TrainingJob(
+        command=invocation.command.name,
+        options=options,
+        registry=registry,
+        model=model,
+        processor=loaded.processor,
+        tokenizer=loaded.tokenizer,
+        template=template,
+        tuner=tuner,
+        model_spec=loaded.spec,
+        model_path=loaded.path,
+        train_rows=data.train,
+        val_rows=data.val,
+        output_dir=output_dir,
+        resume_from=resume_from,
+        plugin_options=plugin_options,
+    )

@@ -1,0 +1,84 @@
+"""Options of `omni sft`, `omni pt` and `omni rlhf`, and of the built-in tuners.
+
+This module is light (no torch, no transformers): the CLI builds flags from it on every invocation.
+Field names follow transformers' `TrainingArguments` where one exists; ms-swift spellings are aliases.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from omni.data.options import DataOptions
+from omni.models.options import ModelOptions
+from omni.options import option
+from omni.template.options import TemplateCliOptions
+
+
+@dataclass
+class TrainingOptions:
+    """The training loop: optimisation, schedule, batching, evaluation, checkpoints and logging."""
+
+    tuner: str = option("lora", help="how parameters train: lora, full, freeze ...", aliases=("train_type", "tuner_type"))
+    quant_method: str | None = option(
+        None, help="quantize the base model while loading it (QLoRA): bnb; --quant-bits alone means bnb"
+    )
+    quant_bits: int | None = option(None, help="bits of the quantized base model: 4 (NF4) or 8")
+    output_dir: str | None = option(
+        None, help="where checkpoints, the final model, args.json and logs go (default: output/MODEL/vN-TIMESTAMP)"
+    )
+    num_train_epochs: float = option(3.0, help="passes over the training set", aliases=("epochs",))
+    max_steps: int = option(-1, help="stop after this many optimizer steps (overrides epochs when > 0)")
+    per_device_train_batch_size: int = option(1, help="rows per device per forward pass", aliases=("batch_size",))
+    per_device_eval_batch_size: int = option(1, help="rows per device per evaluation forward pass")
+    gradient_accumulation_steps: int = option(1, help="forward passes per optimizer step")
+    learning_rate: float = option(1e-4, help="peak learning rate (typical: 1e-4 for LoRA, 1e-5 for full)")
+    weight_decay: float = option(0.1, help="AdamW weight decay")
+    max_grad_norm: float = option(1.0, help="gradient clipping norm")
+    lr_scheduler_type: str = option("cosine", help="learning-rate schedule: cosine, linear, constant ...")
+    warmup_ratio: float = option(0.05, help="fraction of the steps spent warming the learning rate up")
+    warmup_steps: int = option(0, help="warm-up steps (overrides --warmup-ratio when > 0)")
+    gradient_checkpointing: bool = option(True, help="recompute activations in backward to save memory")
+    padding_free: bool = option(False, help="concatenate each batch into one row: no pad tokens, no cross-row attention")
+    packing: bool = option(False, help="bin-pack rows into rows of --max-length (implies --padding-free)")
+    seed: int = option(42, help="seed for weight init, dropout and data order")
+    logging_steps: int = option(5, help="log loss, learning rate and throughput every N steps")
+    eval_steps: int | None = option(None, help="evaluate every N steps (default: at --save-steps)")
+    save_strategy: Literal["steps", "epoch", "no"] = option("steps", help="when to write checkpoint-N directories")
+    save_steps: int = option(500, help="write a checkpoint every N steps (with --save-strategy steps)")
+    save_total_limit: int | None = option(2, help="keep at most N checkpoints (oldest deleted first)")
+    report_to: list[str] = option(
+        default_factory=lambda: ["none"], help="experiment trackers: none, tensorboard, wandb ..."
+    )
+    resume_from_checkpoint: str | None = option(
+        None, help="continue a run from a checkpoint-N directory, or 'last' for the newest in --output-dir"
+    )
+    dataloader_num_workers: int = option(0, help="worker processes that collate batches")
+
+
+@dataclass
+class TrainOptions(ModelOptions, DataOptions, TemplateCliOptions, TrainingOptions):
+    """Everything `omni sft` and `omni pt` take (tuner and quantizer options join when selected)."""
+
+
+@dataclass
+class RlhfOptions(TrainOptions):
+    """`omni rlhf`: the training options plus which preference or RL algorithm runs."""
+
+    algo: str = option("dpo", help="the algorithm: dpo, kto, orpo, simpo, grpo ...", aliases=("rlhf_type",))
+
+
+@dataclass
+class FreezeOptions:
+    """Options of the built-in `freeze` tuner: which parameters train (by name prefix or glob)."""
+
+    trainable_parts: list[str] = option(
+        default_factory=list,
+        help="parameter-name prefixes or globs that train (all others freeze)",
+        aliases=("trainable_parameters",),
+    )
+    freeze_parts: list[str] = option(
+        default_factory=list,
+        help="parameter-name prefixes or globs that stay frozen (all others train)",
+        aliases=("freeze_parameters",),
+    )

@@ -1,0 +1,135 @@
+"""Everything a run leaves in its output directory, and where that directory is.
+
+    OUTPUT_DIR/
+      args.json            the resolved arguments (`model` is the base model's resolved path)
+      logging.jsonl        one JSON object per log step
+      loss.png             training (and evaluation) loss against step
+      checkpoint-N/        written by the Trainer; resumable
+      adapter_* | model*   the final adapter (PEFT format) or model (transformers format), with the tokenizer
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import re
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
+
+from omni.errors import OmniError
+from omni.train.tuner import Tuner
+
+ARGS_FILE = "args.json"
+LOG_FILE = "logging.jsonl"
+LOSS_PLOT = "loss.png"
+
+
+def resolve_output_dir(output_dir: str | None, model_name: str, *, root: Path = Path("output")) -> Path:
+    """`output_dir` when given, else ``output/<model-name>/v<N>-<YYYYmmdd-HHMMSS>`` with N the next version."""
+    if output_dir:
+        return Path(output_dir)
+    parent = root / re.sub(r"[^\w.-]+", "-", Path(model_name.rstrip("/")).name)
+    versions = [int(m.group(1)) for p in parent.glob("v*-*") if (m := re.match(r"v(\d+)-", p.name))]
+    return parent / f"v{max(versions, default=-1) + 1}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def resolve_checkpoint(value: str | None, output_dir: Path) -> str | None:
+    """The checkpoint directory `--resume-from-checkpoint` names ('last': the newest in `output_dir`)."""
+    if value is None:
+        return None
+    if value == "last":
+        from transformers.trainer_utils import get_last_checkpoint
+
+        last = get_last_checkpoint(str(output_dir)) if output_dir.is_dir() else None
+        if last is None:
+            raise OmniError(f"--resume-from-checkpoint last: no checkpoint-N directory in {output_dir}; pass --output-dir")
+        return last
+    if not (Path(value) / "trainer_state.json").is_file():
+        raise OmniError(f"--resume-from-checkpoint {value}: not a checkpoint directory (no trainer_state.json)")
+    return value
+
+
+def write_args(output_dir: Path, values: dict[str, Any]) -> Path:
+    """Write `args.json` atomically; dataclass values are expanded into dicts."""
+    def plain(v: Any) -> Any:
+        if dataclasses.is_dataclass(v) and not isinstance(v, type):
+            return dataclasses.asdict(v)
+        return v
+
+    output_dir.mkdir(parents=True, exist_ok=True)
+    path = output_dir / ARGS_FILE
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps({k: plain(v) for k, v in values.items()}, indent=2, default=str) + "\n")
+    os.replace(tmp, path)
+    return path
+
+
+def save_final(tuner: Tuner, model: Any, processor: Any, output_dir: Path) -> list[str]:
+    """Save the trained adapter or model and the processor into `output_dir`, file by atomic file.
+
+    Everything is written to a temporary directory first and then renamed into place, so a crash never
+    leaves a half-written weight file where `omni infer` would find it. Returns the file names.
+    """
+    tmp = output_dir / ".final.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    tuner.save(model, tmp)
+    if processor is not None:
+        processor.save_pretrained(tmp)
+    names = []
+    for item in sorted(tmp.iterdir()):
+        target = output_dir / item.name
+        if target.is_dir():
+            shutil.rmtree(target)
+        os.replace(item, target)
+        names.append(item.name)
+    tmp.rmdir()
+    return names
+
+
+class JsonlLogCallback(TrainerCallback):
+    """Appends every log (train and eval) to `logging.jsonl` with its step, epoch and wall time."""
+
+    def __init__(self, output_dir: Path) -> None:
+        self.path = output_dir / LOG_FILE
+        self._start = time.time()
+
+    def on_log(
+        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, logs: dict | None = None, **kw: Any
+    ) -> None:
+        if not logs or not state.is_world_process_zero:
+            return
+        record = {"step": state.global_step, "epoch": round(state.epoch or 0.0, 4), **logs}
+        record["elapsed_s"] = round(time.time() - self._start, 2)
+        with self.path.open("a", encoding="utf-8") as f:
+            f.write(json.dumps(record) + "\n")
+
+
+def plot_loss(log_history: list[dict[str, Any]], path: Path) -> Path | None:
+    """Draw training and evaluation loss against step into a PNG (None when nothing was logged)."""
+    train = [(r["step"], r["loss"]) for r in log_history if "loss" in r]
+    evals = [(r["step"], r["eval_loss"]) for r in log_history if "eval_loss" in r]
+    if not train and not evals:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only: no display on training machines
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for points, label, style in ((train, "train loss", "-"), (evals, "eval loss", "o--")):
+        if points:
+            ax.plot(*zip(*points), style, label=label)
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path

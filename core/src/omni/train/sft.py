@@ -1,0 +1,52 @@
+"""The built-in algorithms `sft` and `pt`: next-token cross-entropy on the transformers Trainer.
+
+They differ only in which tokens are targets (the answers, or everything), which the job's template
+options already decide; both are ``run(job) -> TrainResult`` as every algorithm is.
+"""
+
+from __future__ import annotations
+
+from omni.train.collators import PaddingCollator, PaddingFreeCollator, pack_rows
+from omni.train.encoding import EncodedSet, encode_rows
+from omni.train.job import TrainingJob, TrainResult, log_line
+from omni.train.trainer import OmniTrainer
+
+DEFAULT_PACKING_LENGTH = 2048  # rows per pack when --packing is used without --max-length
+
+
+def _describe(name: str, encoded: EncodedSet) -> str:
+    dropped = f" ({encoded.dropped} dropped: nothing left to train after truncation)" if encoded.dropped else ""
+    return f"{name}: {len(encoded.features)} rows, {encoded.num_tokens:,} tokens{dropped}"
+
+
+def run_sft(job: TrainingJob) -> TrainResult:
+    """Supervised fine-tuning (loss on the answers, or on all tokens for `pt`)."""
+    options = job.options
+    train = encode_rows(job.template, job.train_rows, max_length=options.max_length)
+    val = encode_rows(job.template, job.val_rows, max_length=options.max_length) if job.val_rows else None
+    log_line(_describe("train", train))
+    if val is not None:
+        log_line(_describe("validation", val))
+    train_features = train.features
+    if options.packing:
+        train_features = pack_rows(train_features, options.max_length or DEFAULT_PACKING_LENGTH)
+        log_line(f"packing: {len(train.features)} rows into {len(train_features)} rows")
+    if options.padding_free or options.packing:
+        collator = PaddingFreeCollator()
+    else:
+        collator = PaddingCollator(pad_token_id=job.tokenizer.pad_token_id)
+    has_eval = bool(val and val.features)
+    trainer = OmniTrainer(
+        model=job.model,
+        args=job.training_arguments(has_eval=has_eval),
+        train_dataset=train_features,
+        eval_dataset=val.features if has_eval else None,
+        data_collator=collator,
+        processing_class=job.tokenizer,
+        callbacks=job.callbacks(),
+        tuner=job.tuner,
+    )
+    return job.train(trainer)
+
+
+run_pt = run_sft  # the job's options make pt's loss cover every token (loss_scope all)

@@ -1,0 +1,116 @@
+"""`OmniTrainer`: the transformers Trainer with the tuner's parameter groups and a lean causal-LM loss."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from transformers import Trainer, TrainingArguments
+
+from omni.template.base import IGNORE_INDEX
+from omni.train.options import TrainingOptions
+from omni.train.tuner import Tuner
+
+
+def training_arguments(options: TrainingOptions, output_dir: str, *, has_eval: bool) -> TrainingArguments:
+    """transformers `TrainingArguments` for these options (omni does its own progress bar and log file)."""
+    eval_steps = options.eval_steps or options.save_steps
+    return TrainingArguments(
+        output_dir=output_dir,
+        num_train_epochs=options.num_train_epochs,
+        max_steps=options.max_steps,
+        per_device_train_batch_size=options.per_device_train_batch_size,
+        per_device_eval_batch_size=options.per_device_eval_batch_size,
+        gradient_accumulation_steps=options.gradient_accumulation_steps,
+        learning_rate=options.learning_rate,
+        weight_decay=options.weight_decay,
+        max_grad_norm=options.max_grad_norm,
+        lr_scheduler_type=options.lr_scheduler_type,
+        warmup_steps=options.warmup_steps if options.warmup_steps > 0 else options.warmup_ratio,
+        gradient_checkpointing=options.gradient_checkpointing,
+        # Non-reentrant checkpointing back-propagates into frozen embeddings' outputs (LoRA, freeze).
+        gradient_checkpointing_kwargs={"use_reentrant": False} if options.gradient_checkpointing else None,
+        seed=options.seed,
+        data_seed=options.seed,
+        logging_steps=options.logging_steps,
+        logging_first_step=True,
+        eval_strategy="steps" if has_eval else "no",
+        eval_steps=eval_steps if has_eval else None,
+        save_strategy=options.save_strategy,
+        save_steps=options.save_steps,
+        save_total_limit=options.save_total_limit,
+        report_to=[r for r in options.report_to if r != "none"] or "none",
+        dataloader_num_workers=options.dataloader_num_workers,
+        dataloader_pin_memory=torch.cuda.is_available(),
+        remove_unused_columns=False,  # rows are already tensors-to-be; the collator decides what is kept
+        disable_tqdm=True,  # omni.train.progress draws the bar
+        prediction_loss_only=True,
+    )
+
+
+class OmniTrainer(Trainer):
+    """A `Trainer` whose loss is summed over target tokens and divided by the targets in the whole
+    optimizer step (``num_items_in_batch``), so gradient accumulation and padding-free batches weigh
+    every token the same as one big padded batch would.
+
+    The model is asked for logits only at ``loss_positions`` (see `omni.train.collators`): for SFT most
+    positions are prompt, and the vocabulary projection is the largest single matmul of a small model.
+    """
+
+    def __init__(self, *args: Any, tuner: Tuner, **kwargs: Any) -> None:
+        self.tuner = tuner
+        super().__init__(*args, **kwargs)
+        # compute_loss below honours num_items_in_batch; this makes the Trainer count and pass it.
+        self.model_accepts_loss_kwargs = True
+
+    def create_optimizer(self, model: Any = None) -> torch.optim.Optimizer:
+        """AdamW over the tuner's parameter groups (e.g. LoRA+'s faster B matrices) when it has some."""
+        if self.optimizer is None:
+            groups = self.tuner.optimizer_param_groups(self.model, self.args.learning_rate)
+            if groups is not None:
+                optimizer_cls, optimizer_kwargs = self.get_optimizer_cls_and_kwargs(self.args, self.model)
+                for group in groups:
+                    group.setdefault("weight_decay", self.args.weight_decay)
+                self.optimizer = optimizer_cls(groups, **optimizer_kwargs)
+        return super().create_optimizer(model)
+
+    def compute_loss(
+        self,
+        model: Any,
+        inputs: dict[str, Any],
+        return_outputs: bool = False,
+        num_items_in_batch: torch.Tensor | int | None = None,
+    ) -> Any:
+        """`causal_lm_loss` of the batch; also counts its real tokens for throughput figures."""
+        num_tokens = inputs.pop("num_tokens", None)
+        if model.training and num_tokens is not None:
+            # Counted on the host by the collator: throughput without a per-step device sync. It lives in
+            # the TrainerState, so it is checkpointed and survives --resume-from-checkpoint.
+            self.state.num_input_tokens_seen += num_tokens
+        loss, outputs = causal_lm_loss(model, inputs, num_items_in_batch)
+        return (loss, outputs) if return_outputs else loss
+
+
+def causal_lm_loss(
+    model: Any, batch: dict[str, Any], num_items_in_batch: torch.Tensor | int | None = None
+) -> tuple[torch.Tensor, Any]:
+    """Next-token cross-entropy summed over the batch's targets, divided by `num_items_in_batch`.
+
+    `batch` is a collator's output (``labels`` and optionally ``loss_positions`` are taken out of it);
+    without `num_items_in_batch` the divisor is this batch's own target count (a plain mean).
+    Returns (loss, model outputs); the outputs' logits cover only the target positions.
+    """
+    labels = batch.pop("labels")
+    positions = batch.pop("loss_positions", None)
+    if positions is None:
+        positions = torch.arange(labels.shape[1] - 1, device=labels.device)
+    outputs = model(**batch, logits_to_keep=positions, use_cache=False)
+    targets = labels[:, positions + 1]
+    logits = outputs.logits.float()
+    loss = F.cross_entropy(
+        logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=IGNORE_INDEX, reduction="sum"
+    )
+    if num_items_in_batch is None:
+        num_items_in_batch = (targets != IGNORE_INDEX).sum().clamp(min=1)
+    return loss / num_items_in_batch, outputs

@@ -1,0 +1,117 @@
+"""`LoraTuner`: the omni tuner contract on peft's LoRA."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from peft import LoraConfig, PeftModel, get_peft_model
+
+from omni.errors import OmniError
+from omni.train.tuner import Tuner
+from omni_plugin_lora.options import LoraOptions
+
+# Inits that change the base weights (they subtract the adapter's initial value from them): the final
+# adapter is converted back to one that applies to the untouched base model when it is saved.
+_RESIDUAL_INITS = ("pissa", "olora")
+
+
+def _init_value(text: str) -> bool | str:
+    lowered = text.lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    return lowered
+
+
+class LoraTuner(Tuner):
+    """Wraps the model in a peft `PeftModel` with one trainable adapter named ``default``."""
+
+    options: LoraOptions
+
+    def __init__(self, options: LoraOptions | None, *, model_spec: Any = None) -> None:
+        super().__init__(options or LoraOptions(), model_spec=model_spec)
+        self._initial_adapter: Path | None = None
+
+    def config(self) -> LoraConfig:
+        """The peft `LoraConfig` these options describe."""
+        o = self.options
+        targets: list[str] | str = list(o.target_modules) or list(getattr(self.model_spec, "lora_targets", ()) or ())
+        return LoraConfig(
+            task_type="CAUSAL_LM",
+            r=o.lora_rank,
+            lora_alpha=o.lora_alpha,
+            lora_dropout=o.lora_dropout,
+            target_modules=targets or "all-linear",
+            modules_to_save=list(o.modules_to_save) or None,
+            use_dora=o.use_dora,
+            use_rslora=o.use_rslora,
+            init_lora_weights=_init_value(o.init_weights),
+        )
+
+    def prepare(self, model: Any) -> Any:
+        """Inject the adapter; only its weights (and --modules-to-save) train."""
+        config = self.config()
+        try:
+            peft_model = get_peft_model(model, config)
+        except ValueError as exc:
+            raise OmniError(f"--tuner lora: {exc} (check --target-modules {config.target_modules})") from None
+        if str(config.init_lora_weights).startswith(_RESIDUAL_INITS):
+            self._initial_adapter = Path(tempfile.mkdtemp(prefix="omni-lora-init-"))
+            # peft's documented recipe: store the initial adapter as a plain-init one, for the conversion at save.
+            peft_model.peft_config["default"].init_lora_weights = True
+            peft_model.save_pretrained(self._initial_adapter)
+            peft_model.peft_config["default"].init_lora_weights = config.init_lora_weights
+        return peft_model
+
+    def optimizer_param_groups(self, model: Any, learning_rate: float) -> list[dict[str, Any]] | None:
+        """With LoRA+, the B matrices get ``learning_rate * lora_plus_lr_ratio``; otherwise one group (None)."""
+        ratio = self.options.lora_plus_lr_ratio
+        if not ratio:
+            return None
+        fast, rest = [], []
+        for name, p in model.named_parameters():
+            if p.requires_grad:
+                (fast if "lora_B" in name or "lora_embedding_B" in name else rest).append(p)
+        return [{"params": rest, "lr": learning_rate}, {"params": fast, "lr": learning_rate * ratio}]
+
+    def save(self, model: Any, output_dir: Path) -> None:
+        """Write the adapter in PEFT format (PiSSA/OLoRA converted to apply to the original base weights)."""
+        if self._initial_adapter is None:
+            model.save_pretrained(output_dir, safe_serialization=True)
+            return
+        model.save_pretrained(
+            output_dir, safe_serialization=True, path_initial_model_for_weight_conversion=str(self._initial_adapter)
+        )
+        shutil.rmtree(self._initial_adapter, ignore_errors=True)
+        self._initial_adapter = None
+
+    @classmethod
+    def is_saved_here(cls, path: Path) -> bool:
+        """A PEFT adapter directory (``adapter_config.json``)."""
+        return (Path(path) / "adapter_config.json").is_file()
+
+    @classmethod
+    def load(cls, model: Any, path: Path, *, name: str = "default") -> Any:
+        """Load the adapter at `path` as `name`; a second call adds another adapter to the same base."""
+        if isinstance(model, PeftModel):
+            model.load_adapter(str(path), adapter_name=name, is_trainable=False)
+            return model
+        return PeftModel.from_pretrained(model, str(path), adapter_name=name, is_trainable=False)
+
+    @classmethod
+    def set_active(cls, model: Any, name: str | None) -> None:
+        """Use adapter `name`, or the bare base model for None."""
+        if name is None:
+            model.base_model.disable_adapter_layers()
+            return
+        if name not in model.peft_config:
+            raise OmniError(f"adapter {name!r} is not loaded (loaded: {', '.join(model.peft_config)})")
+        model.base_model.enable_adapter_layers()
+        model.set_adapter(name)
+
+    @classmethod
+    def merge(cls, model: Any) -> Any:
+        """Fold the active adapter into the base weights and return the plain transformers model."""
+        return model.merge_and_unload()
