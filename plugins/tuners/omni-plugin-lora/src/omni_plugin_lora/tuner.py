@@ -57,12 +57,13 @@ class LoraTuner(Tuner):
             peft_model = get_peft_model(model, config)
         except ValueError as exc:
             raise OmniError(f"--tuner lora: {exc} (check --target-modules {config.target_modules})") from None
-        if str(config.init_lora_weights).startswith(_RESIDUAL_INITS):
+        init = config.init_lora_weights
+        if str(init).startswith(_RESIDUAL_INITS):
             self._initial_adapter = Path(tempfile.mkdtemp(prefix="omni-lora-init-"))
             # peft's documented recipe: store the initial adapter as a plain-init one, for the conversion at save.
             peft_model.peft_config["default"].init_lora_weights = True
             peft_model.save_pretrained(self._initial_adapter)
-            peft_model.peft_config["default"].init_lora_weights = config.init_lora_weights
+            peft_model.peft_config["default"].init_lora_weights = init
         return peft_model
 
     def optimizer_param_groups(self, model: Any, learning_rate: float) -> list[dict[str, Any]] | None:
