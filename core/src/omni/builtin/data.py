@@ -1,1 +1,30 @@
-"""Built-in data plugin."""
+"""Built-in data plugin: the `default` chat template and the `omni template` command."""
+
+from __future__ import annotations
+
+from omni import hookimpl
+from omni.registry import CommandSpec, TemplateSpec
+from omni.template.render_options import TemplateRenderOptions
+
+
+@hookimpl
+def register_templates(register):
+    register(
+        TemplateSpec(
+            name="default",
+            description="the tokenizer's own Jinja chat template, with exact masks on the assistant answers",
+            impl="omni.template.default:DefaultTemplate",
+        )
+    )
+
+
+@hookimpl
+def register_commands(register):
+    register(
+        CommandSpec(
+            name="template",
+            description="show how a template encodes a dataset row: tokens, with the trained ones marked",
+            impl="omni.template.render_cmd:run",
+            options=TemplateRenderOptions,
+        )
+    )

@@ -5,9 +5,20 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from omni.errors import DataError, OmniError
+
 IGNORE_INDEX = -100
 
 LossScope = Literal["assistant", "all", "last"]
+Truncation = Literal["left", "right", "error"]
+
+
+class TemplateError(OmniError):
+    """A template cannot render a conversation (no chat template, a format it does not support)."""
+
+
+class RowTooLongError(DataError):
+    """A row does not fit ``--max-length`` without losing its answer; ``--skip-bad-rows`` may count it."""
 
 
 @dataclass
@@ -28,7 +39,7 @@ class TemplateOptions:
 
     system: str | None = None  # replaces the row's system message, or adds one
     max_length: int | None = None
-    truncation: Literal["left", "right", "error"] = "left"  # never drops the final answer silently
+    truncation: Truncation = "left"  # never drops the final answer silently
     loss_scope: LossScope = "assistant"  # which turns are trained
     enable_thinking: bool | None = None  # for families with a thinking switch (Qwen3)
 
@@ -55,5 +66,8 @@ class Template:
         raise NotImplementedError
 
     def encode_prompt(self, row: dict[str, Any]) -> Encoded:
-        """Token ids that prompt the model to write the next assistant turn (labels unused)."""
+        """Token ids that prompt the model to write the next assistant turn (labels unused).
+
+        A trailing assistant turn is the row's reference answer and is left out of the prompt.
+        """
         raise NotImplementedError

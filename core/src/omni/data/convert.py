@@ -1,0 +1,179 @@
+"""Raw rows in the formats people publish (messages, ShareGPT, Alpaca, query/response, text) to the messages format.
+
+The messages format is DESIGN.md §3: ``{"messages": [{"role", "content"}...], "images": [...], ...}``
+with string contents in which ``<image>``/``<audio>``/``<video>`` tags pair in order with the files.
+Columns a format does not consume are kept as they are (they reach reward functions).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from omni.data.rows import RowProblem
+
+ROLES: tuple[str, ...] = ("system", "user", "assistant", "tool")
+MEDIA_COLUMNS: dict[str, str] = {"image": "images", "audio": "audios", "video": "videos"}
+
+_SHAREGPT_ROLES = {
+    "system": "system",
+    "human": "user",
+    "user": "user",
+    "gpt": "assistant",
+    "assistant": "assistant",
+    "function_call": "assistant",
+    "observation": "tool",
+    "tool": "tool",
+}
+# OpenAI-style content part types and the modality each one carries.
+_PART_MODALITY = {
+    "image_url": "image",
+    "image": "image",
+    "input_audio": "audio",
+    "audio_url": "audio",
+    "audio": "audio",
+    "video_url": "video",
+    "video": "video",
+}
+
+
+def to_messages_row(raw: dict[str, Any]) -> dict[str, Any]:
+    """The row in the messages format, with string contents and media lists; raises `RowProblem`.
+
+    Recognised inputs: ``messages`` (contents may be OpenAI content parts), ShareGPT ``conversations``
+    (``from``/``value``), Alpaca (``instruction``/``input``/``output``, optional ``system``/``history``),
+    ms-swift ``query``/``response`` (optional ``system``/``history``) and plain ``text`` (a pre-training
+    row, returned as it is).
+    """
+    if not isinstance(raw, dict):
+        raise RowProblem(f"a row must be a JSON object, got {type(raw).__name__}")
+    row = dict(raw)
+    if "messages" in row:
+        messages = _decoded(row.pop("messages"), "messages")
+    elif "conversations" in row:
+        messages = _from_sharegpt(_decoded(row.pop("conversations"), "conversations"))
+    elif "instruction" in row:
+        instruction, extra = row.pop("instruction"), row.pop("input", None)
+        query = f"{instruction}\n{extra}" if _present(extra) else instruction
+        messages = _from_pairs(row.pop("system", None), row.pop("history", None), query, row.pop("output", None))
+    elif "query" in row:
+        messages = _from_pairs(row.pop("system", None), row.pop("history", None), row.pop("query"), row.pop("response", None))
+    elif "text" in row:
+        if not isinstance(row["text"], str):
+            raise RowProblem(f"text must be a string, got {type(row['text']).__name__}")
+        return row  # pre-training text stays as it is: it is learned whole, without a chat template
+    else:
+        columns = ", ".join(sorted(map(str, raw))) or "none"
+        raise RowProblem(
+            "no conversation found: expected a messages, conversations (ShareGPT), instruction/output (Alpaca), "
+            f"query/response or text column (columns: {columns})"
+        )
+    if not isinstance(messages, list):
+        raise RowProblem(f"messages must be a list of {{role, content}} objects, got {type(messages).__name__}")
+    for column in MEDIA_COLUMNS.values():
+        if column in row:
+            row[column] = _media_list(row[column], column)
+    given = frozenset(c for c in MEDIA_COLUMNS.values() if row.get(c))
+    row["messages"] = [_normalise_message(m, i, row, given) for i, m in enumerate(messages)]
+    return row
+
+
+def _present(value: Any) -> bool:
+    return value is not None and value != ""
+
+
+def _decoded(value: Any, column: str) -> Any:
+    """CSV cells and some parquet exports hold nested columns as JSON text."""
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError as exc:
+            raise RowProblem(f"{column} is a string that is not valid JSON ({exc.msg})") from None
+    return value
+
+
+def _from_sharegpt(turns: Any) -> list[dict[str, Any]]:
+    if not isinstance(turns, list):
+        raise RowProblem(f"conversations must be a list, got {type(turns).__name__}")
+    messages = []
+    for i, turn in enumerate(turns):
+        if not isinstance(turn, dict):
+            raise RowProblem(f"conversations[{i}] must be an object with from/value")
+        speaker = turn.get("from", turn.get("role"))
+        role = _SHAREGPT_ROLES.get(str(speaker).lower())
+        if role is None:
+            known = ", ".join(_SHAREGPT_ROLES)
+            raise RowProblem(f"conversations[{i}] has unknown speaker {speaker!r} (known: {known})")
+        messages.append({"role": role, "content": turn.get("value", turn.get("content"))})
+    return messages
+
+
+def _from_pairs(system: Any, history: Any, query: Any, response: Any) -> list[dict[str, Any]]:
+    messages: list[dict[str, Any]] = []
+    if _present(system):
+        messages.append({"role": "system", "content": system})
+    for i, pair in enumerate(_decoded(history, "history") or []):
+        if not isinstance(pair, list | tuple) or len(pair) != 2:
+            raise RowProblem(f"history[{i}] must be a [question, answer] pair")
+        messages += [{"role": "user", "content": pair[0]}, {"role": "assistant", "content": pair[1]}]
+    messages.append({"role": "user", "content": query})
+    if response is not None:
+        messages.append({"role": "assistant", "content": response})
+    return messages
+
+
+def _media_list(value: Any, column: str) -> list[Any]:
+    value = _decoded(value, column) if isinstance(value, str) and value.startswith("[") else value
+    if value is None or value == "":
+        return []
+    return list(value) if isinstance(value, list | tuple) else [value]
+
+
+def _normalise_message(message: Any, index: int, row: dict[str, Any], given: frozenset[str]) -> dict[str, Any]:
+    if not isinstance(message, dict) or "role" not in message:
+        raise RowProblem(f"messages[{index}] must be an object with role and content")
+    message = dict(message)
+    content = message.get("content")
+    if isinstance(content, list):
+        message["content"] = _flatten_parts(content, index, row, given)
+    elif content is None:
+        message["content"] = ""
+    elif not isinstance(content, str):
+        raise RowProblem(f"messages[{index}].content must be a string or a list of content parts")
+    return message
+
+
+def _flatten_parts(parts: list[Any], index: int, row: dict[str, Any], given: frozenset[str]) -> str:
+    """Content parts to text with media tags; the media go to the row's lists in order.
+
+    `given` are the media columns the row already filled: their files pair with tags in the text, so
+    parts of the same modality would make the pairing ambiguous.
+    """
+    text = []
+    for j, part in enumerate(parts):
+        kind = part.get("type") if isinstance(part, dict) else None
+        if kind == "text":
+            text.append(str(part.get("text", "")))
+            continue
+        modality = _PART_MODALITY.get(str(kind))
+        if modality is None:
+            raise RowProblem(f"messages[{index}].content[{j}] has unknown part type {kind!r}")
+        column = MEDIA_COLUMNS[modality]
+        if column in given:
+            raise RowProblem(f"messages[{index}] mixes {modality} content parts with a {column} column; use one")
+        row.setdefault(column, []).append(_part_media(part, kind, index, j))
+        text.append(f"<{modality}>")
+    return "".join(text)
+
+
+def _part_media(part: dict[str, Any], kind: str, index: int, j: int) -> Any:
+    value = part.get(kind)
+    if kind == "input_audio":
+        if not isinstance(value, dict) or "data" not in value:
+            raise RowProblem(f"messages[{index}].content[{j}].input_audio must have data (base64) and format")
+        return f"data:audio/{value.get('format', 'wav')};base64,{value['data']}"
+    if isinstance(value, dict):
+        value = value.get("url", value.get("path"))
+    if not value:
+        raise RowProblem(f"messages[{index}].content[{j}] ({kind}) names no file or URL")
+    return value

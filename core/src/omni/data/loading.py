@@ -1,0 +1,126 @@
+"""`load_datasets`: the `--dataset` flags to validated rows of the messages format, for the trainers."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+
+from omni.data.convert import to_messages_row
+from omni.data.options import DataOptions
+from omni.data.resolve import resolve_dataset
+from omni.data.rows import Row, RowProblem
+from omni.data.sampling import parse_count, sample, split
+from omni.data.validate import validate_row
+from omni.errors import DataError, OmniError
+from omni.registry import Registry
+
+
+@dataclass
+class SkippedRows:
+    """Rows dropped by ``--skip-bad-rows``: how many, and the first few reasons as ``file:line: problem``."""
+
+    count: int = 0
+    examples: list[str] = field(default_factory=list)
+
+    def add(self, error: DataError) -> None:
+        self.count += 1
+        if len(self.examples) < 5:
+            self.examples.append(str(error))
+
+    def summary(self) -> str:
+        """One line for logs, e.g. ``skipped 2 bad rows (a.jsonl:3: ...; a.jsonl:9: ...)``."""
+        if not self.count:
+            return "skipped no rows"
+        return f"skipped {self.count} bad row(s) ({'; '.join(self.examples)}{' ...' if self.count > 5 else ''})"
+
+
+class StreamingRows:
+    """Rows read lazily from the datasets each time it is iterated (``--streaming``); never held in memory."""
+
+    def __init__(self, options: DataOptions, registry: Registry, require_answer: bool, skipped: SkippedRows) -> None:
+        self._options, self._registry = options, registry
+        self._require_answer, self._skipped = require_answer, skipped
+
+    def __iter__(self) -> Iterator[Row]:
+        for value in self._options.dataset:
+            name, count = parse_count(value)
+            rows = _rows(name, self._options, self._registry, self._require_answer, self._skipped)
+            # Streams cannot be shuffled ahead of time: NAME#N takes the first N rows.
+            yield from rows if count is None else itertools.islice(rows, count)
+
+
+@dataclass
+class LoadedData:
+    """What `load_datasets` returns.
+
+    `train` is a list of rows, or with ``--streaming`` a re-iterable `StreamingRows`; `val` is a list or
+    None; `skipped` counts rows dropped by ``--skip-bad-rows`` (with streaming it grows while `train` is
+    read). Every row is a `Row`: a dict in the messages format that also knows its ``file:line``.
+    """
+
+    train: list[Row] | StreamingRows
+    val: list[Row] | None
+    skipped_rows: SkippedRows
+
+    @property
+    def skipped(self) -> int:
+        return self.skipped_rows.count
+
+
+def load_datasets(options: DataOptions, registry: Registry | None = None, *, require_answer: bool = True) -> LoadedData:
+    """Resolve, read, convert and validate ``--dataset``/``--val-dataset``, then sample and split.
+
+    Each value is a registered dataset name, a local file or folder, or an id a dataset family claims,
+    optionally with ``#N`` (N rows drawn with ``--data-seed``; more than the set repeats it). A bad row
+    raises `DataError` (``file:line: problem``) unless ``--skip-bad-rows``, which counts it instead.
+    `require_answer` (training) requires an assistant turn in every row; RL prompt sets pass False.
+    """
+    if registry is None:
+        from omni.plugins import get_registry
+
+        registry = get_registry()
+    if not options.dataset:
+        raise OmniError("no training data: pass --dataset FILE_OR_NAME (see docs/data.md)")
+    skipped = SkippedRows()
+    val = _load_all(options.val_dataset, options, registry, require_answer, skipped) if options.val_dataset else None
+    if options.streaming:
+        if options.val_split_ratio and val is None:
+            raise OmniError("--val-split-ratio needs the whole dataset in memory; with --streaming pass --val-dataset")
+        return LoadedData(StreamingRows(options, registry, require_answer, skipped), val, skipped)
+    train = _load_all(options.dataset, options, registry, require_answer, skipped)
+    if val is None and options.val_split_ratio:
+        train, val = split(train, options.val_split_ratio, options.data_seed)
+    if not train:
+        raise OmniError(f"no training rows left in {', '.join(options.dataset)} ({skipped.summary()})")
+    return LoadedData(train, val, skipped)
+
+
+def _load_all(
+    values: list[str], options: DataOptions, registry: Registry, require_answer: bool, skipped: SkippedRows
+) -> list[Row]:
+    rows: list[Row] = []
+    for value in values:
+        name, count = parse_count(value)
+        loaded = list(_rows(name, options, registry, require_answer, skipped))
+        rows += loaded if count is None else sample(loaded, count, options.data_seed)
+    return rows
+
+
+def _rows(
+    name: str, options: DataOptions, registry: Registry, require_answer: bool, skipped: SkippedRows
+) -> Iterable[Row]:
+    source = resolve_dataset(name, registry)
+    for record in source.records(options):
+        try:
+            if record.problem is not None:
+                raise RowProblem(record.problem)
+            data = to_messages_row(record.data)
+            validate_row(data, require_answer=require_answer)
+        except RowProblem as problem:
+            error = DataError(source.source, record.location, str(problem))
+            if not options.skip_bad_rows:
+                raise error from None
+            skipped.add(error)
+            continue
+        yield Row(data, source.source, record.location)

@@ -1,0 +1,51 @@
+"""Checks that a converted row is a conversation a template can encode."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from omni.data.convert import MEDIA_COLUMNS, ROLES
+from omni.data.rows import RowProblem
+
+# Which roles may come right after which (None: the first non-system message).
+_MAY_FOLLOW: dict[str | None, tuple[str, ...]] = {
+    None: ("user", "assistant"),  # a conversation may open with the assistant (a greeting)
+    "user": ("assistant",),
+    "assistant": ("user", "tool"),
+    "tool": ("tool", "assistant"),
+}
+
+
+def validate_row(row: dict[str, Any], *, require_answer: bool) -> None:
+    """Raise `RowProblem` unless the row's roles, turn order, answers and media tags make sense.
+
+    `require_answer` (training) asks for at least one non-empty assistant turn; prompt-only rows
+    (RL prompts, inference) pass without.
+    """
+    if "messages" not in row and isinstance(row.get("text"), str):
+        if require_answer and not row["text"].strip():
+            raise RowProblem("text is empty")
+        return
+    messages = row.get("messages")
+    if not isinstance(messages, list) or not messages:
+        raise RowProblem("messages is empty")
+    previous: str | None = None
+    for i, message in enumerate(messages):
+        role = message.get("role")
+        if role not in ROLES:
+            raise RowProblem(f"messages[{i}] has role {role!r}; roles are {', '.join(ROLES)}")
+        if role == "system":
+            if i != 0:
+                raise RowProblem(f"messages[{i}] is a system message; only the first message may be one")
+            continue
+        if role not in _MAY_FOLLOW[previous]:
+            after = f"after a {previous} message" if previous else "as the first turn"
+            raise RowProblem(f"messages[{i}] is a {role} message {after}; expected {' or '.join(_MAY_FOLLOW[previous])}")
+        previous = role
+    if require_answer and not any(m["role"] == "assistant" and m["content"].strip() for m in messages):
+        raise RowProblem("no assistant answer to train on (add an assistant message with content)")
+    for modality, column in MEDIA_COLUMNS.items():
+        tags = sum(m["content"].count(f"<{modality}>") for m in messages)
+        files = len(row.get(column) or [])
+        if tags != files:
+            raise RowProblem(f"{tags} <{modality}> tag(s) in the messages but {files} file(s) in {column}")

@@ -1,0 +1,123 @@
+"""Templates that render a conversation as text pieces; tokenizing, loss masks and truncation live here.
+
+A template subclass only says how the conversation is written (`render`) and which stretches are
+answers. Masks are then exact by construction: the whole text is tokenized once (so ids equal what
+``tokenizer.apply_chat_template`` gives) and each token is labelled by the piece its first character
+lies in.
+"""
+
+from __future__ import annotations
+
+import bisect
+from dataclasses import dataclass
+from typing import Any
+
+from omni.data.convert import to_messages_row
+from omni.data.rows import RowProblem, row_error
+from omni.template.base import IGNORE_INDEX, Encoded, RowTooLongError, Template
+
+
+@dataclass(frozen=True)
+class Piece:
+    """A stretch of rendered text; `answer` is the index of the assistant message it answers, else None."""
+
+    text: str
+    answer: int | None = None
+
+
+class PieceTemplate(Template):
+    """Base for templates that implement `render`; gives `encode` and `encode_prompt`."""
+
+    def render(self, messages: list[dict[str, Any]], *, add_generation_prompt: bool) -> list[Piece]:
+        """The conversation as pieces whose texts join into exactly what the model reads.
+
+        An answer piece holds an assistant turn's trained text: its content and the end-of-turn token.
+        With `add_generation_prompt` the text ends where the next assistant turn begins.
+        """
+        raise NotImplementedError
+
+    def messages(self, row: dict[str, Any]) -> list[dict[str, Any]]:
+        """The row's messages with string contents and the ``--system`` override applied."""
+        if "messages" not in row:
+            raise row_error(row, "has no messages to render (plain text rows are for `omni pt`)")
+        if any(not isinstance(m.get("content"), str) for m in row["messages"]):
+            try:
+                row = to_messages_row(row)  # OpenAI content parts, as inference requests send them
+            except RowProblem as problem:
+                raise row_error(row, str(problem)) from None
+        messages = [dict(m) for m in row["messages"]]
+        system = self.options.system
+        if system is not None:
+            if messages and messages[0]["role"] == "system":
+                messages[0]["content"] = system
+            else:
+                messages.insert(0, {"role": "system", "content": system})
+        return messages
+
+    def encode(self, row: dict[str, Any]) -> Encoded:
+        pieces = self.render(self.messages(row), add_generation_prompt=False)
+        ids, answers = self._tokenize(pieces)
+        scope = self.options.loss_scope
+        if scope == "all":
+            labels = list(ids)
+        else:
+            trained = {a for a in answers if a is not None}
+            if not trained:
+                raise row_error(row, "has no assistant answer to train on")
+            keep = trained if scope == "assistant" else {max(trained)}
+            labels = [t if a in keep else IGNORE_INDEX for t, a in zip(ids, answers, strict=True)]
+        return self._fit(Encoded(ids, labels), answers, row)
+
+    def encode_prompt(self, row: dict[str, Any]) -> Encoded:
+        messages = self.messages(row)
+        if messages and messages[-1]["role"] == "assistant":
+            messages = messages[:-1]
+        ids, _ = self._tokenize(self.render(messages, add_generation_prompt=True))
+        limit = self.options.max_length
+        if limit is not None and len(ids) > limit:
+            if self.options.truncation == "error":
+                raise row_error(row, f"prompt is {len(ids)} tokens, over --max-length {limit}", RowTooLongError)
+            ids = ids[-limit:]  # the newest context matters most for the next turn
+        return Encoded(ids, [IGNORE_INDEX] * len(ids))
+
+    def _tokenize(self, pieces: list[Piece]) -> tuple[list[int], list[int | None]]:
+        """Token ids of the joined text and, per token, the answer its first character belongs to."""
+        text = "".join(p.text for p in pieces)
+        encoding = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+        starts, ends, answers = [], [], []
+        position = 0
+        for piece in pieces:
+            starts.append(position)
+            position += len(piece.text)
+            ends.append(position)
+            answers.append(piece.answer)
+        per_token: list[int | None] = []
+        for start, _ in encoding["offset_mapping"]:
+            index = bisect.bisect_right(starts, start) - 1
+            per_token.append(answers[index] if 0 <= index and start < ends[index] else None)
+        return list(encoding["input_ids"]), per_token
+
+    def _fit(self, encoded: Encoded, answers: list[int | None], row: dict[str, Any]) -> Encoded:
+        """Truncate to ``--max-length`` as ``--truncation`` says, never losing the last answer silently."""
+        limit, length = self.options.max_length, len(encoded)
+        if limit is None or length <= limit:
+            return encoded
+        mode = self.options.truncation
+        trained = [i for i, label in enumerate(encoded.labels) if label != IGNORE_INDEX]
+        whole_text = self.options.loss_scope == "all"
+        if mode == "left":
+            last = max(a for a in answers if a is not None) if not whole_text else None
+            answer_start = answers.index(last) if last is not None else 0
+            if not whole_text and length - answer_start > limit:
+                raise row_error(
+                    row,
+                    f"its last answer alone is {length - answer_start} tokens, over --max-length {limit}; "
+                    "raise --max-length or shorten the answer",
+                    RowTooLongError,
+                )
+            cut = length - limit
+            return Encoded(encoded.input_ids[cut:], encoded.labels[cut:], encoded.extras)
+        if mode == "right" and (whole_text or trained[-1] < limit):
+            return Encoded(encoded.input_ids[:limit], encoded.labels[:limit], encoded.extras)
+        reason = "right truncation would cut trained tokens; use --truncation left" if mode == "right" else ""
+        raise row_error(row, f"is {length} tokens, over --max-length {limit}{'; ' + reason if reason else ''}", RowTooLongError)
