@@ -66,13 +66,25 @@ class Engine:
     """Implemented by every spec registered through `register_engines`.
 
     Constructed with the model (name, local path or hub id), named adapters to load once and pick per
-    request, and the spec's options.
+    request, the spec's options, the user's model flags (`omni.models.options.ModelOptions`: dtype,
+    attention implementation, device map) and template flags (`omni.template.options.TemplateCliOptions`:
+    template name, system prompt, prompt length); None means their defaults.
     """
 
-    def __init__(self, model: str, *, adapters: dict[str, str] | None = None, options: Any = None) -> None:
+    def __init__(
+        self,
+        model: str,
+        *,
+        adapters: dict[str, str] | None = None,
+        options: Any = None,
+        model_options: Any = None,
+        template_options: Any = None,
+    ) -> None:
         self.model_name = model
         self.adapter_paths = dict(adapters or {})
         self.options = options
+        self.model_options = model_options
+        self.template_options = template_options
 
     def generate(self, requests: list[InferRequest]) -> list[InferResponse]:
         """Answer a batch of requests (in order)."""

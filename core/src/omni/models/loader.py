@@ -36,7 +36,9 @@ def load_model(
     """
     resolved = resolve_model(options.model, registry, model_type=options.model_type)
     device_map = options.device_map if options.device_map is not None else _default_device_map(for_training)
-    load_options = LoadOptions(quantization_config=quantization_config, device_map=device_map, for_training=for_training)
+    load_options = LoadOptions(
+        quantization_config=quantization_config, device_map=device_map, for_training=for_training
+    )
     model, processor = resolved.spec.load()(resolved.path_or_id, model_options=options, load_options=load_options)
     tokenizer = getattr(processor, "tokenizer", processor)
     _ensure_pad_token(model, tokenizer)

@@ -1,0 +1,76 @@
+"""Merge an adapter into its base model and save the result as an ordinary transformers checkpoint."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any
+
+from omni.errors import OmniError
+from omni.infer.adapters import find_tuner
+from omni.models.atomic import atomic_directory
+from omni.models.loader import load_model
+from omni.models.options import ModelOptions
+from omni.models.resolve import read_config
+from omni.registry import Registry
+
+ARGS_FILE = "args.json"  # written by omni's trainers next to the adapter (or one level up, for checkpoint-N)
+
+
+def recorded_base_model(adapter_dir: Path) -> str:
+    """The base model an adapter was trained on: args.json's `model`, else adapter_config.json's base path."""
+    for args_file in (adapter_dir / ARGS_FILE, adapter_dir.parent / ARGS_FILE):
+        model = _json_key(args_file, "model")
+        if model:
+            return str(model)
+    model = _json_key(adapter_dir / "adapter_config.json", "base_model_name_or_path")
+    if model:
+        return str(model)
+    raise OmniError(
+        f"cannot tell which base model the adapter in {adapter_dir} belongs to (no args.json `model`, no "
+        "adapter_config.json `base_model_name_or_path`); pass it with --model"
+    )
+
+
+def merge_adapter(adapter_dir: Path, output_dir: Path, options: ModelOptions, registry: Registry) -> Path:
+    """Load the base model, apply the adapter through its tuner, merge, and save into `output_dir` atomically.
+
+    The result holds safetensors weights (in the base checkpoint's dtype unless `--torch-dtype` says
+    otherwise), the generation config and the tokenizer or processor with its chat template.
+    """
+    if output_dir.exists() and any(output_dir.iterdir()):
+        raise OmniError(f"{output_dir} already exists and is not empty; remove it or pass another --output-dir")
+    tuner_cls = find_tuner(adapter_dir, registry)
+    base = options.model or recorded_base_model(adapter_dir)
+    loaded = load_model(dataclasses.replace(options, model=base), registry)
+    model = tuner_cls.load(loaded.model, adapter_dir, name="default")
+    tuner_cls.set_active(model, "default")
+    merged = tuner_cls.merge(model)
+    if options.torch_dtype == "auto":
+        _restore_checkpoint_dtype(merged, loaded.path)
+    with atomic_directory(output_dir, replace=output_dir.exists()) as tmp:
+        merged.save_pretrained(tmp)
+        loaded.processor.save_pretrained(tmp)
+    return output_dir
+
+
+def _json_key(path: Path, key: str) -> Any:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data.get(key) if isinstance(data, dict) else None
+
+
+def _restore_checkpoint_dtype(model: Any, path: str) -> None:
+    """Cast `model` back to the dtype its base checkpoint was saved in (CPU loading upcasts to float32)."""
+    import torch
+
+    if not Path(path).is_dir():
+        return  # a hub id: keep the dtype it was loaded in
+    config = read_config(Path(path))
+    name = config.get("dtype") or config.get("torch_dtype")
+    dtype = getattr(torch, name, None) if isinstance(name, str) else None
+    if isinstance(dtype, torch.dtype) and dtype != model.dtype:
+        model.to(dtype)

@@ -1,0 +1,49 @@
+"""`omni infer --input ROWS --output OUT`: answer every row of a dataset and write them with a `response` column."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from omni.data.loading import load_datasets
+from omni.data.options import DataOptions
+from omni.infer.engine import Engine, InferRequest
+from omni.infer.options import InferOptions
+from omni.models.atomic import atomic_text_file
+from omni.plugins import get_registry
+
+# Rows handed to the engine at a time: the engine batches within them, and progress is reported between them.
+ROWS_PER_CALL = 64
+
+
+def answer_file(engine: Engine, options: InferOptions, adapter: str | None) -> Path:
+    """Answer the rows of `--input` and write `--output` as JSONL (all at once: never a partial file).
+
+    Each output line is the input row in the messages format plus ``response``; a row ending with an
+    assistant turn (a labelled set) is prompted without that turn, which stays in the row for comparison.
+    """
+    assert options.input is not None and options.output is not None
+    rows = load_datasets(DataOptions(dataset=[options.input]), get_registry(), require_answer=False).train
+    assert isinstance(rows, list)
+    config = options.generation_config()
+    target = Path(options.output)
+    with atomic_text_file(target) as handle:
+        for start in range(0, len(rows), ROWS_PER_CALL):
+            chunk = rows[start : start + ROWS_PER_CALL]
+            responses = engine.generate([InferRequest(prompt_row(row), config, adapter) for row in chunk])
+            for row, response in zip(chunk, responses, strict=True):
+                line = {**row, "response": response.choices[0].text}
+                handle.write(json.dumps(line, ensure_ascii=False, default=str) + "\n")
+            print(f"answered {start + len(chunk)}/{len(rows)} rows", file=sys.stderr, flush=True)
+    print(f"wrote {len(rows)} answers to {target}")
+    return target
+
+
+def prompt_row(row: dict[str, Any]) -> dict[str, Any]:
+    """The row without its final assistant turn, if it has one: what the model should answer."""
+    messages = row["messages"]
+    if messages and messages[-1]["role"] == "assistant":
+        return {**row, "messages": messages[:-1]}
+    return row

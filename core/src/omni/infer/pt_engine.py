@@ -1,0 +1,282 @@
+"""The built-in `pt` engine: transformers `generate` on the loaded PyTorch model.
+
+One model and its adapters are loaded once; a lock serialises generation because the active adapter
+is state of the shared model. `generate` batches requests that share an adapter and sampling settings
+(left-padded); the async methods run the same code in a worker thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import dataclasses
+import json
+import threading
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import torch
+from transformers import StoppingCriteria, TextIteratorStreamer
+
+from omni.infer.adapters import AdapterSet
+from omni.infer.engine import Choice, Engine, GenerationConfig, InferRequest, InferResponse
+from omni.infer.options import PtEngineOptions
+from omni.infer.stops import StopStringFilter, cut_at_stop
+from omni.models.loader import load_model
+from omni.models.options import ModelOptions
+from omni.plugins import get_registry
+from omni.template import get_template
+from omni.template.base import Encoded
+from omni.template.options import TemplateCliOptions
+
+
+class PtEngine(Engine):
+    """Generation with transformers on one model, with named adapters switched per request."""
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        adapters: dict[str, str] | None = None,
+        options: PtEngineOptions | None = None,
+        model_options: ModelOptions | None = None,
+        template_options: TemplateCliOptions | None = None,
+    ) -> None:
+        super().__init__(
+            model,
+            adapters=adapters,
+            options=options or PtEngineOptions(),
+            model_options=model_options,
+            template_options=template_options,
+        )
+        registry = get_registry()
+        flags = dataclasses.replace(model_options, model=model) if model_options else ModelOptions(model=model)
+        self.loaded = load_model(flags, registry)
+        self.tokenizer = self.loaded.tokenizer
+        chat = template_options or TemplateCliOptions()
+        self.template = get_template(
+            chat.template,
+            self.loaded.processor,
+            chat.template_options(),
+            model_spec=self.loaded.spec,
+            registry=registry,
+        )
+        self.adapters = AdapterSet()
+        self.model = self.adapters.load(self.loaded.model, self.adapter_paths, registry)
+        self.model.eval()
+        self._lock = threading.Lock()
+
+    def generate(self, requests: list[InferRequest]) -> list[InferResponse]:
+        """Answer `requests` in order, batching those that share an adapter and sampling settings."""
+        responses: dict[int, InferResponse] = {}
+        groups: dict[str, list[int]] = {}
+        for index, request in enumerate(requests):
+            groups.setdefault(_batch_key(request), []).append(index)
+        size = max(1, self.options.max_batch_size)
+        with self._lock:
+            for indices in groups.values():
+                for start in range(0, len(indices), size):
+                    chunk = indices[start : start + size]
+                    answers = self._generate_batch([requests[i] for i in chunk])
+                    responses.update(zip(chunk, answers, strict=True))
+        return [responses[i] for i in range(len(requests))]
+
+    def stream(self, request: InferRequest) -> Iterator[str]:
+        """Yield the first choice's text as it is generated; stops early when the consumer stops reading."""
+        return self._stream(request, threading.Event())
+
+    async def generate_async(self, request: InferRequest) -> InferResponse:
+        """Answer one request in a worker thread (requests wait for each other; a batching loop can replace this)."""
+        responses = await asyncio.to_thread(self.generate, [request])
+        return responses[0]
+
+    async def stream_async(self, request: InferRequest) -> AsyncIterator[str]:
+        """Async `stream`: pieces are produced in a worker thread and handed over through a queue."""
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
+        cancel = threading.Event()
+
+        def produce() -> None:
+            try:
+                for piece in self._stream(request, cancel):
+                    loop.call_soon_threadsafe(queue.put_nowait, ("piece", piece))
+            except BaseException as exc:  # handed to the consumer, which re-raises it
+                loop.call_soon_threadsafe(queue.put_nowait, ("error", exc))
+            finally:
+                loop.call_soon_threadsafe(queue.put_nowait, ("end", None))
+
+        worker = loop.run_in_executor(None, produce)
+        try:
+            while True:
+                kind, value = await queue.get()
+                if kind == "end":
+                    break
+                if kind == "error":
+                    raise value
+                yield value
+        finally:
+            cancel.set()  # the consumer left early: stop generating
+            await worker
+
+    def close(self) -> None:
+        """Drop the model so its memory can be freed."""
+        self.model = None
+        self.loaded = None  # type: ignore[assignment]
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+
+    def _generate_batch(self, requests: list[InferRequest]) -> list[InferResponse]:
+        """Generate for requests that share an adapter and a generation config (caller holds the lock)."""
+        config = requests[0].generation
+        self.adapters.activate(self.model, requests[0].adapter)
+        prompts = [self.template.encode_prompt(r.row) for r in requests]
+        if len(prompts) > 1 and any(p.extras for p in prompts):
+            # Image/audio/video tensors have no common padded shape across rows: generate those rows alone.
+            return [response for p in prompts for response in self._generate_prompts([p], config)]
+        return self._generate_prompts(prompts, config)
+
+    def _generate_prompts(self, prompts: list[Encoded], config: GenerationConfig) -> list[InferResponse]:
+        inputs = self._model_inputs(prompts)
+        width = inputs["input_ids"].shape[1]
+        sampled_copies = config.n if config.temperature > 0 else 1
+        generation_config = self._hf_generation_config(config, num_return_sequences=sampled_copies)
+        _seed(config)
+        generation_config.update(return_dict_in_generate=True, output_logits=config.logprobs)
+        with torch.inference_mode():
+            out = self.model.generate(
+                **inputs,
+                generation_config=generation_config,
+                tokenizer=self.tokenizer,  # transformers needs it to match stop strings
+            )
+        new_tokens = out.sequences[:, width:]
+        logprobs = _chosen_logprobs(out.logits, new_tokens) if config.logprobs else None
+        responses = []
+        for i, prompt in enumerate(prompts):
+            rows = range(i * sampled_copies, (i + 1) * sampled_copies)
+            choices = [self._choice(new_tokens[r], config, None if logprobs is None else logprobs[r]) for r in rows]
+            # Greedy decoding gives the same answer every time: n copies of it.
+            choices = (choices * config.n)[: config.n] if sampled_copies == 1 else choices
+            responses.append(InferResponse(choices, len(prompt), sum(len(c.token_ids) for c in choices)))
+        return responses
+
+    def _stream(self, request: InferRequest, cancel: threading.Event) -> Iterator[str]:
+        config = request.generation
+        with self._lock:
+            self.adapters.activate(self.model, request.adapter)
+            inputs = self._model_inputs([self.template.encode_prompt(request.row)])
+            streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
+            failure: list[BaseException] = []
+
+            def run() -> None:
+                try:
+                    _seed(config)
+                    with torch.inference_mode():
+                        self.model.generate(
+                            **inputs,
+                            generation_config=self._hf_generation_config(config, num_return_sequences=1),
+                            tokenizer=self.tokenizer,
+                            streamer=streamer,
+                            stopping_criteria=[_Cancelled(cancel)],
+                        )
+                except BaseException as exc:  # re-raised in the consumer's thread below
+                    failure.append(exc)
+                    streamer.end()
+
+            worker = threading.Thread(target=run, name="omni-pt-stream", daemon=True)
+            worker.start()
+            stops = StopStringFilter(self._stop_strings(config))
+            try:
+                for piece in streamer:
+                    text = stops.feed(piece)
+                    if text:
+                        yield text
+                    if stops.stopped or cancel.is_set():
+                        break
+                rest = stops.flush()
+                if rest:
+                    yield rest
+            finally:
+                cancel.set()
+                worker.join()
+            if failure:
+                raise failure[0]
+
+    def _model_inputs(self, prompts: list[Encoded]) -> dict[str, Any]:
+        """Left-padded ids and attention mask on the model's device, plus a lone row's modality tensors."""
+        batch = self.tokenizer.pad(
+            {"input_ids": [p.input_ids for p in prompts]}, padding=True, padding_side="left", return_tensors="pt"
+        )
+        inputs: dict[str, Any] = {k: v.to(self.model.device) for k, v in batch.items()}
+        if len(prompts) == 1:
+            inputs.update({k: v.to(self.model.device) if hasattr(v, "to") else v for k, v in prompts[0].extras.items()})
+        return inputs
+
+    def _hf_generation_config(self, config: GenerationConfig, *, num_return_sequences: int) -> Any:
+        """The model's own generation config (its end-of-turn tokens) with the request's settings on top."""
+        sampling = config.temperature > 0
+        generation_config = copy.deepcopy(self.model.generation_config)
+        generation_config.update(
+            max_new_tokens=config.max_new_tokens,
+            do_sample=sampling,
+            temperature=config.temperature if sampling else None,
+            top_p=config.top_p if sampling else None,
+            top_k=config.top_k if sampling else None,
+            repetition_penalty=config.repetition_penalty,
+            num_return_sequences=num_return_sequences,
+            stop_strings=self._stop_strings(config) or None,
+        )
+        return generation_config
+
+    def _stop_strings(self, config: GenerationConfig) -> list[str]:
+        return list(dict.fromkeys([*config.stop, *self.template.stop_words]))
+
+    def _choice(self, tokens: torch.Tensor, config: GenerationConfig, logprobs: list[float] | None) -> Choice:
+        """One answer: tokens up to end-of-sequence, text up to the first stop string.
+
+        It finished by "length" only when it used all `max_new_tokens` without ending or meeting a stop string.
+        """
+        ids = tokens.tolist()
+        ends = _end_token_ids(self.model.generation_config, self.tokenizer)
+        ids = ids[: next((i for i, t in enumerate(ids) if t in ends), len(ids))]
+        text, stopped = cut_at_stop(self.tokenizer.decode(ids, skip_special_tokens=True), self._stop_strings(config))
+        return Choice(
+            text=text,
+            finish_reason="stop" if stopped or len(ids) < config.max_new_tokens else "length",
+            token_ids=ids,
+            logprobs=None if logprobs is None else logprobs[: len(ids)],
+        )
+
+
+class _Cancelled(StoppingCriteria):
+    """Stops generation once `event` is set (the streaming consumer went away)."""
+
+    def __init__(self, event: threading.Event) -> None:
+        self.event = event
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor, **kwargs: Any) -> torch.Tensor:
+        return torch.full((input_ids.shape[0],), self.event.is_set(), dtype=torch.bool, device=input_ids.device)
+
+
+def _batch_key(request: InferRequest) -> str:
+    """Requests with equal keys can be generated in one batch."""
+    return json.dumps([request.adapter, dataclasses.asdict(request.generation)], sort_keys=True)
+
+
+def _seed(config: GenerationConfig) -> None:
+    if config.seed is not None:
+        torch.manual_seed(config.seed)
+
+
+def _end_token_ids(generation_config: Any, tokenizer: Any) -> set[int]:
+    """Token ids after which a sequence is over: end-of-sequence ids and the padding that follows them."""
+    eos = generation_config.eos_token_id
+    ends = set(eos if isinstance(eos, list) else [eos]) if eos is not None else set()
+    if tokenizer.pad_token_id is not None:
+        ends.add(tokenizer.pad_token_id)
+    return ends
+
+
+def _chosen_logprobs(logits: tuple[torch.Tensor, ...], tokens: torch.Tensor) -> list[list[float]]:
+    """Log-probability of each generated token under the model's raw (unwarped) distribution."""
+    steps = torch.stack(logits, dim=1).float().log_softmax(dim=-1)
+    return steps.gather(-1, tokens[:, : steps.shape[1], None]).squeeze(-1).tolist()
