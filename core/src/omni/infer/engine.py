@@ -22,11 +22,16 @@ class GenerationConfig:
 
 @dataclass
 class InferRequest:
-    """One conversation to continue. `row` is in the messages format (images/audios/videos included)."""
+    """One conversation to continue. `row` is in the messages format (images/audios/videos included).
 
-    row: dict[str, Any]
+    With `prompt` set, that text is continued as it is, without the chat template, and `row` is unused
+    (OpenAI's `/v1/completions`).
+    """
+
+    row: dict[str, Any] = field(default_factory=dict)
     generation: GenerationConfig = field(default_factory=GenerationConfig)
     adapter: str | None = None  # name of a loaded adapter; None means the base model
+    prompt: str | None = None
 
 
 @dataclass
@@ -35,6 +40,15 @@ class Choice:
     finish_reason: str  # "stop" or "length"
     token_ids: list[int] = field(default_factory=list)
     logprobs: list[float] | None = None
+
+
+@dataclass(frozen=True)
+class StreamDelta:
+    """New text of one choice while it is generated; its last delta carries the `finish_reason`."""
+
+    text: str
+    index: int = 0  # which choice (of a request's n)
+    finish_reason: str | None = None
 
 
 @dataclass
@@ -100,6 +114,14 @@ class Engine:
 
     def stream_async(self, request: InferRequest) -> AsyncIterator[str]:
         """Async version of `stream`."""
+        raise NotImplementedError
+
+    def stream_deltas_async(self, request: InferRequest) -> AsyncIterator[StreamDelta | InferResponse]:
+        """Every choice's text as `StreamDelta`s while it is generated, then the whole `InferResponse`.
+
+        What `serve` streams: the deltas of a choice add up to its text in the response, its last delta
+        carries its finish reason, and the response carries the token counts.
+        """
         raise NotImplementedError
 
     def close(self) -> None:

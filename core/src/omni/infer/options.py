@@ -65,3 +65,6 @@ class PtEngineOptions:
     """Options of the built-in PyTorch engine."""
 
     max_batch_size: int = option(16, help="most requests the pt engine generates together in one batch")
+    max_wait_ms: float = option(
+        10.0, help="how long a request waits for others to batch with (serving; concurrent async requests)"
+    )

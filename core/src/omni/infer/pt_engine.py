@@ -2,12 +2,11 @@
 
 One model and its adapters are loaded once; a lock serialises generation because the active adapter
 is state of the shared model. `generate` batches requests that share an adapter and sampling settings
-(left-padded); the async methods run the same code in a worker thread.
+(left-padded); the async methods hand requests to a `BatchScheduler`, which batches concurrent ones.
 """
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import dataclasses
 import json
@@ -19,14 +18,15 @@ import torch
 from transformers import StoppingCriteria, TextIteratorStreamer
 
 from omni.infer.adapters import AdapterSet
-from omni.infer.engine import Choice, Engine, GenerationConfig, InferRequest, InferResponse
+from omni.infer.batching import BatchScheduler, BatchStreamer
+from omni.infer.engine import Choice, Engine, GenerationConfig, InferRequest, InferResponse, StreamDelta
 from omni.infer.options import PtEngineOptions
 from omni.infer.stops import StopStringFilter, cut_at_stop
 from omni.models.loader import load_model
 from omni.models.options import ModelOptions
 from omni.plugins import get_registry
 from omni.template import get_template
-from omni.template.base import Encoded
+from omni.template.base import IGNORE_INDEX, Encoded
 from omni.template.options import TemplateCliOptions
 
 
@@ -65,6 +65,14 @@ class PtEngine(Engine):
         self.model = self.adapters.load(self.loaded.model, self.adapter_paths, registry)
         self.model.eval()
         self._lock = threading.Lock()
+        self.scheduler = BatchScheduler(
+            self.run_batch,
+            tokenizer=self.tokenizer,
+            end_token_ids=_end_token_ids(self.model.generation_config, self.tokenizer),
+            stop_strings=lambda request: self._stop_strings(request.generation),
+            max_batch_size=self.options.max_batch_size,
+            max_wait_ms=self.options.max_wait_ms,
+        )
 
     def generate(self, requests: list[InferRequest]) -> list[InferResponse]:
         """Answer `requests` in order, batching those that share an adapter and sampling settings."""
@@ -86,37 +94,23 @@ class PtEngine(Engine):
         return self._stream(request, threading.Event())
 
     async def generate_async(self, request: InferRequest) -> InferResponse:
-        """Answer one request in a worker thread (requests wait for each other; a batching loop can replace this)."""
-        responses = await asyncio.to_thread(self.generate, [request])
-        return responses[0]
+        """Answer one request, batched with the requests that arrive alongside it."""
+        return await self.scheduler.generate(request)
 
     async def stream_async(self, request: InferRequest) -> AsyncIterator[str]:
-        """Async `stream`: pieces are produced in a worker thread and handed over through a queue."""
-        loop = asyncio.get_running_loop()
-        queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
-        cancel = threading.Event()
+        """Async `stream`, batched with the requests that arrive alongside it."""
+        async for item in self.scheduler.stream(request):
+            if isinstance(item, StreamDelta) and item.index == 0 and item.text:
+                yield item.text
 
-        def produce() -> None:
-            try:
-                for piece in self._stream(request, cancel):
-                    loop.call_soon_threadsafe(queue.put_nowait, ("piece", piece))
-            except BaseException as exc:  # handed to the consumer, which re-raises it
-                loop.call_soon_threadsafe(queue.put_nowait, ("error", exc))
-            finally:
-                loop.call_soon_threadsafe(queue.put_nowait, ("end", None))
+    def stream_deltas_async(self, request: InferRequest) -> AsyncIterator[StreamDelta | InferResponse]:
+        """Every choice's deltas, then the response, batched with the requests that arrive alongside it."""
+        return self.scheduler.stream(request)
 
-        worker = loop.run_in_executor(None, produce)
-        try:
-            while True:
-                kind, value = await queue.get()
-                if kind == "end":
-                    break
-                if kind == "error":
-                    raise value
-                yield value
-        finally:
-            cancel.set()  # the consumer left early: stop generating
-            await worker
+    def run_batch(self, requests: list[InferRequest], streamer: BatchStreamer | None) -> list[InferResponse]:
+        """One batched generation for requests that share an adapter and settings (the scheduler's `run_batch`)."""
+        with self._lock:
+            return self._generate_batch(requests, streamer)
 
     def close(self) -> None:
         """Drop the model so its memory can be freed."""
@@ -125,17 +119,28 @@ class PtEngine(Engine):
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
 
-    def _generate_batch(self, requests: list[InferRequest]) -> list[InferResponse]:
+    def _generate_batch(
+        self, requests: list[InferRequest], streamer: BatchStreamer | None = None
+    ) -> list[InferResponse]:
         """Generate for requests that share an adapter and a generation config (caller holds the lock)."""
         config = requests[0].generation
         self.adapters.activate(self.model, requests[0].adapter)
-        prompts = [self.template.encode_prompt(r.row) for r in requests]
+        prompts = [self._encode(r) for r in requests]
         if len(prompts) > 1 and any(p.extras for p in prompts):
             # Image/audio/video tensors have no common padded shape across rows: generate those rows alone.
             return [response for p in prompts for response in self._generate_prompts([p], config)]
-        return self._generate_prompts(prompts, config)
+        return self._generate_prompts(prompts, config, streamer)
 
-    def _generate_prompts(self, prompts: list[Encoded], config: GenerationConfig) -> list[InferResponse]:
+    def _encode(self, request: InferRequest) -> Encoded:
+        """Prompt ids: the chat template's for a conversation, the tokenizer's for a plain-text prompt."""
+        if request.prompt is None:
+            return self.template.encode_prompt(request.row)
+        ids = self.tokenizer(request.prompt)["input_ids"]
+        return Encoded(ids, [IGNORE_INDEX] * len(ids))
+
+    def _generate_prompts(
+        self, prompts: list[Encoded], config: GenerationConfig, streamer: BatchStreamer | None = None
+    ) -> list[InferResponse]:
         inputs = self._model_inputs(prompts)
         width = inputs["input_ids"].shape[1]
         sampled_copies = config.n if config.temperature > 0 else 1
@@ -147,6 +152,7 @@ class PtEngine(Engine):
                 **inputs,
                 generation_config=generation_config,
                 tokenizer=self.tokenizer,  # transformers needs it to match stop strings
+                streamer=streamer,
             )
         new_tokens = out.sequences[:, width:]
         logprobs = _chosen_logprobs(out.logits, new_tokens) if config.logprobs else None
@@ -163,7 +169,7 @@ class PtEngine(Engine):
         config = request.generation
         with self._lock:
             self.adapters.activate(self.model, request.adapter)
-            inputs = self._model_inputs([self.template.encode_prompt(request.row)])
+            inputs = self._model_inputs([self._encode(request)])
             streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
             failure: list[BaseException] = []
 
