@@ -1,0 +1,67 @@
+"""omni-plugin-grpo: rewards for GRPO-family RL (accuracy, format, length, cosine, repetition, soft_overlong).
+
+Registering imports nothing heavy: each reward's code (math-verify included) loads when a run uses it.
+"""
+
+from __future__ import annotations
+
+from omni import hookimpl
+from omni.registry import RewardSpec
+from omni_plugin_grpo.rewards.options import (
+    CosineOptions,
+    FormatOptions,
+    LengthOptions,
+    RepetitionOptions,
+    SoftOverlongOptions,
+)
+
+OMNI_PLUGIN_API = 1
+
+_REWARDS = "omni_plugin_grpo.rewards"
+REWARD_SPECS: tuple[RewardSpec, ...] = (
+    RewardSpec(
+        name="accuracy",
+        description="1 if the final answer (\\boxed{}, <answer>, or last expression) equals the `solution` column "
+        "by math-verify, else 0; None where the solution can't be read",
+        impl=f"{_REWARDS}.accuracy:accuracy_reward",
+    ),
+    RewardSpec(
+        name="format",
+        description="1 if the completion matches --format-pattern (default <think>...</think><answer>...</answer>), else 0",
+        impl=f"{_REWARDS}.format:FormatReward",
+        options=FormatOptions,
+    ),
+    RewardSpec(
+        name="length",
+        description="1 at --length-target tokens, falling linearly to 0 at zero and at twice the target",
+        impl=f"{_REWARDS}.length:LengthReward",
+        options=LengthOptions,
+    ),
+    RewardSpec(
+        name="cosine",
+        description="accuracy scaled by length on a cosine schedule: short correct answers earn most, long wrong "
+        "ones lose least (arXiv:2502.03373)",
+        impl=f"{_REWARDS}.cosine:CosineReward",
+        options=CosineOptions,
+    ),
+    RewardSpec(
+        name="repetition",
+        description="penalty up to --repetition-max-penalty for the share of repeated word n-grams",
+        impl=f"{_REWARDS}.repetition:RepetitionReward",
+        options=RepetitionOptions,
+    ),
+    RewardSpec(
+        name="soft_overlong",
+        description="DAPO's soft overlong punishment: 0, then down to -1 over the last --soft-cache-length tokens "
+        "before --soft-max-length",
+        impl=f"{_REWARDS}.length:SoftOverlongReward",
+        options=SoftOverlongOptions,
+    ),
+)
+
+
+@hookimpl
+def register_rewards(register):
+    """Register the built-in GRPO rewards."""
+    for spec in REWARD_SPECS:
+        register(spec)

@@ -1,0 +1,87 @@
+"""Turn ``--reward-funcs`` and ``--reward-weights`` into the weighted reward callables a GRPO trainer calls.
+
+A reward implementation is either a plain function ``f(prompts, completions, **columns)`` or a class:
+a class is constructed with the reward's options instance (or with no arguments when its spec declares
+no options), and its instances are called like the function.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from omni.errors import OmniError
+from omni.registry import Registry
+from omni_plugin_grpo.rewards.user_file import is_file_reference, load_from_file
+
+RewardFunc = Callable[..., list[float | None]]
+
+
+@dataclass(frozen=True)
+class WeightedReward:
+    """One reward of a run: the name it was asked for by, the callable, and its weight in the total."""
+
+    name: str
+    func: RewardFunc
+    weight: float = 1.0
+
+    @property
+    def __name__(self) -> str:  # trainers (TRL's among them) label reward metrics with `__name__`
+        return self.name
+
+    def __call__(self, prompts: list[Any], completions: list[Any], **columns: Any) -> list[float | None]:
+        """The unweighted scores of the wrapped reward, one per completion."""
+        return self.func(prompts, completions, **columns)
+
+
+def split_reward_names(names: Sequence[str]) -> list[str]:
+    """The reward names of ``--reward-funcs``, where commas separate names as well as spaces do."""
+    return [part.strip() for name in names for part in name.split(",") if part.strip()]
+
+
+def resolve_rewards(
+    names: Sequence[str],
+    weights: Sequence[float] | None,
+    registry: Registry,
+    options_by_name: Mapping[str, Any] | None = None,
+) -> list[WeightedReward]:
+    """The rewards `names` asks for, in order, each ready to call and paired with its weight.
+
+    A name is a registered reward (`omni list rewards`) or ``FILE.py:FUNCTION``. `weights` default to
+    1.0 each and must otherwise match the names one to one. `options_by_name` maps a registered reward's
+    name to its options instance; a reward missing from it gets its options' defaults.
+    """
+    refs = split_reward_names(names)
+    if weights is None:
+        weights = [1.0] * len(refs)
+    elif len(weights) != len(refs):
+        raise OmniError(
+            f"--reward-weights has {len(weights)} value(s) but --reward-funcs names {len(refs)} reward(s)"
+            f" ({', '.join(refs) or 'none'}); give one weight per reward"
+        )
+    return [WeightedReward(ref, _reward(ref, registry, options_by_name or {}), float(w)) for ref, w in zip(refs, weights)]
+
+
+def _reward(ref: str, registry: Registry, options_by_name: Mapping[str, Any]) -> RewardFunc:
+    if is_file_reference(ref):
+        return instantiate(load_from_file(ref), None, ref)
+    registration = registry.get("rewards", ref)
+    spec = registration.spec
+    options = options_by_name.get(spec.name, options_by_name.get(ref))
+    if options is None:
+        options = spec.default_options()
+    label = f"{spec.name!r} ({registration.distribution.name})"
+    return instantiate(spec.load(), options, label)
+
+
+def instantiate(impl: Any, options: Any, label: str) -> RewardFunc:
+    """The reward callable of an implementation: a function as it is, a class constructed with `options`."""
+    if inspect.isclass(impl):
+        return impl(options) if options is not None else impl()
+    if options is not None:
+        raise OmniError(f"reward {label} declares options but its implementation is a function; make it a class taking them")
+    if not callable(impl):
+        raise OmniError(f"reward {label}: its implementation is a {type(impl).__name__}, not a function or class")
+    return impl
