@@ -1,0 +1,32 @@
+"""omni-plugin-datasets: the `identity` self-cognition set and hub datasets (``org/name[:subset]``).
+
+Registering imports nothing heavy: loaders live in their modules and load on use.
+"""
+
+from __future__ import annotations
+
+from omni import hookimpl
+from omni.registry import DatasetSpec
+from omni_plugin_datasets.hub import HUB_ID_PATTERN
+
+OMNI_PLUGIN_API = 1
+
+
+@hookimpl
+def register_datasets(register):
+    register(
+        DatasetSpec(
+            name="identity",
+            description="who the assistant is: about 120 Q/A rows (English and Chinese) naming --model-name and --model-author",
+            impl="omni_plugin_datasets.identity:load_identity",
+            aliases=("self-cognition", "self_cognition"),
+        )
+    )
+    register(
+        DatasetSpec(
+            name="hub",
+            description="datasets on the Hugging Face hub: --dataset org/name[:subset] (train split)",
+            impl="omni_plugin_datasets.hub:load_hub_dataset",
+            pattern=HUB_ID_PATTERN,
+        )
+    )
