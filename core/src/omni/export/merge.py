@@ -3,34 +3,16 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 from pathlib import Path
 from typing import Any
 
 from omni.errors import OmniError
-from omni.infer.adapters import find_tuner
+from omni.infer.adapters import find_tuner, recorded_base_model
 from omni.models.atomic import atomic_directory
 from omni.models.loader import load_model
 from omni.models.options import ModelOptions
 from omni.models.resolve import read_config
 from omni.registry import Registry
-
-ARGS_FILE = "args.json"  # written by omni's trainers next to the adapter (or one level up, for checkpoint-N)
-
-
-def recorded_base_model(adapter_dir: Path) -> str:
-    """The base model an adapter was trained on: args.json's `model`, else adapter_config.json's base path."""
-    for args_file in (adapter_dir / ARGS_FILE, adapter_dir.parent / ARGS_FILE):
-        model = _json_key(args_file, "model")
-        if model:
-            return str(model)
-    model = _json_key(adapter_dir / "adapter_config.json", "base_model_name_or_path")
-    if model:
-        return str(model)
-    raise OmniError(
-        f"cannot tell which base model the adapter in {adapter_dir} belongs to (no args.json `model`, no "
-        "adapter_config.json `base_model_name_or_path`); pass it with --model"
-    )
 
 
 def merge_adapter(adapter_dir: Path, output_dir: Path, options: ModelOptions, registry: Registry) -> Path:
@@ -53,14 +35,6 @@ def merge_adapter(adapter_dir: Path, output_dir: Path, options: ModelOptions, re
         merged.save_pretrained(tmp)
         loaded.processor.save_pretrained(tmp)
     return output_dir
-
-
-def _json_key(path: Path, key: str) -> Any:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return data.get(key) if isinstance(data, dict) else None
 
 
 def _restore_checkpoint_dtype(model: Any, path: str) -> None:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from omni.cli.invocation import Invocation
 from omni.errors import OmniError
-from omni.infer.adapters import parse_adapters
+from omni.infer.adapters import parse_adapters, recorded_base_model
 from omni.infer.chat import chat, print_answer
 from omni.infer.engine import Engine, InferRequest
 from omni.infer.options import InferOptions
@@ -46,8 +48,10 @@ def open_engine(invocation: Invocation, adapters: dict[str, str]) -> Engine:
     if selected is None:
         raise OmniError("--infer-backend is empty; pass an engine name (see `omni list engines`)")
     engine_cls = selected.spec.load()
+    # Like ms-swift: with adapters and no --model, the base model is the one the adapter was trained on.
+    base = options.model or (recorded_base_model(Path(next(iter(adapters.values())))) if adapters else EMBEDDED_MODEL)
     return engine_cls(
-        options.model or EMBEDDED_MODEL,
+        base,
         adapters=adapters,
         options=selected.options,
         model_options=options,

@@ -43,7 +43,8 @@ class InferOptions(GenerationOptions, TemplateCliOptions, ModelOptions):
 
     adapters: list[str] = option(
         default_factory=list,
-        help="adapter folders to load, as DIR or NAME=DIR; the first one answers unless --adapter-name picks another",
+        help="adapter folders to load, as DIR or NAME=DIR; the first one answers unless --adapter-name picks "
+        "another; without --model, the base model is the one the first adapter was trained on",
         metavar="[NAME=]DIR",
     )
     adapter_name: str | None = option(None, help="which loaded adapter answers (default: the first one)")

@@ -58,9 +58,7 @@ def build_tiny_model(family: TinyFamily, path: str | Path, *, seed: int = 0, **o
     torch.manual_seed(seed)
     model = transformers.AutoModelForCausalLM.from_config(config, dtype=torch.float32)
     model.generation_config = transformers.GenerationConfig(
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=config.bos_token_id, eos_token_id=config.eos_token_id, pad_token_id=config.pad_token_id
     )
     out = Path(path)
     out.mkdir(parents=True, exist_ok=True)
