@@ -6,7 +6,6 @@ import asyncio
 from pathlib import Path
 
 import pytest
-
 from omni.errors import OmniError
 from omni.infer.engine import GenerationConfig, InferRequest
 from omni.plugins import load_plugins, using_host
@@ -48,8 +47,8 @@ def adapters(tiny_chat_model, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def engine(tiny_chat_model, adapters):
-    from omni.infer.pt_engine import PtEngine
     from omni.infer.options import PtEngineOptions
+    from omni.infer.pt_engine import PtEngine
 
     with using_host(load_plugins({"OMNI_PLUGINS": "lora"})):
         engine = PtEngine(str(tiny_chat_model), adapters=adapters, options=PtEngineOptions(max_batch_size=3))

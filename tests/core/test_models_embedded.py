@@ -8,7 +8,6 @@ from importlib import metadata
 from pathlib import Path
 
 import pytest
-
 from omni.errors import OmniError
 from omni.models import embedded
 from omni.models.atomic import atomic_directory

@@ -6,7 +6,6 @@ import warnings
 
 import pytest
 import torch
-
 from omni.models.loader import load_model
 from omni.models.options import ModelOptions
 from omni.testing.models import build_tiny_model

@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 
 import pytest
-
 from omni import hookimpl
 from omni.errors import MissingCapabilityError, OmniError
 from omni.models import resolve
@@ -22,7 +21,11 @@ class FamilyPlugin:
     @hookimpl
     def register_models(self, register):
         register(ModelSpec(name="tiny-llama", description="d", impl=LOADER, architectures=("LlamaForCausalLM",)))
-        register(ModelSpec(name="tiny-qwen3", description="d", impl=LOADER, model_types=("qwen3",), hub_ids=("Qwen/Qwen3-*",)))
+        register(
+            ModelSpec(
+                name="tiny-qwen3", description="d", impl=LOADER, model_types=("qwen3",), hub_ids=("Qwen/Qwen3-*",)
+            )
+        )
 
 
 def _checkpoint(folder: Path, config: dict) -> Path:
