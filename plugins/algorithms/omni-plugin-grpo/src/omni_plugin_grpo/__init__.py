@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from omni import hookimpl
 from omni.registry import RewardSpec
+
 from omni_plugin_grpo.rewards.options import (
     CosineOptions,
     FormatOptions,

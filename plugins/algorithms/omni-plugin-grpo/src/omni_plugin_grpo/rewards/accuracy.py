@@ -36,7 +36,9 @@ def is_correct(completion: str, solution: Any) -> bool | None:
     gold = _parse_solution(solution)
     if not gold:
         return None
-    answer = parse(_answer_region(completion), _ANSWER_EXTRACTION, extraction_mode="first_match", parsing_timeout=_timeout())
+    answer = parse(
+        _answer_region(completion), _ANSWER_EXTRACTION, extraction_mode="first_match", parsing_timeout=_timeout()
+    )
     return bool(answer) and verify(gold, answer, timeout_seconds=_timeout())
 
 

@@ -33,7 +33,8 @@ class CosineReward:
         solutions = required_column("cosine", "solution", columns, len(completions))
         lengths = token_lengths("cosine", columns, len(completions))
         return [
-            self.score(is_correct(completion_text(c), s), n) for c, s, n in zip(completions, solutions, lengths, strict=True)
+            self.score(is_correct(completion_text(c), s), n)
+            for c, s, n in zip(completions, solutions, lengths, strict=True)
         ]
 
     def score(self, correct: bool | None, length: int) -> float | None:
@@ -42,5 +43,7 @@ class CosineReward:
             return None
         o = self.options
         if correct:
-            return cosine_schedule(length, self.max_length, o.cosine_min_len_value_correct, o.cosine_max_len_value_correct)
+            return cosine_schedule(
+                length, self.max_length, o.cosine_min_len_value_correct, o.cosine_max_len_value_correct
+            )
         return cosine_schedule(length, self.max_length, o.cosine_min_len_value_wrong, o.cosine_max_len_value_wrong)

@@ -6,6 +6,7 @@ import re
 from typing import Any
 
 from omni.errors import OmniError
+
 from omni_plugin_grpo.rewards.inputs import Completion, completion_text
 from omni_plugin_grpo.rewards.options import FormatOptions
 

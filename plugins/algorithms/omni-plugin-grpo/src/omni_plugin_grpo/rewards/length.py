@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from omni.errors import OmniError
+
 from omni_plugin_grpo.rewards.inputs import Completion, token_lengths
 from omni_plugin_grpo.rewards.options import LengthOptions, SoftOverlongOptions
 
@@ -12,7 +13,7 @@ from omni_plugin_grpo.rewards.options import LengthOptions, SoftOverlongOptions
 def positive_length(flag: str, value: int | None) -> int:
     """`value` when it is a positive token count, else an error naming `flag`."""
     if value is None:
-        raise OmniError(f"{flag} is not set: the GRPO algorithm sets it from --max-completion-length; set it yourself")
+        raise OmniError(f"{flag} is not set; give it a positive number of tokens")
     if value <= 0:
         raise OmniError(f"{flag} must be a positive number of tokens, got {value}")
     return value

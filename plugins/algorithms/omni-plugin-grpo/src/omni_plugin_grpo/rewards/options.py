@@ -74,5 +74,6 @@ class SoftOverlongOptions:
         None, help="length in tokens past which the penalty is -1 (default: the run's --max-completion-length)"
     )
     soft_cache_length: int | None = option(
-        None, help="width in tokens of the window before --soft-max-length where the penalty grows from 0 to -1 (required)"
+        None,
+        help="width in tokens of the window before --soft-max-length where the penalty grows from 0 to -1 (required)",
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from omni.errors import OmniError
+
 from omni_plugin_grpo.rewards.inputs import Completion, completion_text
 from omni_plugin_grpo.rewards.options import RepetitionOptions
 
@@ -16,7 +17,9 @@ class RepetitionReward:
         if options.repetition_n_grams < 1:
             raise OmniError(f"--repetition-n-grams must be at least 1, got {options.repetition_n_grams}")
         if options.repetition_max_penalty > 0:
-            raise OmniError(f"--repetition-max-penalty is a penalty and must be <= 0, got {options.repetition_max_penalty}")
+            raise OmniError(
+                f"--repetition-max-penalty is a penalty and must be <= 0, got {options.repetition_max_penalty}"
+            )
         self.n = options.repetition_n_grams
         self.max_penalty = options.repetition_max_penalty
 

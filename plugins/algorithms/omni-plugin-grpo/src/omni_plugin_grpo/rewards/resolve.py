@@ -14,6 +14,7 @@ from typing import Any
 
 from omni.errors import OmniError
 from omni.registry import Registry
+
 from omni_plugin_grpo.rewards.user_file import is_file_reference, load_from_file
 
 RewardFunc = Callable[..., list[float | None]]
@@ -61,7 +62,10 @@ def resolve_rewards(
             f"--reward-weights has {len(weights)} value(s) but --reward-funcs names {len(refs)} reward(s)"
             f" ({', '.join(refs) or 'none'}); give one weight per reward"
         )
-    return [WeightedReward(ref, _reward(ref, registry, options_by_name or {}), float(w)) for ref, w in zip(refs, weights)]
+    return [
+        WeightedReward(ref, _reward(ref, registry, options_by_name or {}), float(w))
+        for ref, w in zip(refs, weights, strict=True)
+    ]
 
 
 def _reward(ref: str, registry: Registry, options_by_name: Mapping[str, Any]) -> RewardFunc:
@@ -81,7 +85,9 @@ def instantiate(impl: Any, options: Any, label: str) -> RewardFunc:
     if inspect.isclass(impl):
         return impl(options) if options is not None else impl()
     if options is not None:
-        raise OmniError(f"reward {label} declares options but its implementation is a function; make it a class taking them")
+        raise OmniError(
+            f"reward {label} declares options but its implementation is a function; make it a class taking them"
+        )
     if not callable(impl):
         raise OmniError(f"reward {label}: its implementation is a {type(impl).__name__}, not a function or class")
     return impl

@@ -31,8 +31,12 @@ def load_from_file(ref: str) -> Any:
         raise OmniError(f"reward {ref!r}: the file {path_text} does not exist (looked for {path})")
     module = _import_file(path)
     if not hasattr(module, attr):
-        defined = [n for n, v in vars(module).items() if callable(v) and getattr(v, "__module__", None) == module.__name__]
-        raise OmniError(f"reward {ref!r}: {path_text} has no {attr!r} (it defines: {', '.join(defined) or 'nothing callable'})")
+        defined = [
+            n for n, v in vars(module).items() if callable(v) and getattr(v, "__module__", None) == module.__name__
+        ]
+        raise OmniError(
+            f"reward {ref!r}: {path_text} has no {attr!r} (it defines: {', '.join(defined) or 'nothing callable'})"
+        )
     obj = getattr(module, attr)
     if not callable(obj):
         raise OmniError(f"reward {ref!r}: {attr!r} in {path_text} is a {type(obj).__name__}, not a function or class")
