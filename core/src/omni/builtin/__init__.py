@@ -3,6 +3,7 @@
 BUILTIN_PLUGINS: tuple[str, ...] = (
     "omni.builtin.commands",
     "omni.builtin.data",
+    "omni.builtin.encoders",
     "omni.builtin.models",
     "omni.builtin.training",
 )
