@@ -5,5 +5,6 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "omni.builtin.data",
     "omni.builtin.encoders",
     "omni.builtin.models",
+    "omni.builtin.serving",
     "omni.builtin.training",
 )

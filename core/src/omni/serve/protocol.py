@@ -1,0 +1,235 @@
+"""The OpenAI API shapes `omni serve` speaks: request models (validated by pydantic) and response bodies.
+
+Requests are validated strictly ("0.5" is not a number): a request the OpenAI API would reject is
+answered 400 with an OpenAI error body, never guessed at. Fields omni does not use (``user``,
+``metadata`` ...) are accepted and ignored, as clients send them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from omni.data.convert import to_messages_row
+from omni.data.rows import RowProblem
+from omni.infer.engine import Choice, GenerationConfig, InferResponse
+
+
+class ApiError(Exception):
+    """An error answered with an OpenAI error body: ``{"error": {"message", "type", "param", "code"}}``."""
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        type: str = "invalid_request_error",
+        param: str | None = None,
+        code: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.type = type
+        self.param = param
+        self.code = code
+
+    def body(self) -> dict[str, Any]:
+        return {"error": {"message": self.message, "type": self.type, "param": self.param, "code": self.code}}
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(strict=True, extra="ignore")
+
+
+class StreamOptions(_Strict):
+    include_usage: bool = False
+
+
+class SamplingRequest(_Strict):
+    """Fields shared by chat and text completions."""
+
+    model: str
+    max_tokens: int | None = Field(None, ge=1)
+    temperature: float = Field(1.0, ge=0, le=2)
+    top_p: float = Field(1.0, gt=0, le=1)
+    top_k: int = Field(0, ge=0)  # vLLM's extension; 0 means no cut
+    repetition_penalty: float = Field(1.0, gt=0)  # vLLM's extension
+    n: int = Field(1, ge=1, le=64)
+    stop: str | list[str] | None = None
+    seed: int | None = None
+    stream: bool = False
+    stream_options: StreamOptions | None = None
+
+    @property
+    def include_usage(self) -> bool:
+        return self.stream_options is not None and self.stream_options.include_usage
+
+    def generation(self, default_max_tokens: int, *, logprobs: bool) -> GenerationConfig:
+        """The engine's generation settings for this request."""
+        stop = [self.stop] if isinstance(self.stop, str) else list(self.stop or [])
+        return GenerationConfig(
+            max_new_tokens=self.answer_limit() or default_max_tokens,
+            temperature=self.temperature,
+            top_p=self.top_p,
+            top_k=self.top_k,
+            repetition_penalty=self.repetition_penalty,
+            seed=self.seed,
+            stop=stop,
+            n=self.n,
+            logprobs=logprobs,
+        )
+
+    def answer_limit(self) -> int | None:
+        return self.max_tokens
+
+
+class ChatMessage(BaseModel):
+    """One message; content is text or OpenAI content parts (text, image_url, input_audio ...)."""
+
+    model_config = ConfigDict(strict=True, extra="allow")  # name, tool_call_id ... travel with the message
+
+    role: Literal["system", "developer", "user", "assistant", "tool"]
+    content: str | list[dict[str, Any]] | None = None
+
+
+class ChatCompletionRequest(SamplingRequest):
+    """A ``POST /v1/chat/completions`` body."""
+
+    messages: list[ChatMessage] = Field(min_length=1)
+    max_completion_tokens: int | None = Field(None, ge=1)
+    logprobs: bool = False
+    top_logprobs: int | None = Field(None, ge=0, le=0)  # alternatives per token are not computed
+
+    def answer_limit(self) -> int | None:
+        return self.max_completion_tokens or self.max_tokens
+
+    def row(self) -> dict[str, Any]:
+        """The conversation as a row of the messages format (content parts become media columns)."""
+        messages = []
+        for message in self.messages:
+            fields = message.model_dump(exclude_none=True)
+            if fields["role"] == "developer":  # OpenAI's newer name for the system role
+                fields["role"] = "system"
+            messages.append(fields)
+        try:
+            return to_messages_row({"messages": messages})
+        except RowProblem as exc:
+            raise ApiError(400, str(exc), param="messages") from None
+
+
+class CompletionRequest(SamplingRequest):
+    """A ``POST /v1/completions`` body: plain text continued without the chat template."""
+
+    prompt: str | list[str]
+    logprobs: int | None = Field(None, ge=0, le=0)  # the chosen tokens' log-probabilities; no alternatives
+    echo: Literal[False] = False
+
+    def text(self) -> str:
+        """The one prompt of this request."""
+        if isinstance(self.prompt, str):
+            return self.prompt
+        if len(self.prompt) != 1:
+            raise ApiError(400, "send one prompt per request (concurrent requests are batched)", param="prompt")
+        return self.prompt[0]
+
+
+TokenText = Callable[[int], str]
+"""The text of one token id, for log-probability entries."""
+
+
+def usage(response: InferResponse) -> dict[str, int]:
+    return {
+        "prompt_tokens": response.prompt_tokens,
+        "completion_tokens": response.completion_tokens,
+        "total_tokens": response.prompt_tokens + response.completion_tokens,
+    }
+
+
+def _chat_logprobs(choice: Choice, token_text: TokenText) -> dict[str, Any] | None:
+    if choice.logprobs is None:
+        return None
+    content = []
+    for token_id, logprob in zip(choice.token_ids, choice.logprobs, strict=False):
+        text = token_text(token_id)
+        content.append({"token": text, "logprob": logprob, "bytes": list(text.encode()), "top_logprobs": []})
+    return {"content": content}
+
+
+def _completion_logprobs(choice: Choice, token_text: TokenText) -> dict[str, Any] | None:
+    if choice.logprobs is None:
+        return None
+    tokens = [token_text(t) for t in choice.token_ids[: len(choice.logprobs)]]
+    offsets, position = [], 0
+    for token in tokens:
+        offsets.append(position)
+        position += len(token)
+    return {"tokens": tokens, "token_logprobs": choice.logprobs, "top_logprobs": None, "text_offset": offsets}
+
+
+def chat_completion(
+    response: InferResponse, *, request_id: str, created: int, model: str, token_text: TokenText
+) -> dict[str, Any]:
+    """A ``chat.completion`` object."""
+    return {
+        "id": request_id,
+        "object": "chat.completion",
+        "created": created,
+        "model": model,
+        "choices": [
+            {
+                "index": i,
+                "message": {"role": "assistant", "content": c.text},
+                "logprobs": _chat_logprobs(c, token_text),
+                "finish_reason": c.finish_reason,
+            }
+            for i, c in enumerate(response.choices)
+        ],
+        "usage": usage(response),
+    }
+
+
+def text_completion(
+    response: InferResponse, *, request_id: str, created: int, model: str, token_text: TokenText
+) -> dict[str, Any]:
+    """A ``text_completion`` object."""
+    return {
+        "id": request_id,
+        "object": "text_completion",
+        "created": created,
+        "model": model,
+        "choices": [
+            {
+                "index": i,
+                "text": c.text,
+                "logprobs": _completion_logprobs(c, token_text),
+                "finish_reason": c.finish_reason,
+            }
+            for i, c in enumerate(response.choices)
+        ],
+        "usage": usage(response),
+    }
+
+
+def chat_chunk(
+    choices: list[dict[str, Any]], *, request_id: str, created: int, model: str, include_usage: bool
+) -> dict[str, Any]:
+    """A ``chat.completion.chunk`` object; with `include_usage`, every chunk has ``usage`` (null until the last)."""
+    chunk = {
+        "id": request_id,
+        "object": "chat.completion.chunk",
+        "created": created,
+        "model": model,
+        "choices": choices,
+    }
+    return {**chunk, "usage": None} if include_usage else chunk
+
+
+def completion_chunk(
+    choices: list[dict[str, Any]], *, request_id: str, created: int, model: str, include_usage: bool
+) -> dict[str, Any]:
+    """A streamed ``text_completion`` object (the same object name as the whole one, as OpenAI sends)."""
+    chunk = {"id": request_id, "object": "text_completion", "created": created, "model": model, "choices": choices}
+    return {**chunk, "usage": None} if include_usage else chunk
