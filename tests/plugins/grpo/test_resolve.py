@@ -21,6 +21,9 @@ def brevity(prompts, completions, **columns):
 def uses_columns(prompts, completions, solution, images, **columns):
     return [float(s) + len(i) for s, i in zip(solution, images)]
 
+async def remote_judge(prompts, completions, **columns):
+    return [0.5 for _ in completions]
+
 class Constant:
     def __call__(self, prompts, completions, **columns):
         return [2.0] * len(completions)
@@ -76,6 +79,11 @@ def test_user_functions_and_classes_load_from_a_file(registry, user_file):
     assert rewards[1](["q"], ["x"]) == [2.0]
 
 
+def test_an_async_user_reward_is_awaited(registry, user_file):
+    (reward,) = resolve_rewards(["my_rewards.py:remote_judge"], None, registry, {})
+    assert reward(prompts=["q"], completions=["x"]) == [0.5]
+
+
 def test_extra_columns_and_images_reach_a_user_reward(registry, user_file):
     (reward,) = resolve_rewards(["my_rewards.py:uses_columns"], None, registry, {})
     scores = reward(
@@ -91,7 +99,7 @@ def test_extra_columns_and_images_reach_a_user_reward(registry, user_file):
             "missing.py:brevity",
             r"reward 'missing.py:brevity': the file missing.py does not exist \(looked for .*missing.py\)",
         ),
-        ("my_rewards.py:nope", r"my_rewards.py has no 'nope' \(it defines: brevity, uses_columns, Constant\)"),
+        ("my_rewards.py:nope", r"my_rewards.py has no 'nope' \(it defines: brevity, uses_columns, remote_judge, Constant\)"),
         ("my_rewards.py:NOT_CALLABLE", r"'NOT_CALLABLE' in my_rewards.py is a int, not a function or class"),
         ("my_rewards.py", r"name the function in the file too, as FILE.py:FUNCTION"),
     ],

@@ -7,6 +7,7 @@ no options), and its instances are called like the function.
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -34,7 +35,10 @@ class WeightedReward:
 
     def __call__(self, prompts: list[Any], completions: list[Any], **columns: Any) -> list[float | None]:
         """The unweighted scores of the wrapped reward, one per completion."""
-        return self.func(prompts, completions, **columns)
+        scores = self.func(prompts, completions, **columns)
+        if inspect.isawaitable(scores):  # an async reward (a remote judge, say) is awaited here
+            scores = asyncio.run(scores)
+        return scores
 
 
 def split_reward_names(names: Sequence[str]) -> list[str]:
