@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from omni.template.base import IGNORE_INDEX
 from omni.train.collators import PaddingCollator, PaddingFreeCollator, pack_rows
 from omni.train.trainer import causal_lm_loss
@@ -61,7 +60,9 @@ def test_packed_sequences_do_not_attend_to_each_other(model):
     with torch.no_grad():
         logits = [
             # use_cache=False as in training: with a KV cache transformers does not look for packed sequences
-            model(**{k: v for k, v in collate([first, b]).items() if k in ("input_ids", "position_ids")}, use_cache=False).logits
+            model(
+                **{k: v for k, v in collate([first, b]).items() if k in ("input_ids", "position_ids")}, use_cache=False
+            ).logits
             for first in (a, changed_a)
         ]
     n = len(a["input_ids"])

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from omni.errors import OmniError
 from omni_plugin_bnb.options import BnbOptions
 from omni_plugin_bnb.quantizer import BnbQuantizer
@@ -28,11 +27,10 @@ def test_unsupported_bits_are_a_clear_error():
 
 def test_qlora_step_trains_the_adapter_on_a_4bit_base(tmp_path):
     import bitsandbytes as bnb
-    from transformers import AutoModelForCausalLM
-
     from omni.testing.models import build_tiny_model
     from omni_plugin_lora.options import LoraOptions
     from omni_plugin_lora.tuner import LoraTuner
+    from transformers import AutoModelForCausalLM
 
     path = build_tiny_model("llama", tmp_path / "m")
     quantizer = BnbQuantizer()

@@ -6,7 +6,6 @@ import math
 
 import pytest
 import torch
-
 from omni.registry import ModelSpec
 from omni_plugin_lora.options import LoraOptions
 from omni_plugin_lora.tuner import LoraTuner

@@ -45,8 +45,12 @@ def register_commands(register):
 
 @hookimpl
 def register_algorithms(register):
-    register(AlgorithmSpec(name="sft", command="sft", description="supervised fine-tuning", impl="omni.train.sft:run_sft"))
-    register(AlgorithmSpec(name="pt", command="pt", description="(continued) pre-training", impl="omni.train.sft:run_pt"))
+    register(
+        AlgorithmSpec(name="sft", command="sft", description="supervised fine-tuning", impl="omni.train.sft:run_sft")
+    )
+    register(
+        AlgorithmSpec(name="pt", command="pt", description="(continued) pre-training", impl="omni.train.sft:run_pt")
+    )
 
 
 @hookimpl

@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from omni.template.base import IGNORE_INDEX, Template
+from omni.template.base import IGNORE_INDEX, RowTooLongError, Template
 
 Feature = dict[str, Any]
 
@@ -33,21 +33,47 @@ def encode_text(tokenizer: Any, text: str, max_length: int | None) -> list[Featu
     if tokenizer.eos_token_id is not None:
         ids.append(tokenizer.eos_token_id)
     step = max_length or len(ids)
-    return [{"input_ids": chunk, "labels": list(chunk)} for chunk in (ids[i : i + step] for i in range(0, len(ids), step))]
+    return [
+        {"input_ids": chunk, "labels": list(chunk)} for chunk in (ids[i : i + step] for i in range(0, len(ids), step))
+    ]
 
 
-def encode_rows(template: Template, rows: Iterable[dict[str, Any]], *, max_length: int | None = None) -> EncodedSet:
-    """Encode rows with `template` (rows with only ``text`` are pre-training text, see `encode_text`).
+def _plain_text(row: dict[str, Any]) -> str | None:
+    """The text of a pre-training row (``{"text": ...}``, loaded as a single assistant message), else None."""
+    messages = row.get("messages")
+    if messages is None:
+        return row.get("text") if isinstance(row.get("text"), str) else None
+    if len(messages) == 1 and messages[0].get("role") == "assistant" and isinstance(messages[0].get("content"), str):
+        return messages[0]["content"]
+    return None
 
-    A row whose labels are all ignored (e.g. its answer was truncated away) teaches nothing and is
-    dropped and counted, rather than diluting the loss normalisation.
+
+def encode_rows(
+    template: Template,
+    rows: Iterable[dict[str, Any]],
+    *,
+    max_length: int | None = None,
+    plain_text: bool = False,
+    skip_too_long: bool = False,
+) -> EncodedSet:
+    """Encode rows with `template`; with `plain_text` (pre-training), text-only rows bypass the chat format.
+
+    A row whose labels are all ignored teaches nothing and is dropped and counted, rather than diluting
+    the loss normalisation; so is a row over `max_length` when `skip_too_long` (``--skip-bad-rows``).
     """
     out = EncodedSet()
     for row in rows:
-        if "messages" not in row and isinstance(row.get("text"), str):
-            out.features.extend(encode_text(template.tokenizer, row["text"], max_length))
+        text = _plain_text(row) if plain_text else None
+        if text is not None:
+            out.features.extend(encode_text(template.tokenizer, text, max_length))
             continue
-        encoded = template.encode(row)
+        try:
+            encoded = template.encode(row)
+        except RowTooLongError:
+            if not skip_too_long:
+                raise
+            out.dropped += 1
+            continue
         if all(label == IGNORE_INDEX for label in encoded.labels[1:]):
             out.dropped += 1
             continue

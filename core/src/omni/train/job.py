@@ -92,13 +92,11 @@ class TrainingJob:
         saved = outputs.save_final(self.tuner, trainer.model, self.processor, self.output_dir)
         plot = outputs.plot_loss(trainer.state.log_history, self.output_dir / outputs.LOSS_PLOT)
         trainer.save_metrics("all", metrics, combined=False)
-        log_line(f"trained {trainer.state.global_step} steps; final {self.tuner_kind()} in {self.output_dir}")
+        kind = "adapter" if "adapter_config.json" in saved else "model"
+        log_line(f"trained {trainer.state.global_step} steps; final {kind} in {self.output_dir}")
         if plot:
             log_line(f"loss curve: {plot}")
         return TrainResult(self.output_dir, trainer.state.global_step, metrics, saved)
-
-    def tuner_kind(self) -> str:
-        return "adapter" if type(self.tuner).is_saved_here(self.output_dir) else "model"
 
 
 def _quantization(invocation: Invocation, options: TrainOptions) -> tuple[Any, Any]:
@@ -151,12 +149,18 @@ def prepare_job(invocation: Invocation) -> TrainingJob:
         model = quantizer.prepare_for_training(model, gradient_checkpointing=options.gradient_checkpointing)
     tuner: Tuner = tuner_sel.spec.load()(tuner_sel.options, model_spec=loaded.spec)
     model = tuner.prepare(model)
+    # Checkpoint saves would each draw a "Writing model shards" bar under omni's training bar.
+    transformers.utils.logging.disable_progress_bar()
     trainable, total = _count_parameters(model)
-    log_line(f"tuner {tuner_sel.spec.name}: {trainable:,} of {total:,} parameters train ({100 * trainable / total:.4f}%)")
+    log_line(
+        f"tuner {tuner_sel.spec.name}: {trainable:,} of {total:,} parameters train ({100 * trainable / total:.4f}%)"
+    )
 
     data = load_datasets(options, registry)
-    skipped = f", {data.skipped} malformed rows skipped" if data.skipped else ""
-    log_line(f"data: {len(data.train)} training rows, {len(data.val) if data.val is not None else 0} validation rows{skipped}")
+    if not isinstance(data.train, list):
+        raise OmniError(f"omni {invocation.command.name} encodes its rows before training; drop --streaming")
+    skipped = f"; {data.skipped_rows.summary()}" if data.skipped else ""
+    log_line(f"data: {len(data.train)} training rows, {len(data.val or [])} validation rows{skipped}")
     template = get_template(
         options.template, loaded.processor, options.template_options(), model_spec=loaded.spec, registry=registry
     )

@@ -19,7 +19,9 @@ from omni.template.options import TemplateCliOptions
 class TrainingOptions:
     """The training loop: optimisation, schedule, batching, evaluation, checkpoints and logging."""
 
-    tuner: str = option("lora", help="how parameters train: lora, full, freeze ...", aliases=("train_type", "tuner_type"))
+    tuner: str = option(
+        "lora", help="how parameters train: lora, full, freeze ...", aliases=("train_type", "tuner_type")
+    )
     quant_method: str | None = option(
         None, help="quantize the base model while loading it (QLoRA): bnb; --quant-bits alone means bnb"
     )
@@ -39,7 +41,9 @@ class TrainingOptions:
     warmup_ratio: float = option(0.05, help="fraction of the steps spent warming the learning rate up")
     warmup_steps: int = option(0, help="warm-up steps (overrides --warmup-ratio when > 0)")
     gradient_checkpointing: bool = option(True, help="recompute activations in backward to save memory")
-    padding_free: bool = option(False, help="concatenate each batch into one row: no pad tokens, no cross-row attention")
+    padding_free: bool = option(
+        False, help="concatenate each batch into one row: no pad tokens, no cross-row attention"
+    )
     packing: bool = option(False, help="bin-pack rows into rows of --max-length (implies --padding-free)")
     seed: int = option(42, help="seed for weight init, dropout and data order")
     logging_steps: int = option(5, help="log loss, learning rate and throughput every N steps")

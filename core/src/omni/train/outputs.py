@@ -1,11 +1,11 @@
 """Everything a run leaves in its output directory, and where that directory is.
 
-    OUTPUT_DIR/
-      args.json            the resolved arguments (`model` is the base model's resolved path)
-      logging.jsonl        one JSON object per log step
-      loss.png             training (and evaluation) loss against step
-      checkpoint-N/        written by the Trainer; resumable
-      adapter_* | model*   the final adapter (PEFT format) or model (transformers format), with the tokenizer
+OUTPUT_DIR/
+  args.json            the resolved arguments (`model` is the base model's resolved path)
+  logging.jsonl        one JSON object per log step
+  loss.png             training (and evaluation) loss against step
+  checkpoint-N/        written by the Trainer; resumable
+  adapter_* | model*   the final adapter (PEFT format) or model (transformers format), with the tokenizer
 """
 
 from __future__ import annotations
@@ -47,7 +47,9 @@ def resolve_checkpoint(value: str | None, output_dir: Path) -> str | None:
 
         last = get_last_checkpoint(str(output_dir)) if output_dir.is_dir() else None
         if last is None:
-            raise OmniError(f"--resume-from-checkpoint last: no checkpoint-N directory in {output_dir}; pass --output-dir")
+            raise OmniError(
+                f"--resume-from-checkpoint last: no checkpoint-N directory in {output_dir}; pass --output-dir"
+            )
         return last
     if not (Path(value) / "trainer_state.json").is_file():
         raise OmniError(f"--resume-from-checkpoint {value}: not a checkpoint directory (no trainer_state.json)")
@@ -56,6 +58,7 @@ def resolve_checkpoint(value: str | None, output_dir: Path) -> str | None:
 
 def write_args(output_dir: Path, values: dict[str, Any]) -> Path:
     """Write `args.json` atomically; dataclass values are expanded into dicts."""
+
     def plain(v: Any) -> Any:
         if dataclasses.is_dataclass(v) and not isinstance(v, type):
             return dataclasses.asdict(v)
@@ -124,7 +127,8 @@ def plot_loss(log_history: list[dict[str, Any]], path: Path) -> Path | None:
     fig, ax = plt.subplots(figsize=(7, 4))
     for points, label, style in ((train, "train loss", "-"), (evals, "eval loss", "o--")):
         if points:
-            ax.plot(*zip(*points), style, label=label)
+            steps, losses = zip(*points, strict=True)
+            ax.plot(steps, losses, style, label=label)
     ax.set_xlabel("step")
     ax.set_ylabel("loss")
     ax.grid(alpha=0.3)

@@ -6,6 +6,8 @@ options already decide; both are ``run(job) -> TrainResult`` as every algorithm 
 
 from __future__ import annotations
 
+import functools
+
 from omni.train.collators import PaddingCollator, PaddingFreeCollator, pack_rows
 from omni.train.encoding import EncodedSet, encode_rows
 from omni.train.job import TrainingJob, TrainResult, log_line
@@ -15,15 +17,22 @@ DEFAULT_PACKING_LENGTH = 2048  # rows per pack when --packing is used without --
 
 
 def _describe(name: str, encoded: EncodedSet) -> str:
-    dropped = f" ({encoded.dropped} dropped: nothing left to train after truncation)" if encoded.dropped else ""
+    dropped = f" ({encoded.dropped} dropped: too long, or nothing left to train)" if encoded.dropped else ""
     return f"{name}: {len(encoded.features)} rows, {encoded.num_tokens:,} tokens{dropped}"
 
 
 def run_sft(job: TrainingJob) -> TrainResult:
     """Supervised fine-tuning (loss on the answers, or on all tokens for `pt`)."""
     options = job.options
-    train = encode_rows(job.template, job.train_rows, max_length=options.max_length)
-    val = encode_rows(job.template, job.val_rows, max_length=options.max_length) if job.val_rows else None
+    encode = functools.partial(
+        encode_rows,
+        job.template,
+        max_length=options.max_length,
+        plain_text=job.command == "pt",
+        skip_too_long=options.skip_bad_rows,
+    )
+    train = encode(job.train_rows)
+    val = encode(job.val_rows) if job.val_rows else None
     log_line(_describe("train", train))
     if val is not None:
         log_line(_describe("validation", val))

@@ -58,7 +58,9 @@ class FreezeTuner(FullTuner):
         """Freeze and unfreeze by name; errors when the patterns leave nothing to train."""
         opts = self.options or FreezeOptions()
         if not opts.trainable_parts and not opts.freeze_parts:
-            raise OmniError("--tuner freeze needs --trainable-parts or --freeze-parts (parameter-name prefixes or globs)")
+            raise OmniError(
+                "--tuner freeze needs --trainable-parts or --freeze-parts (parameter-name prefixes or globs)"
+            )
         for name, p in model.named_parameters():
             if opts.freeze_parts:  # ms-swift order: freeze these, then unfreeze --trainable-parts
                 trainable = not _matches(name, opts.freeze_parts) or _matches(name, opts.trainable_parts)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from omni import hookimpl
 from omni.registry import QuantizerSpec
+
 from omni_plugin_bnb.options import BnbOptions
 
 OMNI_PLUGIN_API = 1

@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+from omni.errors import OmniError
+from omni.train.quantizer import Quantizer
 from peft import prepare_model_for_kbit_training
 from transformers import BitsAndBytesConfig
 
-from omni.errors import OmniError
-from omni.train.quantizer import Quantizer
 from omni_plugin_bnb.options import BnbOptions
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from omni import hookimpl
 from omni.registry import TunerSpec
+
 from omni_plugin_lora.options import LoraOptions
 
 OMNI_PLUGIN_API = 1

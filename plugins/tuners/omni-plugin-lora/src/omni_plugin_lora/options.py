@@ -12,7 +12,9 @@ class LoraOptions:
     """LoRA and its variants, as `omni sft --tuner lora` flags."""
 
     lora_rank: int = option(8, help="rank r of the low-rank update")
-    lora_alpha: int = option(32, help="scaling numerator: the update is scaled by alpha / r (alpha / sqrt(r) with rsLoRA)")
+    lora_alpha: int = option(
+        32, help="scaling numerator: the update is scaled by alpha / r (alpha / sqrt(r) with rsLoRA)"
+    )
     lora_dropout: float = option(0.05, help="dropout on the adapter's input")
     target_modules: list[str] = option(
         default_factory=list,
@@ -24,7 +26,8 @@ class LoraOptions:
     use_dora: bool = option(False, help="DoRA: decompose weights into magnitude and direction")
     use_rslora: bool = option(False, help="rank-stabilised LoRA: scale by alpha / sqrt(r)")
     lora_plus_lr_ratio: float | None = option(
-        None, help="LoRA+: the B matrices learn this many times faster than the A matrices (e.g. 16)",
+        None,
+        help="LoRA+: the B matrices learn this many times faster than the A matrices (e.g. 16)",
         aliases=("lorap_lr_ratio",),
     )
     init_weights: str = option(

@@ -7,10 +7,10 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from peft import LoraConfig, PeftModel, get_peft_model
-
 from omni.errors import OmniError
 from omni.train.tuner import Tuner
+from peft import LoraConfig, PeftModel, get_peft_model
+
 from omni_plugin_lora.options import LoraOptions
 
 # Inits that change the base weights (they subtract the adapter's initial value from them): the final
@@ -43,7 +43,8 @@ class LoraTuner(Tuner):
             r=o.lora_rank,
             lora_alpha=o.lora_alpha,
             lora_dropout=o.lora_dropout,
-            target_modules=targets or "all-linear",
+            # peft takes `all-linear` only as a plain string, never inside a list
+            target_modules="all-linear" if targets in ([], ["all-linear"]) else targets,
             modules_to_save=list(o.modules_to_save) or None,
             use_dora=o.use_dora,
             use_rslora=o.use_rslora,
