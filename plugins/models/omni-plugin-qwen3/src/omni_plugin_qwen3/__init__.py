@@ -25,7 +25,8 @@ def register_models(register):
             impl=LOADER,
             architectures=("Qwen3ForCausalLM",),
             model_types=("qwen3",),
-            hub_ids=("Qwen/Qwen3-*",),
+            # Sizes are listed so that MoE, Omni, VL ... ids (also "Qwen/Qwen3-...") go to their own specs.
+            hub_ids=tuple(f"Qwen/Qwen3-{size}*" for size in ("0.6B", "1.7B", "4B", "8B", "14B", "32B")),
             template="qwen3",
             lora_targets=DENSE_LORA_TARGETS,
         )
@@ -37,7 +38,7 @@ def register_models(register):
             impl=LOADER,
             architectures=("Qwen3MoeForCausalLM",),
             model_types=("qwen3_moe",),
-            hub_ids=("Qwen/Qwen3-*A*B*",),
+            hub_ids=("Qwen/Qwen3-30B-A3B*", "Qwen/Qwen3-235B-A22B*"),
             template="qwen3",
             # transformers stores the experts as fused 3-D weights, not Linear layers LoRA can wrap.
             lora_targets=ATTENTION,
