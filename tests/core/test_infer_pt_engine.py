@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 
 import pytest
 from omni.errors import OmniError
@@ -18,30 +17,12 @@ def ask(question: str, config: GenerationConfig = GREEDY, adapter: str | None = 
     return InferRequest({"messages": [{"role": "user", "content": question}]}, config, adapter)
 
 
-def make_adapter(base: Path, out: Path, seed: int) -> Path:
-    """A real PEFT LoRA adapter with random (non-zero) weights, as training would leave it."""
-    import torch
-    from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM
-
-    torch.manual_seed(seed)
-    model = AutoModelForCausalLM.from_pretrained(base)
-    config = LoraConfig(r=4, lora_alpha=8, target_modules="all-linear", init_lora_weights=False, task_type="CAUSAL_LM")
-    peft_model = get_peft_model(model, config)
-    with torch.no_grad():
-        for name, param in peft_model.named_parameters():
-            if "lora_" in name:
-                param.normal_(0, 0.5)
-    peft_model.save_pretrained(out)
-    return out
-
-
 @pytest.fixture(scope="module")
-def adapters(tiny_chat_model, tmp_path_factory):
+def adapters(tiny_chat_model, make_lora_adapter, tmp_path_factory):
     root = tmp_path_factory.mktemp("adapters")
     return {
-        "a": str(make_adapter(tiny_chat_model, root / "a", seed=1)),
-        "b": str(make_adapter(tiny_chat_model, root / "b", seed=2)),
+        "a": str(make_lora_adapter(tiny_chat_model, root / "a", seed=1)),
+        "b": str(make_lora_adapter(tiny_chat_model, root / "b", seed=2)),
     }
 
 
