@@ -118,6 +118,8 @@ def read_path(path: Path) -> Iterator[Record]:
     """Records of a local dataset file or ``save_to_disk`` folder, by its suffix or layout."""
     if is_saved_dataset(path):
         return read_saved_dataset(path)
+    if path.is_dir():
+        raise DataError(str(path), None, "is a folder but not a datasets save_to_disk one; pass the data files in it")
     reader = READERS.get(path.suffix.lower())
     if reader is None:
         kinds = ", ".join(READERS)
