@@ -74,17 +74,17 @@ def resolve_rewards(
 
 def _reward(ref: str, registry: Registry, options_by_name: Mapping[str, Any]) -> RewardFunc:
     if is_file_reference(ref):
-        return instantiate(load_from_file(ref), None, ref)
+        return _instantiate(load_from_file(ref), None, ref)
     registration = registry.get("rewards", ref)
     spec = registration.spec
     options = options_by_name.get(spec.name, options_by_name.get(ref))
     if options is None:
         options = spec.default_options()
     label = f"{spec.name!r} ({registration.distribution.name})"
-    return instantiate(spec.load(), options, label)
+    return _instantiate(spec.load(), options, label)
 
 
-def instantiate(impl: Any, options: Any, label: str) -> RewardFunc:
+def _instantiate(impl: Any, options: Any, label: str) -> RewardFunc:
     """The reward callable of an implementation: a function as it is, a class constructed with `options`."""
     if inspect.isclass(impl):
         return impl(options) if options is not None else impl()
