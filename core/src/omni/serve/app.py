@@ -74,19 +74,17 @@ def create_app(
     *,
     api_key: str | None = None,
     default_max_tokens: int = 512,
-    token_text: TokenText | None = None,
 ) -> FastAPI:
     """An app answering OpenAI API requests with `engine`.
 
     `api_key`, when set, is required as ``Authorization: Bearer KEY`` on every ``/v1`` route.
-    `default_max_tokens` bounds answers of requests that set no ``max_tokens``; `token_text` names the
-    tokens in log-probability entries (default: ``token_id:N``, as vLLM writes ids without a tokenizer).
+    `default_max_tokens` bounds answers of requests that set no ``max_tokens``.
     """
     app = FastAPI(title="omni", docs_url=None, redoc_url=None)
     app.add_middleware(RequestLog)
     _add_error_handlers(app)
     started = int(time.time())
-    name_token = token_text or (lambda token_id: f"token_id:{token_id}")
+    name_token = _token_text(engine)
     guarded = [Depends(_bearer_check(api_key))]
 
     @app.get("/health")
@@ -148,6 +146,15 @@ def create_app(
         return _event_stream(_events(engine, request, chunk, choice, [], body.include_usage))
 
     return app
+
+
+def _token_text(engine: Engine) -> TokenText:
+    """Token names for log-probability entries: decoded by the engine's tokenizer when it has one (the pt
+    engine does), else ``token_id:N`` as vLLM writes them without a tokenizer."""
+    tokenizer = getattr(engine, "tokenizer", None)
+    if tokenizer is None:
+        return lambda token_id: f"token_id:{token_id}"
+    return lambda token_id: tokenizer.decode([token_id])
 
 
 async def _answer(engine: Engine, request: InferRequest) -> InferResponse:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Any
 
 from omni.cli.invocation import Invocation
 from omni.infer.adapters import parse_adapters
@@ -35,7 +34,6 @@ def run(invocation: Invocation) -> int:
             models,
             api_key=api_key,
             default_max_tokens=options.max_new_tokens,
-            token_text=_token_text(engine),
         )
         level = options.log_level.upper()
         logging.basicConfig(level=level, format="%(asctime)s %(name)s %(levelname)s %(message)s")
@@ -52,11 +50,3 @@ def run(invocation: Invocation) -> int:
     finally:
         engine.close()
     return 0
-
-
-def _token_text(engine: Any) -> Any:
-    """Token names for log-probabilities, from the engine's tokenizer when it has one (the pt engine does)."""
-    tokenizer = getattr(engine, "tokenizer", None)
-    if tokenizer is None:
-        return None
-    return lambda token_id: tokenizer.decode([token_id])
