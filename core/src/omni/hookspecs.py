@@ -79,8 +79,10 @@ def register_algorithms(register: Callable[[AlgorithmSpec], None]) -> None:
 def register_rewards(register: Callable[[RewardSpec], None]) -> None:
     """Register reward functions for RL with `register(RewardSpec(...))`.
 
-    Called when plugins load. ``impl`` names ``reward(prompts, completions, **columns) -> list[float]``;
-    ``columns`` are the row's extra dataset columns (e.g. ``solution``, ``images``).
+    Called when plugins load. ``impl`` names ``reward(prompts, completions, **columns) -> list[float | None]``
+    or, when the spec has options, a class built with the options instance whose instances are called so.
+    ``columns`` are the row's extra dataset columns (e.g. ``solution``, ``images``), one value per completion;
+    None means the reward does not apply to that completion.
     """
 
 

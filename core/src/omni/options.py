@@ -158,11 +158,16 @@ def fields_of(options_cls: type) -> list[FieldInfo]:
 def _default_text(options_cls: type, name: str) -> str:
     f = next(f for f in dataclasses.fields(options_cls) if f.name == name)
     if f.default is not _MISSING:
-        return "" if f.default in (None, "", False) else f" (default: {f.default})"
+        return "" if is_blank_default(f.default) else f" (default: {f.default})"
     if f.default_factory is not _MISSING:
         value = f.default_factory()
         return f" (default: {' '.join(map(str, value))})" if value else ""
     return ""
+
+
+def is_blank_default(value: Any) -> bool:
+    """Defaults not worth printing; by identity, so 0 and 0.0 still show."""
+    return value is None or value is False or value == ""
 
 
 def add_arguments(parser: argparse.ArgumentParser, options_cls: type, *, title: str | None = None) -> list[FieldInfo]:

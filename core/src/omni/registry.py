@@ -42,7 +42,7 @@ KNOWN_PROVIDERS: dict[tuple[str, str], str] = {
     ("quantizers", "bnb"): "omni-plugin-bnb",
     **{("algorithms", n): "omni-plugin-dpo" for n in ("dpo", "kto", "simpo", "orpo", "cpo")},
     **{("algorithms", n): "omni-plugin-grpo" for n in ("grpo", "dapo", "dr-grpo", "rloo", "reinforce++")},
-    **{("rewards", n): "omni-plugin-grpo" for n in ("accuracy", "format", "length", "cosine", "repetition")},
+    **{("rewards", n): "omni-plugin-grpo" for n in ("accuracy", "format", "length", "cosine", "repetition", "soft-overlong")},
     **{("engines", n): f"omni-plugin-{n}" for n in ("vllm", "sglang", "lmdeploy")},
     **{("datasets", n): "omni-plugin-datasets" for n in ("identity", "hub")},
 }
@@ -140,7 +140,7 @@ class AlgorithmSpec(Spec):
 
 @dataclass(frozen=True, kw_only=True)
 class RewardSpec(Spec):
-    """A reward function for RL: ``reward(prompts, completions, **row_columns) -> list[float]``."""
+    """A reward for RL: ``reward(prompts, completions, **columns) -> list[float | None]``, or a class taking options."""
 
     kind: ClassVar[str] = "rewards"
 

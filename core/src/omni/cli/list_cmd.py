@@ -8,7 +8,7 @@ from typing import Any
 
 from omni.cli.invocation import Invocation
 from omni.errors import OmniError
-from omni.options import fields_of, kebab
+from omni.options import fields_of, is_blank_default, kebab
 from omni.registry import KINDS, Spec
 
 
@@ -67,6 +67,6 @@ def run(invocation: Invocation) -> int:
         print(f"{row['name']}{aliases}  [{row['distribution']}]")
         print(f"    {row['description']}")
         for opt in row["options"]:
-            default = "" if opt["default"] in (None, "", False) else f" (default: {opt['default']})"
+            default = "" if is_blank_default(opt["default"]) else f" (default: {opt['default']})"
             print(f"    {opt['flag']:<28} {opt['help']}{default}")
     return 0
