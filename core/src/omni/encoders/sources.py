@@ -93,7 +93,7 @@ def read_source(item: MediaItem, modality: str, context: MediaContext | None = N
         return _read_url(text, modality, context)
     if scheme == "file":
         return _read_path(urllib.request.url2pathname(urllib.parse.urlsplit(text).path), modality, context)
-    if not _resolve(text, context).exists() and len(text) >= _BASE64_MIN_CHARS and _BASE64.match(text):
+    if len(text) >= _BASE64_MIN_CHARS and _BASE64.match(text) and not _is_file(_resolve(text, context)):
         return Blob(_b64decode(text, modality, "<base64>", context), "<base64>")
     return _read_path(text, modality, context)
 
@@ -128,6 +128,13 @@ def _read_mapping(item: Mapping[str, Any], modality: str, context: MediaContext)
 def _resolve(path: str, context: MediaContext) -> Path:
     p = Path(path).expanduser()
     return p if p.is_absolute() or context.base_dir is None else context.base_dir / p
+
+
+def _is_file(path: Path) -> bool:
+    try:
+        return path.is_file()
+    except OSError:  # e.g. a name longer than the file system allows: certainly not a file
+        return False
 
 
 def _read_path(path: str, modality: str, context: MediaContext) -> Blob:
