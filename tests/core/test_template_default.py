@@ -107,3 +107,15 @@ def test_content_parts_are_accepted():
     tokenizer = build_tokenizer("smollm2")
     parts = [{"role": "user", "content": [{"type": "text", "text": "Hi there"}]}, SINGLE[1]]
     assert DefaultTemplate(tokenizer).encode({"messages": parts}).input_ids == reference_ids(tokenizer, SINGLE)
+
+
+@pytest.mark.parametrize("family", ["qwen3", "smollm2", "llama"])
+def test_answers_found_when_they_repeat_the_question_or_open_the_conversation(family):
+    tokenizer = build_tokenizer(family)
+    echo = [{"role": "user", "content": "Say OK"}, {"role": "assistant", "content": "OK"},
+            {"role": "user", "content": "Say OK again"}, {"role": "assistant", "content": "OK"}]  # fmt: skip
+    greeting = [{"role": "assistant", "content": "Welcome!"}, *SINGLE]
+    for messages in (echo, greeting):
+        encoded = DefaultTemplate(tokenizer).encode({"messages": messages})
+        assert encoded.input_ids == reference_ids(tokenizer, messages)
+        assert trained_text(tokenizer, encoded).replace("<think>\n\n</think>\n\n", "") == answers(messages, END[family])

@@ -52,7 +52,7 @@ class DefaultTemplate(PieceTemplate):
         """Where assistant message `index` is written in `full`: its text and end-of-turn token."""
         content = messages[index]["content"].strip()
         try:
-            before = self._render(messages[:index], add_generation_prompt=True) if index else ""
+            before = self._render(messages[:index], add_generation_prompt=True)
             through = self._render(messages[: index + 1], add_generation_prompt=False)
         except Exception:  # templates may reject partial conversations (e.g. no user turn yet)
             before = through = ""
@@ -61,7 +61,7 @@ class DefaultTemplate(PieceTemplate):
             content_at = full.rfind(content, start, turn_end) if content else -1
             content_end = content_at + len(content) if content_at >= 0 else start
             return start, self._end_of_turn(full, content_end, turn_end, otherwise=turn_end)
-        start = full.find(content, cursor) if content else -1
+        start = full.find(content, self._after_previous_message(messages, index, full, cursor)) if content else -1
         if start < 0:
             raise TemplateError(
                 f"cannot find assistant message {index} in what the chat template rendered; "
@@ -69,6 +69,13 @@ class DefaultTemplate(PieceTemplate):
             )
         content_end = start + len(content)
         return start, self._end_of_turn(full, content_end, len(full), otherwise=content_end)
+
+    @staticmethod
+    def _after_previous_message(messages: list[dict[str, Any]], index: int, full: str, cursor: int) -> int:
+        """Where the message before `index` ends in `full`, so an answer repeating the question is found after it."""
+        previous = messages[index - 1]["content"].strip() if index else ""
+        at = full.find(previous, cursor) if previous else -1
+        return at + len(previous) if at >= 0 else cursor
 
     def _end_of_turn(self, full: str, content_end: int, limit: int, *, otherwise: int) -> int:
         """Just past the special token that closes the answer (only whitespace before it), else `otherwise`."""

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from omni.options import option
-from omni.template.base import LossScope, TemplateOptions, Truncation
+from omni.template.base import TemplateOptions
 
 
 @dataclass
@@ -35,12 +35,10 @@ class TemplateCliOptions:
 
     def template_options(self) -> TemplateOptions:
         """The `TemplateOptions` these flags describe."""
-        truncation: Truncation = self.truncation
-        loss_scope: LossScope = self.loss_scope
         return TemplateOptions(
             system=self.system,
             max_length=self.max_length,
-            truncation=truncation,
-            loss_scope=loss_scope,
+            truncation=self.truncation,
+            loss_scope=self.loss_scope,
             enable_thinking=self.enable_thinking,
         )

@@ -102,22 +102,26 @@ class PieceTemplate(Template):
         limit, length = self.options.max_length, len(encoded)
         if limit is None or length <= limit:
             return encoded
-        mode = self.options.truncation
-        trained = [i for i, label in enumerate(encoded.labels) if label != IGNORE_INDEX]
+        over = f"is {length} tokens, over --max-length {limit}"
         whole_text = self.options.loss_scope == "all"
-        if mode == "left":
-            last = max(a for a in answers if a is not None) if not whole_text else None
-            answer_start = answers.index(last) if last is not None else 0
-            if not whole_text and length - answer_start > limit:
-                raise row_error(
-                    row,
-                    f"its last answer alone is {length - answer_start} tokens, over --max-length {limit}; "
-                    "raise --max-length or shorten the answer",
-                    RowTooLongError,
-                )
-            cut = length - limit
-            return Encoded(encoded.input_ids[cut:], encoded.labels[cut:], encoded.extras)
-        if mode == "right" and (whole_text or trained[-1] < limit):
-            return Encoded(encoded.input_ids[:limit], encoded.labels[:limit], encoded.extras)
-        reason = "right truncation would cut trained tokens; use --truncation left" if mode == "right" else ""
-        raise row_error(row, f"is {length} tokens, over --max-length {limit}{'; ' + reason if reason else ''}", RowTooLongError)
+        if self.options.truncation == "left":
+            if not whole_text:
+                answer_start = answers.index(max(a for a in answers if a is not None))
+                if length - answer_start > limit:
+                    raise row_error(
+                        row,
+                        f"its last answer alone is {length - answer_start} tokens, over --max-length {limit}; "
+                        "raise --max-length or shorten the answer",
+                        RowTooLongError,
+                    )
+            return _sliced(encoded, length - limit, length)
+        if self.options.truncation == "right":
+            last_trained = max(i for i, label in enumerate(encoded.labels) if label != IGNORE_INDEX)
+            if whole_text or last_trained < limit:
+                return _sliced(encoded, 0, limit)
+            raise row_error(row, f"{over}; right truncation would cut trained tokens, use --truncation left", RowTooLongError)
+        raise row_error(row, f"{over} (--truncation error)", RowTooLongError)
+
+
+def _sliced(encoded: Encoded, start: int, end: int) -> Encoded:
+    return Encoded(encoded.input_ids[start:end], encoded.labels[start:end], encoded.extras)

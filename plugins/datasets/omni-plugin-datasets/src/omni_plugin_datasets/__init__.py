@@ -19,7 +19,7 @@ def register_datasets(register):
             name="identity",
             description="who the assistant is: about 120 Q/A rows (English and Chinese) naming --model-name and --model-author",
             impl="omni_plugin_datasets.identity:load_identity",
-            aliases=("self-cognition", "self_cognition"),
+            aliases=("self-cognition",),
         )
     )
     register(
