@@ -6,6 +6,7 @@ releases the engine.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 
@@ -46,7 +47,9 @@ def run(invocation: Invocation) -> int:
             access_log=False,  # omni.serve logs each request once, when its response is complete
             timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
         )
-        uvicorn.Server(config).run()
+        # uvicorn shuts down gracefully on Ctrl-C, then re-raises it; stopping a server that way is no error.
+        with contextlib.suppress(KeyboardInterrupt):
+            uvicorn.Server(config).run()
     finally:
         engine.close()
     return 0
