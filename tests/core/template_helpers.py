@@ -39,4 +39,6 @@ def trained_text(tokenizer: Any, encoded: Encoded) -> str:
 
 def answers(messages: list[dict[str, Any]], end: str, *, strip: bool = False) -> str:
     """Every assistant content followed by the end-of-turn token, as a template should train them."""
-    return "".join((m["content"].strip() if strip else m["content"]) + end for m in messages if m["role"] == "assistant")
+    return "".join(
+        (m["content"].strip() if strip else m["content"]) + end for m in messages if m["role"] == "assistant"
+    )

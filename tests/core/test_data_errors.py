@@ -8,8 +8,8 @@ import json
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-
 from omni.errors import DataError, OmniError
+
 from tests.core.data_helpers import CHAT, load, write_jsonl
 
 USER_ONLY = {"messages": [{"role": "user", "content": "Hi"}]}
@@ -20,7 +20,10 @@ USER_ONLY = {"messages": [{"role": "user", "content": "Hi"}]}
     [
         ('{"messages": [', "not valid JSON"),
         ({"messages": [{"role": "robot", "content": "x"}]}, "messages[0] has role 'robot'"),
-        ({"messages": [{"role": "user", "content": "a"}, {"role": "user", "content": "b"}]}, "messages[1] is a user message after a user message"),
+        (
+            {"messages": [{"role": "user", "content": "a"}, {"role": "user", "content": "b"}]},
+            "messages[1] is a user message after a user message",
+        ),
         ({"messages": [*CHAT["messages"], {"role": "system", "content": "late"}]}, "only the first message may be one"),
         (USER_ONLY, "no assistant answer to train on"),
         ({**CHAT, "images": ["a.png"]}, "0 <image> tag(s) in the messages but 1 file(s) in images"),
@@ -29,7 +32,18 @@ USER_ONLY = {"messages": [{"role": "user", "content": "Hi"}]}
         ({"messages": "nope"}, "messages is a string that is not valid JSON"),
         ([1, 2], "a row must be a JSON object"),
     ],
-    ids=["json", "role", "alternation", "late-system", "no-answer", "image-count", "no-columns", "sharegpt", "messages-type", "not-object"],
+    ids=[
+        "json",
+        "role",
+        "alternation",
+        "late-system",
+        "no-answer",
+        "image-count",
+        "no-columns",
+        "sharegpt",
+        "messages-type",
+        "not-object",
+    ],
 )
 def test_jsonl_error_names_file_and_line(tmp_path, bad, message):
     path = write_jsonl(tmp_path / "a.jsonl", [CHAT, CHAT, bad if isinstance(bad, str) else bad])

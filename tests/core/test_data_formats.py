@@ -9,8 +9,8 @@ import datasets
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-
 from omni.data import Row
+
 from tests.core.data_helpers import CHAT, load, write_jsonl
 
 ROWS = [

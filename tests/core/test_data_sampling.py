@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import pytest
-
 from omni.data import StreamingRows
 from omni.data.options import DataOptions
 from omni.errors import DataError, OmniError
 from omni.options import add_arguments, build_options, fields_of
+
 from tests.core.data_helpers import load, write_jsonl
 
 
 def chats(n: int) -> list[dict]:
-    return [{"messages": [{"role": "user", "content": f"q{i}"}, {"role": "assistant", "content": f"a{i}"}]} for i in range(n)]
+    return [
+        {"messages": [{"role": "user", "content": f"q{i}"}, {"role": "assistant", "content": f"a{i}"}]}
+        for i in range(n)
+    ]
 
 
 def questions(rows) -> list[str]:
@@ -58,7 +61,11 @@ def test_ms_swift_spellings_parse():
 
     parser = argparse.ArgumentParser()
     infos = add_arguments(parser, DataOptions)
-    flags = vars(parser.parse_args(["--dataset", "a.jsonl", "--split_dataset_ratio", "0.1", "--model_name", "小黄", "Xiao-Huang"]))
+    flags = vars(
+        parser.parse_args(
+            ["--dataset", "a.jsonl", "--split_dataset_ratio", "0.1", "--model_name", "小黄", "Xiao-Huang"]
+        )
+    )
     options = build_options(DataOptions, infos, flags, {}, "")
     assert options.val_split_ratio == 0.1 and options.model_name == ["小黄", "Xiao-Huang"]
     assert {f.name for f in fields_of(DataOptions)} >= {"dataset", "val_dataset", "streaming", "skip_bad_rows"}
@@ -77,7 +84,9 @@ def test_streaming_reads_lazily(tmp_path):
 
 
 def test_streaming_skips_and_counts_while_reading(tmp_path):
-    loaded = load(str(write_jsonl(tmp_path / "a.jsonl", [*chats(2), "{broken", *chats(1)])), streaming=True, skip_bad_rows=True)
+    loaded = load(
+        str(write_jsonl(tmp_path / "a.jsonl", [*chats(2), "{broken", *chats(1)])), streaming=True, skip_bad_rows=True
+    )
     assert loaded.skipped == 0
     assert len(list(loaded.train)) == 3 and loaded.skipped == 1
 

@@ -57,7 +57,10 @@ def test_enable_thinking_reaches_the_chat_template():
 
 
 def long_row(question_words: int, answer_words: int) -> Row:
-    messages = [{"role": "user", "content": "word " * question_words}, {"role": "assistant", "content": "red " * answer_words}]
+    messages = [
+        {"role": "user", "content": "word " * question_words},
+        {"role": "assistant", "content": "red " * answer_words},
+    ]
     return Row({"messages": messages}, "data.jsonl", 7)
 
 
@@ -71,7 +74,9 @@ def test_left_truncation_keeps_the_answer():
 
 def test_answer_longer_than_max_length_is_a_row_error():
     template = DefaultTemplate(build_tokenizer("smollm2"), TemplateOptions(max_length=40))
-    with pytest.raises(RowTooLongError, match=r"^data.jsonl:7: its last answer alone is \d+ tokens, over --max-length 40"):
+    with pytest.raises(
+        RowTooLongError, match=r"^data.jsonl:7: its last answer alone is \d+ tokens, over --max-length 40"
+    ):
         template.encode(long_row(5, 200))
 
 

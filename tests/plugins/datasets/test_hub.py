@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import datasets
-
 from omni.data.convert import to_messages_row
 from omni.data.resolve import resolve_dataset
 from omni.plugins import load_plugins
 from omni_plugin_datasets.hub import load_hub_dataset
+
 from tests.core.data_helpers import write_jsonl
 
 

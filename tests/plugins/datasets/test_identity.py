@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from omni.data import DataOptions, load_datasets
 from omni.errors import OmniError
 from omni.plugins import load_plugins

@@ -9,9 +9,8 @@ import pytest
 
 @pytest.fixture(scope="session")
 def smollm2_tokenizer(tmp_path_factory: pytest.TempPathFactory):
-    from transformers import AutoTokenizer
-
     from omni.models.embedded import gguf_file
+    from transformers import AutoTokenizer
 
     path, _ = gguf_file()
     tokenizer = AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import pytest
-
 from omni.plugins import load_plugins
 from omni.template import TemplateOptions, get_template
 from omni.template.default import DefaultTemplate
 from omni.testing.tokenizers import build_tokenizer
 from omni_plugin_llama.templates import Llama3Template, SmolLM2Template
+
 from tests.core.template_helpers import CONVERSATIONS, MULTI_TURN, SINGLE, answers, reference_ids, trained_text
 
 
@@ -55,10 +55,14 @@ def test_specs_and_template_resolution():
     assert smollm2.matches_hub_id("HuggingFaceTB/SmolLM2-135M-Instruct")
     assert smollm2.impl == "omni.models.loader:load_pretrained"
     assert "q_proj" in smollm2.lora_targets and "down_proj" in smollm2.lora_targets
-    assert isinstance(get_template(None, build_tokenizer("smollm2"), model_spec=smollm2, registry=registry), SmolLM2Template)
+    assert isinstance(
+        get_template(None, build_tokenizer("smollm2"), model_spec=smollm2, registry=registry), SmolLM2Template
+    )
     llama = registry.get("models", "llama").spec
     assert "LlamaForCausalLM" in llama.architectures and llama.matches_hub_id("meta-llama/Llama-3.2-1B-Instruct")
     # Llama-architecture checkpoints differ in chat format, so they keep their own chat template.
-    assert isinstance(get_template(None, build_tokenizer("llama"), model_spec=llama, registry=registry), DefaultTemplate)
+    assert isinstance(
+        get_template(None, build_tokenizer("llama"), model_spec=llama, registry=registry), DefaultTemplate
+    )
     assert isinstance(get_template("llama3.2", build_tokenizer("llama"), registry=registry), Llama3Template)
     assert SmolLM2Template.stop_words == ("<|im_end|>",) and "<|eot_id|>" in Llama3Template.stop_words

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
-
 from omni.plugins import load_plugins
 from omni.template import TemplateOptions, get_template
 from omni.testing.tokenizers import build_tokenizer
 from omni_plugin_qwen3.templates import Qwen3Template, Qwen25Template
+
 from tests.core.template_helpers import CONVERSATIONS, SINGLE, answers, reference_ids, trained_text
 
 THOUGHTFUL = [
@@ -60,7 +60,12 @@ def test_qwen25_matches_tokenizer(name):
 
 def test_consecutive_tool_results_share_one_user_turn():
     tokenizer = build_tokenizer("qwen3")
-    messages = [*SINGLE, {"role": "tool", "content": "a"}, {"role": "tool", "content": "b"}, {"role": "assistant", "content": "ok"}]
+    messages = [
+        *SINGLE,
+        {"role": "tool", "content": "a"},
+        {"role": "tool", "content": "b"},
+        {"role": "assistant", "content": "ok"},
+    ]
     encoded = Qwen3Template(tokenizer).encode({"messages": messages})
     assert encoded.input_ids == reference_ids(tokenizer, messages)
     assert tokenizer.decode(encoded.input_ids).count("<|im_start|>user") == 2

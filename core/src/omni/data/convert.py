@@ -57,7 +57,9 @@ def to_messages_row(raw: dict[str, Any]) -> dict[str, Any]:
         query = f"{instruction}\n{extra}" if _present(extra) else instruction
         messages = _from_pairs(row.pop("system", None), row.pop("history", None), query, row.pop("output", None))
     elif "query" in row:
-        messages = _from_pairs(row.pop("system", None), row.pop("history", None), row.pop("query"), row.pop("response", None))
+        messages = _from_pairs(
+            row.pop("system", None), row.pop("history", None), row.pop("query"), row.pop("response", None)
+        )
     elif "text" in row:
         if not isinstance(row["text"], str):
             raise RowProblem(f"text must be a string, got {type(row['text']).__name__}")

@@ -48,7 +48,9 @@ def read_json(path: Path) -> Iterator[Record]:
     try:
         rows = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
-        raise DataError(str(path), exc.lineno, f"not valid JSON ({exc.msg}); fix the file or save it as JSON Lines") from None
+        raise DataError(
+            str(path), exc.lineno, f"not valid JSON ({exc.msg}); fix the file or save it as JSON Lines"
+        ) from None
     for index, row in enumerate(rows):
         yield Record(f"row {index}", row)
 
@@ -123,5 +125,7 @@ def read_path(path: Path) -> Iterator[Record]:
     reader = READERS.get(path.suffix.lower())
     if reader is None:
         kinds = ", ".join(READERS)
-        raise DataError(str(path), None, f"unsupported dataset file type; use {kinds} or a datasets save_to_disk folder")
+        raise DataError(
+            str(path), None, f"unsupported dataset file type; use {kinds} or a datasets save_to_disk folder"
+        )
     return reader(path)

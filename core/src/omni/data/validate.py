@@ -40,7 +40,9 @@ def validate_row(row: dict[str, Any], *, require_answer: bool) -> None:
             continue
         if role not in _MAY_FOLLOW[previous]:
             after = f"after a {previous} message" if previous else "as the first turn"
-            raise RowProblem(f"messages[{i}] is a {role} message {after}; expected {' or '.join(_MAY_FOLLOW[previous])}")
+            raise RowProblem(
+                f"messages[{i}] is a {role} message {after}; expected {' or '.join(_MAY_FOLLOW[previous])}"
+            )
         previous = role
     if require_answer and not any(m["role"] == "assistant" and m["content"].strip() for m in messages):
         raise RowProblem("no assistant answer to train on (add an assistant message with content)")

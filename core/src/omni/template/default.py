@@ -39,9 +39,7 @@ class DefaultTemplate(PieceTemplate):
 
     def _render(self, messages: list[dict[str, Any]], *, add_generation_prompt: bool) -> str:
         if not getattr(self.tokenizer, "chat_template", None):
-            raise TemplateError(
-                "the tokenizer has no chat template; pass --template NAME (see `omni list templates`)"
-            )
+            raise TemplateError("the tokenizer has no chat template; pass --template NAME (see `omni list templates`)")
         kwargs = {} if self.options.enable_thinking is None else {"enable_thinking": self.options.enable_thinking}
         text = self.tokenizer.apply_chat_template(
             messages, tokenize=False, add_generation_prompt=add_generation_prompt, **kwargs

@@ -119,7 +119,9 @@ class PieceTemplate(Template):
             last_trained = max(i for i, label in enumerate(encoded.labels) if label != IGNORE_INDEX)
             if whole_text or last_trained < limit:
                 return _sliced(encoded, 0, limit)
-            raise row_error(row, f"{over}; right truncation would cut trained tokens, use --truncation left", RowTooLongError)
+            raise row_error(
+                row, f"{over}; right truncation would cut trained tokens, use --truncation left", RowTooLongError
+            )
         raise row_error(row, f"{over} (--truncation error)", RowTooLongError)
 
 

@@ -13,7 +13,9 @@ from omni.template.options import TemplateCliOptions
 class TemplateRenderOptions(TemplateCliOptions):
     """`omni template render`: which row, which model's tokenizer, how to print."""
 
-    action: Literal["render"] = option("render", help="render: print a row as tokens, trained ones marked", positional=True)
+    action: Literal["render"] = option(
+        "render", help="render: print a row as tokens, trained ones marked", positional=True
+    )
     model: str = option(
         "smollm2-135m-instruct", help="model whose tokenizer and family template are used: a local folder or hub id"
     )

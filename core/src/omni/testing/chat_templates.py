@@ -95,7 +95,8 @@ _QWEN3_BODY = (
 
 # Qwen3 (dense and MoE): ChatML; the last answer after the last user query carries a <think> block.
 QWEN3 = _QWEN3_BODY.replace(
-    "CONTENT", "{%- if message.content is string %}{%- set content = message.content %}{%- else %}{%- set content = '' %}{%- endif %}"
+    "CONTENT",
+    "{%- if message.content is string %}{%- set content = message.content %}{%- else %}{%- set content = '' %}{%- endif %}",
 )
 
 # Qwen3-Omni: Qwen3's format with OpenAI-style content parts expanded into vision/audio placeholders.

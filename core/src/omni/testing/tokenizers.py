@@ -31,7 +31,14 @@ _QWEN_PLAIN = (
     "<tool_call>", "</tool_call>", "<|fim_prefix|>", "<|fim_middle|>", "<|fim_suffix|>", "<|fim_pad|>",
     "<|repo_name|>", "<|file_sep|>", "<tool_response>", "</tool_response>", "<think>", "</think>",
 )  # fmt: skip
-_QWEN3_OMNI_AUDIO = ("<|audio_start|>", "<|audio_end|>", "<tts_pad>", "<tts_text_bos>", "<tts_text_eod>", "<|audio_pad|>")
+_QWEN3_OMNI_AUDIO = (
+    "<|audio_start|>",
+    "<|audio_end|>",
+    "<tts_pad>",
+    "<tts_text_bos>",
+    "<tts_text_eod>",
+    "<|audio_pad|>",
+)
 
 
 @dataclass(frozen=True)
@@ -49,14 +56,37 @@ class FamilyTokens:
     prepend_bos: bool  # whether encoding text adds `bos` in front (Llama 3 does)
 
 
+def _qwen(chat_template: str, extra_special: tuple[str, ...] = ()) -> FamilyTokens:
+    """Qwen's layout: special tokens after the vocabulary, no BOS, `<|im_end|>` ends a turn."""
+    return FamilyTokens(
+        leading_special=(),
+        trailing_special=_QWEN_SPECIAL + extra_special,
+        plain_added=_QWEN_PLAIN,
+        bos=None,
+        eos="<|im_end|>",
+        pad="<|endoftext|>",
+        unk=None,
+        chat_template=chat_template,
+        prepend_bos=False,
+    )
+
+
 _FAMILIES: dict[str, FamilyTokens] = {
     "llama": FamilyTokens(
         leading_special=(),
         trailing_special=(
-            "<|begin_of_text|>", "<|end_of_text|>", "<|reserved_special_token_0|>", "<|reserved_special_token_1|>",
-            "<|finetune_right_pad_id|>", "<|reserved_special_token_2|>", "<|start_header_id|>", "<|end_header_id|>",
-            "<|eom_id|>", "<|eot_id|>", "<|python_tag|>",
-        ),  # fmt: skip
+            "<|begin_of_text|>",
+            "<|end_of_text|>",
+            "<|reserved_special_token_0|>",
+            "<|reserved_special_token_1|>",
+            "<|finetune_right_pad_id|>",
+            "<|reserved_special_token_2|>",
+            "<|start_header_id|>",
+            "<|end_header_id|>",
+            "<|eom_id|>",
+            "<|eot_id|>",
+            "<|python_tag|>",
+        ),
         plain_added=(),
         bos="<|begin_of_text|>",
         eos="<|eot_id|>",
@@ -67,10 +97,24 @@ _FAMILIES: dict[str, FamilyTokens] = {
     ),
     "smollm2": FamilyTokens(
         leading_special=(
-            "<|endoftext|>", "<|im_start|>", "<|im_end|>", "<repo_name>", "<reponame>", "<file_sep>", "<filename>",
-            "<gh_stars>", "<issue_start>", "<issue_comment>", "<issue_closed>", "<jupyter_start>", "<jupyter_text>",
-            "<jupyter_code>", "<jupyter_output>", "<jupyter_script>", "<empty_output>",
-        ),  # fmt: skip
+            "<|endoftext|>",
+            "<|im_start|>",
+            "<|im_end|>",
+            "<repo_name>",
+            "<reponame>",
+            "<file_sep>",
+            "<filename>",
+            "<gh_stars>",
+            "<issue_start>",
+            "<issue_comment>",
+            "<issue_closed>",
+            "<jupyter_start>",
+            "<jupyter_text>",
+            "<jupyter_code>",
+            "<jupyter_output>",
+            "<jupyter_script>",
+            "<empty_output>",
+        ),
         trailing_special=(),
         plain_added=(),
         bos="<|im_start|>",
@@ -80,14 +124,9 @@ _FAMILIES: dict[str, FamilyTokens] = {
         chat_template=chat_templates.SMOLLM2,
         prepend_bos=False,
     ),
-    "qwen3": FamilyTokens((), _QWEN_SPECIAL, _QWEN_PLAIN, None, "<|im_end|>", "<|endoftext|>", None, chat_templates.QWEN3, False),
-    "qwen2.5": FamilyTokens(
-        (), _QWEN_SPECIAL, _QWEN_PLAIN, None, "<|im_end|>", "<|endoftext|>", None, chat_templates.QWEN2_5, False
-    ),
-    "qwen3-omni": FamilyTokens(
-        (), _QWEN_SPECIAL + _QWEN3_OMNI_AUDIO, _QWEN_PLAIN, None, "<|im_end|>", "<|endoftext|>", None,
-        chat_templates.QWEN3_OMNI, False,
-    ),  # fmt: skip
+    "qwen3": _qwen(chat_templates.QWEN3),
+    "qwen2.5": _qwen(chat_templates.QWEN2_5),
+    "qwen3-omni": _qwen(chat_templates.QWEN3_OMNI, extra_special=_QWEN3_OMNI_AUDIO),
 }
 
 FAMILIES: tuple[str, ...] = tuple(_FAMILIES)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from omni import hookimpl
 from omni.registry import DatasetSpec
+
 from omni_plugin_datasets.hub import HUB_ID_PATTERN
 
 OMNI_PLUGIN_API = 1

@@ -18,4 +18,6 @@ def load_hub_dataset(name: str, options: Any) -> Iterable[dict[str, Any]]:
     import datasets
 
     path, _, subset = name.partition(":")
-    return datasets.load_dataset(path, subset or None, split="train", streaming=bool(getattr(options, "streaming", False)))
+    return datasets.load_dataset(
+        path, subset or None, split="train", streaming=bool(getattr(options, "streaming", False))
+    )

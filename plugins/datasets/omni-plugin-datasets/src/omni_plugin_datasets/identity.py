@@ -166,7 +166,11 @@ def _pairs() -> list[tuple[str, str, str]]:
     """(language, question, answer) templates; answers rotate so each question is seen with a few."""
     rows = []
     for i, question in enumerate(_NAME_QUESTIONS):
-        pool = _NOT_OTHER_ANSWERS if question.startswith("Are you ") and "human" not in question and "person" not in question else _NAME_ANSWERS
+        pool = (
+            _NOT_OTHER_ANSWERS
+            if question.startswith("Are you ") and "human" not in question and "person" not in question
+            else _NAME_ANSWERS
+        )
         rows += [("en", question, pool[i % len(pool)]), ("en", question, pool[(i + 3) % len(pool)])]
     rows += [("en", q, _AUTHOR_ANSWERS[i % len(_AUTHOR_ANSWERS)]) for i, q in enumerate(_AUTHOR_QUESTIONS)]
     rows += [("en", q, _ABOUT_ANSWERS[q]) for q in _ABOUT_QUESTIONS]
