@@ -16,7 +16,6 @@ def register_models(register):
             name=GENERIC_MODEL,
             description="any transformers causal LM with a chat template; used when no model plugin claims a checkpoint",
             impl="omni.models.loader:load_pretrained",
-            lora_targets=("all-linear",),
         )
     )
 
