@@ -71,3 +71,17 @@ def test_unknown_engine_names_what_is_installed(omni_cli):
     result = omni_cli("infer", "--infer-backend", "vllm", "--query", "hi")
     assert result.returncode == 2
     assert "engine 'vllm' is not installed: pip install omni-plugin-vllm (installed engines: pt" in result.stderr
+
+
+def test_adapter_without_model_uses_its_recorded_base(omni_cli, tiny_chat_model, make_lora_adapter, tmp_path):
+    from omni.infer.engine import GenerationConfig, InferRequest
+    from omni.infer.pt_engine import PtEngine
+    from omni.plugins import load_plugins, using_host
+
+    adapter = make_lora_adapter(tiny_chat_model, tmp_path / "adapter", seed=5)  # PEFT records the base's path
+    result = omni_cli("infer", "--adapters", str(adapter), "--query", QUESTION, "--max-new-tokens", "10")
+    assert result.returncode == 0, result.stderr
+    with using_host(load_plugins({"OMNI_PLUGINS": "lora"})):
+        engine = PtEngine(str(tiny_chat_model), adapters={"adapter": str(adapter)})
+    request = InferRequest({"messages": [{"role": "user", "content": QUESTION}]}, GenerationConfig(10), "adapter")
+    assert result.stdout == engine.generate([request])[0].choices[0].text + "\n"
