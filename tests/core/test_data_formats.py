@@ -124,3 +124,9 @@ def test_unsupported_file_type(tmp_path, suffix):
     path.write_text("x")
     with pytest.raises(Exception, match="unsupported dataset file type"):
         load(str(path))
+
+
+def test_byte_order_mark_is_tolerated(tmp_path):
+    path = tmp_path / "a.jsonl"
+    path.write_text(json.dumps(CHAT) + "\n", encoding="utf-8-sig")
+    assert [dict(r) for r in load(str(path)).train] == [CHAT]

@@ -16,6 +16,8 @@ from typing import Any
 
 from omni.errors import DataError
 
+ENCODING = "utf-8-sig"  # UTF-8, tolerating the byte-order mark some editors and exports write
+
 
 @dataclass(frozen=True)
 class Record:
@@ -28,7 +30,7 @@ class Record:
 
 def read_jsonl(path: Path) -> Iterator[Record]:
     """One record per non-blank line; the location is the 1-based line number."""
-    with path.open(encoding="utf-8") as lines:
+    with path.open(encoding=ENCODING) as lines:
         for number, line in enumerate(lines, 1):
             if not line.strip():
                 continue
@@ -40,13 +42,13 @@ def read_jsonl(path: Path) -> Iterator[Record]:
 
 def read_json(path: Path) -> Iterator[Record]:
     """A JSON array of rows (``row N``), or JSON Lines saved under a .json name."""
-    with path.open(encoding="utf-8") as f:
+    with path.open(encoding=ENCODING) as f:
         head = f.read(1024).lstrip()
     if not head.startswith("["):
         yield from read_jsonl(path)
         return
     try:
-        rows = json.loads(path.read_text(encoding="utf-8"))
+        rows = json.loads(path.read_text(encoding=ENCODING))
     except json.JSONDecodeError as exc:
         raise DataError(
             str(path), exc.lineno, f"not valid JSON ({exc.msg}); fix the file or save it as JSON Lines"
@@ -57,7 +59,7 @@ def read_json(path: Path) -> Iterator[Record]:
 
 def read_csv(path: Path) -> Iterator[Record]:
     """One record per CSV row, keyed by the header; the location is the row's first file line."""
-    with path.open(encoding="utf-8", newline="") as f:
+    with path.open(encoding=ENCODING, newline="") as f:
         reader = csv.reader(f)
         header = next(reader, None)
         if header is None:

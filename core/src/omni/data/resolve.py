@@ -39,8 +39,9 @@ def resolve_dataset(name: str, registry: Registry) -> DatasetSource:
     named = registry.find("datasets", name)
     if named is not None and isinstance(named.spec, DatasetSpec) and named.spec.pattern is None:
         return DatasetSource(name, named.spec)
-    if Path(name).exists():
-        return DatasetSource(name)
+    local = Path(name).expanduser()
+    if local.exists():
+        return DatasetSource(str(local))
     for registration in registry.all("datasets"):
         spec = registration.spec
         if isinstance(spec, DatasetSpec) and spec.pattern is not None and re.fullmatch(spec.pattern, name):
