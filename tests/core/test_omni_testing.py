@@ -1,0 +1,198 @@
+"""omni.testing's multimodal helpers: the tiny Qwen3-Omni checkpoint and the synthetic datasets."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+
+import numpy as np
+import pytest
+from omni.encoders.audio import load_audio
+from omni.encoders.image import load_image
+from omni.encoders.sources import MediaContext
+from omni.encoders.video import load_video
+from omni.testing.synthetic import SHAPE_COLOURS, write_motion, write_shapes, write_tones
+
+
+def rows(path):
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+@pytest.fixture(scope="module")
+def omni_dir(tmp_path_factory):
+    from omni.testing.omni_models import build_tiny_qwen3_omni
+
+    return build_tiny_qwen3_omni(tmp_path_factory.mktemp("tiny-qwen3-omni"))
+
+
+def expand_media_tokens(tokenizer, text, image_grid_thw, audio_mask, merge_size):
+    """The Qwen3-Omni processor's placeholder expansion: one token per merged image patch and per
+    audio-encoder output frame (the processor itself cannot be built here without torchvision)."""
+    from transformers.models.qwen3_omni_moe.processing_qwen3_omni_moe import _get_feat_extract_output_lengths
+
+    image_tokens = int(image_grid_thw[0].prod()) // merge_size**2
+    audio_tokens = int(_get_feat_extract_output_lengths(audio_mask.sum(-1), 50)[0])
+    text = text.replace(tokenizer.image_token, tokenizer.image_token * image_tokens, 1)
+    return text.replace(tokenizer.audio_token, tokenizer.audio_token * audio_tokens, 1)
+
+
+def test_tiny_qwen3_omni_is_small_and_loads_by_path(omni_dir):
+    import transformers
+
+    config = transformers.AutoConfig.from_pretrained(omni_dir)
+    assert config.architectures == ["Qwen3OmniMoeForConditionalGeneration"]
+    assert config.thinker_config.audio_config.num_mel_bins == 128
+    model = transformers.Qwen3OmniMoeForConditionalGeneration.from_pretrained(omni_dir)
+    assert not model.has_talker
+    assert 200_000 < sum(p.numel() for p in model.parameters()) < 600_000
+
+    tokenizer = transformers.AutoTokenizer.from_pretrained(omni_dir)
+    image_processor = transformers.AutoImageProcessor.from_pretrained(omni_dir)
+    features = transformers.AutoFeatureExtractor.from_pretrained(omni_dir)
+    assert type(image_processor).__name__ == "Qwen2VLImageProcessorPil" and image_processor.patch_size == 16
+    assert type(features).__name__ == "WhisperFeatureExtractor" and features.feature_size == 128
+    for name in ("image_token", "audio_token", "video_token", "vision_bos_token", "audio_bos_token"):
+        assert getattr(tokenizer, name) in tokenizer.get_vocab()
+    thinker = config.thinker_config
+    assert thinker.image_token_id == tokenizer.convert_tokens_to_ids(tokenizer.image_token)
+    assert thinker.audio_token_id == tokenizer.convert_tokens_to_ids(tokenizer.audio_token)
+    assert thinker.video_token_id == tokenizer.convert_tokens_to_ids(tokenizer.video_token)
+
+
+def test_auto_processor_is_the_qwen3_omni_processor(omni_dir):
+    pytest.importorskip(
+        "torchvision", reason="transformers' Qwen3-Omni processor needs its torchvision video processor"
+    )
+    import transformers
+
+    processor = transformers.AutoProcessor.from_pretrained(omni_dir)
+    assert type(processor).__name__ == "Qwen3OmniMoeProcessor"
+    assert processor.feature_extractor.feature_size == 128
+
+
+def test_thinker_trains_on_an_image_and_a_second_of_audio(omni_dir, tmp_path):
+    import torch
+    import transformers
+
+    shapes = write_shapes(tmp_path / "shapes", train=1, held_out=0)
+    tones = write_tones(tmp_path / "tones", train=1, held_out=0)
+    image = load_image(rows(shapes.train)[0]["images"][0], context=MediaContext(base_dir=shapes.directory))
+    audio = load_audio(rows(tones.train)[0]["audios"][0], context=MediaContext(base_dir=tones.directory))
+
+    tokenizer = transformers.AutoTokenizer.from_pretrained(omni_dir)
+    image_processor = transformers.AutoImageProcessor.from_pretrained(omni_dir)
+    features = transformers.AutoFeatureExtractor.from_pretrained(omni_dir)
+    model = transformers.Qwen3OmniMoeForConditionalGeneration.from_pretrained(omni_dir)
+    pixels = image_processor(images=[image], return_tensors="pt")
+    sound = features([audio], sampling_rate=16000, padding=True, return_attention_mask=True, return_tensors="pt")
+    conversation = [
+        {"role": "user", "content": [{"type": "image"}, {"type": "audio"}, {"type": "text", "text": "Colour?"}]},
+        {"role": "assistant", "content": "red"},
+    ]
+    text = tokenizer.apply_chat_template(conversation, tokenize=False)
+    text = expand_media_tokens(
+        tokenizer, text, pixels["image_grid_thw"], sound["attention_mask"], image_processor.merge_size
+    )
+    batch = tokenizer(text, return_tensors="pt")
+
+    out = model.thinker(
+        **batch,
+        pixel_values=pixels["pixel_values"],
+        image_grid_thw=pixels["image_grid_thw"],
+        input_features=sound["input_features"],
+        feature_attention_mask=sound["attention_mask"],
+        labels=batch["input_ids"],
+    )
+    assert torch.isfinite(out.loss)
+    out.loss.backward()
+    for tower in (model.thinker.visual, model.thinker.audio_tower):
+        grads = [p.grad for p in tower.parameters() if p.grad is not None]
+        assert grads and sum(float(g.abs().sum()) for g in grads) > 0
+
+
+def test_tiny_qwen3_omni_with_talker_speaks(tmp_path):
+    import torch
+    import transformers
+    from omni.testing.omni_models import build_tiny_qwen3_omni
+
+    path = build_tiny_qwen3_omni(tmp_path / "omni-talker", with_talker=True)
+    model = transformers.Qwen3OmniMoeForConditionalGeneration.from_pretrained(path)
+    tokenizer = transformers.AutoTokenizer.from_pretrained(path)
+    assert model.has_talker
+    prompt = tokenizer.apply_chat_template(
+        [{"role": "user", "content": "Hi"}], tokenize=False, add_generation_prompt=True
+    )
+    with torch.no_grad():
+        text_ids, waveform = model.generate(
+            **tokenizer(prompt, return_tensors="pt"),
+            return_audio=True,
+            thinker_max_new_tokens=4,
+            thinker_do_sample=False,
+            talker_max_new_tokens=4,
+        )
+    assert 0 < text_ids.shape[1] - len(tokenizer(prompt)["input_ids"]) <= 4
+    assert waveform.numel() > 0 and torch.isfinite(waveform).all()
+
+
+@pytest.mark.parametrize(
+    ("write", "column", "answers"),
+    [
+        (write_shapes, "images", tuple(SHAPE_COLOURS)),
+        (write_tones, "audios", ("low", "high")),
+        (write_motion, "videos", ("left", "right")),
+    ],
+    ids=["shapes", "tones", "motion"],
+)
+def test_synthetic_sets_are_deterministic_balanced_and_well_formed(tmp_path, write, column, answers):
+    def snapshot(dataset):
+        """Each split's rows with the bytes of their media."""
+        return {
+            split: [(row, (dataset.directory / row[column][0]).read_bytes()) for row in rows(path)]
+            for split, path in (("train", dataset.train), ("held_out", dataset.held_out))
+        }
+
+    first = snapshot(write(tmp_path / "a", train=8, held_out=4, seed=3))
+    assert first == snapshot(write(tmp_path / "b", train=8, held_out=4, seed=3))
+    assert first != snapshot(write(tmp_path / "c", train=8, held_out=4, seed=4))
+    for split in first.values():
+        for row, _ in split:
+            assert row["messages"][0]["content"].startswith(f"<{column[:-1]}>")
+            assert row["messages"][1]["content"] == row["solution"]
+        counts = Counter(row["solution"] for row, _ in split)
+        assert set(counts) == set(answers) and len(set(counts.values())) == 1
+
+
+def test_shape_colour_is_the_answer(tmp_path):
+    shapes = write_shapes(tmp_path, train=8, held_out=0)
+    for row in rows(shapes.train):
+        pixels = np.asarray(load_image(row["images"][0], context=MediaContext(base_dir=tmp_path))).reshape(-1, 3)
+        coloured = {tuple(p) for p in pixels} - {(255, 255, 255)}
+        assert SHAPE_COLOURS[row["solution"]] in coloured
+
+
+def test_tone_pitch_is_the_answer(tmp_path):
+    tones = write_tones(tmp_path, train=8, held_out=0)
+    for row in rows(tones.train):
+        wave = load_audio(row["audios"][0], context=MediaContext(base_dir=tmp_path))
+        assert wave.size == 16000
+        peak = np.fft.rfftfreq(wave.size, 1 / 16000)[np.argmax(np.abs(np.fft.rfft(wave)))]
+        assert (peak > 700) == (row["solution"] == "high")
+
+
+def test_dot_motion_is_the_answer(tmp_path):
+    motion = write_motion(tmp_path, train=4, held_out=0)
+    for row in rows(motion.train):
+        video = load_video(row["videos"][0], fps=4, context=MediaContext(base_dir=tmp_path))
+        columns = [int(np.argmin(np.asarray(f.convert("L")).min(axis=0))) for f in video.frames]
+        assert (columns[-1] > columns[0]) == (row["solution"] == "right")
+
+
+def test_blank_variant_keeps_rows_and_blanks_media(tmp_path):
+    real = write_shapes(tmp_path / "real", train=4, held_out=2)
+    blank = write_shapes(tmp_path / "blank", train=4, held_out=2, blank=True)
+    assert rows(real.train) == rows(blank.train) and rows(real.held_out) == rows(blank.held_out)
+    image = np.asarray(load_image(rows(blank.train)[0]["images"][0], context=MediaContext(base_dir=blank.directory)))
+    assert (image == image[0, 0]).all()
+    silent = write_tones(tmp_path / "silent", train=2, held_out=0, blank=True)
+    wave = load_audio(rows(silent.train)[0]["audios"][0], context=MediaContext(base_dir=silent.directory))
+    assert np.abs(wave).max() == 0
