@@ -24,6 +24,7 @@ class SkippedRows:
     examples: list[str] = field(default_factory=list)
 
     def add(self, error: DataError) -> None:
+        """Count one skipped row, keeping its reason if it is among the first few."""
         self.count += 1
         if len(self.examples) < 5:
             self.examples.append(str(error))
@@ -65,6 +66,7 @@ class LoadedData:
 
     @property
     def skipped(self) -> int:
+        """How many rows ``--skip-bad-rows`` dropped so far."""
         return self.skipped_rows.count
 
 

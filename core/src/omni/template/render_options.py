@@ -20,5 +20,5 @@ class TemplateRenderOptions(TemplateCliOptions):
         "smollm2-135m-instruct", help="model whose tokenizer and family template are used: a local folder or hub id"
     )
     dataset: str = option("", help="the row's dataset: a file, a datasets folder or a registered dataset name")
-    index: int = option(0, help="which row (0-based, after conversion; bad rows count)")
+    index: int = option(0, help="which row to show (0-based, in file order)")
     json: bool = option(False, help="print machine-readable JSON: one entry per token")
