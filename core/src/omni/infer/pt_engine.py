@@ -9,16 +9,15 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import json
 import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Hashable, Iterator
 from typing import Any
 
 import torch
 from transformers import StoppingCriteria, TextIteratorStreamer
 
 from omni.infer.adapters import AdapterSet
-from omni.infer.batching import BatchScheduler, BatchStreamer
+from omni.infer.batching import BatchScheduler, BatchStreamer, batch_key
 from omni.infer.engine import Choice, Engine, GenerationConfig, InferRequest, InferResponse, StreamDelta
 from omni.infer.options import PtEngineOptions
 from omni.infer.stops import StopStringFilter, cut_at_stop
@@ -77,9 +76,9 @@ class PtEngine(Engine):
     def generate(self, requests: list[InferRequest]) -> list[InferResponse]:
         """Answer `requests` in order, batching those that share an adapter and sampling settings."""
         responses: dict[int, InferResponse] = {}
-        groups: dict[str, list[int]] = {}
+        groups: dict[Hashable, list[int]] = {}
         for index, request in enumerate(requests):
-            groups.setdefault(_batch_key(request), []).append(index)
+            groups.setdefault(batch_key(request), []).append(index)
         size = max(1, self.options.max_batch_size)
         with self._lock:
             for indices in groups.values():
@@ -125,11 +124,7 @@ class PtEngine(Engine):
         """Generate for requests that share an adapter and a generation config (caller holds the lock)."""
         config = requests[0].generation
         self.adapters.activate(self.model, requests[0].adapter)
-        prompts = [self._encode(r) for r in requests]
-        if len(prompts) > 1 and any(p.extras for p in prompts):
-            # Image/audio/video tensors have no common padded shape across rows: generate those rows alone.
-            return [response for p in prompts for response in self._generate_prompts([p], config)]
-        return self._generate_prompts(prompts, config, streamer)
+        return self._generate_prompts([self._encode(r) for r in requests], config, streamer)
 
     def _encode(self, request: InferRequest) -> Encoded:
         """Prompt ids: the chat template's for a conversation, the tokenizer's for a plain-text prompt."""
@@ -209,11 +204,13 @@ class PtEngine(Engine):
 
     def _model_inputs(self, prompts: list[Encoded]) -> dict[str, Any]:
         """Left-padded ids and attention mask on the model's device, plus a lone row's modality tensors."""
+        if len(prompts) > 1 and any(p.extras for p in prompts):
+            raise ValueError("rows with images, audio or video are generated alone (see batching.batch_key)")
         batch = self.tokenizer.pad(
             {"input_ids": [p.input_ids for p in prompts]}, padding=True, padding_side="left", return_tensors="pt"
         )
         inputs: dict[str, Any] = {k: v.to(self.model.device) for k, v in batch.items()}
-        if len(prompts) == 1:
+        if prompts[0].extras:
             inputs.update({k: v.to(self.model.device) if hasattr(v, "to") else v for k, v in prompts[0].extras.items()})
         return inputs
 
@@ -261,11 +258,6 @@ class _Cancelled(StoppingCriteria):
 
     def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor, **kwargs: Any) -> torch.Tensor:
         return torch.full((input_ids.shape[0],), self.event.is_set(), dtype=torch.bool, device=input_ids.device)
-
-
-def _batch_key(request: InferRequest) -> str:
-    """Requests with equal keys can be generated in one batch."""
-    return json.dumps([request.adapter, dataclasses.asdict(request.generation)], sort_keys=True)
 
 
 def _seed(config: GenerationConfig) -> None:
