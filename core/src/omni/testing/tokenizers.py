@@ -8,7 +8,10 @@ files are cached per process, so later calls only reload them.
 
 from __future__ import annotations
 
+import atexit
 import functools
+import os
+import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -188,12 +191,19 @@ def _train(family: str, vocab_size: int, directory: Path) -> None:
     wrapped.save_pretrained(directory)
 
 
+def _remove_if_owner(directory: Path, owner_pid: int) -> None:
+    # Forked children inherit atexit handlers; only the process that trained the files removes them.
+    if os.getpid() == owner_pid:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
 @functools.cache
 def tokenizer_dir(family: Family, vocab_size: int = 1000) -> Path:
     """A directory (per process, temporary) holding the tiny tokenizer files of `family`."""
     if family not in _FAMILIES:
         raise ValueError(f"unknown tokenizer family {family!r}; choose one of {', '.join(FAMILIES)}")
     directory = Path(tempfile.mkdtemp(prefix=f"omni-tokenizer-{family}-"))
+    atexit.register(_remove_if_owner, directory, os.getpid())
     _train(family, vocab_size, directory)
     return directory
 
