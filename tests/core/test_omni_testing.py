@@ -25,15 +25,25 @@ def omni_dir(tmp_path_factory):
     return build_tiny_qwen3_omni(tmp_path_factory.mktemp("tiny-qwen3-omni"))
 
 
-def expand_media_tokens(tokenizer, text, image_grid_thw, audio_mask, merge_size):
-    """The Qwen3-Omni processor's placeholder expansion: one token per merged image patch and per
-    audio-encoder output frame (the processor itself cannot be built here without torchvision)."""
-    from transformers.models.qwen3_omni_moe.processing_qwen3_omni_moe import _get_feat_extract_output_lengths
+def qwen3_omni_processor(path):
+    """transformers' own Qwen3-Omni processor for `path`, built without torchvision.
 
-    image_tokens = int(image_grid_thw[0].prod()) // merge_size**2
-    audio_tokens = int(_get_feat_extract_output_lengths(audio_mask.sum(-1), 50)[0])
-    text = text.replace(tokenizer.image_token, tokenizer.image_token * image_tokens, 1)
-    return text.replace(tokenizer.audio_token, tokenizer.audio_token * audio_tokens, 1)
+    `AutoProcessor` cannot build it here: the processor insists on a video processor and transformers'
+    only one for Qwen3-Omni is torchvision-based. Everything else is the real processor: the image
+    processor (PIL backend) stands in the video slot only to satisfy the constructor, and videos are
+    not passed.
+    """
+    import transformers
+
+    class ImageAndAudioProcessor(transformers.Qwen3OmniMoeProcessor):
+        def check_argument_for_proper_class(self, argument_name, argument):
+            if argument_name != "video_processor":
+                return super().check_argument_for_proper_class(argument_name, argument)
+
+    tokenizer = transformers.AutoTokenizer.from_pretrained(path)
+    images = transformers.AutoImageProcessor.from_pretrained(path)
+    audio = transformers.AutoFeatureExtractor.from_pretrained(path)
+    return ImageAndAudioProcessor(images, images, audio, tokenizer, chat_template=tokenizer.chat_template)
 
 
 def test_tiny_qwen3_omni_is_small_and_loads_by_path(omni_dir):
@@ -78,31 +88,20 @@ def test_thinker_trains_on_an_image_and_a_second_of_audio(omni_dir, tmp_path):
     tones = write_tones(tmp_path / "tones", train=1, held_out=0)
     image = load_image(rows(shapes.train)[0]["images"][0], context=MediaContext(base_dir=shapes.directory))
     audio = load_audio(rows(tones.train)[0]["audios"][0], context=MediaContext(base_dir=tones.directory))
-
-    tokenizer = transformers.AutoTokenizer.from_pretrained(omni_dir)
-    image_processor = transformers.AutoImageProcessor.from_pretrained(omni_dir)
-    features = transformers.AutoFeatureExtractor.from_pretrained(omni_dir)
+    processor = qwen3_omni_processor(omni_dir)
     model = transformers.Qwen3OmniMoeForConditionalGeneration.from_pretrained(omni_dir)
-    pixels = image_processor(images=[image], return_tensors="pt")
-    sound = features([audio], sampling_rate=16000, padding=True, return_attention_mask=True, return_tensors="pt")
     conversation = [
         {"role": "user", "content": [{"type": "image"}, {"type": "audio"}, {"type": "text", "text": "Colour?"}]},
         {"role": "assistant", "content": "red"},
     ]
-    text = tokenizer.apply_chat_template(conversation, tokenize=False)
-    text = expand_media_tokens(
-        tokenizer, text, pixels["image_grid_thw"], sound["attention_mask"], image_processor.merge_size
+    text = processor.apply_chat_template(conversation, tokenize=False)
+    batch = processor(text=text, images=[image], audio=[audio], return_tensors="pt")
+    assert (
+        batch["input_ids"].eq(model.config.thinker_config.image_token_id).sum() == batch["image_grid_thw"].prod() // 4
     )
-    batch = tokenizer(text, return_tensors="pt")
+    assert batch["feature_attention_mask"].sum() == 100  # one second of 10 ms mel frames
 
-    out = model.thinker(
-        **batch,
-        pixel_values=pixels["pixel_values"],
-        image_grid_thw=pixels["image_grid_thw"],
-        input_features=sound["input_features"],
-        feature_attention_mask=sound["attention_mask"],
-        labels=batch["input_ids"],
-    )
+    out = model.thinker(**batch, labels=batch["input_ids"])
     assert torch.isfinite(out.loss)
     out.loss.backward()
     for tower in (model.thinker.visual, model.thinker.audio_tower):
