@@ -120,3 +120,9 @@ def test_adapters_are_picked_per_request(engine):
 def test_unknown_adapter_is_an_error(engine):
     with pytest.raises(OmniError, match=r"adapter 'c' is not loaded \(loaded adapters: a, b\)"):
         engine.generate([ask("hi", adapter="c")])
+
+
+def test_seeded_sampling_gives_the_same_answers_batched_or_alone(engine):
+    config = GenerationConfig(max_new_tokens=8, temperature=1.0, seed=11)
+    alone = [texts(engine.generate([ask(q, config)]))[0] for q in QUESTIONS[:2]]
+    assert texts(engine.generate([ask(q, config) for q in QUESTIONS[:2]])) == alone
