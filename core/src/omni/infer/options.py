@@ -21,7 +21,9 @@ class GenerationOptions:
     repetition_penalty: float = option(1.0, help="penalise tokens already generated (>1 repeats less)")
     seed: int | None = option(None, help="random seed for sampling, for reproducible answers")
     stop: list[str] = option(
-        default_factory=list, help="stop generating at any of these strings (on top of the template's)"
+        default_factory=list,
+        help="stop generating at any of these strings (on top of the template's)",
+        aliases=("stop_words",),
     )
 
     def generation_config(self) -> GenerationConfig:
