@@ -27,7 +27,7 @@ USER_ONLY = {"messages": [{"role": "user", "content": "Hi"}]}
         ({"messages": [*CHAT["messages"], {"role": "system", "content": "late"}]}, "only the first message may be one"),
         (USER_ONLY, "no assistant answer to train on"),
         ({**CHAT, "images": ["a.png"]}, "0 <image> tag(s) in the messages but 1 file(s) in images"),
-        ({"prompt": "x"}, "no conversation found"),
+        ({"question": "x"}, "no conversation found"),
         ({"conversations": [{"from": "alien", "value": "x"}]}, "unknown speaker 'alien'"),
         ({"messages": "nope"}, "messages is a string that is not valid JSON"),
         ([1, 2], "a row must be a JSON object"),

@@ -9,7 +9,8 @@ import datasets
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from omni.data import Row
+from omni.data import DataOptions, Row, load_datasets
+from omni.plugins import load_plugins
 
 from tests.core.data_helpers import CHAT, load, write_jsonl
 
@@ -91,6 +92,24 @@ def test_sharegpt_roles(tmp_path):
 def test_query_response(tmp_path):
     (loaded,) = load(str(write_jsonl(tmp_path / "a.jsonl", [{"query": "q", "response": "r"}]))).train
     assert loaded["messages"] == [{"role": "user", "content": "q"}, {"role": "assistant", "content": "r"}]
+
+
+def test_trl_prompt_completion_and_preference_rows(tmp_path):
+    rows = [
+        {"prompt": "2+2?", "completion": "4"},
+        {"prompt": [{"role": "user", "content": "2+2?"}], "solution": "4"},
+        {"prompt": "Capital of France?", "chosen": "Paris.", "rejected": "Lyon."},
+        {"prompt": [{"role": "user", "content": "Hi"}], "chosen": [{"role": "assistant", "content": "Hello!"}],
+         "rejected": [{"role": "assistant", "content": "Go away."}]},
+    ]  # fmt: skip
+    registry = load_plugins({"OMNI_PLUGINS": ""}).registry
+    options = DataOptions(dataset=[str(write_jsonl(tmp_path / "a.jsonl", rows))])
+    first, prompt_only, preference, conversational = load_datasets(options, registry, require_answer=False).train
+    assert first["messages"] == [{"role": "user", "content": "2+2?"}, {"role": "assistant", "content": "4"}]
+    assert prompt_only == {"messages": [{"role": "user", "content": "2+2?"}], "solution": "4"}
+    assert preference["messages"][-1] == {"role": "assistant", "content": "Paris."}
+    assert preference["rejected_response"] == "Lyon." and "chosen" not in preference
+    assert conversational["messages"][-1]["content"] == "Hello!" and conversational["rejected_response"] == "Go away."
 
 
 def test_text_rows_stay_text(tmp_path):

@@ -42,8 +42,9 @@ def to_messages_row(raw: dict[str, Any]) -> dict[str, Any]:
 
     Recognised inputs: ``messages`` (contents may be OpenAI content parts), ShareGPT ``conversations``
     (``from``/``value``), Alpaca (``instruction``/``input``/``output``, optional ``system``/``history``),
-    ms-swift ``query``/``response`` (optional ``system``/``history``) and plain ``text`` (a pre-training
-    row, returned as it is).
+    ms-swift ``query``/``response`` (optional ``system``/``history``), TRL ``prompt`` with ``completion``
+    or ``chosen``/``rejected`` (the rejected answer becomes ``rejected_response``), and plain ``text``
+    (a pre-training row, returned as it is).
     """
     if not isinstance(raw, dict):
         raise RowProblem(f"a row must be a JSON object, got {type(raw).__name__}")
@@ -60,6 +61,8 @@ def to_messages_row(raw: dict[str, Any]) -> dict[str, Any]:
         messages = _from_pairs(
             row.pop("system", None), row.pop("history", None), row.pop("query"), row.pop("response", None)
         )
+    elif "prompt" in row:
+        messages = _from_prompt(row)
     elif "text" in row:
         if not isinstance(row["text"], str):
             raise RowProblem(f"text must be a string, got {type(row['text']).__name__}")
@@ -68,7 +71,7 @@ def to_messages_row(raw: dict[str, Any]) -> dict[str, Any]:
         columns = ", ".join(sorted(map(str, raw))) or "none"
         raise RowProblem(
             "no conversation found: expected a messages, conversations (ShareGPT), instruction/output (Alpaca), "
-            f"query/response or text column (columns: {columns})"
+            f"query/response, prompt (TRL) or text column (columns: {columns})"
         )
     if not isinstance(messages, list):
         raise RowProblem(f"messages must be a list of {{role, content}} objects, got {type(messages).__name__}")
@@ -122,6 +125,34 @@ def _from_pairs(system: Any, history: Any, query: Any, response: Any) -> list[di
     if response is not None:
         messages.append({"role": "assistant", "content": response})
     return messages
+
+
+def _from_prompt(row: dict[str, Any]) -> list[dict[str, Any]]:
+    """TRL's formats: a prompt (text or messages) with an optional completion, or chosen and rejected ones."""
+    messages = _as_messages(row.pop("prompt"), "user", "prompt")
+    answer = row.pop("completion", None) if "completion" in row else row.pop("chosen", None)
+    if "rejected" in row:
+        row["rejected_response"] = _answer_text(row.pop("rejected"), "rejected")
+    if answer is not None:
+        messages += _as_messages(answer, "assistant", "completion")
+    return messages
+
+
+def _as_messages(value: Any, role: str, column: str) -> list[dict[str, Any]]:
+    if isinstance(value, str):
+        return [{"role": role, "content": value}]
+    if isinstance(value, list):
+        return list(value)
+    raise RowProblem(f"{column} must be text or a list of messages, got {type(value).__name__}")
+
+
+def _answer_text(value: Any, column: str) -> str:
+    """The text of an answer given as text or as messages (the last message's content)."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list) and value and isinstance(value[-1], dict):
+        return str(value[-1].get("content", ""))
+    raise RowProblem(f"{column} must be text or a list of messages")
 
 
 def _media_list(value: Any, column: str) -> list[Any]:
