@@ -149,3 +149,17 @@ def test_byte_order_mark_is_tolerated(tmp_path):
     path = tmp_path / "a.jsonl"
     path.write_text(json.dumps(CHAT) + "\n", encoding="utf-8-sig")
     assert [dict(r) for r in load(str(path)).train] == [CHAT]
+
+
+@pytest.mark.parametrize(
+    "columns", [["question=query", "answer=response"], ['{"question": "query", "answer": "response"}']]
+)
+def test_columns_are_renamed_before_reading(tmp_path, columns):
+    path = write_jsonl(tmp_path / "a.jsonl", [{"question": "q", "answer": "a", "id": 1}])
+    (row,) = load(str(path), columns=columns).train
+    assert row == {"id": 1, "messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]}
+
+
+def test_bad_columns_flag(tmp_path):
+    with pytest.raises(Exception, match="--columns: 'question' is not OLD=NEW"):
+        load(str(write_jsonl(tmp_path / "a.jsonl", [CHAT])), columns=["question"])

@@ -11,6 +11,7 @@ import json
 from typing import Any
 
 from omni.data.rows import RowProblem
+from omni.errors import OmniError
 
 ROLES: tuple[str, ...] = ("system", "user", "assistant", "tool")
 MEDIA_COLUMNS: dict[str, str] = {"image": "images", "audio": "audios", "video": "videos"}
@@ -35,6 +36,30 @@ _PART_MODALITY = {
     "video_url": "video",
     "video": "video",
 }
+
+
+def parse_columns(values: list[str]) -> dict[str, str]:
+    """``["question=query", ...]`` (or one ms-swift JSON object) as an old-to-new column-name mapping."""
+    if len(values) == 1 and values[0].lstrip().startswith("{"):
+        try:
+            mapping = json.loads(values[0])
+        except json.JSONDecodeError as exc:
+            raise OmniError(f"--columns: not a JSON object ({exc.msg})") from None
+        if not isinstance(mapping, dict):
+            raise OmniError("--columns: give OLD=NEW pairs or a JSON object of old to new names")
+        return {str(k): str(v) for k, v in mapping.items()}
+    pairs = [value.partition("=") for value in values]
+    bad = [old for old, sep, new in pairs if not (sep and old and new)]
+    if bad:
+        raise OmniError(f"--columns: {bad[0]!r} is not OLD=NEW (e.g. --columns question=query answer=response)")
+    return {old: new for old, _, new in pairs}
+
+
+def rename_columns(raw: Any, mapping: dict[str, str]) -> Any:
+    """`raw` with its columns renamed by `mapping` (rows that are not objects are left for validation)."""
+    if not mapping or not isinstance(raw, dict):
+        return raw
+    return {mapping.get(key, key): value for key, value in raw.items()}
 
 
 def to_messages_row(raw: dict[str, Any]) -> dict[str, Any]:

@@ -6,7 +6,7 @@ import itertools
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
-from omni.data.convert import to_messages_row
+from omni.data.convert import parse_columns, rename_columns, to_messages_row
 from omni.data.options import DataOptions
 from omni.data.resolve import resolve_dataset
 from omni.data.rows import Row, RowProblem
@@ -113,11 +113,12 @@ def _rows(
     name: str, options: DataOptions, registry: Registry, require_answer: bool, skipped: SkippedRows
 ) -> Iterable[Row]:
     source = resolve_dataset(name, registry)
+    columns = parse_columns(options.columns)
     for record in source.records(options):
         try:
             if record.problem is not None:
                 raise RowProblem(record.problem)
-            data = to_messages_row(record.data)
+            data = to_messages_row(rename_columns(record.data, columns))
             validate_row(data, require_answer=require_answer)
         except RowProblem as problem:
             error = DataError(source.source, record.location, str(problem))

@@ -26,6 +26,11 @@ class DataOptions:
         help="hold out this fraction of the training rows for validation (ignored with --val-dataset)",
         aliases=("split_dataset_ratio",),
     )
+    columns: list[str] = option(
+        default_factory=list,
+        help='rename dataset columns before reading them: OLD=NEW ... (or ms-swift\'s JSON \'{"OLD": "NEW"}\')',
+        metavar="OLD=NEW",
+    )
     streaming: bool = option(False, help="read rows lazily while training, for data larger than memory")
     skip_bad_rows: bool = option(False, help="skip malformed rows (and count them) instead of stopping")
     data_seed: int = option(42, help="seed for NAME#N sampling and the validation split", aliases=("dataset_seed",))
