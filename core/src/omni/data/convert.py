@@ -1,4 +1,4 @@
-"""Raw rows in the formats people publish (messages, ShareGPT, Alpaca, query/response, text) to the messages format.
+"""Raw rows in the formats people publish (messages, ShareGPT, Alpaca, query/response, TRL, text) to messages.
 
 The messages format is DESIGN.md §3: ``{"messages": [{"role", "content"}...], "images": [...], ...}``
 with string contents in which ``<image>``/``<audio>``/``<video>`` tags pair in order with the files.
