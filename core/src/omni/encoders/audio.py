@@ -38,15 +38,17 @@ def decode_audio(blob: Blob, context: MediaContext) -> tuple[np.ndarray, int]:
     except (soundfile.LibsndfileError, RuntimeError, TypeError) as exc:
         problem = f"is not readable audio ({exc})"
     try:
-        decoded = decode_audio_track(blob.data)
+        import av  # optional: only formats libsndfile lacks need it
     except ImportError:
-        problem += "; installing PyAV (pip install av) adds more formats"
-        decoded = None
-    except Exception as exc:  # PyAV raises its own error family per container problem
-        problem += f"; PyAV: {exc}"
-        decoded = None
+        raise context.error(
+            "audio", blob.name, f"{problem}; installing PyAV (pip install av) adds more formats"
+        ) from None
+    try:
+        decoded = decode_audio_track(blob.data)
+    except (av.FFmpegError, ValueError) as exc:
+        raise context.error("audio", blob.name, f"{problem}; PyAV: {exc}") from None
     if decoded is None:
-        raise context.error("audio", blob.name, problem)
+        raise context.error("audio", blob.name, f"{problem}; it has no audio stream")
     return decoded
 
 

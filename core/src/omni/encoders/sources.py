@@ -59,12 +59,10 @@ class MediaContext:
 
 @dataclass(frozen=True)
 class Blob:
-    """The bytes of one media item, a short name for messages, and a format hint (file suffix or MIME
-    subtype such as ``wav``, ``png``, ``mp4``) when the item says one."""
+    """The bytes of one media item and a short name for it in messages (decoders sniff the format)."""
 
     data: bytes
     name: str
-    format: str | None = None
 
 
 def read_source(item: MediaItem, modality: str, context: MediaContext | None = None) -> Blob:
@@ -104,8 +102,7 @@ def _read_mapping(item: Mapping[str, Any], modality: str, context: MediaContext)
         payload = item.get("input_audio")
         if not isinstance(payload, Mapping) or "data" not in payload:
             raise context.error(modality, "input_audio part", "needs input_audio.data (base64) and input_audio.format")
-        data = _b64decode(str(payload["data"]), modality, "input_audio part", context)
-        return Blob(data, "<input_audio>", str(payload.get("format") or "") or None)
+        return Blob(_b64decode(str(payload["data"]), modality, "input_audio part", context), "<input_audio>")
     if kind in _PART_TYPES and item.get(kind) is not None:
         payload = item[kind]
         if isinstance(payload, Mapping):
@@ -114,8 +111,7 @@ def _read_mapping(item: Mapping[str, Any], modality: str, context: MediaContext)
             raise context.error(modality, f"{kind} part", "names no url or path")
         return read_source(payload, modality, context)
     if item.get("bytes") is not None:  # the `datasets` Image/Audio feature's storage
-        name = str(item.get("path") or f"<{len(item['bytes'])} bytes>")
-        return Blob(bytes(item["bytes"]), name, Path(name).suffix.lstrip(".").lower() or None)
+        return Blob(bytes(item["bytes"]), str(item.get("path") or f"<{len(item['bytes'])} bytes>"))
     if item.get("path") is not None:
         return read_source(str(item["path"]), modality, context)
     raise context.error(
@@ -146,7 +142,7 @@ def _read_path(path: str, modality: str, context: MediaContext) -> Blob:
         raise context.error(modality, shown, "file does not exist") from None
     except OSError as exc:
         raise context.error(modality, shown, f"cannot be read ({exc.strerror or exc})") from None
-    return Blob(data, path, resolved.suffix.lstrip(".").lower() or None)
+    return Blob(data, path)
 
 
 def _read_data_uri(uri: str, modality: str, context: MediaContext) -> Blob:
@@ -154,13 +150,10 @@ def _read_data_uri(uri: str, modality: str, context: MediaContext) -> Blob:
     if not sep:
         raise context.error(modality, "data: URI", "has no ',' between its header and its data")
     mime, *params = header.split(";")
-    subtype = mime.partition("/")[2].lower() or None
+    name = f"<data:{mime or 'unknown'}>"
     if "base64" in params:
-        data = _b64decode(payload, modality, "data: URI", context)
-    else:
-        data = urllib.parse.unquote_to_bytes(payload)
-    # MIME subtypes such as x-wav or mpeg name formats under other words; keep only what decoders read.
-    return Blob(data, f"<data:{mime or 'unknown'}>", subtype.removeprefix("x-") if subtype else None)
+        return Blob(_b64decode(payload, modality, "data: URI", context), name)
+    return Blob(urllib.parse.unquote_to_bytes(payload), name)
 
 
 def _b64decode(text: str, modality: str, name: str, context: MediaContext) -> bytes:
@@ -174,10 +167,7 @@ def _read_url(url: str, modality: str, context: MediaContext) -> Blob:
     request = urllib.request.Request(url, headers={"User-Agent": "omni"})
     try:
         with urllib.request.urlopen(request, timeout=URL_TIMEOUT_S) as response:
-            data = response.read()
-            subtype = response.headers.get_content_subtype()
+            return Blob(response.read(), url)
     except (urllib.error.URLError, TimeoutError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
         raise context.error(modality, url, f"cannot be downloaded ({reason})") from None
-    suffix = Path(urllib.parse.urlsplit(url).path).suffix.lstrip(".").lower()
-    return Blob(data, url, suffix or subtype)

@@ -60,15 +60,16 @@ def load_video(
         return _from_frame_list(item, fps, max_frames, context)
     blob = read_source(item, "video", context)
     try:
-        video = _decode_container(blob, fps, max_frames)
+        import av  # optional: only video files need it
     except ImportError:
         raise context.error("video", blob.name, "decoding video files needs PyAV: pip install av") from None
-    except Exception as exc:  # PyAV raises its own error family per container problem
+    try:
+        video = _decode_container(blob, fps, max_frames)
+        track = decode_audio_track(blob.data) if with_audio else None
+    except (av.FFmpegError, ValueError) as exc:
         raise context.error("video", blob.name, f"is not a readable video ({exc})") from None
-    if with_audio:
-        track = decode_audio_track(blob.data)
-        if track is not None:
-            video.audio, video.sampling_rate = resample(track[0], track[1], sampling_rate), sampling_rate
+    if track is not None:
+        video.audio, video.sampling_rate = resample(track[0], track[1], sampling_rate), sampling_rate
     return video
 
 
