@@ -79,6 +79,7 @@ class AdapterSet:
 
     @property
     def names(self) -> list[str]:
+        """The loaded adapters' names, in loading order."""
         return list(self._tuners)
 
     def load(self, model: Any, adapters: dict[str, str], registry: Registry) -> Any:

@@ -23,6 +23,7 @@ class LoadedModel:
 
     @property
     def spec(self) -> ModelSpec:
+        """The model spec whose loader loaded this model."""
         return self.registration.spec  # type: ignore[return-value]
 
 

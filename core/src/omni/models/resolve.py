@@ -30,6 +30,7 @@ class ResolvedModel:
 
     @property
     def spec(self) -> ModelSpec:
+        """The model spec of `registration`."""
         return self.registration.spec  # type: ignore[return-value]
 
 
