@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -67,7 +68,8 @@ class TrainingJob:
         """transformers `TrainingArguments` from the options; `overrides` lets an algorithm add its own."""
         from omni.train.trainer import training_arguments
 
-        args = training_arguments(self.options, str(self.output_dir), has_eval=has_eval)
+        dtype = getattr(self.model, "dtype", None)
+        args = training_arguments(self.options, str(self.output_dir), has_eval=has_eval, model_dtype=dtype)
         return dataclasses.replace(args, **overrides) if overrides else args
 
     def callbacks(self) -> list[Any]:
@@ -142,8 +144,9 @@ def prepare_job(invocation: Invocation) -> TrainingJob:
         raise OmniError("--tuner is empty; choose one of: " + ", ".join(registry.names("tuners")))
     quantizer, quantization_config = _quantization(invocation, options)
 
+    started = time.perf_counter()
     loaded = load_model(options, registry, quantization_config=quantization_config, for_training=True)
-    log_line(f"model {loaded.spec.name} from {loaded.path}")
+    log_line(f"model {loaded.spec.name} from {loaded.path} (loaded in {time.perf_counter() - started:.1f} s)")
     model = loaded.model
     if quantizer is not None:
         model = quantizer.prepare_for_training(model, gradient_checkpointing=options.gradient_checkpointing)

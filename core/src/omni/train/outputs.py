@@ -96,21 +96,32 @@ def save_final(tuner: Tuner, model: Any, processor: Any, output_dir: Path) -> li
 
 
 class JsonlLogCallback(TrainerCallback):
-    """Appends every log (train and eval) to `logging.jsonl` with its step, epoch and wall time."""
+    """Appends every log (train and eval) to `logging.jsonl` with its step, epoch and time.
+
+    Each (re)start of training also writes a ``{"event": "train_begin", ...}`` line, so a resumed run's
+    file shows where it picked up, and start-up time can be measured from it.
+    """
 
     def __init__(self, output_dir: Path) -> None:
         self.path = output_dir / LOG_FILE
         self._start = time.time()
+
+    def _write(self, record: dict[str, Any]) -> None:
+        with self.path.open("a", encoding="utf-8") as f:
+            f.write(json.dumps(record) + "\n")
+
+    def on_train_begin(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kw: Any) -> None:
+        if state.is_world_process_zero:
+            self._write({"event": "train_begin", "step": state.global_step, "time": round(time.time(), 3)})
 
     def on_log(
         self, args: TrainingArguments, state: TrainerState, control: TrainerControl, logs: dict | None = None, **kw: Any
     ) -> None:
         if not logs or not state.is_world_process_zero:
             return
+        now = time.time()
         record = {"step": state.global_step, "epoch": round(state.epoch or 0.0, 4), **logs}
-        record["elapsed_s"] = round(time.time() - self._start, 2)
-        with self.path.open("a", encoding="utf-8") as f:
-            f.write(json.dumps(record) + "\n")
+        self._write({**record, "elapsed_s": round(now - self._start, 2), "time": round(now, 3)})
 
 
 def plot_loss(log_history: list[dict[str, Any]], path: Path) -> Path | None:

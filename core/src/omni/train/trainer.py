@@ -13,10 +13,16 @@ from omni.train.options import TrainingOptions
 from omni.train.tuner import Tuner
 
 
-def training_arguments(options: TrainingOptions, output_dir: str, *, has_eval: bool) -> TrainingArguments:
-    """transformers `TrainingArguments` for these options (omni does its own progress bar and log file)."""
+def training_arguments(
+    options: TrainingOptions, output_dir: str, *, has_eval: bool, model_dtype: torch.dtype | None = None
+) -> TrainingArguments:
+    """transformers `TrainingArguments` for these options (omni does its own progress bar and log file).
+
+    bfloat16 weights (`model_dtype`) train under bfloat16 autocast on a GPU.
+    """
     eval_steps = options.eval_steps or options.save_steps
     return TrainingArguments(
+        bf16=torch.cuda.is_available() and model_dtype == torch.bfloat16,
         output_dir=output_dir,
         num_train_epochs=options.num_train_epochs,
         max_steps=options.max_steps,
