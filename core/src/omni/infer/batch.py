@@ -9,8 +9,7 @@ from typing import Any
 
 from omni.data.loading import load_datasets
 from omni.data.options import DataOptions
-from omni.infer.engine import Engine, InferRequest
-from omni.infer.options import InferOptions
+from omni.infer.engine import Engine, GenerationConfig, InferRequest
 from omni.models.atomic import atomic_text_file
 from omni.plugins import get_registry
 
@@ -18,17 +17,13 @@ from omni.plugins import get_registry
 ROWS_PER_CALL = 64
 
 
-def answer_file(engine: Engine, options: InferOptions, adapter: str | None) -> Path:
-    """Answer the rows of `--input` and write `--output` as JSONL (all at once: never a partial file).
+def answer_file(engine: Engine, source: str, target: Path, config: GenerationConfig, adapter: str | None) -> None:
+    """Answer the rows of `source` (a file or dataset name) and write `target` as JSONL, all at once.
 
     Each output line is the input row in the messages format plus ``response``; a row ending with an
     assistant turn (a labelled set) is prompted without that turn, which stays in the row for comparison.
     """
-    assert options.input is not None and options.output is not None
-    rows = load_datasets(DataOptions(dataset=[options.input]), get_registry(), require_answer=False).train
-    assert isinstance(rows, list)
-    config = options.generation_config()
-    target = Path(options.output)
+    rows = list(load_datasets(DataOptions(dataset=[source]), get_registry(), require_answer=False).train)
     with atomic_text_file(target) as handle:
         for start in range(0, len(rows), ROWS_PER_CALL):
             chunk = rows[start : start + ROWS_PER_CALL]
@@ -38,7 +33,6 @@ def answer_file(engine: Engine, options: InferOptions, adapter: str | None) -> P
                 handle.write(json.dumps(line, ensure_ascii=False, default=str) + "\n")
             print(f"answered {start + len(chunk)}/{len(rows)} rows", file=sys.stderr, flush=True)
     print(f"wrote {len(rows)} answers to {target}")
-    return target
 
 
 def prompt_row(row: dict[str, Any]) -> dict[str, Any]:

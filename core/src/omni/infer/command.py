@@ -7,6 +7,7 @@ from pathlib import Path
 from omni.cli.invocation import Invocation
 from omni.errors import OmniError
 from omni.infer.adapters import parse_adapters, recorded_base_model
+from omni.infer.batch import answer_file
 from omni.infer.chat import chat, print_answer
 from omni.infer.engine import Engine, InferRequest
 from omni.infer.options import InferOptions
@@ -30,10 +31,8 @@ def run(invocation: Invocation) -> int:
     try:
         if options.query is not None:
             answer_query(engine, options, adapter)
-        elif options.input is not None:
-            from omni.infer.batch import answer_file
-
-            answer_file(engine, options, adapter)
+        elif options.input is not None and options.output is not None:
+            answer_file(engine, options.input, Path(options.output), options.generation_config(), adapter)
         else:
             chat(engine, options, adapter)
     finally:
