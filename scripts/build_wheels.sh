@@ -9,4 +9,6 @@ for project in plugins/*/*/pyproject.toml; do
 done
 python="${PYTHON:-.venv/bin/python}"
 "$python" -m pip wheel --disable-pip-version-check -q --no-deps --no-build-isolation -w "$out" "${projects[@]}"
+# setuptools leaves a build/ copy of each package's sources; it is only a by-product.
+for project in "${projects[@]}"; do rm -rf "$project/build"; done
 ls "$out"/*.whl
