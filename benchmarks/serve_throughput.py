@@ -1,0 +1,125 @@
+"""Throughput and latency of `omni serve` under concurrent clients: dynamic batching vs one at a time.
+
+    .venv/bin/python benchmarks/serve_throughput.py [--clients 1 4 16] [--requests-per-client 2] [--max-tokens 64]
+
+Serves SmolLM2-135M-Instruct (the embedded default) on the pt engine over real HTTP, twice in one run:
+with dynamic batching (--max-batch-size, default 16) and one request at a time (max batch size 1).
+Each client sends its requests one after another with the `openai` async client; figures are
+completion tokens per second of wall time and p50/p99 request latency.
+Target: dynamic batching at least 4x the one-at-a-time throughput at 16 concurrent clients.
+The vLLM engine is measured too once omni-plugin-vllm is installed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import time
+from dataclasses import dataclass
+
+import openai
+from omni.infer.options import PtEngineOptions
+from omni.infer.pt_engine import PtEngine
+from omni.models.embedded import EMBEDDED_MODEL, smollm2_path
+from omni.plugins import get_registry
+from omni.serve.app import ServedModels, create_app
+from omni.serve.background import serving
+
+TARGET_SPEEDUP = 4.0
+TOPICS = [
+    "the moon", "bread", "rain", "a bicycle", "the ocean", "music", "trees", "a library",
+    "coffee", "winter", "a volcano", "chess", "bees", "a lighthouse", "paper", "the wind",
+]  # fmt: skip
+
+
+@dataclass
+class Run:
+    label: str
+    clients: int
+    requests: int
+    tokens: int
+    seconds: float
+    latencies: list[float]
+
+    @property
+    def tokens_per_s(self) -> float:
+        return self.tokens / self.seconds
+
+    def percentile(self, q: float) -> float:
+        ordered = sorted(self.latencies)
+        return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+async def drive(url: str, label: str, clients: int, per_client: int, max_tokens: int) -> Run:
+    """`clients` concurrent clients, each sending `per_client` chat requests in a row."""
+    client = openai.AsyncOpenAI(base_url=f"{url}/v1", api_key="none", max_retries=0, timeout=600)
+    latencies: list[float] = []
+    tokens = 0
+
+    async def one_client(index: int) -> None:
+        nonlocal tokens
+        for turn in range(per_client):
+            topic = TOPICS[(index * per_client + turn) % len(TOPICS)]
+            start = time.perf_counter()
+            answer = await client.chat.completions.create(
+                model="smollm2",
+                messages=[{"role": "user", "content": f"Write a short paragraph about {topic}."}],
+                max_tokens=max_tokens,
+                temperature=0,
+            )
+            latencies.append(time.perf_counter() - start)
+            tokens += answer.usage.completion_tokens
+
+    start = time.perf_counter()
+    await asyncio.gather(*(one_client(i) for i in range(clients)))
+    seconds = time.perf_counter() - start
+    await client.close()
+    return Run(label, clients, clients * per_client, tokens, seconds, latencies)
+
+
+def measure(label: str, max_batch_size: int, args: argparse.Namespace) -> list[Run]:
+    engine = PtEngine(str(smollm2_path()), options=PtEngineOptions(max_batch_size=max_batch_size))
+    try:
+        with serving(create_app(engine, ServedModels("smollm2"))) as url:
+            asyncio.run(drive(url, label, 1, 1, 8))  # warm-up: first-call allocations stay out of the figures
+            runs = [asyncio.run(drive(url, label, n, args.requests_per_client, args.max_tokens)) for n in args.clients]
+        print(f"  {label}: batches {engine.scheduler.stats.batches}, mean size {engine.scheduler.stats.mean_size:.1f}")
+        return runs
+    finally:
+        engine.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--clients", type=int, nargs="+", default=[1, 4, 16])
+    parser.add_argument("--requests-per-client", type=int, default=2)
+    parser.add_argument("--max-tokens", type=int, default=64)
+    parser.add_argument("--max-batch-size", type=int, default=16)
+    args = parser.parse_args()
+
+    print(f"model: {EMBEDDED_MODEL}, {args.requests_per_client} requests per client, max_tokens {args.max_tokens}")
+    runs = measure(f"pt, batching up to {args.max_batch_size}", args.max_batch_size, args)
+    n = len(runs)
+    runs += measure("pt, one at a time", 1, args)
+    if get_registry().find("engines", "vllm") is None:
+        print("  vllm: skipped (omni-plugin-vllm is not installed)")
+
+    print(
+        f"\n{'engine':<26} {'clients':>7} {'requests':>8} {'tokens':>7} {'seconds':>8} {'tokens/s':>9} {'p50 ms':>8} {'p99 ms':>8}"
+    )
+    for run in runs:
+        print(
+            f"{run.label:<26} {run.clients:>7} {run.requests:>8} {run.tokens:>7} {run.seconds:>8.1f} "
+            f"{run.tokens_per_s:>9.1f} {run.percentile(0.5) * 1000:>8.0f} {run.percentile(0.99) * 1000:>8.0f}"
+        )
+    most = max(args.clients)
+    batched, alone = (next(r.tokens_per_s for r in group if r.clients == most) for group in (runs[:n], runs[n:]))
+    speedup = batched / alone
+    verdict = "meets" if speedup >= TARGET_SPEEDUP else "misses"
+    print(
+        f"\nat {most} clients, dynamic batching gives {speedup:.1f}x the one-at-a-time throughput ({verdict} the {TARGET_SPEEDUP:.0f}x target)"
+    )
+
+
+if __name__ == "__main__":
+    main()
