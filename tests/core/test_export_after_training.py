@@ -34,7 +34,7 @@ def test_sft_adapter_answers_the_same_before_and_after_merging(omni_cli, tiny_ch
     exported = omni_cli("export", "--adapters", str(run), "--merge-lora")
     assert exported.returncode == 0, exported.stderr
     merged = tmp_path / "run-merged"
-    assert f"merged model saved to {merged}" in exported.stdout
+    assert f"exported model saved to {merged}" in exported.stdout
 
     from_merged = omni_cli("infer", "--model", str(merged), *ask)
     assert from_merged.returncode == 0, from_merged.stderr

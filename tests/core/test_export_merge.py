@@ -41,7 +41,7 @@ def test_cli_merge_equals_adapter_inference(omni_cli, lora_host, tiny_chat_model
     out = tmp_path / "merged"
     result = omni_cli("export", "--adapters", str(adapter), "--merge_lora", "true", "--output_dir", str(out))
     assert result.returncode == 0, result.stderr
-    assert f"merged model saved to {out}" in result.stdout
+    assert f"exported model saved to {out}" in result.stdout
     names = {p.name for p in out.iterdir()}
     assert {
         "config.json",

@@ -46,8 +46,9 @@ def register_commands(register):
     register(
         CommandSpec(
             name="export",
-            description="merge a trained adapter into its base model (--merge-lora) and save a plain checkpoint",
+            description="merge a trained adapter into its base model (--merge-lora) and/or quantize it (--quant-method)",
             impl="omni.export.command:run",
             options=ExportOptions,
+            selects=(Selector("quant_method", "quantizers"),),
         )
     )

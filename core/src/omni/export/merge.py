@@ -6,9 +6,8 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
-from omni.errors import OmniError
+from omni.export.save import ensure_free, save_checkpoint
 from omni.infer.adapters import find_tuner, recorded_base_model
-from omni.models.atomic import atomic_directory
 from omni.models.loader import load_model
 from omni.models.options import ModelOptions
 from omni.models.resolve import read_config
@@ -21,8 +20,7 @@ def merge_adapter(adapter_dir: Path, output_dir: Path, options: ModelOptions, re
     The result holds safetensors weights (in the base checkpoint's dtype unless `--torch-dtype` says
     otherwise), the generation config and the tokenizer or processor with its chat template.
     """
-    if output_dir.exists() and any(output_dir.iterdir()):
-        raise OmniError(f"{output_dir} already exists and is not empty; remove it or pass another --output-dir")
+    ensure_free(output_dir)  # before the slow part
     tuner_cls = find_tuner(adapter_dir, registry)
     base = options.model or recorded_base_model(adapter_dir)
     loaded = load_model(dataclasses.replace(options, model=base), registry)
@@ -31,10 +29,7 @@ def merge_adapter(adapter_dir: Path, output_dir: Path, options: ModelOptions, re
     merged = tuner_cls.merge(model)
     if options.torch_dtype == "auto":
         _restore_checkpoint_dtype(merged, loaded.path)
-    with atomic_directory(output_dir, replace=output_dir.exists()) as tmp:
-        merged.save_pretrained(tmp)
-        loaded.processor.save_pretrained(tmp)
-    return output_dir
+    return save_checkpoint(merged, loaded.processor, output_dir)
 
 
 def _restore_checkpoint_dtype(model: Any, path: str) -> None:

@@ -10,7 +10,10 @@ from omni.options import option
 
 @dataclass
 class ExportOptions(ModelOptions):
-    """What to export and where; `--model` overrides the base model recorded with the adapter."""
+    """What to export and where: a merged adapter, quantized weights, or both (merged, then quantized).
+
+    `--model` is the model to quantize, or overrides the base model recorded with the adapter.
+    """
 
     adapters: list[str] = option(
         default_factory=list,
@@ -19,4 +22,10 @@ class ExportOptions(ModelOptions):
         metavar="DIR",
     )
     merge_lora: bool = option(False, help="fold the adapter into the base weights and save a plain model")
-    output_dir: str | None = option(None, help="where the exported model goes (default: ADAPTER_DIR-merged)")
+    quant_method: str | None = option(
+        None, help="quantize the exported weights with this quantizer (see `omni list quantizers`), e.g. bnb"
+    )
+    quant_bits: int | None = option(None, help="bits per quantized weight, with --quant-method (bnb: 4 or 8)")
+    output_dir: str | None = option(
+        None, help="where the exported model goes (default: ADAPTER_DIR-merged, or MODEL-METHOD-intBITS)"
+    )
