@@ -10,6 +10,7 @@ from omni import hookimpl
 from omni.errors import MissingCapabilityError, OmniError
 from omni.models import resolve
 from omni.models.resolve import GENERIC_MODEL, resolve_model
+from omni.plugins import load_plugins
 from omni.registry import ModelSpec
 
 LOADER = "omni.models.loader:load_pretrained"
@@ -21,6 +22,7 @@ class FamilyPlugin:
     @hookimpl
     def register_models(self, register):
         register(ModelSpec(name="tiny-llama", description="d", impl=LOADER, architectures=("LlamaForCausalLM",)))
+        register(ModelSpec(name="tiny-smol", description="d", impl=LOADER, hub_ids=("HuggingFaceTB/SmolLM2-*",)))
         register(
             ModelSpec(
                 name="tiny-qwen3", description="d", impl=LOADER, model_types=("qwen3",), hub_ids=("Qwen/Qwen3-*",)
@@ -70,7 +72,8 @@ def test_embedded_name_and_no_name_resolve_to_the_converted_copy(tmp_path, regis
     for name in (None, "", "smollm2-135m-instruct", "SmolLM2-135M-Instruct"):
         resolved = resolve_model(name, registry)
         assert resolved.path_or_id == str(converted)
-        assert resolved.spec.name == "tiny-llama"
+        assert resolved.spec.name == "tiny-smol"  # claimed as the hub model it is, before its architecture
+    assert resolve_model(None, load_plugins({"OMNI_PLUGINS": ""}).registry).spec.name == GENERIC_MODEL
 
 
 def test_errors_name_the_path_and_what_to_do(tmp_path, registry):

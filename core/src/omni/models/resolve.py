@@ -1,6 +1,6 @@
 """Resolve what the user typed after `--model` to a loadable path or hub id and the model spec that handles it.
 
-Order: the embedded model's name (or nothing) -> an existing local folder, matched by its config.json
+Order: the embedded model's name (or nothing; resolved as its hub id, then its config) -> an existing local folder, matched by its config.json
 ``architectures`` then ``model_type`` -> a hub id, matched by the specs' hub-id patterns (else by the
 config transformers fetches for it). Checkpoints no plugin claims fall back to the generic `causal-lm`.
 """
@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from omni.errors import OmniError
-from omni.models.embedded import EMBEDDED_MODEL, smollm2_path
+from omni.models.embedded import EMBEDDED_MODEL, HUB_ID, smollm2_path
 from omni.registry import ModelSpec, Registration, Registry
 
 GENERIC_MODEL = "causal-lm"
@@ -43,8 +43,10 @@ def resolve_model(name_or_path: str | None, registry: Registry, *, model_type: s
     forced = registry.get("models", model_type) if model_type else None
     name = (name_or_path or "").strip()
     if not name or name.lower() == EMBEDDED_MODEL:
-        path = str(smollm2_path())
-        return ResolvedModel(path, forced or match_config(read_config(Path(path)), registry))
+        path = smollm2_path()
+        # The copy is the published SmolLM2: a plugin claiming that hub id (with its template) handles it.
+        spec = forced or _hub_pattern_match(HUB_ID, registry) or match_config(read_config(path), registry)
+        return ResolvedModel(str(path), spec)
     local = Path(name).expanduser()
     if local.exists():
         return ResolvedModel(str(local), forced or match_config(read_config(local), registry))
@@ -91,10 +93,11 @@ def match_config(config: dict[str, Any], registry: Registry) -> Registration:
 
 def match_hub_id(model_id: str, registry: Registry) -> Registration:
     """The model spec for a hub id: the first spec whose hub-id patterns match, else by its fetched config."""
-    for reg in registry.all("models"):
-        if reg.spec.matches_hub_id(model_id):  # type: ignore[attr-defined]
-            return reg
-    return match_config(_hub_config(model_id), registry)
+    return _hub_pattern_match(model_id, registry) or match_config(_hub_config(model_id), registry)
+
+
+def _hub_pattern_match(model_id: str, registry: Registry) -> Registration | None:
+    return next((r for r in registry.all("models") if r.spec.matches_hub_id(model_id)), None)  # type: ignore[attr-defined]
 
 
 def _hub_config(model_id: str) -> dict[str, Any]:
