@@ -81,9 +81,13 @@ def save_final(tuner: Tuner, model: Any, processor: Any, output_dir: Path) -> li
     tmp = output_dir / ".final.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    tuner.save(model, tmp)
-    if processor is not None:
-        processor.save_pretrained(tmp)
+    try:
+        tuner.save(model, tmp)
+        if processor is not None:
+            processor.save_pretrained(tmp)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     names = []
     for item in sorted(tmp.iterdir()):
         target = output_dir / item.name
