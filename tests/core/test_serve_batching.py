@@ -79,9 +79,9 @@ def test_requests_that_cannot_share_a_call_go_to_separate_batches() -> None:
     assert batch_key(request("x")) == batch_key(request("y"))
 
 
-def test_a_failing_batch_fails_only_its_own_requests() -> None:
+def test_a_bad_request_fails_alone_not_its_whole_batch() -> None:
     engine = RecordingEngine(fail_on="bad")
-    batching = scheduler(engine, max_batch_size=1)
+    batching = scheduler(engine, max_batch_size=4)
 
     async def main() -> list[object]:
         return await asyncio.gather(
@@ -91,6 +91,7 @@ def test_a_failing_batch_fails_only_its_own_requests() -> None:
     failed, answered = asyncio.run(main())
     assert isinstance(failed, RuntimeError)
     assert isinstance(answered, InferResponse) and answered.choices[0].text == "good"
+    assert engine.batches == [["bad", "good"], ["bad"], ["good"]]
 
 
 def test_a_scheduler_keeps_working_across_event_loops() -> None:

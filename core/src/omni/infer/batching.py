@@ -109,6 +109,11 @@ class _StreamSink:
     def choice(self, index: int) -> _ChoiceText:
         return self.choices.setdefault(index, _ChoiceText(self.stops))
 
+    @property
+    def started(self) -> bool:
+        """Whether the consumer has received text already."""
+        return any(choice.sent for choice in self.choices.values())
+
     def send(self, item: StreamDelta | InferResponse | BaseException) -> None:
         """Queue `item` for the consumer; safe to call from any thread."""
         if not self.abandoned:
@@ -270,17 +275,6 @@ class BatchScheduler:
         finally:
             sink.abandoned = True
 
-    async def close(self) -> None:
-        """Stop scheduling; requests still waiting fail with an `OmniError`."""
-        if self._worker is not None:
-            self._worker.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._worker
-            self._worker = None
-        for waiting in self._waiting:
-            waiting.fail(OmniError("the engine was closed before this request was answered"))
-        self._waiting.clear()
-
     # -- scheduling -----------------------------------------------------------------------------------
 
     def _enqueue(self, waiting: _Waiting) -> None:
@@ -326,9 +320,17 @@ class BatchScheduler:
             responses = await asyncio.to_thread(self.run_batch, [w.request for w in batch], streamer)
             if len(responses) != len(batch):
                 raise OmniError(f"the engine answered {len(responses)} of a batch of {len(batch)} requests")
-        except Exception as exc:  # the batch's requests get the error; the scheduler keeps serving
+        except Exception as exc:  # the requests get the error; the scheduler keeps serving
+            if len(batch) == 1:
+                batch[0].fail(exc)
+                return
+            # One bad request (say, a conversation the template rejects) must not fail the others: each
+            # request that has not streamed anything yet is tried again on its own.
             for waiting in batch:
-                waiting.fail(exc)
+                if waiting.sink is not None and waiting.sink.started:
+                    waiting.fail(exc)
+                else:
+                    await self._run([waiting])
             return
         self.stats.record(len(batch))
         for waiting, response in zip(batch, responses, strict=True):
