@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 from typing import Any
 
 from omni.export.save import ensure_free, save_checkpoint
-from omni.infer.adapters import find_tuner, recorded_base_model
+from omni.infer.adapters import find_tuner
+from omni.infer.recorded import with_training_defaults
 from omni.models.loader import load_model
 from omni.models.options import ModelOptions
 from omni.models.resolve import read_config
@@ -22,8 +22,7 @@ def merge_adapter(adapter_dir: Path, output_dir: Path, options: ModelOptions, re
     """
     ensure_free(output_dir)  # before the slow part
     tuner_cls = find_tuner(adapter_dir, registry)
-    base = options.model or recorded_base_model(adapter_dir)
-    loaded = load_model(dataclasses.replace(options, model=base), registry)
+    loaded = load_model(with_training_defaults(options, adapter_dir), registry)
     model = tuner_cls.load(loaded.model, adapter_dir, name="default")
     tuner_cls.set_active(model, "default")
     merged = tuner_cls.merge(model)

@@ -6,7 +6,6 @@ what it saved (`Tuner.is_saved_here`) and applies it (`Tuner.load`, `Tuner.set_a
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -14,8 +13,6 @@ from typing import Any
 from omni.errors import OmniError
 from omni.registry import KNOWN_PROVIDERS, Registry
 from omni.train.tuner import Tuner
-
-ARGS_FILE = "args.json"  # written by omni's trainers next to the adapter (or one level up, for checkpoint-N)
 
 
 def parse_adapters(values: Iterable[str]) -> dict[str, str]:
@@ -46,29 +43,6 @@ def find_tuner(path: Path, registry: Registry) -> type[Tuner]:
         f"no installed tuner recognises the adapter folder {path} (installed tuners: {installed}); "
         f"LoRA adapters need pip install {KNOWN_PROVIDERS[('tuners', 'lora')]}"
     )
-
-
-def recorded_base_model(adapter_dir: Path) -> str:
-    """The base model an adapter was trained on: args.json's `model`, else adapter_config.json's base path."""
-    for args_file in (adapter_dir / ARGS_FILE, adapter_dir.parent / ARGS_FILE):
-        model = _json_key(args_file, "model")
-        if model:
-            return str(model)
-    model = _json_key(adapter_dir / "adapter_config.json", "base_model_name_or_path")
-    if model:
-        return str(model)
-    raise OmniError(
-        f"cannot tell which base model the adapter in {adapter_dir} belongs to (no args.json `model`, no "
-        "adapter_config.json `base_model_name_or_path`); pass it with --model"
-    )
-
-
-def _json_key(path: Path, key: str) -> Any:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return data.get(key) if isinstance(data, dict) else None
 
 
 class AdapterSet:

@@ -6,11 +6,12 @@ from pathlib import Path
 
 from omni.cli.invocation import Invocation
 from omni.errors import OmniError
-from omni.infer.adapters import parse_adapters, recorded_base_model
+from omni.infer.adapters import parse_adapters
 from omni.infer.batch import answer_file
 from omni.infer.chat import chat, print_answer
 from omni.infer.engine import Engine, InferRequest
 from omni.infer.options import InferOptions
+from omni.infer.recorded import with_training_defaults
 from omni.models.embedded import EMBEDDED_MODEL
 
 
@@ -41,16 +42,19 @@ def run(invocation: Invocation) -> int:
 
 
 def open_engine(invocation: Invocation, adapters: dict[str, str]) -> Engine:
-    """The engine `--infer-backend` selected, loaded with the command's model, adapter and template flags."""
+    """The engine `--infer-backend` selected, loaded with the command's model, adapter and template flags.
+
+    With adapters, what the first one's training recorded (base model, template, system prompt) fills
+    the flags the user left empty, as in ms-swift.
+    """
     options: InferOptions = invocation.options
     selected = invocation.selected_one("infer_backend")
     if selected is None:
         raise OmniError("--infer-backend is empty; pass an engine name (see `omni list engines`)")
-    engine_cls = selected.spec.load()
-    # Like ms-swift: with adapters and no --model, the base model is the one the adapter was trained on.
-    base = options.model or (recorded_base_model(Path(next(iter(adapters.values())))) if adapters else EMBEDDED_MODEL)
-    return engine_cls(
-        base,
+    if adapters:
+        options = with_training_defaults(options, Path(next(iter(adapters.values()))))
+    return selected.spec.load()(
+        options.model or EMBEDDED_MODEL,
         adapters=adapters,
         options=selected.options,
         model_options=options,
