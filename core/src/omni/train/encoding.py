@@ -24,6 +24,7 @@ class EncodedSet:
 
     @property
     def num_tokens(self) -> int:
+        """Tokens over all encoded rows."""
         return sum(len(f["input_ids"]) for f in self.features)
 
 

@@ -46,6 +46,7 @@ class TrainingJob:
 
     `model` is already wrapped by `tuner` (and quantized when asked); `train_rows`/`val_rows` are rows in
     the messages format, not yet encoded (each algorithm encodes what it needs: SFT labels, DPO pairs ...).
+    `algorithm_options` are the selected algorithm's own flags (e.g. a DPO beta), parsed by the CLI.
     """
 
     command: str
@@ -62,7 +63,7 @@ class TrainingJob:
     val_rows: Any
     output_dir: Path
     resume_from: str | None = None
-    plugin_options: dict[str, Any] = field(default_factory=dict)
+    algorithm_options: Any = None  # the `--algo` spec's options (rlhf), None for sft/pt
 
     def training_arguments(self, *, has_eval: bool, **overrides: Any) -> Any:
         """transformers `TrainingArguments` from the options; `overrides` lets an algorithm add its own."""
@@ -202,5 +203,5 @@ def prepare_job(invocation: Invocation) -> TrainingJob:
         val_rows=data.val,
         output_dir=output_dir,
         resume_from=resume_from,
-        plugin_options=plugin_options,
+        algorithm_options=algo.options if (algo := invocation.selected_one("algo")) else None,
     )
