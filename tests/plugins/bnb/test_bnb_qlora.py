@@ -52,3 +52,24 @@ def test_qlora_step_trains_the_adapter_on_a_4bit_base(tmp_path):
         losses.append(loss.item())
     assert all(torch.isfinite(torch.tensor(losses)))
     assert losses[-1] < losses[0]  # the same batch five times: the adapter fits it
+
+
+def test_quant_bits_alone_means_bnb_qlora_from_the_cli(tmp_path):
+    import json
+
+    from omni.cli.main import main
+    from omni.plugins import load_plugins, using_host
+    from omni.testing.models import build_tiny_model
+
+    model = build_tiny_model("llama", tmp_path / "m")
+    row = {"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello there"}]}
+    data = tmp_path / "d.jsonl"
+    data.write_text((json.dumps(row) + "\n") * 4)
+    out = tmp_path / "out"
+    argv = ["sft", "--model", str(model), "--dataset", str(data), "--quant-bits", "4", "--max-steps", "2"]
+    argv += ["--output-dir", str(out), "--learning-rate", "1e-2"]
+    with using_host(load_plugins({"OMNI_PLUGINS": "lora,bnb"})):
+        assert main(argv) == 0
+    assert (out / "adapter_model.safetensors").is_file()
+    args = json.loads((out / "args.json").read_text())
+    assert (args["quant_bits"], args["quant_method"]) == (4, "bnb")

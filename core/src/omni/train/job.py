@@ -90,21 +90,25 @@ class TrainingJob:
             log_line(f"resuming from {self.resume_from}")
         result = trainer.train(resume_from_checkpoint=self.resume_from)
         metrics = dict(result.metrics)
-        if trainer.eval_dataset is not None:
-            metrics.update(trainer.evaluate())
+        step = trainer.state.global_step
+        last_eval = next((r for r in reversed(trainer.state.log_history) if "eval_loss" in r), None)
+        if trainer.eval_dataset is not None and (last_eval is None or last_eval["step"] != step):
+            last_eval = trainer.evaluate()  # the final model's held-out loss, unless the last step just did it
+        if last_eval is not None:
+            metrics.update({k: v for k, v in last_eval.items() if k.startswith("eval_")})
         saved = outputs.save_final(self.tuner, trainer.model, self.processor, self.output_dir)
         plot = outputs.plot_loss(trainer.state.log_history, self.output_dir / outputs.LOSS_PLOT)
         trainer.save_metrics("all", metrics, combined=False)
         kind = "adapter" if "adapter_config.json" in saved else "model"
-        log_line(f"trained {trainer.state.global_step} steps; final {kind} in {self.output_dir}")
+        log_line(f"trained {step} steps; final {kind} in {self.output_dir}")
         if plot:
             log_line(f"loss curve: {plot}")
-        return TrainResult(self.output_dir, trainer.state.global_step, metrics, saved)
+        return TrainResult(self.output_dir, step, metrics, saved)
 
 
 def _quantization(invocation: Invocation, options: TrainOptions) -> tuple[Any, Any]:
     """(quantizer, transformers quantization config), or (None, None) without quantization."""
-    method = options.quant_method or ("bnb" if options.quant_bits else None)
+    method = options.quant_method
     if method is None:
         return None, None
     if not options.quant_bits:
@@ -137,6 +141,8 @@ def prepare_job(invocation: Invocation) -> TrainingJob:
     options: TrainOptions = invocation.options
     if invocation.command.name == "pt":  # pre-training learns every token, not just the answers
         options = dataclasses.replace(options, loss_scope="all")
+    if options.quant_bits and not options.quant_method:  # ms-swift's rule: bits alone mean bitsandbytes
+        options = dataclasses.replace(options, quant_method="bnb")
     registry = invocation.registry
     transformers.set_seed(options.seed)
 
