@@ -134,14 +134,16 @@ def test_resume_after_a_kill_matches_an_uninterrupted_run(model_dir, colors, tmp
     script = tmp_path / "killer.py"
     script.write_text(KILLER)
     env = {**os.environ, "KILL_AFTER_STEP": "6", "OMNI_PLUGINS": "lora,bnb"}
-    killed = subprocess.run([sys.executable, str(script), *common, "--output-dir", str(broken)], env=env, timeout=300)
-    assert killed.returncode == 3
+    argv = [sys.executable, str(script), *common, "--output-dir", str(broken)]
+    killed = subprocess.run(argv, env=env, timeout=1800, capture_output=True, text=True)
+    assert killed.returncode == 3, killed.stderr[-2000:]
     assert (broken / "checkpoint-4").is_dir() and not (broken / "model.safetensors").exists()
 
     assert _omni(*common, "--output-dir", str(broken), "--resume-from-checkpoint", "last") == 0
     final_whole, final_resumed = _logs(whole)[-1], _logs(broken)[-1]
     assert final_resumed["step"] == final_whole["step"] == 12
     last_loss = {name: [r["loss"] for r in _logs(d) if "loss" in r][-1] for name, d in (("w", whole), ("r", broken))}
-    assert last_loss["r"] == pytest.approx(last_loss["w"], abs=1e-4)
+    assert last_loss["r"] == pytest.approx(last_loss["w"], abs=1e-4), last_loss
     a, b = load_file(whole / "model.safetensors"), load_file(broken / "model.safetensors")
-    assert all((a[k] - b[k]).abs().max() < 1e-4 for k in a)
+    worst = max(float((a[k] - b[k]).abs().max()) for k in a)
+    assert worst < 1e-4, f"weights differ by up to {worst}"
