@@ -51,11 +51,6 @@ class AdapterSet:
     def __init__(self) -> None:
         self._tuners: dict[str, type[Tuner]] = {}
 
-    @property
-    def names(self) -> list[str]:
-        """The loaded adapters' names, in loading order."""
-        return list(self._tuners)
-
     def load(self, model: Any, adapters: dict[str, str], registry: Registry) -> Any:
         """Apply every {name: folder} onto `model`; returns the model to use from now on (it may be wrapped)."""
         for name, folder in adapters.items():
