@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import pty
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -85,3 +90,19 @@ def test_adapter_without_model_uses_its_recorded_base(omni_cli, tiny_chat_model,
         engine = PtEngine(str(tiny_chat_model), adapters={"adapter": str(adapter)})
     request = InferRequest({"messages": [{"role": "user", "content": QUESTION}]}, GenerationConfig(10), "adapter")
     assert result.stdout == engine.generate([request])[0].choices[0].text + "\n"
+
+
+def test_terminal_chat_prompts_and_streams(tiny_chat_model, query_answer):
+    leader, follower = pty.openpty()  # stdin is a terminal, as when a person types
+    omni = Path(sys.executable).with_name("omni")
+    proc = subprocess.Popen(
+        [str(omni), "infer", "--model", str(tiny_chat_model), "--max-new-tokens", "10"],
+        stdin=follower, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    os.close(follower)
+    os.write(leader, f"{QUESTION}\n/clear\n/exit\n".encode())
+    out, err = proc.communicate(timeout=120)
+    os.close(leader)
+    assert proc.returncode == 0, err
+    assert out.startswith(f"chatting with {tiny_chat_model}; /clear: forget the conversation so far")
+    assert f"<<< >>> {query_answer}\n<<< (conversation cleared)\n<<< " in out
