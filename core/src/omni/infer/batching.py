@@ -162,6 +162,8 @@ class BatchStreamer(BaseStreamer):
                 continue
             row[2].tokens.append(token)
             live.append(row)
+        if not live:
+            return
         # One decode call for the whole step; each row's full text is decoded so that characters and
         # words spanning several tokens come out right.
         texts = self.tokenizer.batch_decode([text.tokens for _, _, text in live], skip_special_tokens=True)
