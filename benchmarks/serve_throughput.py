@@ -1,6 +1,6 @@
 """Throughput and latency of `omni serve` under concurrent clients: dynamic batching vs one at a time.
 
-    .venv/bin/python benchmarks/serve_throughput.py [--clients 1 4 16] [--requests-per-client 2] [--max-tokens 64]
+    .venv/bin/python benchmarks/serve_throughput.py [--clients 1 4 16] [--requests-per-client 1] [--max-tokens 32]
 
 Serves SmolLM2-135M-Instruct (the embedded default) on the pt engine over real HTTP, twice in one run:
 with dynamic batching (--max-batch-size, default 16) and one request at a time (max batch size 1).
@@ -18,6 +18,7 @@ import time
 from dataclasses import dataclass
 
 import openai
+import torch
 from omni.infer.options import PtEngineOptions
 from omni.infer.pt_engine import PtEngine
 from omni.models.embedded import EMBEDDED_MODEL, smollm2_path
@@ -92,12 +93,24 @@ def measure(label: str, max_batch_size: int, args: argparse.Namespace) -> list[R
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--clients", type=int, nargs="+", default=[1, 4, 16])
-    parser.add_argument("--requests-per-client", type=int, default=2)
-    parser.add_argument("--max-tokens", type=int, default=64)
+    parser.add_argument("--requests-per-client", type=int, default=1)
+    parser.add_argument("--max-tokens", type=int, default=32)
     parser.add_argument("--max-batch-size", type=int, default=16)
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch CPU threads (default: torch's choice); on a CPU shared with other work, 1 avoids stalls where "
+        "one thread of a matrix product waits for another that is not scheduled",
+    )
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
-    print(f"model: {EMBEDDED_MODEL}, {args.requests_per_client} requests per client, max_tokens {args.max_tokens}")
+    print(
+        f"model: {EMBEDDED_MODEL}, {args.requests_per_client} requests per client, max_tokens {args.max_tokens}, "
+        f"{torch.get_num_threads()} torch threads"
+    )
     runs = measure(f"pt, batching up to {args.max_batch_size}", args.max_batch_size, args)
     n = len(runs)
     runs += measure("pt, one at a time", 1, args)
