@@ -168,7 +168,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=200, help="rows of the mixed-length set")
     parser.add_argument("--sets", nargs="+", default=["identity", "mixed"], choices=["identity", "mixed"])
+    parser.add_argument(
+        "--threads", type=int, default=None, help="torch/OpenMP threads for every run and the peak (default: torch's)"
+    )
     args = parser.parse_args()
+    if args.threads:
+        # Exported before torch is imported, so the peak and the subprocess runs use the same thread count.
+        os.environ["OMP_NUM_THREADS"] = str(args.threads)
 
     peak = matmul_peak_gflops()
     flops_per_token = 4 * linear_params()
@@ -203,7 +209,9 @@ def main() -> None:
     )
     for name, label, tps, ratio, mfu, wall, loss, startup in table:
         print(f"{name:<9} {label:<19} {tps:>12.1f} {ratio:>7.2f}x {mfu:>6.1%} {wall:>7.1f} {loss:>10.4f} {startup:>10}")
-    print(f"\nthreads: {os.cpu_count()} CPUs; work files in {work}")
+    import torch
+
+    print(f"\n{torch.get_num_threads()} torch threads on {os.cpu_count()} CPUs; work files in {work}")
 
 
 if __name__ == "__main__":
