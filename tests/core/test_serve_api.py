@@ -139,6 +139,18 @@ def test_n_choices_and_logprobs(client: openai.OpenAI) -> None:
     assert all(entry.logprob <= 0 for entry in entries)
 
 
+def test_sampled_choices_stream_side_by_side(client: openai.OpenAI) -> None:
+    texts = {0: "", 1: ""}
+    finishes = {}
+    for chunk in ask(client, n=2, temperature=1.0, stream=True):
+        for choice in chunk.choices:
+            texts[choice.index] += choice.delta.content or ""
+            if choice.finish_reason:
+                finishes[choice.index] = choice.finish_reason
+    assert set(finishes) == {0, 1}
+    assert all(texts.values())
+
+
 def test_sampling_with_a_seed_is_reproducible(client: openai.OpenAI) -> None:
     texts = {ask(client, temperature=1.0, seed=7).choices[0].message.content for _ in range(2)}
     assert len(texts) == 1
