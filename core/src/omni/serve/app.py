@@ -7,6 +7,7 @@ unknown model or route, 500 engine failure); the server keeps serving after any 
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import secrets
@@ -29,9 +30,11 @@ from omni.serve.protocol import (
     ChatCompletionRequest,
     CompletionRequest,
     TokenText,
-    chat_chunk,
     chat_completion,
-    completion_chunk,
+    chat_stream_choice,
+    chat_stream_opening,
+    completion_stream_choice,
+    stream_chunk,
     text_completion,
     usage,
 )
@@ -110,20 +113,9 @@ def create_app(
         if not body.stream:
             response = await _answer(engine, request)
             return chat_completion(response, **head, token_text=name_token)
-
-        def chunk(choices: list[dict[str, Any]]) -> dict[str, Any]:
-            return chat_chunk(choices, **head, include_usage=body.include_usage)
-
-        def choice(delta: StreamDelta) -> dict[str, Any]:
-            content = {"content": delta.text} if delta.text else {}
-            return {"index": delta.index, "delta": content, "logprobs": None, "finish_reason": delta.finish_reason}
-
-        # OpenAI opens every choice with a delta that carries only the role.
-        opening = [
-            {"index": i, "delta": {"role": "assistant", "content": ""}, "logprobs": None, "finish_reason": None}
-            for i in range(body.n)
-        ]
-        return _event_stream(_events(engine, request, chunk, choice, opening, body.include_usage))
+        chunk = functools.partial(stream_chunk, "chat.completion.chunk", **head, include_usage=body.include_usage)
+        opening = chat_stream_opening(body.n)
+        return _event_stream(_events(engine, request, chunk, chat_stream_choice, opening, body.include_usage))
 
     @app.post("/v1/completions", dependencies=guarded)
     async def completions(body: CompletionRequest) -> Any:
@@ -136,14 +128,8 @@ def create_app(
         if not body.stream:
             response = await _answer(engine, request)
             return text_completion(response, **head, token_text=name_token)
-
-        def chunk(choices: list[dict[str, Any]]) -> dict[str, Any]:
-            return completion_chunk(choices, **head, include_usage=body.include_usage)
-
-        def choice(delta: StreamDelta) -> dict[str, Any]:
-            return {"index": delta.index, "text": delta.text, "logprobs": None, "finish_reason": delta.finish_reason}
-
-        return _event_stream(_events(engine, request, chunk, choice, [], body.include_usage))
+        chunk = functools.partial(stream_chunk, "text_completion", **head, include_usage=body.include_usage)
+        return _event_stream(_events(engine, request, chunk, completion_stream_choice, [], body.include_usage))
 
     return app
 

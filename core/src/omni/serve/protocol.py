@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from omni.data.convert import to_messages_row
 from omni.data.rows import RowProblem
-from omni.infer.engine import Choice, GenerationConfig, InferResponse
+from omni.infer.engine import Choice, GenerationConfig, InferResponse, StreamDelta
 
 
 class ApiError(Exception):
@@ -213,23 +213,37 @@ def text_completion(
     }
 
 
-def chat_chunk(
-    choices: list[dict[str, Any]], *, request_id: str, created: int, model: str, include_usage: bool
+def stream_chunk(
+    object_name: str,
+    choices: list[dict[str, Any]],
+    *,
+    request_id: str,
+    created: int,
+    model: str,
+    include_usage: bool,
 ) -> dict[str, Any]:
-    """A ``chat.completion.chunk`` object; with `include_usage`, every chunk has ``usage`` (null until the last)."""
-    chunk = {
-        "id": request_id,
-        "object": "chat.completion.chunk",
-        "created": created,
-        "model": model,
-        "choices": choices,
-    }
+    """One streamed object (``chat.completion.chunk``, or ``text_completion`` as OpenAI streams completions).
+
+    With `include_usage`, every chunk has ``usage``: null until the last one.
+    """
+    chunk = {"id": request_id, "object": object_name, "created": created, "model": model, "choices": choices}
     return {**chunk, "usage": None} if include_usage else chunk
 
 
-def completion_chunk(
-    choices: list[dict[str, Any]], *, request_id: str, created: int, model: str, include_usage: bool
-) -> dict[str, Any]:
-    """A streamed ``text_completion`` object (the same object name as the whole one, as OpenAI sends)."""
-    chunk = {"id": request_id, "object": "text_completion", "created": created, "model": model, "choices": choices}
-    return {**chunk, "usage": None} if include_usage else chunk
+def chat_stream_opening(n: int) -> list[dict[str, Any]]:
+    """The first chunk's choices: OpenAI opens every choice with a delta that carries only the role."""
+    return [
+        {"index": i, "delta": {"role": "assistant", "content": ""}, "logprobs": None, "finish_reason": None}
+        for i in range(n)
+    ]
+
+
+def chat_stream_choice(delta: StreamDelta) -> dict[str, Any]:
+    """A chat chunk's choice for one delta (an empty ``delta`` object when only the finish reason is new)."""
+    content = {"content": delta.text} if delta.text else {}
+    return {"index": delta.index, "delta": content, "logprobs": None, "finish_reason": delta.finish_reason}
+
+
+def completion_stream_choice(delta: StreamDelta) -> dict[str, Any]:
+    """A streamed text completion's choice for one delta."""
+    return {"index": delta.index, "text": delta.text, "logprobs": None, "finish_reason": delta.finish_reason}
