@@ -133,6 +133,60 @@ def test_tiny_qwen3_omni_with_talker_speaks(tmp_path):
     assert waveform.numel() > 0 and torch.isfinite(waveform).all()
 
 
+def held_out_accuracy(omni_dir, dataset, modality, epochs):
+    """Train the tiny thinker to answer `dataset`'s question (cross-entropy over the answers' first
+    tokens, batches of 16, AdamW 3e-3) and return its accuracy on the held-out split."""
+    import torch
+    import transformers
+
+    torch.manual_seed(0)
+    processor = qwen3_omni_processor(omni_dir)
+    thinker = transformers.Qwen3OmniMoeForConditionalGeneration.from_pretrained(omni_dir).thinker
+    answer_ids = [processor.tokenizer.encode(answer)[0] for answer in dataset.answers]
+    context = MediaContext(base_dir=dataset.directory)
+
+    def batch(split_rows):
+        question = split_rows[0]["messages"][0]["content"].removeprefix(f"<{modality}>")
+        user = [{"role": "user", "content": [{"type": modality}, {"type": "text", "text": question}]}]
+        prompt = processor.apply_chat_template(user, tokenize=False, add_generation_prompt=True)
+        if modality == "image":
+            media = {"images": [load_image(r["images"][0], context=context) for r in split_rows]}
+        else:
+            media = {"audio": [load_audio(r["audios"][0], context=context) for r in split_rows]}
+        inputs = processor(text=[prompt] * len(split_rows), return_tensors="pt", **media)
+        return inputs, torch.tensor([dataset.answers.index(r["solution"]) for r in split_rows])
+
+    train = rows(dataset.train)
+    batches = [batch(train[i : i + 16]) for i in range(0, len(train), 16)]
+    optimizer = torch.optim.AdamW(thinker.parameters(), lr=3e-3)
+    for _ in range(epochs):
+        for inputs, targets in batches:
+            logits = thinker(**inputs).logits[:, -1, answer_ids]
+            torch.nn.functional.cross_entropy(logits, targets).backward()
+            optimizer.step()
+            optimizer.zero_grad()
+    inputs, targets = batch(rows(dataset.held_out))
+    with torch.no_grad():
+        predictions = thinker(**inputs).logits[:, -1, answer_ids].argmax(-1)
+    return (predictions == targets).float().mean().item()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("blank", [False, True], ids=["real", "blank"])
+def test_tiny_thinker_learns_colours_only_through_its_image_pathway(omni_dir, tmp_path, blank):
+    shapes = write_shapes(tmp_path, train=128, held_out=32, blank=blank)
+    accuracy = held_out_accuracy(omni_dir, shapes, "image", epochs=16)
+    assert accuracy <= 0.5 if blank else accuracy >= 0.9  # four colours: chance is 0.25
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("blank", [False, True], ids=["real", "blank"])
+def test_tiny_thinker_learns_pitch_only_through_its_audio_pathway(omni_dir, tmp_path, blank):
+    tones = write_tones(tmp_path, train=64, held_out=32, blank=blank)
+    accuracy = held_out_accuracy(omni_dir, tones, "audio", epochs=12)
+    assert accuracy <= 0.65 if blank else accuracy >= 0.9  # two answers: chance is 0.5
+
+
 @pytest.mark.parametrize(
     ("write", "column", "answers"),
     [

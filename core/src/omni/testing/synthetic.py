@@ -117,7 +117,7 @@ def draw_shape(rng: np.random.Generator, colour: tuple[int, int, int], size: int
     if blank:
         return Image.new("RGB", (size, size), _BLANK_GREY)
     image = Image.new("RGB", (size, size), (255, 255, 255))
-    extent = int(rng.integers(size // 4, size // 2 + 1))
+    extent = int(rng.integers(size // 2, 3 * size // 4 + 1))
     left, top = (int(v) for v in rng.integers(0, size - extent, size=2))
     box = (left, top, left + extent, top + extent)
     draw = ImageDraw.Draw(image)
