@@ -201,6 +201,13 @@ def test_invalid_requests_get_400_and_the_server_keeps_serving(
     assert ask(client).choices[0].message.content
 
 
+def test_null_parameters_mean_their_defaults(url: str) -> None:
+    body = {"model": BASE, "messages": QUESTION, "max_tokens": 4, "temperature": None, "stop": None, "n": None}
+    answer = httpx.post(f"{url}/v1/chat/completions", json=body, headers={"Authorization": f"Bearer {KEY}"})
+    assert answer.status_code == 200, answer.text
+    assert len(answer.json()["choices"]) == 1
+
+
 def test_content_parts_become_media_columns_of_the_row() -> None:
     image = {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}}
     audio = {"type": "input_audio", "input_audio": {"data": "UklGRg==", "format": "wav"}}
