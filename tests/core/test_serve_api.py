@@ -6,6 +6,7 @@ weights), loaded through the LoRA plugin's `Tuner.load` as the engine does for `
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -128,6 +129,24 @@ def test_adapters_are_picked_by_model_name(client: openai.OpenAI) -> None:
     answers = {name: ask(client, model=name).choices[0].message.content for name in (BASE, "alpha", "beta")}
     assert len(set(answers.values())) == 3, answers
     assert ask(client, model="alpha").choices[0].message.content == answers["alpha"]  # and switch back cleanly
+
+
+def test_concurrent_requests_for_different_adapters_each_get_their_own(url: str, client: openai.OpenAI) -> None:
+    names = [BASE, "alpha", "beta"] * 3
+    expected = {name: ask(client, model=name).choices[0].message.content for name in names[:3]}
+
+    async def main() -> list[str]:
+        concurrent = openai.AsyncOpenAI(base_url=f"{url}/v1", api_key=KEY, max_retries=0)
+        answers = await asyncio.gather(
+            *(
+                concurrent.chat.completions.create(model=name, messages=QUESTION, max_tokens=12, temperature=0)
+                for name in names
+            )
+        )
+        await concurrent.close()
+        return [a.choices[0].message.content for a in answers]
+
+    assert asyncio.run(main()) == [expected[name] for name in names]
 
 
 def test_n_choices_and_logprobs(client: openai.OpenAI) -> None:
