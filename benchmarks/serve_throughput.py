@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import openai
 import torch
+from omni.infer.engine import Engine
 from omni.infer.options import PtEngineOptions
 from omni.infer.pt_engine import PtEngine
 from omni.models.embedded import EMBEDDED_MODEL, smollm2_path
@@ -78,16 +79,22 @@ async def drive(url: str, label: str, clients: int, per_client: int, max_tokens:
     return Run(label, clients, clients * per_client, tokens, seconds, latencies)
 
 
-def measure(label: str, max_batch_size: int, args: argparse.Namespace) -> list[Run]:
-    engine = PtEngine(str(smollm2_path()), options=PtEngineOptions(max_batch_size=max_batch_size))
+def measure(label: str, engine: Engine, args: argparse.Namespace) -> list[Run]:
+    """Serve `engine` and drive it with each number of clients; the engine is closed afterwards."""
     try:
         with serving(create_app(engine, ServedModels("smollm2"))) as url:
             asyncio.run(drive(url, label, 1, 1, 8))  # warm-up: first-call allocations stay out of the figures
             runs = [asyncio.run(drive(url, label, n, args.requests_per_client, args.max_tokens)) for n in args.clients]
-        print(f"  {label}: batches {engine.scheduler.stats.batches}, mean size {engine.scheduler.stats.mean_size:.1f}")
+        if isinstance(engine, PtEngine):
+            stats = engine.scheduler.stats
+            print(f"  {label}: {stats.batches} batches, {stats.mean_size:.1f} requests per batch on average")
         return runs
     finally:
         engine.close()
+
+
+def pt_engine(max_batch_size: int) -> PtEngine:
+    return PtEngine(str(smollm2_path()), options=PtEngineOptions(max_batch_size=max_batch_size))
 
 
 def main() -> None:
@@ -111,11 +118,14 @@ def main() -> None:
         f"model: {EMBEDDED_MODEL}, {args.requests_per_client} requests per client, max_tokens {args.max_tokens}, "
         f"{torch.get_num_threads()} torch threads"
     )
-    runs = measure(f"pt, batching up to {args.max_batch_size}", args.max_batch_size, args)
+    runs = measure(f"pt, batching up to {args.max_batch_size}", pt_engine(args.max_batch_size), args)
     n = len(runs)
-    runs += measure("pt, one at a time", 1, args)
-    if get_registry().find("engines", "vllm") is None:
+    runs += measure("pt, one at a time", pt_engine(1), args)
+    vllm = get_registry().find("engines", "vllm")
+    if vllm is None:
         print("  vllm: skipped (omni-plugin-vllm is not installed)")
+    else:
+        runs += measure("vllm", vllm.spec.load()(str(smollm2_path()), options=vllm.spec.default_options()), args)
 
     print(
         f"\n{'engine':<26} {'clients':>7} {'requests':>8} {'tokens':>7} {'seconds':>8} {'tokens/s':>9} {'p50 ms':>8} {'p99 ms':>8}"
@@ -126,7 +136,7 @@ def main() -> None:
             f"{run.tokens_per_s:>9.1f} {run.percentile(0.5) * 1000:>8.0f} {run.percentile(0.99) * 1000:>8.0f}"
         )
     most = max(args.clients)
-    batched, alone = (next(r.tokens_per_s for r in group if r.clients == most) for group in (runs[:n], runs[n:]))
+    batched, alone = (next(r.tokens_per_s for r in group if r.clients == most) for group in (runs[:n], runs[n : 2 * n]))
     speedup = batched / alone
     verdict = "meets" if speedup >= TARGET_SPEEDUP else "misses"
     print(
