@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from PIL import Image, ImageDraw
 
 SHAPE_COLOURS: dict[str, tuple[int, int, int]] = {
     "red": (220, 40, 40),
@@ -109,11 +110,11 @@ def write_motion(
     return _write_set(directory, "video", MOTION_QUESTION, DIRECTIONS, sample, train, held_out, seed)
 
 
-def draw_shape(rng: np.random.Generator, colour: tuple[int, int, int], size: int, *, blank: bool = False) -> Any:
+def draw_shape(
+    rng: np.random.Generator, colour: tuple[int, int, int], size: int, *, blank: bool = False
+) -> Image.Image:
     """A white `size` x `size` RGB image with one circle, square or triangle of `colour` (random kind,
     place and size); uniform grey when `blank`."""
-    from PIL import Image, ImageDraw
-
     if blank:
         return Image.new("RGB", (size, size), _BLANK_GREY)
     image = Image.new("RGB", (size, size), (255, 255, 255))
