@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import importlib.util
 import io
 import subprocess
 import sys
@@ -19,6 +20,7 @@ from omni.testing.synthetic import draw_motion, write_video
 from PIL import Image
 
 RED = (220, 40, 40)
+needs_av = pytest.mark.skipif(importlib.util.find_spec("av") is None, reason="video files need PyAV (pip install av)")
 
 
 def tone(frequency: float, rate: int, seconds: float = 1.0) -> np.ndarray:
@@ -31,14 +33,15 @@ def peak_hz(wave: np.ndarray, rate: int) -> float:
 
 @pytest.fixture
 def media(tmp_path):
-    """A dataset folder with a PNG (RGBA), a 44.1 kHz stereo WAV and an MP4 with an audio track."""
+    """A dataset folder with a PNG (RGBA), a 44.1 kHz stereo WAV and (with PyAV) an MP4 with an audio track."""
     folder = tmp_path / "data"
     (folder / "media").mkdir(parents=True)
     Image.new("RGBA", (8, 6), (*RED, 255)).save(folder / "media" / "red.png")
     stereo = np.stack([tone(440, 44100), tone(440, 44100)], axis=1)
     soundfile.write(folder / "media" / "a440.wav", stereo, 44100)
-    frames = draw_motion(np.random.default_rng(0), "right", frames=8, size=32)
-    write_video(folder / "media" / "dot.mp4", frames, fps=4, audio=tone(440, 16000, 2.0))
+    if importlib.util.find_spec("av") is not None:
+        frames = draw_motion(np.random.default_rng(0), "right", frames=8, size=32)
+        write_video(folder / "media" / "dot.mp4", frames, fps=4, audio=tone(440, 16000, 2.0))
     return folder
 
 
@@ -107,6 +110,7 @@ def test_resampling_removes_what_the_new_rate_cannot_hold():
     assert np.abs(resample(tone(9000, 44100), 44100, 16000)[200:-200]).max() < 0.02
 
 
+@needs_av
 @pytest.mark.parametrize("form", ["path", "relative", "data-uri", "bytes", "content-part"])
 def test_video_from_source_forms(media, form):
     item, context = source_form(form, media, "media/dot.mp4", "video/mp4", "video_url")
@@ -119,6 +123,7 @@ def dot_column(frame: Image.Image) -> int:
     return int(np.argmin(np.asarray(frame.convert("L")).min(axis=0)))
 
 
+@needs_av
 def test_video_frames_are_sampled_at_the_rate_in_time_order(media):
     video = load_video(media / "media" / "dot.mp4", fps=2)
     assert len(video.frames) == 4 and video.timestamps == sorted(video.timestamps)
@@ -127,10 +132,20 @@ def test_video_frames_are_sampled_at_the_rate_in_time_order(media):
     assert video.arrays().shape == (4, 32, 32, 3)
 
 
+@needs_av
 def test_video_max_frames_spreads_over_the_clip(media):
     video = load_video(media / "media" / "dot.mp4", fps=4, max_frames=3)
     assert len(video.frames) == 3
     assert video.timestamps[0] < 0.5 and video.timestamps[-1] > 1.25
+
+
+def test_video_files_without_pyav_say_what_to_install(monkeypatch, tmp_path):
+    monkeypatch.setitem(sys.modules, "av", None)  # makes `import av` fail
+    (tmp_path / "clip.mp4").write_bytes(b"\x00" * 16)
+    with pytest.raises(
+        DataError, match=r"^d.jsonl:5: video clip.mp4: decoding video files needs PyAV: pip install av$"
+    ):
+        load_video("clip.mp4", context=MediaContext("d.jsonl", 5, base_dir=tmp_path))
 
 
 def test_sample_times():
@@ -139,6 +154,7 @@ def test_sample_times():
     assert sample_times(0.1, 1.0, 32) == [0.05]  # at least one frame
 
 
+@needs_av
 def test_video_audio_track_only_when_asked(media):
     assert load_video(media / "media" / "dot.mp4").audio is None
     video = load_video(media / "media" / "dot.mp4", with_audio=True, sampling_rate=16000)
@@ -147,6 +163,7 @@ def test_video_audio_track_only_when_asked(media):
     assert peak_hz(video.audio, 16000) == pytest.approx(440, abs=2)
 
 
+@needs_av
 def test_video_without_audio_track_gives_none(tmp_path):
     path = write_video(tmp_path / "silent.mp4", draw_motion(np.random.default_rng(0), "left", 4, 32), fps=4)
     assert load_video(path, with_audio=True).audio is None
@@ -174,6 +191,7 @@ def test_missing_file_names_the_row_and_the_file(tmp_path):
         assert name in message and str(tmp_path / name) in message and "does not exist" in message
 
 
+@needs_av
 def test_unreadable_media_names_the_row_and_the_file(tmp_path):
     (tmp_path / "notes.png").write_text("not an image")
     context = MediaContext("train.jsonl", 2, base_dir=tmp_path)
@@ -250,6 +268,7 @@ def test_encoders_are_registered_without_importing_decoders():
     assert result.stdout.strip() == "['audio', 'image', 'video'] []"
 
 
+@needs_av
 def test_registered_encoders_load(omni_host, media):
     load = {name: omni_host.registry.get("encoders", name).spec.load() for name in ("image", "audio", "video")}
     assert load["image"](media / "media" / "red.png").size == (8, 6)

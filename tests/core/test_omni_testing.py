@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from collections import Counter
 
@@ -12,6 +13,8 @@ from omni.encoders.image import load_image
 from omni.encoders.sources import MediaContext
 from omni.encoders.video import load_video
 from omni.testing.synthetic import SHAPE_COLOURS, write_motion, write_shapes, write_tones
+
+needs_av = pytest.mark.skipif(importlib.util.find_spec("av") is None, reason="video files need PyAV (pip install av)")
 
 
 def rows(path):
@@ -194,7 +197,7 @@ def test_tiny_thinker_learns_pitch_only_through_its_audio_pathway(omni_dir, tmp_
     [
         (write_shapes, "images", tuple(SHAPE_COLOURS)),
         (write_tones, "audios", ("low", "high")),
-        (write_motion, "videos", ("left", "right")),
+        pytest.param(write_motion, "videos", ("left", "right"), marks=needs_av),
     ],
     ids=["shapes", "tones", "motion"],
 )
@@ -234,6 +237,7 @@ def test_tone_pitch_is_the_answer(tmp_path):
         assert (peak > 700) == (row["solution"] == "high")
 
 
+@needs_av
 def test_dot_motion_is_the_answer(tmp_path):
     motion = write_motion(tmp_path, train=4, held_out=0)
     for row in rows(motion.train):
