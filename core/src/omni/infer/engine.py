@@ -57,24 +57,6 @@ class InferResponse:
     prompt_tokens: int
     completion_tokens: int
 
-    def to_openai(self, model: str, request_id: str, created: int) -> dict[str, Any]:
-        """The response as an OpenAI `chat.completion` object."""
-        return {
-            "id": request_id,
-            "object": "chat.completion",
-            "created": created,
-            "model": model,
-            "choices": [
-                {"index": i, "message": {"role": "assistant", "content": c.text}, "finish_reason": c.finish_reason}
-                for i, c in enumerate(self.choices)
-            ],
-            "usage": {
-                "prompt_tokens": self.prompt_tokens,
-                "completion_tokens": self.completion_tokens,
-                "total_tokens": self.prompt_tokens + self.completion_tokens,
-            },
-        }
-
 
 class Engine:
     """Implemented by every spec registered through `register_engines`.
