@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Hashable, Iterator
 from typing import Any
 
 import torch
-from transformers import StoppingCriteria, TextIteratorStreamer
+from transformers import StoppingCriteria, StopStringCriteria, TextIteratorStreamer
 
 from omni.infer.adapters import AdapterSet
 from omni.infer.batching import BatchScheduler, BatchStreamer, batch_key
@@ -64,6 +64,9 @@ class PtEngine(Engine):
         self.model = self.adapters.load(self.loaded.model, self.adapter_paths, registry)
         self.model.eval()
         self._lock = threading.Lock()
+        # transformers' own cache of stop-string tables misses for fast tokenizers, and rebuilding them costs
+        # most of a second per `generate` call: build one criteria per distinct set of stop strings instead.
+        self._stop_criteria: dict[tuple[str, ...], StopStringCriteria] = {}
         self.scheduler = BatchScheduler(
             self.run_batch,
             tokenizer=self.tokenizer,
@@ -146,7 +149,7 @@ class PtEngine(Engine):
             out = self.model.generate(
                 **inputs,
                 generation_config=generation_config,
-                tokenizer=self.tokenizer,  # transformers needs it to match stop strings
+                stopping_criteria=self._stopping_criteria(config),
                 streamer=streamer,
             )
         new_tokens = out.sequences[:, width:]
@@ -175,9 +178,8 @@ class PtEngine(Engine):
                         self.model.generate(
                             **inputs,
                             generation_config=self._hf_generation_config(config, num_return_sequences=1),
-                            tokenizer=self.tokenizer,
                             streamer=streamer,
-                            stopping_criteria=[_Cancelled(cancel)],
+                            stopping_criteria=[*self._stopping_criteria(config), _Cancelled(cancel)],
                         )
                 except BaseException as exc:  # re-raised in the consumer's thread below
                     failure.append(exc)
@@ -226,12 +228,20 @@ class PtEngine(Engine):
             top_k=config.top_k if sampling else None,
             repetition_penalty=config.repetition_penalty,
             num_return_sequences=num_return_sequences,
-            stop_strings=self._stop_strings(config) or None,
         )
         return generation_config
 
     def _stop_strings(self, config: GenerationConfig) -> list[str]:
         return list(dict.fromkeys([*config.stop, *self.template.stop_words]))
+
+    def _stopping_criteria(self, config: GenerationConfig) -> list[StoppingCriteria]:
+        """Criteria that end a row at any of the request's or the template's stop strings."""
+        stops = tuple(self._stop_strings(config))
+        if not stops:
+            return []
+        if stops not in self._stop_criteria:
+            self._stop_criteria[stops] = StopStringCriteria(self.tokenizer, list(stops))
+        return [self._stop_criteria[stops]]
 
     def _choice(self, tokens: torch.Tensor, config: GenerationConfig, logprobs: list[float] | None) -> Choice:
         """One answer: tokens up to end-of-sequence, text up to the first stop string.
