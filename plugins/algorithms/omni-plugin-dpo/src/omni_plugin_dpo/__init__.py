@@ -1,0 +1,28 @@
+"""omni-plugin-dpo: `omni rlhf --algo dpo|kto|simpo|orpo|cpo` on TRL's preference trainers.
+
+Registering imports nothing heavy: TRL loads when a run starts.
+"""
+
+from __future__ import annotations
+
+from omni import hookimpl
+from omni.registry import AlgorithmSpec
+
+from omni_plugin_dpo.methods import METHODS
+
+OMNI_PLUGIN_API = 1
+
+
+@hookimpl
+def register_algorithms(register):
+    """Register one `rlhf` algorithm per preference method."""
+    for method in METHODS:
+        register(
+            AlgorithmSpec(
+                name=method.name,
+                command="rlhf",
+                description=method.description,
+                impl="omni_plugin_dpo.run:run_preference",
+                options=method.options,
+            )
+        )

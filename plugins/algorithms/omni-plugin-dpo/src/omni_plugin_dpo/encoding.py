@@ -1,0 +1,84 @@
+"""Encode preference rows with omni's template into the token ids TRL's trainers consume.
+
+Encoding here (not in TRL) keeps the chat format exactly omni's, the same as `omni sft` and `omni infer`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from omni.errors import DataError
+from omni.template.base import Template
+
+Feature = dict[str, Any]
+
+
+def _problem(row: Any, message: str) -> DataError:
+    return DataError(getattr(row, "source", "<rows>"), getattr(row, "location", None), message)
+
+
+def _common_prefix(*seqs: list[int]) -> int:
+    n = 0
+    for tokens in zip(*seqs):
+        if any(t != tokens[0] for t in tokens):
+            break
+        n += 1
+    return n
+
+
+def _answered(row: Any, method: str) -> list[dict[str, Any]]:
+    """The row's messages, which must end with the assistant answer being judged."""
+    messages = row.get("messages") or []
+    if not messages or messages[-1].get("role") != "assistant":
+        raise _problem(row, f"{method} needs `messages` ending with an assistant answer (the chosen one)")
+    return messages
+
+
+def _rejected_messages(row: Any, method: str) -> list[dict[str, Any]]:
+    if row.get("rejected_messages"):
+        return row["rejected_messages"]
+    rejected = row.get("rejected_response")
+    if rejected is None:
+        raise _problem(row, f"{method} needs `rejected_response` (or `rejected_messages`): the dispreferred answer")
+    return [*_answered(row, method)[:-1], {"role": "assistant", "content": rejected}]
+
+
+def encode_pair(template: Template, row: Any, method: str) -> Feature:
+    """``prompt_ids``, ``chosen_ids``, ``rejected_ids`` for a row with a chosen and a rejected answer."""
+    _answered(row, method)
+    prompt = template.encode_prompt(row).input_ids
+    chosen = template.encode(row).input_ids
+    rejected = template.encode({**row, "messages": _rejected_messages(row, method)}).input_ids
+    # The answers start where the three renderings diverge (a template may render the bare prompt differently).
+    start = _common_prefix(prompt, chosen, rejected)
+    if start == len(chosen) or start == len(rejected):
+        raise _problem(row, "the chosen and rejected conversations have no answer tokens after the prompt")
+    return {"prompt_ids": prompt[:start], "chosen_ids": chosen[start:], "rejected_ids": rejected[start:]}
+
+
+def encode_unpaired(template: Template, row: Any, method: str) -> list[Feature]:
+    """``prompt_ids``, ``completion_ids``, ``label`` features: one for a labelled row, two for a pair."""
+    label = row.get("label")
+    if label is None:
+        if row.get("rejected_response") is None and not row.get("rejected_messages"):
+            raise _problem(row, f"{method} needs a boolean `label` (desirable answer or not), or a `rejected_response`")
+        pair = encode_pair(template, row, method)  # a preference pair is one desirable and one undesirable row
+        return [
+            {"prompt_ids": pair["prompt_ids"], "completion_ids": pair["chosen_ids"], "label": True},
+            {"prompt_ids": pair["prompt_ids"], "completion_ids": pair["rejected_ids"], "label": False},
+        ]
+    if not isinstance(label, bool):
+        raise _problem(row, f"`label` must be true or false, got {label!r}")
+    _answered(row, method)
+    prompt = template.encode_prompt(row).input_ids
+    full = template.encode(row).input_ids
+    start = _common_prefix(prompt, full)
+    return [{"prompt_ids": prompt[:start], "completion_ids": full[start:], "label": label}]
+
+
+def encode_preference_rows(template: Template, rows: Iterable[Any], *, method: str, paired: bool) -> list[Feature]:
+    """Encode every row for `method`; a row missing what the method needs raises a `DataError` naming it."""
+    if paired:
+        return [encode_pair(template, row, method) for row in rows]
+    return [feature for row in rows for feature in encode_unpaired(template, row, method)]

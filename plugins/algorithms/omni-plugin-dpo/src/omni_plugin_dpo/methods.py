@@ -1,0 +1,75 @@
+"""One table: each preference method's TRL trainer and config, its data shape and what it pins (light module)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from omni_plugin_dpo.options import CpoOptions, DpoOptions, KtoOptions, OrpoOptions, PreferenceOptions, SimpoOptions
+
+DataShape = Literal["paired", "unpaired"]
+
+
+@dataclass(frozen=True)
+class Method:
+    """A preference method as omni runs it on TRL.
+
+    `trainer`/`config` are lazy ``"module:Class"`` references. `shape` says which rows it reads (chosen and
+    rejected answers, or single answers with a desirable label); `reference` whether it compares the policy
+    with a reference model; `fixed` are config values that define the method (SimPO is CPO with these).
+    """
+
+    name: str
+    description: str
+    trainer: str
+    config: str
+    options: type[PreferenceOptions]
+    shape: DataShape = "paired"
+    reference: bool = False
+    fixed: Mapping[str, Any] = field(default_factory=dict)
+
+
+_CPO = "trl.experimental.cpo"
+METHODS: tuple[Method, ...] = (
+    Method(
+        "dpo",
+        "Direct Preference Optimization (loss types: sigmoid, ipo, hinge, robust, ...; RPO with --rpo-alpha)",
+        trainer="trl:DPOTrainer",
+        config="trl:DPOConfig",
+        options=DpoOptions,
+        reference=True,
+    ),
+    Method(
+        "kto",
+        "Kahneman-Tversky Optimization on unpaired rows with a boolean `label` (desirable or not)",
+        trainer="trl:KTOTrainer",
+        config="trl:KTOConfig",
+        options=KtoOptions,
+        shape="unpaired",
+        reference=True,
+    ),
+    Method(
+        "simpo",
+        "SimPO: length-normalised, reference-free preference loss with a target margin",
+        trainer=f"{_CPO}:CPOTrainer",
+        config=f"{_CPO}:CPOConfig",
+        options=SimpoOptions,
+        fixed={"loss_type": "simpo", "cpo_alpha": 0.0},  # TRL's documented SimPO setting
+    ),
+    Method(
+        "orpo",
+        "ORPO: supervised loss plus an odds-ratio preference penalty, reference-free",
+        trainer="trl.experimental.orpo:ORPOTrainer",
+        config="trl.experimental.orpo:ORPOConfig",
+        options=OrpoOptions,
+    ),
+    Method(
+        "cpo",
+        "Contrastive Preference Optimization: reference-free preference loss plus NLL on the chosen answer",
+        trainer=f"{_CPO}:CPOTrainer",
+        config=f"{_CPO}:CPOConfig",
+        options=CpoOptions,
+    ),
+)
+BY_NAME: dict[str, Method] = {m.name: m for m in METHODS}

@@ -1,0 +1,40 @@
+"""The reference model of DPO and KTO: none to load with LoRA, else the initial weights or `--ref-model`."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from omni.train.job import TrainingJob, log_line
+from transformers import TrainerCallback
+
+REF_ADAPTER = "ref"  # the name TRL gives its frozen copy of a pre-existing adapter
+
+
+def reference_model(job: TrainingJob, path: str | None) -> Any:
+    """`--ref-model` loaded with omni's loader; None when the policy is a PEFT model (TRL computes the
+    reference from the same weights, so no second copy is held); else a fresh copy of the base model."""
+    from accelerate.utils import is_peft_model
+    from omni.models.loader import load_model
+
+    if path is None and is_peft_model(job.model):
+        return None
+    options = dataclasses.replace(job.options, model=path or job.model_path)
+    loaded = load_model(options, job.registry, for_training=True)
+    log_line(f"reference model from {loaded.path}")
+    loaded.model.requires_grad_(False)
+    return loaded.model
+
+
+class DropReferenceAdapter(TrainerCallback):
+    """Remove TRL's reference adapter when training ends, so only the trained adapter is saved.
+
+    Given a PEFT model with an adapter already attached (omni's tuner attaches it), TRL keeps a frozen copy
+    of that adapter as the reference: exact even where disabling the adapter would not give the initial
+    model (PiSSA and OLoRA rewrite the base weights). Checkpoints keep the copy, so resuming still works.
+    """
+
+    def on_train_end(self, args: Any, state: Any, control: Any, model: Any = None, **kwargs: Any) -> None:
+        peft_config = getattr(model, "peft_config", {})
+        if REF_ADAPTER in peft_config:
+            model.delete_adapter(REF_ADAPTER)

@@ -1,0 +1,47 @@
+"""`run_preference(job)`: train the `--algo` preference method on the prepared job with its TRL trainer."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from omni.registry import import_ref
+from omni.train.job import TrainingJob, TrainResult, log_line
+
+from omni_plugin_dpo.encoding import encode_preference_rows
+from omni_plugin_dpo.methods import BY_NAME, Method
+from omni_plugin_dpo.reference import DropReferenceAdapter, reference_model
+
+
+def _config(method: Method, job: TrainingJob, options: Any, has_eval: bool) -> Any:
+    """The method's TRL config: omni's training arguments plus the method's own options."""
+    args = job.training_arguments(has_eval=has_eval)
+    base = {f.name: getattr(args, f.name) for f in dataclasses.fields(args) if f.init}
+    return import_ref(method.config)(**base, **options.trl_config(), **method.fixed)
+
+
+def run_preference(job: TrainingJob) -> TrainResult:
+    """Train DPO, KTO, SimPO, ORPO or CPO (whichever `--algo` names) and write omni's usual outputs."""
+    from datasets import Dataset
+
+    from omni_plugin_dpo.trainers import encoded_trainer
+
+    method = BY_NAME[job.options.algo]
+    options = job.algorithm_options or method.options()
+    paired = method.shape == "paired"
+    train = encode_preference_rows(job.template, job.train_rows, method=method.name, paired=paired)
+    val = encode_preference_rows(job.template, job.val_rows, method=method.name, paired=paired) if job.val_rows else []
+    log_line(f"{method.name}: {len(train)} training rows, {len(val)} validation rows")
+    extra: dict[str, Any] = {}
+    if method.reference:
+        extra["ref_model"] = reference_model(job, getattr(options, "ref_model", None))
+    trainer = encoded_trainer(method.trainer)(
+        model=job.model,
+        args=_config(method, job, options, has_eval=bool(val)),
+        train_dataset=Dataset.from_list(train),
+        eval_dataset=Dataset.from_list(val) if val else None,
+        processing_class=job.tokenizer,
+        callbacks=[*job.callbacks(), DropReferenceAdapter()],
+        **extra,
+    )
+    return job.train(trainer)
