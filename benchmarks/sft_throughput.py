@@ -121,7 +121,9 @@ import json, sys, time, torch
 from datasets import Dataset
 from peft import LoraConfig, get_peft_model
 from transformers import AutoModelForCausalLM, AutoTokenizer, DataCollatorForSeq2Seq, Trainer, TrainingArguments
+from transformers import set_seed
 model_path, data, adapter_config, out, batch, lr, seed = sys.argv[1:8]
+set_seed(int(seed))  # before the adapter is created, as omni does, so both start from the same LoRA init
 tok = AutoTokenizer.from_pretrained(model_path)
 model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32)
 cfg = json.load(open(adapter_config))

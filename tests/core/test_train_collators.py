@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from omni.errors import OmniError
 from omni.template.base import IGNORE_INDEX
 from omni.train.collators import PaddingCollator, PaddingFreeCollator, pack_rows
 from omni.train.trainer import causal_lm_loss
@@ -95,5 +96,5 @@ def test_pack_rows_fills_bins_in_order_and_packed_loss_matches(model):
 
 
 def test_pack_rows_rejects_a_row_longer_than_the_bin():
-    with pytest.raises(ValueError, match="longer than --max-length 4"):
+    with pytest.raises(OmniError, match="longer than the packing length 4"):
         pack_rows(_rows((5,)), max_length=4)

@@ -15,6 +15,7 @@ from typing import Any
 
 import torch
 
+from omni.errors import OmniError
 from omni.template.base import IGNORE_INDEX
 
 Feature = dict[str, Any]
@@ -107,16 +108,16 @@ def pack_rows(rows: Sequence[Feature], max_length: int) -> list[Feature]:
     Each packed row holds ``input_ids``, ``labels`` and ``position_ids`` restarting per original row,
     ready for `PaddingFreeCollator`. The order of the input is kept (no sort by length), so a packed
     epoch sees the data in the order the sampler would have. Rows carrying modality tensors are not
-    packable (their tensors cannot be split back per row) and raise ValueError.
+    packable (their tensors cannot be split back per row) and raise `OmniError`, as do rows over `max_length`.
     """
     bins: list[list[Feature]] = []
     room: list[int] = []
     for row in rows:
         if set(row) - _TOKEN_KEYS:
-            raise ValueError("--packing works on text rows only; use --padding-free for multimodal data")
+            raise OmniError("--packing works on text rows only; use --padding-free for multimodal data")
         n = len(row["input_ids"])
         if n > max_length:
-            raise ValueError(f"a row of {n} tokens is longer than --max-length {max_length}; it cannot be packed")
+            raise OmniError(f"a row of {n} tokens is longer than the packing length {max_length}; raise --max-length")
         slot = next((i for i, free in enumerate(room) if free >= n), None)
         if slot is None:
             bins.append([row])

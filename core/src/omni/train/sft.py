@@ -13,7 +13,7 @@ from omni.train.encoding import EncodedSet, encode_rows
 from omni.train.job import TrainingJob, TrainResult, log_line
 from omni.train.trainer import OmniTrainer
 
-DEFAULT_PACKING_LENGTH = 2048  # rows per pack when --packing is used without --max-length
+DEFAULT_PACKING_LENGTH = 2048  # tokens per packed row when --packing is used without --max-length
 
 
 def _describe(name: str, encoded: EncodedSet) -> str:
