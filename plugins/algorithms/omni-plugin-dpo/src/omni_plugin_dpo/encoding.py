@@ -20,7 +20,7 @@ def _problem(row: Any, message: str) -> DataError:
 
 def _common_prefix(*seqs: list[int]) -> int:
     n = 0
-    for tokens in zip(*seqs):
+    for tokens in zip(*seqs, strict=False):
         if any(t != tokens[0] for t in tokens):
             break
         n += 1
@@ -59,6 +59,7 @@ def encode_pair(template: Template, row: Any, method: str) -> Feature:
 
 def encode_unpaired(template: Template, row: Any, method: str) -> list[Feature]:
     """``prompt_ids``, ``completion_ids``, ``label`` features: one for a labelled row, two for a pair."""
+    _answered(row, method)
     label = row.get("label")
     if label is None:
         if row.get("rejected_response") is None and not row.get("rejected_messages"):
@@ -70,7 +71,6 @@ def encode_unpaired(template: Template, row: Any, method: str) -> list[Feature]:
         ]
     if not isinstance(label, bool):
         raise _problem(row, f"`label` must be true or false, got {label!r}")
-    _answered(row, method)
     prompt = template.encode_prompt(row).input_ids
     full = template.encode(row).input_ids
     start = _common_prefix(prompt, full)

@@ -48,6 +48,8 @@ METHODS: tuple[Method, ...] = (
         options=KtoOptions,
         shape="unpaired",
         reference=True,
+        # KTO's KL term pairs each row with its batch neighbour, so batches must keep the dataset's order.
+        fixed={"train_sampling_strategy": "sequential"},
     ),
     Method(
         "simpo",

@@ -32,7 +32,7 @@ class DpoOptions(PreferenceOptions):
     label_smoothing: float = option(0.0, help="probability a preference label is flipped (robust, exo_pair)")
     rpo_alpha: float | None = option(None, help="RPO: add this weight times the NLL of the chosen answer")
     ref_model: str | None = option(
-        None, help="reference model (path or name); default: the initial model (LoRA: adapters off)"
+        None, help="reference model (path or name); default: the initial model (with LoRA, no second copy)"
     )
 
     def trl_config(self) -> dict[str, Any]:
@@ -52,7 +52,7 @@ class KtoOptions(PreferenceOptions):
     desirable_weight: float = option(1.0, help="weight of the desirable rows' loss")
     undesirable_weight: float = option(1.0, help="weight of the undesirable rows' loss")
     ref_model: str | None = option(
-        None, help="reference model (path or name); default: the initial model (LoRA: adapters off)"
+        None, help="reference model (path or name); default: the initial model (with LoRA, no second copy)"
     )
 
 

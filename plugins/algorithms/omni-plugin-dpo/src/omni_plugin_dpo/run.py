@@ -17,7 +17,7 @@ def _config(method: Method, job: TrainingJob, options: Any, has_eval: bool) -> A
     """The method's TRL config: omni's training arguments plus the method's own options."""
     args = job.training_arguments(has_eval=has_eval)
     base = {f.name: getattr(args, f.name) for f in dataclasses.fields(args) if f.init}
-    return import_ref(method.config)(**base, **options.trl_config(), **method.fixed)
+    return import_ref(method.config)(**{**base, **options.trl_config(), **method.fixed})
 
 
 def run_preference(job: TrainingJob) -> TrainResult:

@@ -1,0 +1,100 @@
+"""`omni rlhf --algo dpo ...` from the command line: help, data errors, a LoRA run that `omni infer` serves."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from omni.data.rows import Row
+from omni.errors import DataError
+
+from tests.plugins.dpo.preference_task import preference_rows, template_for, write_jsonl
+
+QUESTION = "Say A or B about the sun."
+
+
+@pytest.mark.parametrize("flag", ["--algo", "--rlhf-type", "--rlhf_type"])
+def test_help_shows_the_dpo_options(omni_cli, flag):
+    result = omni_cli("rlhf", flag, "dpo", "--help")
+    assert result.returncode == 0, result.stderr
+    assert "algorithm 'dpo' options (omni-plugin-dpo)" in result.stdout
+    for name in ("--beta", "--loss-type", "--label-smoothing", "--rpo-alpha", "--ref-model"):
+        assert name in result.stdout
+
+
+def test_each_method_shows_its_own_options(omni_cli):
+    expected = {"kto": "--desirable-weight", "simpo": "--simpo-gamma", "cpo": "--cpo-alpha", "orpo": "--beta"}
+    for method, flag in expected.items():
+        result = omni_cli("rlhf", "--algo", method, "--help")
+        assert f"algorithm '{method}' options" in result.stdout and flag in result.stdout
+
+
+def test_a_pair_without_rejected_answer_names_its_line_and_the_field(omni_cli, tiny_model, tmp_path):
+    rows = preference_rows(3, seed=0)
+    del rows[1]["rejected_response"]
+    data = write_jsonl(rows, tmp_path / "pairs.jsonl")
+    result = omni_cli(
+        "rlhf", "--algo", "dpo", "--model", str(tiny_model), "--dataset", str(data), "--output-dir", str(tmp_path / "o")
+    )
+    assert result.returncode == 2
+    assert f"{data}:2:" in result.stderr and "`rejected_response` (or `rejected_messages`)" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("row", "message"),
+    [
+        ({"messages": [{"role": "user", "content": "hi"}]}, "`messages` ending with an assistant answer"),
+        (
+            {"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "A"}]},
+            "needs a boolean `label`",
+        ),
+        (
+            {"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "A"}], "label": "yes"},
+            "`label` must be true or false",
+        ),
+    ],
+)
+def test_kto_rows_missing_what_kto_needs_are_errors(tiny_model, row, message):
+    from omni_plugin_dpo.encoding import encode_preference_rows
+
+    with pytest.raises(DataError, match=message) as caught:
+        encode_preference_rows(template_for(tiny_model), [Row(row, "kto.jsonl", 7)], method="kto", paired=False)
+    assert str(caught.value).startswith("kto.jsonl:7:")
+
+
+def test_pairs_and_rejected_messages_encode_with_omnis_template(tiny_model):
+    from omni_plugin_dpo.encoding import encode_pair
+
+    template = template_for(tiny_model)
+    row = preference_rows(1, seed=3)[0]
+    pair = encode_pair(template, row, "dpo")
+    assert pair["prompt_ids"] + pair["chosen_ids"] == template.encode(row).input_ids  # exactly omni's chat format
+    rejected_conversation = [*row["messages"][:-1], {"role": "assistant", "content": row["rejected_response"]}]
+    as_messages = {"messages": row["messages"], "rejected_messages": rejected_conversation}
+    assert encode_pair(template, as_messages, "dpo") == pair
+
+
+def test_dpo_with_lora_from_the_cli_writes_an_adapter_omni_infer_serves(omni_cli, tiny_model, tmp_path):
+    data = write_jsonl(preference_rows(8, seed=0), tmp_path / "pairs.jsonl")
+    out = tmp_path / "out"
+    result = omni_cli(
+        "rlhf", "--rlhf-type", "dpo", "--model", str(tiny_model), "--dataset", str(data), "--tuner", "lora",
+        "--beta", "0.2", "--loss-type", "sigmoid", "--max-steps", "2", "--per-device-train-batch-size", "4",
+        "--logging-steps", "1", "--gradient-checkpointing", "false", "--output-dir", str(out),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert (out / "adapter_model.safetensors").is_file() and not (out / "ref").exists()  # TRL's reference copy dropped
+    logged = [json.loads(line) for line in (out / "logging.jsonl").read_text().splitlines()]
+    steps = [r for r in logged if "loss" in r]
+    assert len(steps) == 2
+    for key in ("rewards/chosen", "rewards/rejected", "rewards/margins", "rewards/accuracies"):
+        assert all(key in r for r in steps), key
+    assert "beta=0.2" in json.loads((out / "args.json").read_text())["plugin_options"]["algo"][0]
+    from omni.infer.engine import GenerationConfig, InferRequest
+    from omni.infer.pt_engine import PtEngine
+
+    served = omni_cli("infer", "--adapters", str(out), "--query", QUESTION, "--max-new-tokens", "4")
+    assert served.returncode == 0, served.stderr  # the adapter's args.json names its base model
+    engine = PtEngine(str(tiny_model), adapters={"dpo": str(out)})
+    request = InferRequest({"messages": [{"role": "user", "content": QUESTION}]}, GenerationConfig(4), "dpo")
+    assert served.stdout == engine.generate([request])[0].choices[0].text + "\n"
