@@ -98,3 +98,17 @@ def test_dpo_with_lora_from_the_cli_writes_an_adapter_omni_infer_serves(omni_cli
     engine = PtEngine(str(tiny_model), adapters={"dpo": str(out)})
     request = InferRequest({"messages": [{"role": "user", "content": QUESTION}]}, GenerationConfig(4), "dpo")
     assert served.stdout == engine.generate([request])[0].choices[0].text + "\n"
+
+
+@pytest.mark.parametrize("ref_flag", [False, True])
+def test_full_tuning_loads_the_reference_with_omnis_loader(tiny_model, tmp_path, capsys, ref_flag):
+    from omni.cli.main import main
+
+    data = write_jsonl(preference_rows(4, seed=0), tmp_path / "pairs.jsonl")
+    out = tmp_path / "out"
+    argv = ["rlhf", "--algo", "dpo", "--model", str(tiny_model), "--dataset", str(data), "--tuner", "full"]
+    argv += ["--max-steps", "1", "--per-device-train-batch-size", "4", "--gradient-checkpointing", "false"]
+    argv += ["--output-dir", str(out), *(["--ref-model", str(tiny_model)] if ref_flag else [])]
+    assert main(argv) == 0
+    assert f"reference model from {tiny_model}" in capsys.readouterr().err
+    assert (out / "model.safetensors").is_file()
