@@ -74,6 +74,7 @@ def test_pairs_and_rejected_messages_encode_with_omnis_template(tiny_model):
     assert encode_pair(template, as_messages, "dpo") == pair
 
 
+@pytest.mark.slow  # two CLI processes: about 35 s on 2 cores
 def test_dpo_with_lora_from_the_cli_writes_an_adapter_omni_infer_serves(omni_cli, tiny_model, tmp_path):
     data = write_jsonl(preference_rows(8, seed=0), tmp_path / "pairs.jsonl")
     out = tmp_path / "out"

@@ -10,6 +10,7 @@ from omni.train.job import TrainingJob, TrainResult, log_line
 
 from omni_plugin_dpo.encoding import encode_preference_rows
 from omni_plugin_dpo.methods import BY_NAME, Method
+from omni_plugin_dpo.progress import with_rewards_on_bar
 from omni_plugin_dpo.reference import DropReferenceAdapter, reference_model
 
 
@@ -41,7 +42,7 @@ def run_preference(job: TrainingJob) -> TrainResult:
         train_dataset=Dataset.from_list(train),
         eval_dataset=Dataset.from_list(val) if val else None,
         processing_class=job.tokenizer,
-        callbacks=[*job.callbacks(), DropReferenceAdapter()],
+        callbacks=[*with_rewards_on_bar(job.callbacks()), DropReferenceAdapter()],
         **extra,
     )
     return job.train(trainer)

@@ -22,6 +22,11 @@ def _rotate_completions(batch: dict[str, list[Any]]) -> dict[str, list[Any]]:
 class EncodedDatasetMixin:
     """For trainers that tokenize in `_prepare_dataset` (DPO, KTO): the features are used as they are."""
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        # These trainers batch prompt+answer as `input_ids`, so the Trainer can count tokens for omni's tokens/s.
+        kwargs["args"].include_num_input_tokens_seen = "non_padding"
+        super().__init__(*args, **kwargs)
+
     def _prepare_dataset(self, dataset: Any, processing_class: Any, args: Any, dataset_name: str) -> Any:
         if getattr(self, "calculate_KL", False):
             dataset = dataset.map(_rotate_completions, batched=True, batch_size=args.per_device_train_batch_size)
