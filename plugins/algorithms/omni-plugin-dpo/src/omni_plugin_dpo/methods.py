@@ -74,4 +74,4 @@ METHODS: tuple[Method, ...] = (
         options=CpoOptions,
     ),
 )
-BY_NAME: dict[str, Method] = {m.name: m for m in METHODS}
+BY_OPTIONS: dict[type[PreferenceOptions], Method] = {m.options: m for m in METHODS}

@@ -9,7 +9,7 @@ from omni.registry import import_ref
 from omni.train.job import TrainingJob, TrainResult, log_line
 
 from omni_plugin_dpo.encoding import encode_preference_rows
-from omni_plugin_dpo.methods import BY_NAME, Method
+from omni_plugin_dpo.methods import BY_OPTIONS, Method
 from omni_plugin_dpo.progress import with_rewards_on_bar
 from omni_plugin_dpo.reference import DropReferenceAdapter, reference_model
 
@@ -27,8 +27,8 @@ def run_preference(job: TrainingJob) -> TrainResult:
 
     from omni_plugin_dpo.trainers import encoded_trainer
 
-    method = BY_NAME[job.options.algo]
-    options = job.algorithm_options or method.options()
+    options = job.algorithm_options
+    method = BY_OPTIONS[type(options)]  # each method has its own options class; `--algo` may be spelt `DPO`
     paired = method.shape == "paired"
     train = encode_preference_rows(job.template, job.train_rows, method=method.name, paired=paired)
     val = encode_preference_rows(job.template, job.val_rows, method=method.name, paired=paired) if job.val_rows else []
