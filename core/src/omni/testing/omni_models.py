@@ -116,18 +116,24 @@ def _conversation_token_ids(tokenizer: Any) -> dict[str, int]:
     }
 
 
+# The text decoders of the thinker and the talker: the smallest MoE shape transformers accepts here.
+_TINY_MOE_TEXT: dict[str, Any] = {
+    "hidden_size": _HIDDEN,
+    "intermediate_size": 128,
+    "num_attention_heads": 2,
+    "num_key_value_heads": 1,
+    "head_dim": 32,
+    "num_experts": 4,
+    "num_experts_per_tok": 2,
+    "moe_intermediate_size": 32,
+}
+
+
 def _thinker_config(tokenizer: Any) -> dict[str, Any]:
     text = {
+        **_TINY_MOE_TEXT,
         "vocab_size": len(tokenizer),
-        "hidden_size": _HIDDEN,
-        "intermediate_size": 128,
         "num_hidden_layers": 2,
-        "num_attention_heads": 2,
-        "num_key_value_heads": 1,
-        "head_dim": 32,
-        "num_experts": 4,
-        "num_experts_per_tok": 2,
-        "moe_intermediate_size": 32,
         "max_position_embeddings": 4096,
         "rope_parameters": {**_ROPE, "mrope_interleaved": True},
         "pad_token_id": tokenizer.pad_token_id,
@@ -174,16 +180,9 @@ def _talker_config(tokenizer: Any) -> dict[str, Any]:
         "codec_think_eos_id": _CODEBOOK + 13,
     }
     text = {
+        **_TINY_MOE_TEXT,
         "vocab_size": _CODEBOOK + 1024,
-        "hidden_size": _HIDDEN,
-        "intermediate_size": 128,
         "num_hidden_layers": 1,
-        "num_attention_heads": 2,
-        "num_key_value_heads": 1,
-        "head_dim": 32,
-        "num_experts": 4,
-        "num_experts_per_tok": 2,
-        "moe_intermediate_size": 32,
         "shared_expert_intermediate_size": 32,  # read by the model though not a declared config field
         "rope_parameters": _ROPE,
     }
