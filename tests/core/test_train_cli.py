@@ -83,7 +83,9 @@ def test_lora_padding_free_sft_writes_an_adapter_for_the_recorded_base(model_dir
     argv += ["--max-steps", "3", "--batch-size", "4", "--learning-rate", "1e-2", "--output-dir", str(out)]
     assert _omni(*argv, *FAST) == 0
     assert LoraTuner.is_saved_here(out)
-    base = AutoModelForCausalLM.from_pretrained(json.loads((out / "args.json").read_text())["model"])
+    args = json.loads((out / "args.json").read_text())
+    assert args["plugin_options"]["tuner"][0]["lora_rank"] == 4  # plugin options are recorded as data
+    base = AutoModelForCausalLM.from_pretrained(args["model"])
     tuned = LoraTuner.load(base, out)
     b = tuned.base_model.model.model.layers[0].self_attn.q_proj.lora_B["default"].weight
     assert b.abs().sum() > 0 and torch.isfinite(b).all()  # B starts at zero: it trained

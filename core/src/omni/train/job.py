@@ -190,7 +190,10 @@ def prepare_job(invocation: Invocation) -> TrainingJob:
             "model": loaded.path,  # the resolved base, so `omni infer --adapters DIR` finds it
             "model_type": loaded.spec.name,
             "tuner": tuner_sel.spec.name,
-            "plugin_options": plugin_options,
+            "plugin_options": {
+                opt: [dataclasses.asdict(o) if o is not None else None for o in chosen]
+                for opt, chosen in plugin_options.items()
+            },
         },
     )
     log_line(f"outputs: {output_dir}")
