@@ -81,13 +81,13 @@ class PluginHost:
         self.plugins.append(info)
         api = getattr(plugin, "OMNI_PLUGIN_API", PLUGIN_API_VERSION)
         if api != PLUGIN_API_VERSION:
-            return self._fail(
+            return self.record_failure(
                 info, f"written for plugin API {api}, this omni-core {__version__} provides API {PLUGIN_API_VERSION}"
             )
         try:
             self.manager.register(plugin, name=name)
         except Exception as exc:  # a plugin's bad hook signature must not take omni down
-            return self._fail(info, _describe(exc))
+            return self.record_failure(info, _describe(exc))
         staged: list[Spec] = []
         try:
             for caller in self.manager.get_hookcallers(plugin) or []:
@@ -98,7 +98,7 @@ class PluginHost:
                         impl.function(register=_register_callback(kind, staged))
         except Exception as exc:
             self.manager.unregister(plugin)
-            return self._fail(info, _describe(exc))
+            return self.record_failure(info, _describe(exc))
         for spec in staged:
             clash = self.registry.add(Registration(spec, distribution))
             if clash:
@@ -106,7 +106,8 @@ class PluginHost:
             info.registered.setdefault(spec.kind, []).append(spec.name)
         return info
 
-    def _fail(self, info: PluginInfo, error: str) -> PluginInfo:
+    def record_failure(self, info: PluginInfo, error: str) -> PluginInfo:
+        """Mark a plugin as not loaded with `error`, and warn (or raise, in strict mode)."""
         info.error = error
         self._warn(f"plugin {info.name!r} ({info.distribution.name} {info.distribution.version}) not loaded: {error}")
         return info
@@ -163,7 +164,7 @@ def load_plugins(environ: Mapping[str, str] | None = None) -> PluginHost:
         except Exception as exc:  # a broken plugin is reported, not fatal
             info = PluginInfo(ep.name, ep.value, dist)
             host.plugins.append(info)
-            host._fail(info, _describe(exc))
+            host.record_failure(info, _describe(exc))
             continue
         host.add(plugin, name=ep.name, distribution=dist)
     return host

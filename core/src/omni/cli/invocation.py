@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
 from omni.errors import OmniError
-from omni.options import FieldInfo, add_arguments, build_options, fields_of, kebab, load_config, snake, suggest
+from omni.options import FieldInfo, add_arguments, build_options, fields_of, kebab, load_config, suggest
 from omni.registry import CommandSpec, Registration, Registry, singular
 
 
@@ -99,7 +99,7 @@ def parse_invocation(spec: CommandSpec, argv: list[str], registry: Registry, *, 
     try:
         flags = vars(parser.parse_args(argv))
     except SystemExit as exit_:
-        raise _HelpShown(exit_.code if isinstance(exit_.code, int) else 0) from None
+        raise HelpShown(exit_.code if isinstance(exit_.code, int) else 0) from None
     flags.pop("config", None)
     options = build_options(spec.options, cmd_infos, flags, config, config_name) if spec.options else None
     invocation = Invocation(spec, options, registry, debug=debug)
@@ -128,7 +128,7 @@ def _selector_value(
     return None if default.default is dataclasses.MISSING else default.default
 
 
-class _HelpShown(Exception):
+class HelpShown(Exception):
     """argparse printed help (or a usage line) and wants to exit with `code`."""
 
     def __init__(self, code: int) -> None:
@@ -139,5 +139,3 @@ class _HelpShown(Exception):
 def print_error(message: str) -> None:
     print(f"omni: error: {message}", file=sys.stderr)
 
-
-__all__ = ["Invocation", "Selected", "parse_invocation", "snake"]

@@ -8,7 +8,7 @@ import traceback
 import warnings
 
 from omni import __version__
-from omni.cli.invocation import _HelpShown, parse_invocation, print_error
+from omni.cli.invocation import HelpShown, parse_invocation, print_error
 from omni.errors import OmniError
 from omni.options import suggest
 
@@ -74,7 +74,7 @@ def _run(args: list[str], debug: bool) -> int:
         raise OmniError(f"unknown command {name!r}{suggest(name, names)}; commands: {', '.join(names)}")
     try:
         invocation = parse_invocation(registration.spec, rest, registry, debug=debug)
-    except _HelpShown as shown:
+    except HelpShown as shown:
         return shown.code
     result = registration.spec.load()(invocation)
     return int(result or 0)
