@@ -106,5 +106,15 @@ class Engine:
         """
         raise NotImplementedError
 
+    def load_weights(self, model: Any) -> None:
+        """Generate with `model`'s current weights from now on, without reloading the engine.
+
+        What RL rollouts call after each optimizer step. `model` is the training model: a transformers
+        model of the engine's architecture, possibly wrapped by a tuner (peft); the engine takes its
+        weights as they are now (adapters merged in, for engines that serve merged weights) and leaves
+        `model` itself unchanged.
+        """
+        raise NotImplementedError
+
     def close(self) -> None:
         """Release the model and any worker processes."""
