@@ -22,6 +22,7 @@ from omni.registry import Registry
 from omni.template.base import Template
 from omni.train import outputs
 from omni.train.options import TrainOptions
+from omni.train.parts import apply_part_freezing
 from omni.train.tuner import Tuner
 
 
@@ -66,18 +67,26 @@ class TrainingJob:
     algorithm_options: Any = None  # the `--algo` spec's options (rlhf), None for sft/pt
 
     def training_arguments(self, *, has_eval: bool, **overrides: Any) -> Any:
-        """transformers `TrainingArguments` from the options; `overrides` lets an algorithm add its own."""
+        """transformers `TrainingArguments` from the options, then the tuner's fields (`Tuner.training_arguments`,
+        e.g. GaLore's optimizer), then `overrides`, which lets an algorithm add its own."""
         from omni.train.trainer import training_arguments
 
         dtype = getattr(self.model, "dtype", None)
         args = training_arguments(self.options, str(self.output_dir), has_eval=has_eval, model_dtype=dtype)
-        return dataclasses.replace(args, **overrides) if overrides else args
+        from_tuner = self.tuner.training_arguments()
+        unknown = sorted(set(from_tuner) - {f.name for f in dataclasses.fields(args) if f.init})
+        if unknown:
+            raise OmniError(f"tuner {type(self.tuner).__name__} sets unknown TrainingArguments fields: {unknown}")
+        fields = {**from_tuner, **overrides}
+        return dataclasses.replace(args, **fields) if fields else args
 
     def callbacks(self) -> list[Any]:
-        """The callbacks every omni run uses: throughput, logging.jsonl, the progress bar (in that order)."""
+        """The callbacks every omni run uses: throughput, logging.jsonl, the progress bar (in that order),
+        then the tuner's own (`Tuner.callbacks`, e.g. LISA's layer switching)."""
         from omni.train.progress import ProgressBarCallback, ThroughputCallback
 
-        return [ThroughputCallback(), outputs.JsonlLogCallback(self.output_dir), ProgressBarCallback()]
+        own = [ThroughputCallback(), outputs.JsonlLogCallback(self.output_dir), ProgressBarCallback()]
+        return [*own, *self.tuner.callbacks()]
 
     def train(self, trainer: Any) -> TrainResult:
         """Train (resuming when asked), then write the final model, the loss plot and the metrics."""
@@ -159,6 +168,7 @@ def prepare_job(invocation: Invocation) -> TrainingJob:
         model = quantizer.prepare_for_training(model, gradient_checkpointing=options.gradient_checkpointing)
     tuner: Tuner = tuner_sel.spec.load()(tuner_sel.options, model_spec=loaded.spec)
     model = tuner.prepare(model)
+    apply_part_freezing(model, loaded.spec, options)
     # Checkpoint saves would each draw a "Writing model shards" bar under omni's training bar.
     transformers.utils.logging.disable_progress_bar()
     trainable, total = _count_parameters(model)

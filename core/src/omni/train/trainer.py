@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 from transformers import Trainer, TrainingArguments
 
+from omni.errors import OmniError
 from omni.template.base import IGNORE_INDEX
 from omni.train.options import TrainingOptions
 from omni.train.tuner import Tuner
@@ -76,6 +77,11 @@ class OmniTrainer(Trainer):
             groups = self.tuner.optimizer_param_groups(self.model, self.args.learning_rate)
             if groups is not None:
                 optimizer_cls, optimizer_kwargs = self.get_optimizer_cls_and_kwargs(self.args, self.model)
+                if {"params", "model", "optimizer_dict"} & set(optimizer_kwargs):  # e.g. GaLore, LOMO
+                    raise OmniError(
+                        f"optimizer {self.args.optim} builds its own parameter groups; "
+                        f"it cannot take tuner {type(self.tuner).__name__}'s (e.g. --lora-plus-lr-ratio)"
+                    )
                 for group in groups:
                     group.setdefault("weight_decay", self.args.weight_decay)
                 self.optimizer = optimizer_cls(groups, **optimizer_kwargs)

@@ -25,6 +25,22 @@ class Tuner:
         """Parameter groups with their own learning rates (e.g. LoRA+), or None for one group."""
         return None
 
+    def training_arguments(self) -> dict[str, Any]:
+        """transformers `TrainingArguments` fields this tuner sets, for every algorithm (sft, pt, rlhf).
+
+        E.g. GaLore's ``{"optim": "galore_adamw", "optim_target_modules": [...], "optim_args": "rank=8"}``.
+        They are applied over omni's own arguments; an algorithm's explicit overrides apply last.
+        Called after `prepare`.
+        """
+        return {}
+
+    def callbacks(self) -> list[Any]:
+        """transformers `TrainerCallback`s the tuner needs while training (e.g. LISA's layer switching).
+
+        Called after `prepare`; they run after omni's own callbacks for every algorithm.
+        """
+        return []
+
     def save(self, model: Any, output_dir: Path) -> None:
         """Write what training produced (adapter or full weights) in the standard format."""
         model.save_pretrained(output_dir, safe_serialization=True)
