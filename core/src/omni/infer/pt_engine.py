@@ -25,7 +25,7 @@ from omni.models.loader import load_model
 from omni.models.options import ModelOptions
 from omni.plugins import get_registry
 from omni.template import get_template
-from omni.template.base import IGNORE_INDEX, Encoded
+from omni.template.base import IGNORE_INDEX, Encoded, Template
 from omni.template.options import TemplateCliOptions
 
 
@@ -63,6 +63,29 @@ class PtEngine(Engine):
         self.adapters = AdapterSet()
         self.model = self.adapters.load(self.loaded.model, self.adapter_paths, registry)
         self.model.eval()
+        self._start()
+
+    @classmethod
+    def from_model(
+        cls, model: Any, tokenizer: Any, template: Template, *, options: PtEngineOptions | None = None
+    ) -> PtEngine:
+        """An engine that generates with `model` itself, already loaded (e.g. the model being trained).
+
+        Nothing is loaded or copied: `model` is shared, so it generates with whatever weights it has when
+        asked (its active adapters included), and the caller keeps deciding its train/eval mode.
+        """
+        engine = cls.__new__(cls)
+        Engine.__init__(engine, getattr(model, "name_or_path", "") or "", options=options or PtEngineOptions())
+        engine.loaded = None  # type: ignore[assignment]
+        engine.tokenizer = tokenizer
+        engine.template = template
+        engine.adapters = AdapterSet()
+        engine.model = model
+        engine._start()
+        return engine
+
+    def _start(self) -> None:
+        """The generation state shared by both constructors (model, tokenizer and template are set)."""
         self._lock = threading.Lock()
         # transformers' own cache of stop-string tables misses for fast tokenizers, and rebuilding them costs
         # most of a second per `generate` call: build one criteria per distinct set of stop strings instead.
@@ -113,6 +136,17 @@ class PtEngine(Engine):
         """One batched generation for requests that share an adapter and settings (the scheduler's `run_batch`)."""
         with self._lock:
             return self._generate_batch(requests, streamer)
+
+    def load_weights(self, model: Any) -> None:
+        """Generate with `model` from now on; nothing is copied.
+
+        An engine made by `from_model` around this same `model` already sees every optimizer step (the
+        weights are the same tensors), so this only checks that. Another model (same architecture and tokenizer)
+        replaces the one generating, shared the same way.
+        """
+        if model is not self.model:
+            with self._lock:
+                self.model = model
 
     def close(self) -> None:
         """Drop the model so its memory can be freed."""
