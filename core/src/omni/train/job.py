@@ -176,7 +176,8 @@ def prepare_job(invocation: Invocation) -> TrainingJob:
         f"tuner {tuner_sel.spec.name}: {trainable:,} of {total:,} parameters train ({100 * trainable / total:.4f}%)"
     )
 
-    data = load_datasets(options, registry)
+    # RL prompt sets (GRPO) have no answers; each rlhf algorithm checks the columns it needs (DPO: its pair).
+    data = load_datasets(options, registry, require_answer=invocation.command.name != "rlhf")
     if not isinstance(data.train, list):
         raise OmniError(f"omni {invocation.command.name} encodes its rows before training; drop --streaming")
     skipped = f"; {data.skipped_rows.summary()}" if data.skipped else ""
