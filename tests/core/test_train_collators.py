@@ -86,7 +86,7 @@ def test_gradient_accumulation_normalises_over_the_whole_step(model):
 
 def test_pack_rows_fills_bins_in_order_and_packed_loss_matches(model):
     rows = _rows((5, 11, 8, 3, 6))
-    packs = pack_rows(rows, max_length=16)
+    packs = list(pack_rows(rows, max_length=16))
     assert all(len(p["input_ids"]) <= 16 for p in packs)
     assert sum(len(p["input_ids"]) for p in packs) == sum(len(r["input_ids"]) for r in rows)
     assert [len(p["input_ids"]) for p in packs] == [16, 11, 6]  # 5+11, 8+3, 6: first fit, data order kept
@@ -95,6 +95,13 @@ def test_pack_rows_fills_bins_in_order_and_packed_loss_matches(model):
     assert _loss(model, packed).item() == pytest.approx(_loss(model, padded).item(), abs=TOLERANCE)
 
 
+def test_pack_rows_with_bounded_open_bins_closes_the_fullest_bin():
+    rows = _rows((10, 8, 6))
+    assert [len(p["input_ids"]) for p in pack_rows(rows, max_length=16)] == [16, 8]  # 10+6, 8
+    # Streaming keeps one bin open: 8 does not fit beside 10, so 10 is closed before 6 arrives.
+    assert [len(p["input_ids"]) for p in pack_rows(iter(rows), max_length=16, open_bins=1)] == [10, 14]
+
+
 def test_pack_rows_rejects_a_row_longer_than_the_bin():
     with pytest.raises(OmniError, match="longer than the packing length 4"):
-        pack_rows(_rows((5,)), max_length=4)
+        list(pack_rows(_rows((5,)), max_length=4))

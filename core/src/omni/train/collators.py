@@ -9,7 +9,7 @@ host, so the training step needs no device-to-host sync to find it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,10 +27,40 @@ def _loss_positions(labels: torch.Tensor) -> torch.Tensor:
     return has_target.nonzero().flatten()
 
 
-def _stack_extras(features: Sequence[Feature], skip: set[str]) -> dict[str, Any]:
-    """Modality tensors (pixel_values, input_features ...) joined along their first axis."""
-    keys = [k for k in features[0] if k not in skip]
-    return {k: torch.cat([torch.as_tensor(f[k]) for f in features]) for k in keys}
+def merge_extras(features: Sequence[Feature], skip: set[str]) -> dict[str, Any]:
+    """Modality tensors (pixel_values, image_grid_thw, input_features ...) of several rows as one batch's.
+
+    Each tensor's first axis lists items (image patches, audio clips, grids), so rows are joined along it
+    in row order: the model pairs items with placeholder tokens in the same order. Rows without a key
+    add nothing to it. Where later axes differ (audio features of different lengths) they are zero-padded
+    at the end, and a mask padded with zeros marks what is padding.
+    """
+    keys = list(dict.fromkeys(k for f in features for k in f if k not in skip))
+    merged = {}
+    for key in keys:
+        parts = [torch.as_tensor(f[key]) for f in features if key in f]
+        if parts[0].dim() == 0:
+            raise OmniError(f"modality value {key!r} is a scalar; collators join tensors with an item axis")
+        trailing = [max(p.shape[d] for p in parts) for d in range(1, parts[0].dim())]
+        padded = []
+        for p in parts:
+            widths = [w for d in reversed(range(1, p.dim())) for w in (0, trailing[d - 1] - p.shape[d])]
+            padded.append(torch.nn.functional.pad(p, widths) if any(widths) else p)
+        merged[key] = torch.cat(padded)
+    return merged
+
+
+def _positions(feature: Feature) -> torch.Tensor:
+    """A row's position ids: (length,) for text models, (channels, length) for multimodal rotary positions
+    (channel 0 the plain text positions), or ``arange`` when the row has none."""
+    if "position_ids" in feature:
+        positions = torch.as_tensor(feature["position_ids"])
+        return positions if positions.is_floating_point() or positions.dim() > 1 else positions.long()
+    return torch.arange(len(feature["input_ids"]))
+
+
+def _text_positions(positions: torch.Tensor) -> torch.Tensor:
+    return positions[0] if positions.dim() > 1 else positions
 
 
 _TOKEN_KEYS = {"input_ids", "labels", "position_ids"}
@@ -57,14 +87,26 @@ class PaddingCollator:
             input_ids[i, :n] = torch.as_tensor(f["input_ids"])
             labels[i, :n] = torch.as_tensor(f["labels"])
             attention_mask[i, :n] = 1
+        # Rows whose template computed their positions (multimodal rotary ones) keep them; pads take zeros.
+        positions = {"position_ids": _padded_positions(features, longest)} if "position_ids" in features[0] else {}
         return {
             "input_ids": input_ids,
             "labels": labels,
             "attention_mask": attention_mask,
+            **positions,
             "loss_positions": _loss_positions(labels),
             "num_tokens": int(attention_mask.sum()),
-            **_stack_extras(features, _TOKEN_KEYS),
+            **merge_extras(features, _TOKEN_KEYS),
         }
+
+
+def _padded_positions(features: Sequence[Feature], longest: int) -> torch.Tensor:
+    """Each row's position ids right-padded with zeros: (rows, longest), or (channels, rows, longest)."""
+    rows = [_positions(f) for f in features]
+    out = torch.zeros((*rows[0].shape[:-1], len(rows), longest), dtype=rows[0].dtype)
+    for i, positions in enumerate(rows):
+        out[..., i, : positions.shape[-1]] = positions
+    return out
 
 
 @dataclass
@@ -83,32 +125,33 @@ class PaddingFreeCollator:
         for f in features:
             row_ids = torch.as_tensor(f["input_ids"], dtype=torch.long)
             row_labels = torch.as_tensor(f["labels"], dtype=torch.long).clone()
-            if "position_ids" in f:
-                row_pos = torch.as_tensor(f["position_ids"], dtype=torch.long)
-            else:
-                row_pos = torch.arange(len(row_ids))
-            row_labels[row_pos == 0] = IGNORE_INDEX
+            row_pos = _positions(f)
+            row_labels[_text_positions(row_pos) == 0] = IGNORE_INDEX
             ids.append(row_ids)
             labels.append(row_labels)
             positions.append(row_pos)
         flat_labels = torch.cat(labels)[None]
+        # Multimodal positions (channels, length) become (channels, 1, total), as the model takes them.
+        flat_positions = torch.cat(positions, dim=-1).unsqueeze(-2)
         return {
             "input_ids": torch.cat(ids)[None],
             "labels": flat_labels,
-            "position_ids": torch.cat(positions)[None],
+            "position_ids": flat_positions,
             "loss_positions": _loss_positions(flat_labels),
             "num_tokens": flat_labels.shape[1],
-            **_stack_extras(features, _TOKEN_KEYS),
+            **merge_extras(features, _TOKEN_KEYS),
         }
 
 
-def pack_rows(rows: Sequence[Feature], max_length: int) -> list[Feature]:
+def pack_rows(rows: Iterable[Feature], max_length: int, *, open_bins: int | None = None) -> Iterator[Feature]:
     """Bin-pack encoded rows into rows of at most `max_length` tokens (first fit, in data order).
 
     Each packed row holds ``input_ids``, ``labels`` and ``position_ids`` restarting per original row,
     ready for `PaddingFreeCollator`. The order of the input is kept (no sort by length), so a packed
-    epoch sees the data in the order the sampler would have. Rows carrying modality tensors are not
-    packable (their tensors cannot be split back per row) and raise `OmniError`, as do rows over `max_length`.
+    epoch sees the data in the order the sampler would have. With `open_bins` (streaming), at most that
+    many bins stay open and the fullest is yielded when another is needed; without it every bin stays open
+    until the rows run out. Rows carrying modality tensors are not packable (their tensors cannot be split
+    back per row) and raise `OmniError`, as do rows over `max_length`.
     """
     bins: list[list[Feature]] = []
     room: list[int] = []
@@ -120,16 +163,22 @@ def pack_rows(rows: Sequence[Feature], max_length: int) -> list[Feature]:
             raise OmniError(f"a row of {n} tokens is longer than the packing length {max_length}; raise --max-length")
         slot = next((i for i, free in enumerate(room) if free >= n), None)
         if slot is None:
+            if open_bins is not None and len(bins) >= open_bins:
+                fullest = min(range(len(room)), key=room.__getitem__)
+                yield _packed(bins.pop(fullest))
+                room.pop(fullest)
             bins.append([row])
             room.append(max_length - n)
         else:
             bins[slot].append(row)
             room[slot] -= n
-    return [
-        {
-            "input_ids": [t for r in group for t in r["input_ids"]],
-            "labels": [t for r in group for t in r["labels"]],
-            "position_ids": [p for r in group for p in range(len(r["input_ids"]))],
-        }
-        for group in bins
-    ]
+    for group in bins:
+        yield _packed(group)
+
+
+def _packed(group: list[Feature]) -> Feature:
+    return {
+        "input_ids": [t for r in group for t in r["input_ids"]],
+        "labels": [t for r in group for t in r["labels"]],
+        "position_ids": [p for r in group for p in range(len(r["input_ids"]))],
+    }

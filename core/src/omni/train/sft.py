@@ -38,7 +38,7 @@ def run_sft(job: TrainingJob) -> TrainResult:
         log_line(_describe("validation", val))
     train_features = train.features
     if options.packing:
-        train_features = pack_rows(train_features, options.max_length or DEFAULT_PACKING_LENGTH)
+        train_features = list(pack_rows(train_features, options.max_length or DEFAULT_PACKING_LENGTH))
         log_line(f"packing: {len(train.features)} rows into {len(train_features)} rows")
     if options.padding_free or options.packing:
         collator = PaddingFreeCollator()
