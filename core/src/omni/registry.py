@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import fnmatch
 import importlib
+import re
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -42,7 +43,10 @@ KNOWN_PROVIDERS: dict[tuple[str, str], str] = {
     ("quantizers", "bnb"): "omni-plugin-bnb",
     **{("algorithms", n): "omni-plugin-dpo" for n in ("dpo", "kto", "simpo", "orpo", "cpo")},
     **{("algorithms", n): "omni-plugin-grpo" for n in ("grpo", "dapo", "dr-grpo", "rloo", "reinforce++")},
-    **{("rewards", n): "omni-plugin-grpo" for n in ("accuracy", "format", "length", "cosine", "repetition", "soft-overlong")},
+    **{
+        ("rewards", n): "omni-plugin-grpo"
+        for n in ("accuracy", "format", "length", "cosine", "repetition", "soft-overlong")
+    },
     **{("engines", n): f"omni-plugin-{n}" for n in ("vllm", "sglang", "lmdeploy")},
     **{("datasets", n): "omni-plugin-datasets" for n in ("identity", "hub")},
 }
@@ -87,6 +91,36 @@ class Spec:
         return self.options() if self.options is not None else None
 
 
+@dataclass(frozen=True)
+class ModelParts:
+    """The parts of a multimodal model, as module-name prefixes of the model its loader returns.
+
+    `--freeze-llm`, `--freeze-vision`, `--freeze-audio` and `--freeze-aligner` act on these. A parameter
+    belongs to the part with the longest matching prefix, so an aligner inside a tower (``visual.merger``
+    inside ``visual``) is told apart from it.
+    """
+
+    llm: tuple[str, ...] = ()  # the language model, its embeddings and output head
+    vision: tuple[str, ...] = ()  # the vision tower (images and video)
+    audio: tuple[str, ...] = ()  # the audio tower
+    aligner: tuple[str, ...] = ()  # projections from the towers into the language model (mergers)
+
+    def part_of(self, name: str) -> str | None:
+        """The part a parameter or module name belongs to, or None when no part claims it.
+
+        Names may carry peft's wrapper prefix (``base_model.model.``)."""
+        name = name.removeprefix(_PEFT_PREFIX)
+        best, length = None, -1
+        for part in ("llm", "vision", "audio", "aligner"):
+            for prefix in getattr(self, part):
+                if len(prefix) > length and (name == prefix or name.startswith(prefix + ".")):
+                    best, length = part, len(prefix)
+        return best
+
+
+_PEFT_PREFIX = "base_model.model."
+
+
 @dataclass(frozen=True, kw_only=True)
 class ModelSpec(Spec):
     """A model family. `impl` names a loader: ``load(path_or_id, *, model_options, load_options) -> (model, processor)``."""
@@ -98,6 +132,16 @@ class ModelSpec(Spec):
     template: str | None = None  # default template name
     lora_targets: tuple[str, ...] = ()  # default LoRA target modules
     modalities: tuple[str, ...] = ("text",)
+    parts: ModelParts | None = None  # multimodal models: what the --freeze-* flags name
+
+    def default_lora_targets(self) -> list[str] | str:
+        """`lora_targets` as peft's `target_modules`: for a model with `parts`, a regex limiting them to
+        the language model, so LoRA leaves the vision and audio towers alone (their layers share names)."""
+        if self.parts is None or not self.parts.llm or not self.lora_targets:
+            return list(self.lora_targets)
+        prefixes = "|".join(re.escape(p) for p in self.parts.llm)
+        names = "|".join(re.escape(t) for t in self.lora_targets)
+        return rf"(?:{prefixes})\..*\.(?:{names})"
 
     def matches_hub_id(self, model_id: str) -> bool:
         return any(fnmatch.fnmatchcase(model_id.lower(), p.lower()) for p in self.hub_ids)
@@ -132,10 +176,14 @@ class TunerSpec(Spec):
 
 @dataclass(frozen=True, kw_only=True)
 class AlgorithmSpec(Spec):
-    """A training algorithm; `command` is the CLI command that offers it (sft, pt or rlhf)."""
+    """A training algorithm; `command` is the CLI command that offers it (sft, pt or rlhf).
+
+    `streaming`: it trains from ``--streaming`` rows (a re-iterable read lazily), not only from a list.
+    """
 
     kind: ClassVar[str] = "algorithms"
     command: str
+    streaming: bool = False
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -54,6 +54,17 @@ def load_pretrained(path_or_id: str, *, model_options: ModelOptions, load_option
     """
     from transformers import AutoModelForCausalLM, AutoProcessor
 
+    model = AutoModelForCausalLM.from_pretrained(path_or_id, **pretrained_kwargs(model_options, load_options))
+    if load_options.for_training:
+        model.config.use_cache = False  # the KV cache only costs memory during training steps
+    return model, AutoProcessor.from_pretrained(path_or_id)
+
+
+def pretrained_kwargs(model_options: ModelOptions, load_options: LoadOptions) -> dict[str, Any]:
+    """`from_pretrained` keyword arguments for the flags: dtype, attention, device map and quantization.
+
+    For model-spec loaders that call a transformers class of their own rather than `load_pretrained`.
+    """
     kwargs: dict[str, Any] = {
         "dtype": _torch_dtype(model_options.torch_dtype, load_options.device_map),
         "attn_implementation": _attn_implementation(model_options.attn_impl),
@@ -62,10 +73,7 @@ def load_pretrained(path_or_id: str, *, model_options: ModelOptions, load_option
         kwargs["device_map"] = load_options.device_map
     if load_options.quantization_config is not None:
         kwargs["quantization_config"] = load_options.quantization_config
-    model = AutoModelForCausalLM.from_pretrained(path_or_id, **kwargs)
-    if load_options.for_training:
-        model.config.use_cache = False  # the KV cache only costs memory during training steps
-    return model, AutoProcessor.from_pretrained(path_or_id)
+    return kwargs
 
 
 def _default_device_map(for_training: bool) -> str | None:

@@ -58,6 +58,22 @@ class TrainingOptions:
         None, help="continue a run from a checkpoint-N directory, or 'last' for the newest in --output-dir"
     )
     dataloader_num_workers: int = option(0, help="worker processes that collate batches")
+    # Multimodal models (a model spec with `parts`): unset leaves the part as the tuner has it (full tuning
+    # trains every part, LoRA adapts the language model only).
+    freeze_llm: bool | None = option(
+        None, help="multimodal models: true freezes the language model, false trains it in full"
+    )
+    freeze_vision: bool | None = option(
+        None, help="multimodal models: true freezes the vision tower, false trains it in full", aliases=("freeze_vit",)
+    )
+    freeze_audio: bool | None = option(
+        None, help="multimodal models: true freezes the audio tower, false trains it in full"
+    )
+    freeze_aligner: bool | None = option(
+        None,
+        help="multimodal models: true freezes the projections from the towers into the language model, false "
+        "trains them in full",
+    )
 
 
 @dataclass

@@ -25,6 +25,13 @@ def _init_value(text: str) -> bool | str:
     return lowered
 
 
+def _family_targets(model_spec: Any) -> list[str] | str:
+    """The model family's default targets (a regex for multimodal families: the language model's only)."""
+    if hasattr(model_spec, "default_lora_targets"):
+        return model_spec.default_lora_targets()
+    return list(getattr(model_spec, "lora_targets", ()) or ())
+
+
 class LoraTuner(Tuner):
     """Wraps the model in a peft `PeftModel` with one trainable adapter named ``default``."""
 
@@ -37,7 +44,7 @@ class LoraTuner(Tuner):
     def config(self) -> LoraConfig:
         """The peft `LoraConfig` these options describe."""
         o = self.options
-        targets: list[str] | str = list(o.target_modules) or list(getattr(self.model_spec, "lora_targets", ()) or ())
+        targets: list[str] | str = list(o.target_modules) or _family_targets(self.model_spec)
         return LoraConfig(
             task_type="CAUSAL_LM",
             r=o.lora_rank,
