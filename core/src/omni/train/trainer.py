@@ -120,6 +120,8 @@ def causal_lm_loss(
     outputs = model(**batch, logits_to_keep=positions, use_cache=False)
     targets = labels[:, positions + 1]
     logits = outputs.logits.float()
+    if logits.shape[1] != positions.numel():  # models that ignore logits_to_keep (e.g. Qwen3-Omni's thinker)
+        logits = logits[:, positions.to(logits.device)]
     loss = F.cross_entropy(
         logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=IGNORE_INDEX, reduction="sum"
     )
