@@ -9,6 +9,7 @@ from typing import Any
 
 from omni.data.loading import load_datasets
 from omni.data.options import DataOptions
+from omni.data.rows import Row
 from omni.infer.engine import Engine, GenerationConfig, InferRequest
 from omni.models.atomic import atomic_text_file
 from omni.plugins import get_registry
@@ -39,5 +40,7 @@ def prompt_row(row: dict[str, Any]) -> dict[str, Any]:
     """The row without its final assistant turn, if it has one: what the model should answer."""
     messages = row["messages"]
     if messages and messages[-1]["role"] == "assistant":
-        return {**row, "messages": messages[:-1]}
+        prompt = {**row, "messages": messages[:-1]}
+        # Keep the row's file and line: its relative media paths resolve against that file's folder.
+        return Row(prompt, row.source, row.location) if isinstance(row, Row) else prompt
     return row

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
+from typing import Any
 
 from omni.cli.invocation import Invocation
 from omni.errors import OmniError
@@ -22,6 +24,10 @@ def run(invocation: Invocation) -> int:
         raise OmniError("pass either --query or --input, not both")
     if (options.input is None) != (options.output is None):
         raise OmniError("--input and --output go together: rows are read from one and answers written to the other")
+    if options.speak is not None and options.query is None:
+        raise OmniError("--speak speaks the answer to --query; pass --query too")
+    if options.input is not None and (options.image or options.audio or options.video):
+        raise OmniError("--image/--audio/--video go with --query or chat; --input rows name their own media")
     adapters = parse_adapters(options.adapters)
     adapter = options.adapter_name or next(iter(adapters), None)
     if adapter is not None and adapter not in adapters:
@@ -63,8 +69,32 @@ def open_engine(invocation: Invocation, adapters: dict[str, str]) -> Engine:
 
 
 def answer_query(engine: Engine, options: InferOptions, adapter: str | None) -> None:
-    """Print the answer to `--query` (as it is generated with `--stream`)."""
-    request = InferRequest(
-        {"messages": [{"role": "user", "content": options.query}]}, options.generation_config(), adapter
-    )
-    print_answer(engine, request, stream=options.stream)
+    """Print the answer to `--query` (as it is generated with `--stream`), about the `--image`/`--audio`/`--video`
+    files when given; with `--speak`, also write the spoken answer as a WAV file."""
+    media = {"images": options.image, "audios": options.audio, "videos": options.video}
+    row = user_turn(options.query or "", media)
+    request = InferRequest(row, options.generation_config(), adapter)
+    if options.speak is None:
+        print_answer(engine, request, stream=options.stream)
+        return
+    speak = getattr(engine, "speak", None)
+    if speak is None:
+        raise OmniError(f"--speak: the {options.infer_backend} engine cannot speak; use --infer-backend pt")
+    text, wave, rate = speak(request)
+    print(text, flush=True)
+    write_wav(Path(options.speak), wave, rate)
+
+
+def user_turn(text: str, media: dict[str, list[str]]) -> dict[str, Any]:
+    """A one-turn row: `text` after one tag per medium file, with the files in the row's media columns."""
+    tags = "".join(f"<{column[:-1]}>" * len(files) for column, files in media.items())
+    return {"messages": [{"role": "user", "content": tags + text}], **{k: list(v) for k, v in media.items() if v}}
+
+
+def write_wav(path: Path, wave: Any, rate: int) -> None:
+    """Write a mono waveform as a 16-bit WAV file (creating its folder)."""
+    import soundfile
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    soundfile.write(str(path), wave, rate, subtype="PCM_16")
+    print(f"[omni] spoken answer: {path} ({len(wave) / rate:.2f} s)", file=sys.stderr, flush=True)

@@ -59,6 +59,14 @@ class InferOptions(GenerationOptions, TemplateCliOptions, ModelOptions):
     output: str | None = option(
         None, help="where --input's answers go: each input row plus a `response` column", aliases=("result_path",)
     )
+    image: list[str] = option(
+        default_factory=list, help="images for --query (paths, URLs or data: URIs; several after one flag)"
+    )
+    audio: list[str] = option(default_factory=list, help="audio files for --query (several after one flag)")
+    video: list[str] = option(default_factory=list, help="videos for --query (several after one flag)")
+    speak: str | None = option(
+        None, help="models with a talker (Qwen3-Omni): also speak --query's answer into this WAV file", metavar="WAV"
+    )
     stream: bool = option(True, help="print answers as they are generated (interactive chat and --query)")
     infer_backend: str = option("pt", help="inference engine (see `omni list engines`)")
 

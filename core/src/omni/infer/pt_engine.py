@@ -16,6 +16,7 @@ from typing import Any
 import torch
 from transformers import StoppingCriteria, StopStringCriteria, TextIteratorStreamer
 
+from omni.errors import OmniError
 from omni.infer.adapters import AdapterSet
 from omni.infer.batching import BatchScheduler, BatchStreamer, batch_key
 from omni.infer.engine import Choice, Engine, GenerationConfig, InferRequest, InferResponse, StreamDelta
@@ -117,6 +118,23 @@ class PtEngine(Engine):
     def stream(self, request: InferRequest) -> Iterator[str]:
         """Yield the first choice's text as it is generated; stops early when the consumer stops reading."""
         return self._stream(request, threading.Event())
+
+    def speak(self, request: InferRequest) -> tuple[str, Any, int]:
+        """Answer `request` greedily in text and speech: (text, mono float waveform, sampling rate).
+
+        Needs a model whose loader gave it a ``speak`` function (a talker, as Qwen3-Omni's); else `OmniError`.
+        """
+        speaker = getattr(self.loaded.model, "speak", None)
+        if speaker is None:
+            raise OmniError(f"--speak: {self.model_name} has no speech output (a talker); it answers in text only")
+        config = request.generation
+        with self._lock:
+            self.adapters.activate(self.model, request.adapter)
+            ids, wave, rate = speaker(self._model_inputs([self._encode(request)]), max_new_tokens=config.max_new_tokens)
+        ends = _end_token_ids(self.model.generation_config, self.tokenizer)
+        ids = ids[: next((i for i, t in enumerate(ids) if t in ends), len(ids))]
+        text, _ = cut_at_stop(self.tokenizer.decode(ids, skip_special_tokens=True), self._stop_strings(config))
+        return text, wave, rate
 
     async def generate_async(self, request: InferRequest) -> InferResponse:
         """Answer one request, batched with the requests that arrive alongside it."""

@@ -20,7 +20,8 @@ from omni.encoders.image import load_image
 from omni.encoders.sources import MediaContext
 from omni.encoders.video import DEFAULT_FPS, DEFAULT_MAX_FRAMES, load_video
 from omni.template.base import Encoded, RowTooLongError, TemplateOptions
-from omni_plugin_qwen3.templates import Qwen3Template
+from omni.template.chatml import ChatMLTemplate
+from omni_plugin_qwen3.templates import EMPTY_THINK, Qwen3Template
 
 from omni_plugin_qwen3_omni.processor import MediaTensors, Qwen3OmniProcessor
 
@@ -54,6 +55,12 @@ class Qwen3OmniTemplate(Qwen3Template):
         encoded = super().encode_prompt(expanded)
         self._check_placeholders(encoded.input_ids, media, row)
         return Encoded(encoded.input_ids, encoded.labels, dict(media.tensors))
+
+    def generation_prompt(self) -> str:
+        """Answers open with the empty thinking block trained rows have (the Instruct models do not think),
+        unless --enable-thinking true asks the model to think first."""
+        prompt = ChatMLTemplate.generation_prompt(self)
+        return prompt if self.options.enable_thinking else prompt + EMPTY_THINK
 
     def position_ids(self, input_ids: list[int], media: dict[str, torch.Tensor]) -> torch.Tensor:
         """(4, len) positions of one row: plain text positions, then the thinker's 3-D rotary positions."""
