@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from typing import Any
 
 import torch
@@ -79,7 +80,7 @@ class OmniTrainer(Trainer):
                 optimizer_cls, optimizer_kwargs = self.get_optimizer_cls_and_kwargs(self.args, self.model)
                 if {"params", "model", "optimizer_dict"} & set(optimizer_kwargs):  # e.g. GaLore, LOMO
                     raise OmniError(
-                        f"optimizer {self.args.optim} builds its own parameter groups; "
+                        f"optimizer {getattr(self.args.optim, 'value', self.args.optim)} builds its own parameter groups; "
                         f"it cannot take tuner {type(self.tuner).__name__}'s (e.g. --lora-plus-lr-ratio)"
                     )
                 for group in groups:
@@ -104,6 +105,12 @@ class OmniTrainer(Trainer):
         return (loss, outputs) if return_outputs else loss
 
 
+# The labels of the batch the model is forwarding inside `causal_lm_loss`, None elsewhere. The model never
+# receives labels (the loss is computed here); hooks that act on prompt tokens only (ReFT's interventions)
+# read them from here to tell each row's prompt from its answer.
+current_labels: ContextVar[torch.Tensor | None] = ContextVar("omni_current_labels", default=None)
+
+
 def causal_lm_loss(
     model: Any, batch: dict[str, Any], num_items_in_batch: torch.Tensor | int | None = None
 ) -> tuple[torch.Tensor, Any]:
@@ -117,7 +124,11 @@ def causal_lm_loss(
     positions = batch.pop("loss_positions", None)
     if positions is None:
         positions = torch.arange(labels.shape[1] - 1, device=labels.device)
-    outputs = model(**batch, logits_to_keep=positions, use_cache=False)
+    token = current_labels.set(labels)
+    try:
+        outputs = model(**batch, logits_to_keep=positions, use_cache=False)
+    finally:
+        current_labels.reset(token)
     targets = labels[:, positions + 1]
     logits = outputs.logits.float()
     if logits.shape[1] != positions.numel():  # models that ignore logits_to_keep (e.g. Qwen3-Omni's thinker)

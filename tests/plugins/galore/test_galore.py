@@ -1,0 +1,194 @@
+"""GaLore on tiny models: the targeted weights' optimizer states live in the rank-r projection, their updates are
+low rank, every parameter trains, and `omni sft --tuner galore` (plain and layer-wise) learns."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import pytest
+import torch
+from omni.errors import OmniError
+from omni.train.trainer import OmniTrainer
+from omni_plugin_galore.options import GaloreOptions
+from omni_plugin_galore.tuner import GaloreTuner
+from transformers import Trainer, TrainerCallback, TrainingArguments
+
+from tests.conftest import run_omni
+
+RANK = 8
+LINEARS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    from omni.testing.models import build_tiny_model
+
+    return build_tiny_model("llama", tmp_path_factory.mktemp("tiny-llama"))
+
+
+def _model(model_dir):
+    from transformers import AutoModelForCausalLM
+
+    return AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
+
+
+def _rows(n=32):
+    generator = torch.Generator().manual_seed(0)
+    return [{"input_ids": (ids := torch.randint(3, 200, (16,), generator=generator)), "labels": ids} for _ in range(n)]
+
+
+class StateShapes(TrainerCallback):
+    def __init__(self, model):
+        self.model = model
+        self.shapes: dict[str, tuple[int, ...]] = {}
+
+    def on_step_end(self, args, state, control, optimizer=None, **kwargs):
+        names = {id(p): n for n, p in self.model.named_parameters()}
+        inner = getattr(optimizer, "optimizer", optimizer)
+        self.shapes = {names[id(p)]: tuple(s["exp_avg"].shape) for p, s in inner.state.items()}
+
+
+def _train(model, tuner, tmp_path, steps, **extra):
+    args = TrainingArguments(
+        output_dir=str(tmp_path), max_steps=steps, per_device_train_batch_size=4, learning_rate=1e-2,
+        report_to="none", save_strategy="no", disable_tqdm=True, dataloader_pin_memory=False,
+        **{**tuner.training_arguments(), **extra},
+    )  # fmt: skip
+    recorder = StateShapes(model)
+    Trainer(model=model, args=args, train_dataset=_rows(), callbacks=[*tuner.callbacks(), recorder]).train()
+    return recorder.shapes
+
+
+def test_targeted_weights_keep_rank_r_optimizer_states_and_low_rank_updates(model_dir, tmp_path):
+    model = _model(model_dir)
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    tuner = GaloreTuner(GaloreOptions(galore_rank=RANK, galore_update_proj_gap=100))
+    model = tuner.prepare(model)
+    assert all(p.requires_grad for p in model.parameters())
+    assert sorted(tuner.target_names) == sorted(f"model.layers.{i}.{kind}" for i in range(2) for kind in (
+        *(f"self_attn.{m}" for m in LINEARS[:4]), *(f"mlp.{m}" for m in LINEARS[4:])))  # fmt: skip
+    shapes = _train(model, tuner, tmp_path, steps=4)
+
+    params = dict(model.named_parameters())
+    targeted = {f"{n}.weight" for n in tuner.target_names}
+    assert set(shapes) == set(params)  # every parameter has optimizer state: all of them train
+    for name, shape in shapes.items():
+        m, n = params[name].shape if params[name].dim() == 2 else (None, None)
+        if name in targeted:
+            assert sorted(shape) == sorted((RANK, max(m, n))), (name, shape)  # r x max(m, n), not m x n
+        else:
+            assert shape == tuple(params[name].shape), name
+    full = sum(params[n].numel() for n in targeted)
+    projected = sum(torch.Size(shapes[n]).numel() for n in targeted)
+    assert projected <= full / 2
+    # One projection for all 4 steps: every targeted weight moved within a rank-r subspace; the LM head did not.
+    for name in targeted:
+        delta = params[name].detach() - before[name]
+        assert delta.abs().sum() > 0 and torch.linalg.matrix_rank(delta) <= RANK, name
+    assert torch.linalg.matrix_rank(params["lm_head.weight"].detach() - before["lm_head.weight"]) > RANK
+
+
+def test_target_modules_option_and_its_error(model_dir, tmp_path):
+    tuner = GaloreTuner(GaloreOptions(galore_rank=RANK, galore_target_modules=["down_proj"]))
+    model = tuner.prepare(_model(model_dir))
+    assert tuner.target_names == ["model.layers.0.mlp.down_proj", "model.layers.1.mlp.down_proj"]
+    shapes = _train(model, tuner, tmp_path, steps=1)
+    assert sorted(shapes["model.layers.0.mlp.down_proj.weight"]) == [RANK, 128]
+    assert shapes["model.layers.0.mlp.up_proj.weight"] == (128, 64)  # not targeted: full moments
+    with pytest.raises(OmniError, match=r"--galore-target-modules \['nope'\] matches no linear layer; names look"):
+        GaloreTuner(GaloreOptions(galore_target_modules=["nope"])).prepare(_model(model_dir))
+
+
+def test_layerwise_optimizer_steps_every_parameter_during_backward(model_dir, tmp_path):
+    tuner = GaloreTuner(GaloreOptions(galore_rank=RANK, galore_optim_per_parameter=True))
+    model = tuner.prepare(_model(model_dir))
+    assert tuner.training_arguments()["optim"] == "galore_adamw_layerwise"
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    args = TrainingArguments(
+        output_dir=str(tmp_path), max_steps=2, per_device_train_batch_size=4, learning_rate=1e-2, report_to="none",
+        save_strategy="no", disable_tqdm=True, dataloader_pin_memory=False, **tuner.training_arguments(),
+    )  # fmt: skip
+    trainer = Trainer(model=model, args=args, train_dataset=_rows(), callbacks=tuner.callbacks())
+    trainer.train()
+    assert type(trainer.optimizer.optimizer).__name__ == "LayerWiseDummyOptimizer"
+    states = [opt.state[p] for p, opt in trainer.optimizer.optimizer.optimizer_dict.items() if p in opt.state]
+    assert len(states) == len(before)
+    q = model.model.layers[0].self_attn.q_proj.weight
+    assert sorted(trainer.optimizer.optimizer.optimizer_dict[q].state[q]["exp_avg"].shape) == [RANK, 64]
+    assert all(not torch.equal(before[n], p) for n, p in model.named_parameters())
+    args.gradient_accumulation_steps = 2
+    with pytest.raises(OmniError, match="cannot accumulate gradients"):
+        Trainer(model=model, args=args, train_dataset=_rows(), callbacks=tuner.callbacks())
+
+
+def test_tuner_parameter_groups_cannot_combine_with_galore(model_dir, tmp_path):
+    class Grouped(GaloreTuner):
+        def optimizer_param_groups(self, model, learning_rate):
+            return [{"params": list(model.parameters()), "lr": learning_rate}]
+
+    tuner = Grouped(GaloreOptions(galore_rank=RANK))
+    model = tuner.prepare(_model(model_dir))
+    args = TrainingArguments(output_dir=str(tmp_path), report_to="none", **tuner.training_arguments())
+    trainer = OmniTrainer(model=model, args=args, train_dataset=_rows(), tuner=tuner)
+    with pytest.raises(OmniError, match="optimizer galore_adamw builds its own parameter groups"):
+        trainer.create_optimizer()
+
+
+@pytest.fixture(scope="module")
+def colors(tmp_path_factory):
+    facts = {"apple": "red", "sky": "blue", "grass": "green", "snow": "white", "coal": "black", "banana": "yellow"}
+    rows = [
+        {"messages": [{"role": "user", "content": q.format(k)}, {"role": "assistant", "content": f"The {k} is {v}."}]}
+        for q in ("What color is the {}?", "Tell me the color of the {}.", "The {} is what color?", "{}: color?")
+        for k, v in facts.items()
+    ]
+    random.Random(0).shuffle(rows)
+    path = tmp_path_factory.mktemp("data") / "colors.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+FAST = "--gradient-checkpointing false --logging-steps 1 --torch-dtype float32 --save-steps 1000".split()
+
+
+def _omni_in_process(argv, capsys):
+    from omni.cli.main import main
+    from omni.plugins import load_plugins, using_host
+
+    with using_host(load_plugins({"OMNI_PLUGINS": "galore"})):
+        code = main(list(argv))
+    return code, capsys.readouterr().err
+
+
+@pytest.mark.parametrize("layerwise", [False, True], ids=["adamw", "layerwise"])
+def test_cli_sft_with_galore_learns_and_saves_a_full_model(model_dir, colors, tmp_path, layerwise, capsys):
+    out = tmp_path / "run"
+    argv = ["sft", "--tuner", "galore", "--galore_rank", "8", "--galore-update-proj-gap", "10", "--galore-scale", "1"]
+    argv += ["--galore-layerwise", str(layerwise).lower(), "--model", str(model_dir), "--dataset", str(colors)]
+    argv += "--learning-rate 3e-3 --max-steps 16 --batch-size 8 --val-split-ratio 0.25 --eval-steps 4".split()
+    argv += ["--per-device-eval-batch-size", "8", *FAST, "--output-dir", str(out)]
+    if layerwise:  # the subprocess run covers the console script; in-process is faster for the variant
+        code, stderr = _omni_in_process(argv, capsys)
+    else:
+        result = run_omni(*argv, env={"OMNI_PLUGINS": "galore"}, timeout=300)
+        code, stderr = result.returncode, result.stderr
+    assert code == 0, stderr
+    optim = "galore_adamw_layerwise" if layerwise else "galore_adamw"
+    assert f"galore: 14 linear layers projected to rank 8 with {optim}" in stderr
+    assert "deprecated" not in stderr
+    logs = [json.loads(line) for line in (out / "logging.jsonl").read_text().splitlines()]
+    evals = [r["eval_loss"] for r in logs if "eval_loss" in r]
+    assert evals[-1] < evals[0] - 0.5, evals
+    assert (out / "model.safetensors").is_file() and not (out / "adapter_config.json").exists()
+
+
+def test_cli_says_what_is_unavailable_on_this_machine(model_dir, colors, tmp_path, capsys):
+    argv = ["sft", "--tuner", "galore", "--model", str(model_dir), "--dataset", str(colors), "--max-steps", "1"]
+    argv += ["--output-dir", str(tmp_path / "out")]
+    code, stderr = _omni_in_process([*argv, "--galore_quantization", "true"], capsys)
+    assert code != 0 and "--galore-quantization (Q-GaLore) is not available" in stderr
+    assert "Traceback" not in stderr
+    if not torch.cuda.is_available():
+        code, stderr = _omni_in_process([*argv, "--galore-optim", "adamw_8bit"], capsys)
+        assert code != 0 and "--galore-optim adamw_8bit needs a CUDA GPU" in stderr
