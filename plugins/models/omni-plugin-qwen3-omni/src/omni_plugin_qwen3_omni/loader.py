@@ -21,6 +21,10 @@ from omni_plugin_qwen3_omni.processor import Qwen3OmniProcessor
 
 # code2wav's output rate in the published model (24 kHz waveforms).
 SPEECH_SAMPLING_RATE = 24000
+# Most talker (codec) steps per allowed answer token: the talker speaks at 12.5 codec frames a second, and a
+# text token takes well under a second to say, so speech is never cut short but a talker that does not stop
+# (an untrained one) cannot run on for minutes.
+CODEC_STEPS_PER_TOKEN = 16
 
 
 def load(path_or_id: str, *, model_options: ModelOptions, load_options: LoadOptions) -> tuple[Any, Any]:
@@ -65,6 +69,7 @@ def speak(
             thinker_do_sample=False,
             thinker_eos_token_id=whole.generation_config.eos_token_id,
             talker_do_sample=False,
+            talker_max_new_tokens=CODEC_STEPS_PER_TOKEN * max_new_tokens,
         )
     wave = waveform.reshape(-1).float().cpu().numpy() if waveform is not None else np.zeros(0, np.float32)
     return text_ids[0, width:].tolist(), wave, SPEECH_SAMPLING_RATE
