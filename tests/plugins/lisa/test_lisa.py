@@ -136,3 +136,21 @@ def test_cli_sft_with_lisa_learns_and_saves_a_full_model(model_dir, colors, tmp_
     changed = {_layer(n) for n in base if not torch.equal(base[n], trained[n])}
     expected = {layer for period in range(8) for layer in active_layers(LAYERS, 2, 42, period)}
     assert changed == {None, *expected} and len(expected) > 2  # more layers trained than are active at once
+
+
+def test_resuming_from_a_checkpoint_matches_the_uninterrupted_run(model_dir, colors, tmp_path, capsys):
+    from omni.cli.main import main
+    from omni.plugins import load_plugins, using_host
+    from safetensors.torch import load_file
+
+    common = ["sft", "--tuner", "lisa", "--lisa-activated-layers", "1", "--lisa-step-interval", "2"]
+    common += ["--model", str(model_dir), "--dataset", str(colors), "--max-steps", "6", "--batch-size", "4"]
+    common += "--learning-rate 3e-3 --gradient-checkpointing false --torch-dtype float32 --save-steps 3".split()
+    whole, resumed = tmp_path / "whole", tmp_path / "resumed"
+    with using_host(load_plugins({"OMNI_PLUGINS": "lisa"})):
+        assert main([*common, "--output-dir", str(whole)]) == 0
+        # resumed mid-period (step 3 of the period starting at 2): the same layer must train on
+        argv = [*common, "--output-dir", str(resumed), "--resume-from-checkpoint", str(whole / "checkpoint-3")]
+        assert main(argv) == 0, capsys.readouterr().err
+    a, b = load_file(whole / "model.safetensors"), load_file(resumed / "model.safetensors")
+    assert max(float((a[k] - b[k]).abs().max()) for k in a) < 1e-5

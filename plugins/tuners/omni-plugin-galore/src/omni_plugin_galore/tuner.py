@@ -14,6 +14,7 @@ import warnings
 from typing import Any
 
 import torch
+from galore_torch.galore_projector import GaLoreProjector
 from omni.errors import OmniError
 from omni.train.job import log_line
 from omni.train.tuners import FullTuner
@@ -89,6 +90,9 @@ class GaloreTuner(FullTuner):
                 f"names look like {linears[0] if linears else '(the model has no nn.Linear)'!r}"
             )
         model = super().prepare(model)
+        # Checkpointed optimizer states hold galore-torch's projector objects, and the Trainer reloads them
+        # with torch.load(weights_only=True) on --resume-from-checkpoint.
+        torch.serialization.add_safe_globals([GaLoreProjector])
         shapes = [model.get_submodule(n).weight.shape for n in self.target_names]
         full = sum(2 * m * n for m, n in shapes)
         projected = sum(2 * min(o.galore_rank, m, n) * max(m, n) for m, n in shapes)
