@@ -99,7 +99,10 @@ def test_extra_columns_and_images_reach_a_user_reward(registry, user_file):
             "missing.py:brevity",
             r"reward 'missing.py:brevity': the file missing.py does not exist \(looked for .*missing.py\)",
         ),
-        ("my_rewards.py:nope", r"my_rewards.py has no 'nope' \(it defines: brevity, uses_columns, remote_judge, Constant\)"),
+        (
+            "my_rewards.py:nope",
+            r"my_rewards.py has no 'nope' \(it defines: brevity, uses_columns, remote_judge, Constant\)",
+        ),
         ("my_rewards.py:NOT_CALLABLE", r"'NOT_CALLABLE' in my_rewards.py is a int, not a function or class"),
         ("my_rewards.py", r"name the function in the file too, as FILE.py:FUNCTION"),
     ],

@@ -1,13 +1,14 @@
-"""omni-plugin-grpo: rewards for GRPO-family RL (accuracy, format, length, cosine, repetition, soft_overlong).
+"""omni-plugin-grpo: `omni rlhf --algo grpo|dapo|dr_grpo|rloo|reinforce_plus_plus` and the rewards they use.
 
-Registering imports nothing heavy: each reward's code (math-verify included) loads when a run uses it.
+Registering imports nothing heavy: TRL, torch and math-verify load when a run starts or a reward is used.
 """
 
 from __future__ import annotations
 
 from omni import hookimpl
-from omni.registry import RewardSpec
+from omni.registry import AlgorithmSpec, RewardSpec
 
+from omni_plugin_grpo.algorithms import ALGORITHMS
 from omni_plugin_grpo.rewards.options import (
     CosineOptions,
     FormatOptions,
@@ -66,3 +67,19 @@ def register_rewards(register):
     """Register the built-in GRPO rewards."""
     for spec in REWARD_SPECS:
         register(spec)
+
+
+@hookimpl
+def register_algorithms(register):
+    """Register one `rlhf` algorithm per member of the GRPO family."""
+    for algorithm in ALGORITHMS:
+        register(
+            AlgorithmSpec(
+                name=algorithm.name,
+                command="rlhf",
+                description=algorithm.description,
+                impl="omni_plugin_grpo.run:run_grpo",
+                options=algorithm.options,
+                aliases=algorithm.aliases,
+            )
+        )

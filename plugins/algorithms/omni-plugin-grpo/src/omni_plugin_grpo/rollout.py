@@ -1,0 +1,111 @@
+"""Rollouts through omni's engine interface: the training model itself by default, or an engine plugin.
+
+The trainer asks `EngineRollout` for completions of a batch of rows; it groups a prompt's consecutive
+copies into one request for `n` samples, encodes prompts with omni's template (the same ids `omni infer`
+would use), and brings the engine up to date with the trained weights before generating after a step.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from omni.errors import OmniError
+from omni.infer.engine import Engine, GenerationConfig, InferRequest
+from omni.template.base import Template
+from omni.train.job import TrainingJob, log_line
+
+from omni_plugin_grpo.options import GrpoOptions
+
+
+@dataclass
+class Rollouts:
+    """Prompt ids and completion ids, one per sample, in the order the rows were given."""
+
+    prompt_ids: list[list[int]]
+    completion_ids: list[list[int]]
+
+
+def build_engine(job: TrainingJob, options: GrpoOptions) -> Engine:
+    """The engine `--rollout-engine` names: `pt` wraps the training model (no copy); others are loaded
+    from the registry with the run's model path and flags, and follow the training weights by `load_weights`."""
+    name = options.rollout_engine
+    if name == "pt":
+        from omni.infer.pt_engine import PtEngine
+
+        return PtEngine.from_model(job.model, job.tokenizer, job.template)
+    registration = job.registry.get("engines", name)
+    log_line(f"rollout engine {registration.spec.name} ({registration.distribution.name})")
+    engine = registration.spec.load()(
+        job.model_path,
+        options=registration.spec.default_options(),
+        model_options=job.options,
+        template_options=job.options,
+    )
+    engine.load_weights(job.model)  # e.g. a LoRA adapter attached before training starts
+    return engine
+
+
+class EngineRollout:
+    """Completions for GRPO batches from an omni `Engine`."""
+
+    def __init__(self, engine: Engine, template: Template, end_token_id: int | None, options: GrpoOptions) -> None:
+        self.engine = engine
+        self.template = template
+        self.end_token_id = end_token_id
+        self.options = options
+        self._prompt_cache: dict[int, list[int]] = {}
+
+    def prompt_ids(self, row_index: int, row: dict[str, Any]) -> list[int]:
+        """The row's prompt as omni's template encodes it (cached: rows repeat every epoch and group)."""
+        if row_index not in self._prompt_cache:
+            encoded = self.template.encode_prompt(row)
+            if encoded.extras:
+                raise OmniError(
+                    f"{getattr(row, 'source', 'row')} {getattr(row, 'location', '')}: GRPO does not yet train on "
+                    "prompts with images, audio or video (the media can still reach rewards as a column)"
+                )
+            self._prompt_cache[row_index] = list(encoded.input_ids)
+        return self._prompt_cache[row_index]
+
+    def generate(self, row_indices: Sequence[int], rows: Sequence[dict[str, Any]]) -> Rollouts:
+        """One completion per entry of `rows`; runs of the same row become one request for `n` samples."""
+        runs: list[tuple[int, int]] = []  # (position of the first copy, copies)
+        for i, index in enumerate(row_indices):
+            if runs and row_indices[runs[-1][0]] == index:
+                runs[-1] = (runs[-1][0], runs[-1][1] + 1)
+            else:
+                runs.append((i, 1))
+        o = self.options
+        requests = [
+            InferRequest(
+                row=rows[start],  # the template leaves a trailing reference answer out of the prompt
+                generation=GenerationConfig(
+                    max_new_tokens=o.max_completion_length,
+                    temperature=o.temperature,
+                    top_p=o.top_p,
+                    top_k=o.top_k,
+                    repetition_penalty=o.repetition_penalty,
+                    n=copies,
+                ),
+            )
+            for start, copies in runs
+        ]
+        responses = self.engine.generate(requests)
+        prompt_ids: list[list[int]] = []
+        completion_ids: list[list[int]] = []
+        for (start, copies), response in zip(runs, responses, strict=True):
+            prompt = self.prompt_ids(row_indices[start], rows[start])
+            for choice in response.choices[:copies]:
+                prompt_ids.append(prompt)
+                completion_ids.append(self._with_end_token(choice))
+        return Rollouts(prompt_ids, completion_ids)
+
+    def _with_end_token(self, choice: Any) -> list[int]:
+        """The completion's ids as the policy produced them: a finished completion keeps its end-of-turn
+        token (engines report ids without it), so the policy learns to stop; a cut one has none."""
+        ids = list(choice.token_ids)
+        if choice.finish_reason == "stop" and self.end_token_id is not None and ids[-1:] != [self.end_token_id]:
+            ids.append(self.end_token_id)
+        return ids[: self.options.max_completion_length]

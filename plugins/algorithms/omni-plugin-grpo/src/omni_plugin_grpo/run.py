@@ -1,0 +1,116 @@
+"""`run_grpo(job)`: train the `--algo` member of the GRPO family on the prepared job."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from omni.errors import OmniError
+from omni.train.job import TrainingJob, TrainResult, log_line
+
+from omni_plugin_grpo.algorithms import BY_OPTIONS, Algorithm
+from omni_plugin_grpo.columns import ROW_INDEX, RowColumnsReward, reward_labels
+from omni_plugin_grpo.options import GrpoOptions
+from omni_plugin_grpo.progress import with_reward_on_bar
+from omni_plugin_grpo.rewards import resolve_rewards
+from omni_plugin_grpo.rollout import EngineRollout, build_engine
+
+# GRPOConfig fields set from the options of the same name.
+_TRL_FIELDS = (
+    "num_generations",
+    "max_completion_length",
+    "temperature",
+    "top_p",
+    "top_k",
+    "repetition_penalty",
+    "beta",
+    "epsilon",
+    "epsilon_high",
+    "loss_type",
+    "scale_rewards",
+    "num_iterations",
+    "steps_per_generation",
+    "mask_truncated_completions",
+)
+
+
+def check_batch_shape(job: TrainingJob, options: GrpoOptions) -> None:
+    """A generation batch must hold whole groups; say which flags to change when it does not."""
+    if options.num_generations < 2:
+        raise OmniError(f"--num-generations must be at least 2 (a group), got {options.num_generations}")
+    batch = job.options.per_device_train_batch_size
+    steps = options.steps_per_generation or job.options.gradient_accumulation_steps
+    if (batch * steps) % options.num_generations:
+        raise OmniError(
+            f"each generation batch holds --per-device-train-batch-size ({batch}) x --steps-per-generation ({steps}) "
+            f"= {batch * steps} completions, which must be a multiple of --num-generations ({options.num_generations});"
+            f" e.g. --per-device-train-batch-size {options.num_generations}"
+        )
+
+
+def grpo_config(job: TrainingJob, options: GrpoOptions, weights: list[float], has_eval: bool) -> Any:
+    """TRL's GRPOConfig: omni's training arguments plus the algorithm's options."""
+    from trl import GRPOConfig
+
+    args = job.training_arguments(has_eval=has_eval)
+    base = {f.name: getattr(args, f.name) for f in dataclasses.fields(args) if f.init}
+    own = {name: getattr(options, name) for name in _TRL_FIELDS}
+    return GRPOConfig(**base, **own, reward_weights=weights, log_completions=False)
+
+
+def _end_token_id(job: TrainingJob) -> int | None:
+    eos = job.model.generation_config.eos_token_id
+    if isinstance(eos, list):
+        eos = eos[0] if eos else None
+    return eos if eos is not None else job.tokenizer.eos_token_id
+
+
+def run_grpo(job: TrainingJob) -> TrainResult:
+    """Train GRPO, DAPO, Dr. GRPO, RLOO or REINFORCE++ (whichever `--algo` names) and write omni's outputs."""
+    from datasets import Dataset
+
+    from omni_plugin_grpo.trainer import OmniGRPOTrainer
+
+    options: GrpoOptions = job.algorithm_options
+    algorithm: Algorithm = BY_OPTIONS[type(options)]
+    check_batch_shape(job, options)
+    rewards = resolve_rewards(options.reward_funcs, options.reward_weights, job.registry, options.reward_options())
+    if not rewards:
+        raise OmniError("--reward-funcs is empty; name the rewards to train on (`omni list rewards`, or FILE.py:NAME)")
+    log_line(f"{algorithm.name}: rewards " + ", ".join(f"{r.name} x{r.weight:g}" for r in rewards))
+
+    rows = [*job.train_rows, *(job.val_rows or [])]
+    engine = build_engine(job, options)
+    rollout = EngineRollout(engine, job.template, _end_token_id(job), options)
+    # Encoding every prompt up front checks the rows before the first step and fills the prompt cache.
+    prompts = [job.tokenizer.decode(rollout.prompt_ids(i, row)) for i, row in enumerate(rows)]
+    n_train = len(job.train_rows)
+
+    def dataset(indices: range) -> Any:
+        return Dataset.from_dict({"prompt": [prompts[i] for i in indices], ROW_INDEX: list(indices)})
+
+    has_eval = len(rows) > n_train
+    labels = reward_labels([r.name for r in rewards])
+    log_line(f"{algorithm.name}: {n_train} training prompts, {len(rows) - n_train} validation prompts")
+    trainer = OmniGRPOTrainer(
+        model=job.model,
+        reward_funcs=[RowColumnsReward(r, rows, label) for r, label in zip(rewards, labels, strict=True)],
+        args=grpo_config(job, options, [r.weight for r in rewards], has_eval),
+        train_dataset=dataset(range(n_train)),
+        eval_dataset=dataset(range(n_train, len(rows))) if has_eval else None,
+        processing_class=job.tokenizer,
+        callbacks=with_reward_on_bar(job.callbacks()),
+        rollout=rollout,
+        rows=rows,
+        algorithm=algorithm,
+        options=options,
+    )
+    try:
+        result = job.train(trainer)
+    finally:
+        if options.rollout_engine != "pt":  # the pt engine is the training model itself
+            engine.close()
+    written = trainer.write_completions(job.output_dir)
+    if written:
+        log_line(f"sample completions: {written}")
+    return result

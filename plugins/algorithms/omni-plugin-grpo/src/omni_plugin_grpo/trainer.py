@@ -1,0 +1,251 @@
+"""`OmniGRPOTrainer`: TRL's GRPOTrainer with rollouts from an omni engine, the family's advantages, DAPO's
+dynamic sampling, generation-vs-training time in the logs, and a completions table beside the checkpoints.
+
+TRL computes the rewards, group statistics, KL and clipped loss; omni changes only what it must:
+- generation goes through `EngineRollout` (TRL's `rollout_func` hook), with prompts from omni's template;
+- RLOO rescales TRL's group-centred advantages by G/(G-1), which makes each baseline the siblings' mean;
+- dynamic sampling, which TRL does not have, swaps groups whose rewards are all equal for fresh groups.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from omni.infer.engine import Engine
+from trl import GRPOTrainer
+
+from omni_plugin_grpo.algorithms import Algorithm
+from omni_plugin_grpo.columns import ROW_INDEX
+from omni_plugin_grpo.options import GrpoOptions
+from omni_plugin_grpo.rollout import EngineRollout
+
+COMPLETIONS_FILE = "completions.jsonl"
+# Output fields of TRL's text-only generation batch that dynamic sampling knows how to recombine.
+_PER_ROW_FIELDS = {
+    "prompt_ids",
+    "prompt_mask",
+    "completion_ids",
+    "completion_mask",
+    "advantages",
+    "old_per_token_logps",
+    "ref_per_token_logps",
+    "sampling_per_token_logps",
+    "importance_sampling_ratio",
+}
+
+
+class OmniGRPOTrainer(GRPOTrainer):
+    """GRPOTrainer for every member of the family; `algorithm` and `options` say which and how."""
+
+    def __init__(
+        self,
+        *args: Any,
+        rollout: EngineRollout,
+        rows: Sequence[dict[str, Any]],
+        algorithm: Algorithm,
+        options: GrpoOptions,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self.rollout = rollout
+        self.rows = rows  # omni's rows; the datasets hold their indices (`omni_row`)
+        self.algorithm = algorithm
+        self.options = options
+        # Set after construction: TRL's constructor warns that `rollout_func` is experimental, and the hook is
+        # the one place to generate with prompts TRL has not tokenized.
+        self.rollout_func = self._generate_with_engine
+        self._batch_rows: list[int] = []
+        self._synced_step: int | None = None
+        self._generation_seconds = 0.0
+        self._step_seconds = [0.0, 0.0]  # generation, training within the current optimizer step
+        self._last_rewards: torch.Tensor | None = None
+        self._rng = random.Random(self.args.seed)
+        self._completions: list[dict[str, Any]] = []
+
+    @property
+    def engine(self) -> Engine:
+        return self.rollout.engine
+
+    # --- rollouts -----------------------------------------------------------------------------------------
+
+    def _generate_with_engine(self, prompts: list[Any], trainer: Any) -> dict[str, Any]:
+        """TRL's `rollout_func`: completions for the batch being scored (`_batch_rows` holds its row indices)."""
+        model = self.accelerator.unwrap_model(self.model)
+        if self._synced_step != self.state.global_step:
+            # After every optimizer step, before the engine generates again: the engine takes the new weights
+            # (a no-op for the pt engine, which generates with this very model).
+            self.engine.load_weights(model)
+            self._synced_step = self.state.global_step
+        was_training = model.training
+        model.eval()  # no dropout while sampling; gradient checkpointing only applies in training mode
+        start = time.perf_counter()
+        try:
+            rows = [self.rows[i] for i in self._batch_rows]
+            out = self.rollout.generate(self._batch_rows, rows)
+        finally:
+            model.train(was_training)
+        self._generation_seconds += time.perf_counter() - start
+        return {"prompt_ids": out.prompt_ids, "completion_ids": out.completion_ids, "logprobs": None}
+
+    def _score(self, inputs: list[dict[str, Any]]) -> dict[str, Any]:
+        """Generate and score one batch with TRL, then apply the algorithm's advantage estimator."""
+        self._batch_rows = [int(x[ROW_INDEX]) for x in inputs]
+        output = super()._generate_and_score_completions(inputs)
+        groups = self._group_size()
+        if self.algorithm.leave_one_out and groups > 1:
+            # TRL gave r - mean(group); RLOO's r - mean(others) is that times G / (G - 1).
+            output["advantages"] = output["advantages"] * (groups / (groups - 1))
+        self._record_completions(len(inputs))
+        return output
+
+    def _generate_and_score_completions(self, inputs: list[dict[str, Any]]) -> dict[str, Any]:
+        output = self._score(inputs)
+        if self.model.training and self.options.dynamic_sample:
+            output = self._refill_flat_groups(output)
+        return output
+
+    def _calculate_rewards(self, inputs: Any, prompts: Any, completions: Any, completion_ids_list: Any) -> Any:
+        per_func = super()._calculate_rewards(inputs, prompts, completions, completion_ids_list)
+        weighted = (per_func * self.reward_weights.to(per_func.device).unsqueeze(0)).nansum(dim=1)
+        weighted[torch.isnan(per_func).all(dim=1)] = torch.nan
+        self._last_rewards = weighted
+        return per_func
+
+    def _group_size(self) -> int:
+        return self.num_generations if self.model.training else self.num_generations_eval
+
+    # --- dynamic sampling (DAPO) --------------------------------------------------------------------------
+
+    def _groups_with_signal(self) -> torch.Tensor:
+        """Per group of the last scored batch: whether its rewards differ (a flat group has zero advantage)."""
+        assert self._last_rewards is not None
+        grouped = self._last_rewards.view(-1, self._group_size())
+        spread = torch.nan_to_num(grouped.nan_to_num(float("-inf")).amax(1) - grouped.nan_to_num(float("inf")).amin(1))
+        return spread > 1e-6
+
+    def _refill_flat_groups(self, output: dict[str, Any]) -> dict[str, Any]:
+        """Replace groups whose rewards are all equal with groups of fresh prompts that do carry a signal,
+        sampling up to `max_resample_times` more batches; flat groups left over keep zero advantage."""
+        if set(output) - _PER_ROW_FIELDS - {"num_items_in_batch"}:
+            return output  # multimodal or tool fields: recombining them is not supported, keep the batch as is
+        good = self._groups_with_signal().clone()
+        flat_at_start = int((~good).sum())
+        size = self._group_size()
+        for _ in range(self.options.max_resample_times):
+            flat = (~good).nonzero().flatten().tolist()
+            if not flat:
+                break
+            fresh = []
+            for _ in flat:
+                row = self.train_dataset[self._rng.randrange(len(self.train_dataset))]
+                fresh.extend(dict(row) for _ in range(size))
+            extra = self._score(fresh)
+            donors = self._groups_with_signal().nonzero().flatten().tolist()
+            pairs = list(zip(flat, donors, strict=False))
+            if pairs:
+                output = _replace_groups(output, extra, pairs, size, self._tokenizer.pad_token_id)
+                good[[d for d, _ in pairs]] = True
+        self._metrics["train"]["dynamic_sampling/flat_groups"].append(float(flat_at_start))
+        self._metrics["train"]["dynamic_sampling/flat_groups_left"].append(float((~good).sum()))
+        return output
+
+    # --- timing and the completions table -----------------------------------------------------------------
+
+    def training_step(self, model: Any, inputs: Any, num_items_in_batch: Any = None) -> torch.Tensor:
+        generated_before = self._generation_seconds
+        start = time.perf_counter()
+        loss = super().training_step(model, inputs, num_items_in_batch)
+        generation = self._generation_seconds - generated_before
+        self._step_seconds[0] += generation
+        self._step_seconds[1] += time.perf_counter() - start - generation
+        if self._step % self.current_gradient_accumulation_steps == 0:
+            self._metrics["train"]["time/generation"].append(self._step_seconds[0])
+            self._metrics["train"]["time/training"].append(self._step_seconds[1])
+            self._step_seconds = [0.0, 0.0]
+        return loss
+
+    def _record_completions(self, count: int) -> None:
+        """Keep a sample of the batch just scored (from TRL's completion log) for completions.jsonl."""
+        keep = min(count, self.options.completions_per_step)
+        if keep <= 0 or not self.model.training:
+            return
+        logs = self._logs
+        prompts, completions = list(logs["prompt"])[-count:], list(logs["completion"])[-count:]
+        advantages = list(logs["advantages"])[-count:]
+        rewards = {name: list(values)[-count:] for name, values in logs["rewards"].items()}
+        for i in range(keep):
+            self._completions.append(
+                {
+                    "step": self.state.global_step,
+                    "prompt": prompts[i],
+                    "completion": completions[i],
+                    "rewards": {name: _number(values[i]) for name, values in rewards.items()},
+                    "advantage": _number(advantages[i]),
+                }
+            )
+
+    def write_completions(self, directory: str | Path) -> Path | None:
+        """Write the recorded completions to `directory`/completions.jsonl atomically (replace, never append)."""
+        if not self._completions or not self.accelerator.is_main_process:
+            return None
+        path = Path(directory) / COMPLETIONS_FILE
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp")
+        with tmp.open("w", encoding="utf-8") as f:
+            for record in self._completions:
+                f.write(json.dumps(record, ensure_ascii=False) + "\n")
+        os.replace(tmp, path)
+        return path
+
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        super().log(logs, start_time)
+        if self.model.training:
+            self.write_completions(self.args.output_dir)
+
+    def _save_checkpoint(self, model: Any, trial: Any) -> None:
+        super()._save_checkpoint(model, trial)
+        self.write_completions(Path(self.args.output_dir) / f"checkpoint-{self.state.global_step}")
+
+
+def _number(value: Any) -> float | None:
+    value = float(value)
+    return None if value != value else value  # NaN (no score) as JSON null
+
+
+def _pad_to(t: torch.Tensor, width: int, *, left: bool, value: float) -> torch.Tensor:
+    missing = width - t.shape[1]
+    if missing <= 0:
+        return t
+    pad = t.new_full((t.shape[0], missing, *t.shape[2:]), value)
+    return torch.cat([pad, t] if left else [t, pad], dim=1)
+
+
+def _replace_groups(
+    output: dict[str, Any], extra: dict[str, Any], pairs: list[tuple[int, int]], size: int, pad_id: int
+) -> dict[str, Any]:
+    """`output` with group `dst` replaced by group `src` of `extra` for each (dst, src) pair; sequences are
+    re-padded to the wider of the two batches (prompts on the left, completions on the right)."""
+    dst = torch.tensor([d * size + k for d, _ in pairs for k in range(size)])
+    src = torch.tensor([s * size + k for _, s in pairs for k in range(size)])
+    merged: dict[str, Any] = {}
+    for key, value in output.items():
+        if key == "num_items_in_batch":
+            continue
+        other = extra[key]
+        if value.dim() >= 2:
+            width = max(value.shape[1], other.shape[1])
+            left = key.startswith("prompt")
+            pad = pad_id if key.endswith("_ids") else 0
+            value, other = (_pad_to(t, width, left=left, value=pad) for t in (value, other))
+        value = value.clone()
+        value[dst.to(value.device)] = other[src.to(other.device)].to(value.device)
+        merged[key] = value
+    merged["num_items_in_batch"] = merged["completion_mask"].sum()
+    return merged
