@@ -154,3 +154,29 @@ def test_resuming_from_a_checkpoint_matches_the_uninterrupted_run(model_dir, col
         assert main(argv) == 0, capsys.readouterr().err
     a, b = load_file(whole / "model.safetensors"), load_file(resumed / "model.safetensors")
     assert max(float((a[k] - b[k]).abs().max()) for k in a) < 1e-5
+
+
+def test_rlhf_dpo_with_lisa_trains_only_the_sampled_layers(model_dir, tmp_path, capsys):
+    pytest.importorskip("omni_plugin_dpo")
+    from omni.cli.main import main
+    from omni.plugins import load_plugins, using_host
+    from safetensors.torch import load_file
+
+    rows = [
+        {
+            "messages": [{"role": "user", "content": f"Say yes {i}."}, {"role": "assistant", "content": f"yes {i}"}],
+            "rejected_response": f"no {i}",
+        }
+        for i in range(16)
+    ]
+    data = tmp_path / "pairs.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = tmp_path / "dpo"
+    argv = ["rlhf", "--algo", "dpo", "--tuner", "lisa", "--lisa-activated-layers", "1", "--lisa-step-interval", "3"]
+    argv += ["--model", str(model_dir), "--dataset", str(data), "--max-steps", "6", "--batch-size", "4", "--seed", "5"]
+    argv += "--learning-rate 1e-3 --gradient-checkpointing false --torch-dtype float32 --output-dir".split()
+    with using_host(load_plugins({"OMNI_PLUGINS": "lisa,dpo"})):
+        assert main([*argv, str(out)]) == 0, capsys.readouterr().err
+    trained, base = load_file(out / "model.safetensors"), load_file(model_dir / "model.safetensors")
+    changed = {_layer(n) for n in base if not torch.equal(base[n], trained[n])}
+    assert changed == {None, *active_layers(LAYERS, 1, 5, 0), *active_layers(LAYERS, 1, 5, 1)}
