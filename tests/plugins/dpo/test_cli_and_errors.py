@@ -113,3 +113,10 @@ def test_full_tuning_loads_the_reference_with_omnis_loader(tiny_model, tmp_path,
     assert main(argv) == 0
     assert f"reference model from {tiny_model}" in capsys.readouterr().err
     assert (out / "model.safetensors").is_file()
+
+
+def test_streaming_is_refused_before_a_model_loads(omni_cli, tmp_path):
+    data = write_jsonl(preference_rows(2, seed=0), tmp_path / "pairs.jsonl")
+    result = omni_cli("rlhf", "--algo", "dpo", "--model", "/nonexistent", "--dataset", str(data), "--streaming")
+    assert result.returncode == 2
+    assert "dpo needs its rows in memory; drop --streaming" in result.stderr

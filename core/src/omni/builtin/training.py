@@ -46,10 +46,10 @@ def register_commands(register):
 @hookimpl
 def register_algorithms(register):
     register(
-        AlgorithmSpec(name="sft", command="sft", description="supervised fine-tuning", impl="omni.train.sft:run_sft")
+        AlgorithmSpec(name="sft", command="sft", description="supervised fine-tuning", impl="omni.train.sft:run_sft", streaming=True)
     )
     register(
-        AlgorithmSpec(name="pt", command="pt", description="(continued) pre-training", impl="omni.train.sft:run_pt")
+        AlgorithmSpec(name="pt", command="pt", description="(continued) pre-training", impl="omni.train.sft:run_pt", streaming=True)
     )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from omni.cli.invocation import Invocation
 from omni.errors import OmniError
 from omni.registry import Registration
+from omni.train.options import TrainOptions
 
 
 def algorithm_for(invocation: Invocation) -> Registration:
@@ -21,11 +22,22 @@ def algorithm_for(invocation: Invocation) -> Registration:
     return registration
 
 
+def check_streaming(options: TrainOptions, algorithm: Registration) -> None:
+    """``--streaming`` needs an algorithm that trains from a stream, and ``--max-steps`` to end training."""
+    if not options.streaming:
+        return
+    if not algorithm.spec.streaming:
+        raise OmniError(f"{algorithm.spec.name} needs its rows in memory; drop --streaming")
+    if options.max_steps <= 0:
+        raise OmniError("--streaming needs --max-steps: a stream has no length to count epochs by")
+
+
 def run(invocation: Invocation) -> int:
     """Train: load everything once, hand the job to the algorithm, report where the results are."""
     from omni.train.job import prepare_job
 
     algorithm = algorithm_for(invocation)  # before loading a model, so a wrong --algo fails fast
+    check_streaming(invocation.options, algorithm)
     job = prepare_job(invocation)
     algorithm.spec.load()(job)
     return 0

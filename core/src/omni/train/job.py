@@ -178,10 +178,9 @@ def prepare_job(invocation: Invocation) -> TrainingJob:
 
     # RL prompt sets (GRPO) have no answers; each rlhf algorithm checks the columns it needs (DPO: its pair).
     data = load_datasets(options, registry, require_answer=invocation.command.name != "rlhf")
-    if not isinstance(data.train, list):
-        raise OmniError(f"omni {invocation.command.name} encodes its rows before training; drop --streaming")
     skipped = f"; {data.skipped_rows.summary()}" if data.skipped else ""
-    log_line(f"data: {len(data.train)} training rows, {len(data.val or [])} validation rows{skipped}")
+    train_rows = f"{len(data.train)} training rows" if isinstance(data.train, list) else "training rows streamed"
+    log_line(f"data: {train_rows}, {len(data.val or [])} validation rows{skipped}")
     template = get_template(
         options.template, loaded.processor, options.template_options(), model_spec=loaded.spec, registry=registry
     )

@@ -6,10 +6,8 @@ options already decide; both are ``run(job) -> TrainResult`` as every algorithm 
 
 from __future__ import annotations
 
-import functools
-
 from omni.train.collators import PaddingCollator, PaddingFreeCollator, pack_rows
-from omni.train.encoding import EncodedSet, encode_rows
+from omni.train.encoding import EncodedSet, EncodedStream, RowEncoder, encode_rows
 from omni.train.job import TrainingJob, TrainResult, log_line
 from omni.train.trainer import OmniTrainer
 
@@ -24,22 +22,31 @@ def _describe(name: str, encoded: EncodedSet) -> str:
 def run_sft(job: TrainingJob) -> TrainResult:
     """Supervised fine-tuning (loss on the answers, or on all tokens for `pt`)."""
     options = job.options
-    encode = functools.partial(
-        encode_rows,
+    encoder = RowEncoder(
         job.template,
         max_length=options.max_length,
         plain_text=job.command == "pt",
         skip_too_long=options.skip_bad_rows,
     )
-    train = encode(job.train_rows)
-    val = encode(job.val_rows) if job.val_rows else None
-    log_line(_describe("train", train))
+    packing_length = (options.max_length or DEFAULT_PACKING_LENGTH) if options.packing else None
+    val = encode_rows(encoder, job.val_rows) if job.val_rows else None
+    streaming_overrides = {}
+    if isinstance(job.train_rows, list):
+        train = encode_rows(encoder, job.train_rows)
+        log_line(_describe("train", train))
+        train_features = train.features
+        if packing_length:
+            train_features = list(pack_rows(train_features, packing_length))
+            log_line(f"packing: {len(train.features)} rows into {len(train_features)} rows")
+    else:
+        train_features = EncodedStream(job.train_rows, encoder, packing_length)
+        # Every process reads its own share of the stream; dispatching would also cut `loss_positions`.
+        streaming_overrides = {"accelerator_config": {"dispatch_batches": False}}
+        log_line(
+            "train: streaming, rows encoded" + (" and packed" if packing_length else "") + " as training reads them"
+        )
     if val is not None:
         log_line(_describe("validation", val))
-    train_features = train.features
-    if options.packing:
-        train_features = list(pack_rows(train_features, options.max_length or DEFAULT_PACKING_LENGTH))
-        log_line(f"packing: {len(train.features)} rows into {len(train_features)} rows")
     if options.padding_free or options.packing:
         collator = PaddingFreeCollator()
     else:
@@ -47,7 +54,7 @@ def run_sft(job: TrainingJob) -> TrainResult:
     has_eval = bool(val and val.features)
     trainer = OmniTrainer(
         model=job.model,
-        args=job.training_arguments(has_eval=has_eval),
+        args=job.training_arguments(has_eval=has_eval, **streaming_overrides),
         train_dataset=train_features,
         eval_dataset=val.features if has_eval else None,
         data_collator=collator,
