@@ -143,6 +143,14 @@ class ModelSpec(Spec):
         names = "|".join(re.escape(t) for t in self.lora_targets)
         return rf"(?:{prefixes})\..*\.(?:{names})"
 
+    def lora_exclude_modules(self) -> str | None:
+        """A regex of the non-LLM parts' modules for peft's `exclude_modules`, or None without `parts`
+        (peft may reduce a target regex to bare names, so the towers are excluded explicitly too)."""
+        if self.parts is None:
+            return None
+        towers = [p for part in ("vision", "audio", "aligner") for p in getattr(self.parts, part)]
+        return rf"(?:{'|'.join(re.escape(p) for p in towers)})(?:\..*)?" if towers else None
+
     def matches_hub_id(self, model_id: str) -> bool:
         return any(fnmatch.fnmatchcase(model_id.lower(), p.lower()) for p in self.hub_ids)
 

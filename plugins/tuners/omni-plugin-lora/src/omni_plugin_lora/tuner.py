@@ -53,6 +53,10 @@ class LoraTuner(Tuner):
             # peft takes `all-linear` only as a plain string, never inside a list
             target_modules="all-linear" if targets in ([], ["all-linear"]) else targets,
             modules_to_save=list(o.modules_to_save) or None,
+            # The family's default targets stay out of a multimodal model's towers.
+            exclude_modules=None
+            if o.target_modules
+            else getattr(self.model_spec, "lora_exclude_modules", lambda: None)(),
             use_dora=o.use_dora,
             use_rslora=o.use_rslora,
             init_lora_weights=_init_value(o.init_weights),
