@@ -6,22 +6,31 @@ what it saved (`Tuner.is_saved_here`) and applies it (`Tuner.load`, `Tuner.set_a
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from omni.data.rows import row_error
 from omni.errors import OmniError
+from omni.infer.recorded import recorded_adapter_name
 from omni.registry import KNOWN_PROVIDERS, Registry
 from omni.train.tuner import Tuner
 
+ADAPTER_COLUMN = "adapter"  # a row's own choice of adapter in `omni infer --input` files
+
 
 def parse_adapters(values: Iterable[str]) -> dict[str, str]:
-    """`--adapters` values (`DIR` or `NAME=DIR`) as {name: folder}; a bare DIR is named after the folder."""
+    """`--adapters` values (`DIR` or `NAME=DIR`) as {name: folder}.
+
+    A bare DIR takes the name its training run recorded (`omni sft --adapter-name`), else the folder's name.
+    """
     adapters: dict[str, str] = {}
     for value in values:
         name, sep, folder = value.partition("=")
         if not sep:
-            name, folder = Path(value.rstrip("/\\")).name, value
+            folder = value
+            name = recorded_adapter_name(Path(folder)) or Path(value.rstrip("/\\")).name
         if not name or not folder:
             raise OmniError(f"--adapters {value!r}: expected DIR or NAME=DIR")
         if name in adapters:
@@ -67,3 +76,66 @@ class AdapterSet:
         for tuner_cls in dict.fromkeys(self._tuners.values()):
             mine = name is not None and self._tuners[name] is tuner_cls
             tuner_cls.set_active(model, name if mine else None)
+
+
+def parse_routes(values: Iterable[str]) -> dict[str, str]:
+    """`--routes` values (`VALUE=ADAPTER`) as {column value: adapter name}."""
+    routes: dict[str, str] = {}
+    for value in values:
+        key, sep, name = value.partition("=")
+        if not sep or not key or not name:
+            raise OmniError(f"--routes {value!r}: expected VALUE=ADAPTER (e.g. math=math-lora)")
+        if key in routes:
+            raise OmniError(f"--routes: the value {key!r} is routed twice")
+        routes[key] = name
+    return routes
+
+
+@dataclass(frozen=True)
+class AdapterRouter:
+    """Which loaded adapter answers each row of `omni infer --input`.
+
+    In order: the row's own ``adapter`` column; else, with `column` (``--route-by``), the row's value in
+    that column, mapped through `routes` (``--routes VALUE=ADAPTER``) or, without routes, taken as the
+    adapter's name; else `default`. An unknown adapter, a missing column or an unrouted value is an
+    error naming the row, never a silent fall-back to another adapter.
+    """
+
+    loaded: tuple[str, ...]
+    default: str | None = None
+    column: str | None = None
+    routes: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for value, name in self.routes.items():
+            if name not in self.loaded:
+                raise OmniError(f"--routes {value}={name}: {name!r} {self._not_loaded()}")
+        if self.routes and self.column is None:
+            raise OmniError("--routes needs --route-by COLUMN: the column whose values they map")
+
+    @property
+    def routing(self) -> bool:
+        """Whether rows may pick different adapters (more than one is loaded)."""
+        return len(self.loaded) > 1
+
+    def adapter_for(self, row: dict[str, Any]) -> str | None:
+        """The adapter that answers `row`; raises `DataError` naming the row when its choice is not loaded."""
+        own = row.get(ADAPTER_COLUMN)
+        if own is not None:
+            if own not in self.loaded:
+                raise row_error(row, f"adapter {own!r} {self._not_loaded()}")
+            return str(own)
+        if self.column is None:
+            return self.default
+        if self.column not in row or row[self.column] is None:
+            raise row_error(row, f"no {self.column!r} column to route by (--route-by {self.column})")
+        value = str(row[self.column])
+        name = self.routes.get(value) if self.routes else value
+        if name is None:
+            raise row_error(row, f"{self.column} {value!r} has no route; --routes maps {', '.join(self.routes)}")
+        if name not in self.loaded:
+            raise row_error(row, f"{self.column} {value!r} names adapter {name!r}, which {self._not_loaded()}")
+        return name
+
+    def _not_loaded(self) -> str:
+        return f"is not loaded (--adapters loaded: {', '.join(self.loaded) or 'none'})"

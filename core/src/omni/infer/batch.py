@@ -10,6 +10,7 @@ from typing import Any
 from omni.data.loading import load_datasets
 from omni.data.options import DataOptions
 from omni.data.rows import Row
+from omni.infer.adapters import AdapterRouter
 from omni.infer.engine import Engine, GenerationConfig, InferRequest
 from omni.models.atomic import atomic_text_file
 from omni.plugins import get_registry
@@ -18,19 +19,27 @@ from omni.plugins import get_registry
 ROWS_PER_CALL = 64
 
 
-def answer_file(engine: Engine, source: str, target: Path, config: GenerationConfig, adapter: str | None) -> None:
+def answer_file(engine: Engine, source: str, target: Path, config: GenerationConfig, router: AdapterRouter) -> None:
     """Answer the rows of `source` (a file or dataset name) and write `target` as JSONL, all at once.
 
     Each output line is the input row in the messages format plus ``response``; a row ending with an
     assistant turn (a labelled set) is prompted without that turn, which stays in the row for comparison.
+    `router` picks each row's adapter before anything is generated (a bad choice fails the run up front);
+    with several adapters loaded, each line also names the ``adapter`` that answered it. Rows for
+    different adapters go to the engine together; it batches only rows that share an adapter.
     """
     rows = list(load_datasets(DataOptions(dataset=[source]), get_registry(), require_answer=False).train)
+    adapters = [router.adapter_for(row) for row in rows]
     with atomic_text_file(target) as handle:
         for start in range(0, len(rows), ROWS_PER_CALL):
             chunk = rows[start : start + ROWS_PER_CALL]
-            responses = engine.generate([InferRequest(prompt_row(row), config, adapter) for row in chunk])
-            for row, response in zip(chunk, responses, strict=True):
+            picked = adapters[start : start + ROWS_PER_CALL]
+            requests = [InferRequest(prompt_row(row), config, name) for row, name in zip(chunk, picked, strict=True)]
+            responses = engine.generate(requests)
+            for row, name, response in zip(chunk, picked, responses, strict=True):
                 line = {**row, "response": response.choices[0].text}
+                if router.routing:
+                    line["adapter"] = name
                 handle.write(json.dumps(line, ensure_ascii=False, default=str) + "\n")
             print(f"answered {start + len(chunk)}/{len(rows)} rows", file=sys.stderr, flush=True)
     print(f"wrote {len(rows)} answers to {target}")

@@ -8,7 +8,7 @@ from typing import Any
 
 from omni.cli.invocation import Invocation
 from omni.errors import OmniError
-from omni.infer.adapters import parse_adapters
+from omni.infer.adapters import AdapterRouter, parse_adapters, parse_routes
 from omni.infer.batch import answer_file
 from omni.infer.chat import chat, print_answer
 from omni.infer.engine import Engine, InferRequest
@@ -34,12 +34,17 @@ def run(invocation: Invocation) -> int:
         raise OmniError(
             f"--adapter-name {adapter!r} is not one of the loaded adapters ({', '.join(adapters) or 'none'})"
         )
+    if (options.route_by or options.routes) and options.input is None:
+        raise OmniError(
+            "--route-by and --routes pick adapters for the rows of --input; use --adapter-name with --query"
+        )
+    router = AdapterRouter(tuple(adapters), adapter, options.route_by, parse_routes(options.routes))
     engine = open_engine(invocation, adapters)
     try:
         if options.query is not None:
             answer_query(engine, options, adapter)
         elif options.input is not None and options.output is not None:
-            answer_file(engine, options.input, Path(options.output), options.generation_config(), adapter)
+            answer_file(engine, options.input, Path(options.output), options.generation_config(), router)
         else:
             chat(engine, options, adapter)
     finally:

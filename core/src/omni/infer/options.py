@@ -50,6 +50,15 @@ class InferOptions(GenerationOptions, TemplateCliOptions, ModelOptions):
         metavar="[NAME=]DIR",
     )
     adapter_name: str | None = option(None, help="which loaded adapter answers (default: the first one)")
+    route_by: str | None = option(
+        None,
+        help="--input rows pick their adapter by this column's value (mapped by --routes, else the value is the "
+        "adapter's name); a row's own `adapter` column wins",
+        metavar="COLUMN",
+    )
+    routes: list[str] = option(
+        default_factory=list, help="how --route-by values map to adapters: VALUE=ADAPTER ...", metavar="VALUE=ADAPTER"
+    )
     query: str | None = option(None, help="answer this one question, print the answer and exit")
     input: str | None = option(
         None,

@@ -38,6 +38,12 @@ def with_training_defaults(options: Options, adapter_dir: Path) -> Options:
     return dataclasses.replace(options, **changes)
 
 
+def recorded_adapter_name(adapter_dir: Path) -> str | None:
+    """The name the adapter in `adapter_dir` was trained under (`omni sft --adapter-name`), if one was given."""
+    name = _training_args(adapter_dir).get("adapter_name")
+    return name if isinstance(name, str) and name else None
+
+
 def _training_args(adapter_dir: Path) -> dict[str, Any]:
     for args_file in (adapter_dir / ARGS_FILE, adapter_dir.parent / ARGS_FILE):
         data = _read_json(args_file)

@@ -22,6 +22,11 @@ class TrainingOptions:
     tuner: str = option(
         "lora", help="how parameters train: lora, full, freeze ...", aliases=("train_type", "tuner_type")
     )
+    adapter_name: str | None = option(
+        None,
+        help="name of the trained adapter, recorded in args.json: `omni infer|serve --adapters DIR` load it under "
+        "this name (default: the folder's name)",
+    )
     quant_method: str | None = option(
         None, help="quantize the base model while loading it (QLoRA): bnb; --quant-bits alone means bnb"
     )
