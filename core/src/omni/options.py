@@ -186,7 +186,8 @@ def add_arguments(parser: argparse.ArgumentParser, options_cls: type, *, title: 
         if info.base is bool and not info.is_list:
             kwargs.update(nargs="?", const=True, metavar="BOOL")
         elif info.is_list:
-            kwargs.update(nargs="+", metavar=info.metavar or info.name.upper())
+            # Repeating a list flag adds to it (`--image a.png --image b.png`), as one flag with several values does.
+            kwargs.update(nargs="+", action="extend", metavar=info.metavar or info.name.upper())
         else:
             kwargs.update(metavar=info.metavar or info.name.upper())
         if info.choices is not None:

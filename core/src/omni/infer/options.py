@@ -69,10 +69,10 @@ class InferOptions(GenerationOptions, TemplateCliOptions, ModelOptions):
         None, help="where --input's answers go: each input row plus a `response` column", aliases=("result_path",)
     )
     image: list[str] = option(
-        default_factory=list, help="images for --query (paths, URLs or data: URIs; several after one flag)"
+        default_factory=list, help="images for --query (paths, URLs or data: URIs); repeat the flag or list several"
     )
-    audio: list[str] = option(default_factory=list, help="audio files for --query (several after one flag)")
-    video: list[str] = option(default_factory=list, help="videos for --query (several after one flag)")
+    audio: list[str] = option(default_factory=list, help="audio files for --query; repeat the flag or list several")
+    video: list[str] = option(default_factory=list, help="videos for --query; repeat the flag or list several")
     speak: str | None = option(
         None, help="models with a talker (Qwen3-Omni): also speak --query's answer into this WAV file", metavar="WAV"
     )
