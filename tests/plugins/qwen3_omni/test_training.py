@@ -114,3 +114,15 @@ def test_speak_without_a_talker_is_a_clear_error(omni_dir, tmp_path, capsys):
     argv = ["infer", "--model", str(omni_dir), "--query", "Hi", "--speak", str(tmp_path / "a.wav")]
     assert main([*argv, "--max-new-tokens", "2"]) != 0
     assert "has no speech output" in capsys.readouterr().err
+
+
+def test_chat_attaches_files_to_the_next_message(shapes_model, monkeypatch, capsys):
+    import io
+
+    out, shapes = shapes_model
+    rows = [json.loads(line) for line in shapes.held_out.read_text().splitlines()[:2]]
+    script = "".join(f"/image {shapes.directory / row['images'][0]}\nWhat colour is the shape?\n" for row in rows)
+    monkeypatch.setattr("sys.stdin", io.StringIO(script))
+    assert main(["infer", "--model", str(out), "--max-new-tokens", "4"]) == 0
+    # One answer per turn; the second turn sees both images, and its question is about the new one.
+    assert capsys.readouterr().out.split() == [row["solution"] for row in rows]
