@@ -1,7 +1,10 @@
 """LoRA DPO step time and peak memory: `omni rlhf --algo dpo` against TRL's DPOTrainer used directly.
 
     .venv/bin/python benchmarks/dpo_step.py                         # a tiny random Qwen3 (seconds)
-    .venv/bin/python benchmarks/dpo_step.py --model DIR --steps 10  # e.g. a SmolLM2-135M directory
+    .venv/bin/python benchmarks/dpo_step.py --model smollm2 --steps 10  # the embedded SmolLM2-135M
+
+TRL runs twice: with a peft LoraConfig (it then shares the base as the reference, as omni does), and
+with an explicit reference model beside the LoRA policy (a second copy of the weights in memory).
 
 Both runs train the same model on the same 64 synthetic preference pairs: LoRA r=8, alpha 32, dropout 0.05
 on all linear layers, batch 8, lr 5e-6, constant schedule, gradient checkpointing off, seed 42. omni
@@ -27,6 +30,11 @@ sys.path.insert(0, str(ROOT))
 
 from tests.plugins.dpo.preference_task import preference_rows, write_jsonl  # noqa: E402
 
+NAMES = {
+    "omni": "omni rlhf --algo dpo",
+    "trl": "TRL DPOTrainer (peft, shared ref)",
+    "trl-ref-copy": "TRL DPOTrainer (peft + ref model)",
+}
 SETTINGS = {"batch": 8, "lr": 5e-6, "seed": 42, "rank": 8, "alpha": 32, "dropout": 0.05}
 
 
@@ -51,8 +59,8 @@ def run_omni(model: str, data: Path, out: Path, steps: int) -> list[float]:
     return [r["time"] for r in records if "loss" in r]
 
 
-def run_trl(model_dir: str, rows: list[dict], out: Path, steps: int) -> list[float]:
-    """Train with TRL's DPOTrainer and a peft LoraConfig, as a TRL user would."""
+def run_trl(model_dir: str, rows: list[dict], out: Path, steps: int, ref_copy: bool) -> list[float]:
+    """Train with TRL's DPOTrainer and a peft LoraConfig, as a TRL user would (`ref_copy`: plus a reference model)."""
     from datasets import Dataset
     from peft import LoraConfig
     from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
@@ -102,6 +110,7 @@ def run_trl(model_dir: str, rows: list[dict], out: Path, steps: int) -> list[flo
         train_dataset=pairs,
         processing_class=AutoTokenizer.from_pretrained(model_dir),
         peft_config=lora,
+        ref_model=AutoModelForCausalLM.from_pretrained(model_dir) if ref_copy else None,
         callbacks=[timer],
     )
     trainer.train()
@@ -116,7 +125,7 @@ def child(variant: str, model: str, steps: int) -> None:
         if variant == "omni":
             times = run_omni(model, write_jsonl(rows, Path(tmp) / "pairs.jsonl"), Path(tmp) / "out", steps)
         else:
-            times = run_trl(model, rows, Path(tmp) / "out", steps)
+            times = run_trl(model, rows, Path(tmp) / "out", steps, ref_copy=variant == "trl-ref-copy")
     gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
     print(
         json.dumps(
@@ -133,31 +142,38 @@ def child(variant: str, model: str, steps: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", help="model directory (default: a tiny random Qwen3)")
+    parser.add_argument("--model", help="model directory or `smollm2` (default: a tiny random Qwen3)")
     parser.add_argument("--steps", type=int, default=8)
-    parser.add_argument("--variant", choices=["omni", "trl"], help=argparse.SUPPRESS)  # a child run
+    parser.add_argument("--variant", choices=list(NAMES), help=argparse.SUPPRESS)  # a child run
     args = parser.parse_args()
     if args.variant:
         child(args.variant, args.model, args.steps)
         return
     with tempfile.TemporaryDirectory() as tmp:
         model = args.model
-        if model is None:
+        if model == "smollm2":
+            from omni.models.embedded import smollm2_path
+
+            model = str(smollm2_path())
+        elif model is None:
             from omni.testing.models import build_tiny_model
 
             model = str(build_tiny_model("qwen3", Path(tmp) / "tiny-qwen3"))
         results = []
-        for variant in ("omni", "trl"):
+        for variant in NAMES:
             cmd = [sys.executable, __file__, "--variant", variant, "--model", model, "--steps", str(args.steps)]
             done = subprocess.run(cmd, capture_output=True, text=True, check=False)
             if done.returncode != 0:
                 raise SystemExit(f"{variant} run failed:\n{done.stderr[-3000:]}")
             results.append(json.loads(done.stdout.strip().splitlines()[-1]))
     print(f"LoRA DPO on {args.model or 'a tiny random Qwen3'}, batch {SETTINGS['batch']}, {args.steps} steps")
-    print(f"{'run':<22}{'step (s)':>10}{'wall (s)':>10}{'peak RSS (MiB)':>16}")
+    print(f"{'run':<34}{'step (s)':>10}{'vs TRL':>8}{'wall (s)':>10}{'peak RSS (MiB)':>16}")
+    trl_step = next(r["step_s"] for r in results if r["variant"] == "trl")
     for r in results:
-        name = "omni rlhf --algo dpo" if r["variant"] == "omni" else "TRL DPOTrainer"
-        print(f"{name:<22}{r['step_s']:>10.3f}{r['wall_s']:>10.1f}{r['peak_rss_mib']:>16.0f}")
+        ratio = r["step_s"] / trl_step
+        print(
+            f"{NAMES[r['variant']]:<34}{r['step_s']:>10.3f}{ratio:>7.2f}x{r['wall_s']:>10.1f}{r['peak_rss_mib']:>16.0f}"
+        )
 
 
 if __name__ == "__main__":

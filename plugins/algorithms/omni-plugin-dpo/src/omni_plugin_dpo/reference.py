@@ -26,12 +26,29 @@ def reference_model(job: TrainingJob, path: str | None) -> Any:
     return loaded.model
 
 
+def drop_reference_copy_if_exact(model: Any) -> bool:
+    """Remove TRL's reference adapter when disabling the adapter gives the starting model exactly.
+
+    A fresh LoRA or DoRA adapter computes nothing until trained (every ``lora_B`` is zero), so TRL's
+    reference forward can run the base with adapters disabled: no copy in memory, no adapter matmuls.
+    PiSSA/OLoRA (non-zero B, rewritten base) keep the copy. Returns whether the copy was removed.
+    """
+    if REF_ADAPTER not in getattr(model, "peft_config", {}):
+        return False
+    adapter_b = [p for name, p in model.named_parameters() if ".lora_B.default." in name]
+    if not adapter_b or any(bool(p.detach().any()) for p in adapter_b):
+        return False
+    model.delete_adapter(REF_ADAPTER)
+    model.set_adapter("default")
+    return True
+
+
 class DropReferenceAdapter(TrainerCallback):
     """Remove TRL's reference adapter when training ends, so only the trained adapter is saved.
 
     Given a PEFT model with an adapter already attached (omni's tuner attaches it), TRL keeps a frozen copy
-    of that adapter as the reference: exact even where disabling the adapter would not give the initial
-    model (PiSSA and OLoRA rewrite the base weights). Checkpoints keep the copy, so resuming still works.
+    of that adapter as the reference. Where `drop_reference_copy_if_exact` keeps it (PiSSA and OLoRA rewrite
+    the base weights), checkpoints keep the copy, so resuming still works.
     """
 
     def on_train_end(self, args: Any, state: Any, control: Any, model: Any = None, **kwargs: Any) -> None:

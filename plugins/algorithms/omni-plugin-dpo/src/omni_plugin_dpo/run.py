@@ -11,7 +11,7 @@ from omni.train.job import TrainingJob, TrainResult, log_line
 from omni_plugin_dpo.encoding import encode_preference_rows
 from omni_plugin_dpo.methods import BY_OPTIONS, Method
 from omni_plugin_dpo.progress import with_rewards_on_bar
-from omni_plugin_dpo.reference import DropReferenceAdapter, reference_model
+from omni_plugin_dpo.reference import DropReferenceAdapter, drop_reference_copy_if_exact, reference_model
 
 
 def _config(method: Method, job: TrainingJob, options: Any, has_eval: bool) -> Any:
@@ -45,4 +45,6 @@ def run_preference(job: TrainingJob) -> TrainResult:
         callbacks=[*with_rewards_on_bar(job.callbacks()), DropReferenceAdapter()],
         **extra,
     )
+    if method.reference and drop_reference_copy_if_exact(trainer.model):
+        log_line(f"{method.name}: reference = the base model with the fresh adapter disabled")
     return job.train(trainer)
