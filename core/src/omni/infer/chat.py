@@ -14,9 +14,9 @@ from omni.infer.engine import Engine, InferRequest
 from omni.infer.options import InferOptions
 
 COMMANDS = {
-    "/image PATH": "attach an image to your next message (also /audio PATH, /video PATH)",
     "/clear": "forget the conversation so far",
     "/exit": "quit (also /quit, Ctrl-D)",
+    "/image PATH": "attach an image to your next message (also /audio PATH, /video PATH)",
 }
 MEDIA_COMMANDS = {"/image": "images", "/audio": "audios", "/video": "videos"}
 
