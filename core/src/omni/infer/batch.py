@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,26 +20,39 @@ from omni.plugins import get_registry
 ROWS_PER_CALL = 64
 
 
-def answer_file(engine: Engine, source: str, target: Path, config: GenerationConfig, router: AdapterRouter) -> None:
-    """Answer the rows of `source` (a file or dataset name) and write `target` as JSONL, all at once.
+@dataclass
+class RoutedRows:
+    """The rows of an `--input` file and the adapter each one is answered by (None: the base model)."""
+
+    rows: list[dict[str, Any]]
+    adapters: list[str | None]
+    label: bool  # whether output lines name their adapter (several were loaded)
+
+
+def read_rows(source: str, router: AdapterRouter) -> RoutedRows:
+    """Read `source` (a file or dataset name) and pick each row's adapter; a bad choice fails here, on its row."""
+    rows = list(load_datasets(DataOptions(dataset=[source]), get_registry(), require_answer=False).train)
+    return RoutedRows(rows, [router.adapter_for(row) for row in rows], router.routing)
+
+
+def answer_file(engine: Engine, routed: RoutedRows, target: Path, config: GenerationConfig) -> None:
+    """Answer the rows and write `target` as JSONL, all at once.
 
     Each output line is the input row in the messages format plus ``response``; a row ending with an
     assistant turn (a labelled set) is prompted without that turn, which stays in the row for comparison.
-    `router` picks each row's adapter before anything is generated (a bad choice fails the run up front);
-    with several adapters loaded, each line also names the ``adapter`` that answered it. Rows for
+    With several adapters loaded, each line also names the ``adapter`` that answered it. Rows for
     different adapters go to the engine together; it batches only rows that share an adapter.
     """
-    rows = list(load_datasets(DataOptions(dataset=[source]), get_registry(), require_answer=False).train)
-    adapters = [router.adapter_for(row) for row in rows]
+    rows = routed.rows
     with atomic_text_file(target) as handle:
         for start in range(0, len(rows), ROWS_PER_CALL):
             chunk = rows[start : start + ROWS_PER_CALL]
-            picked = adapters[start : start + ROWS_PER_CALL]
+            picked = routed.adapters[start : start + ROWS_PER_CALL]
             requests = [InferRequest(prompt_row(row), config, name) for row, name in zip(chunk, picked, strict=True)]
             responses = engine.generate(requests)
             for row, name, response in zip(chunk, picked, responses, strict=True):
                 line = {**row, "response": response.choices[0].text}
-                if router.routing:
+                if routed.label:
                     line["adapter"] = name
                 handle.write(json.dumps(line, ensure_ascii=False, default=str) + "\n")
             print(f"answered {start + len(chunk)}/{len(rows)} rows", file=sys.stderr, flush=True)

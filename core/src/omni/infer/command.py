@@ -9,7 +9,7 @@ from typing import Any
 from omni.cli.invocation import Invocation
 from omni.errors import OmniError
 from omni.infer.adapters import AdapterRouter, parse_adapters, parse_routes
-from omni.infer.batch import answer_file
+from omni.infer.batch import answer_file, read_rows
 from omni.infer.chat import chat, print_answer
 from omni.infer.engine import Engine, InferRequest
 from omni.infer.options import InferOptions
@@ -39,12 +39,14 @@ def run(invocation: Invocation) -> int:
             "--route-by and --routes pick adapters for the rows of --input; use --adapter-name with --query"
         )
     router = AdapterRouter(tuple(adapters), adapter, options.route_by, parse_routes(options.routes))
+    # --input rows are read and routed before the model loads: a bad row fails at once.
+    routed = read_rows(options.input, router) if options.input is not None else None
     engine = open_engine(invocation, adapters)
     try:
         if options.query is not None:
             answer_query(engine, options, adapter)
-        elif options.input is not None and options.output is not None:
-            answer_file(engine, options.input, Path(options.output), options.generation_config(), router)
+        elif routed is not None and options.output is not None:
+            answer_file(engine, routed, Path(options.output), options.generation_config())
         else:
             chat(engine, options, adapter)
     finally:
