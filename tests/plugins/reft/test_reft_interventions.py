@@ -153,3 +153,46 @@ def test_generation_edits_the_prompt_once_and_batches_rows_of_any_length(model_d
     ReftTuner.set_active(model, None)
     bare = model.generate(prompts[0], attention_mask=torch.ones_like(prompts[0]), max_new_tokens=6, do_sample=False)
     assert bare[0, 7:].tolist() != alone[0]
+
+
+def _perturbed_adapters(model_dir, out) -> dict[str, str]:
+    """A LoRA and a ReFT adapter of the same base, with random non-zero weights, saved under `out`."""
+    torch.manual_seed(3)
+    folders = {}
+    for name, tuner in (("lora", LoraTuner(LoraOptions(init_weights="gaussian"))), ("reft", ReftTuner(ReftOptions()))):
+        model = tuner.prepare(_base(model_dir))
+        with torch.no_grad():
+            for p in model.parameters():
+                if p.requires_grad:
+                    p.add_(0.3 * torch.randn_like(p))
+        tuner.save(model, out / name)
+        folders[name] = str(out / name)
+    return folders
+
+
+def test_a_reft_and_a_lora_adapter_served_side_by_side_by_one_engine(model_dir, tmp_path):
+    from omni.infer.engine import GenerationConfig, InferRequest
+    from omni.infer.pt_engine import PtEngine
+
+    folders = _perturbed_adapters(model_dir, tmp_path)
+    prompts = ["What color is the apple?", "Name a number.", "Where is the river?"]
+
+    def answers(engine, adapter):
+        requests = [
+            InferRequest({"messages": [{"role": "user", "content": p}]}, GenerationConfig(max_new_tokens=8), adapter)
+            for p in prompts
+        ]
+        return [r.choices[0].text for r in engine.generate(requests)]
+
+    alone = {}
+    for name, folder in folders.items():
+        engine = PtEngine(str(model_dir), adapters={name: folder})
+        alone[name] = answers(engine, name)
+        alone[None] = answers(engine, None)
+        engine.close()
+    assert len({tuple(a) for a in alone.values()}) == 3  # each adapter changes the answers
+    for order in (["lora", "reft"], ["reft", "lora"]):
+        engine = PtEngine(str(model_dir), adapters={name: folders[name] for name in order})
+        for adapter in ["reft", None, "lora", "reft"]:
+            assert answers(engine, adapter) == alone[adapter], (order, adapter)
+        engine.close()
