@@ -94,3 +94,17 @@ def test_other_estimators_improve(algo, tiny_model, token_task, tmp_path):
     curve = reward_curve(out)
     assert max(r for _, r in curve) >= curve[0][1] + 0.3, curve
     assert all("kl" in r for r in logged(out) if "reward" in r)
+
+
+def test_lora_with_a_kl_penalty_saves_only_the_trained_adapter(tiny_model, token_task, tmp_path):
+    pytest.importorskip("omni_plugin_lora")
+    from safetensors import safe_open
+
+    out = tmp_path / "out"
+    extra = ["--tuner", "lora", "--beta", "0.04", "--max-steps", "3", "--logging-steps", "1"]
+    assert main(argv("grpo", tiny_model, token_task, out, *extra)) == 0
+    assert all(r["kl"] >= 0 for r in logged(out) if "reward" in r)
+    with safe_open(out / "adapter_model.safetensors", "pt") as f:
+        names = list(f.keys())
+    assert names and not any(".ref." in n for n in names)
+    assert not (out / "ref").exists()

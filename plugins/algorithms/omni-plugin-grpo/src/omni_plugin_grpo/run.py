@@ -69,7 +69,7 @@ def run_grpo(job: TrainingJob) -> TrainResult:
     """Train GRPO, DAPO, Dr. GRPO, RLOO or REINFORCE++ (whichever `--algo` names) and write omni's outputs."""
     from datasets import Dataset
 
-    from omni_plugin_grpo.trainer import OmniGRPOTrainer
+    from omni_plugin_grpo.trainer import DropReferenceAdapter, OmniGRPOTrainer
 
     options: GrpoOptions = job.algorithm_options
     algorithm: Algorithm = BY_OPTIONS[type(options)]
@@ -99,7 +99,7 @@ def run_grpo(job: TrainingJob) -> TrainResult:
         train_dataset=dataset(range(n_train)),
         eval_dataset=dataset(range(n_train, len(rows))) if has_eval else None,
         processing_class=job.tokenizer,
-        callbacks=with_reward_on_bar(job.callbacks()),
+        callbacks=[*with_reward_on_bar(job.callbacks()), DropReferenceAdapter()],
         rollout=rollout,
         rows=rows,
         algorithm=algorithm,

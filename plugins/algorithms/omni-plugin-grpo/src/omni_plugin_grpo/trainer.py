@@ -19,6 +19,7 @@ from typing import Any
 
 import torch
 from omni.infer.engine import Engine
+from transformers import TrainerCallback
 from trl import GRPOTrainer
 
 from omni_plugin_grpo.algorithms import Algorithm
@@ -249,3 +250,12 @@ def _replace_groups(
         merged[key] = value
     merged["num_items_in_batch"] = merged["completion_mask"].sum()
     return merged
+
+
+class DropReferenceAdapter(TrainerCallback):
+    """Remove the frozen copy of the adapter TRL keeps as the KL reference ("ref") when training ends, so
+    only the trained adapter is saved (TRL adds it when a LoRA model arrives with `--beta` > 0)."""
+
+    def on_train_end(self, args: Any, state: Any, control: Any, model: Any = None, **kwargs: Any) -> None:
+        if "ref" in getattr(model, "peft_config", {}):
+            model.delete_adapter("ref")
