@@ -175,3 +175,29 @@ def test_merge_is_refused_with_a_clear_error(omni_cli, trained, tmp_path):
     result = omni_cli("export", "--adapters", str(trained), "--merge-lora", "--output-dir", str(tmp_path / "m"))
     assert result.returncode != 0
     assert "a ReFT adapter cannot be merged" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_resume_with_gradient_checkpointing_matches_an_uninterrupted_run(model_dir, tmp_path):
+    """Checkpoints hold the interventions (and R's parametrization); recomputed layers re-apply the same edits."""
+    import shutil
+
+    data = _write(tmp_path / "colors.jsonl", _rows(QUESTIONS))
+    common = ["sft", "--model", str(model_dir), "--dataset", str(data), "--tuner", "reft", "--learning-rate", "2e-2"]
+    common += "--max-steps 6 --batch-size 4 --logging-steps 1 --save-steps 3 --save-total-limit 3".split()
+    common += ["--gradient-checkpointing", "true", "--torch-dtype", "float32"]
+    whole, resumed = tmp_path / "whole", tmp_path / "resumed"
+    with using_host(load_plugins({"OMNI_PLUGINS": "reft,llama"})):
+        assert main([*common, "--output-dir", str(whole)]) == 0
+        resumed.mkdir()
+        shutil.copytree(whole / "checkpoint-3", resumed / "checkpoint-3")
+        assert main([*common, "--output-dir", str(resumed), "--resume-from-checkpoint", "last"]) == 0
+
+    def last_losses(out: Path) -> list[float]:
+        logs = [json.loads(line) for line in (out / "logging.jsonl").read_text().splitlines()]
+        return [r["loss"] for r in logs if "loss" in r][-3:]
+
+    assert last_losses(resumed) == pytest.approx(last_losses(whole), abs=1e-5)
+    from safetensors.torch import load_file
+
+    for key, tensor in load_file(whole / "reft_model.safetensors").items():
+        torch.testing.assert_close(load_file(resumed / "reft_model.safetensors")[key], tensor, atol=1e-6, rtol=0)

@@ -196,3 +196,18 @@ def test_a_reft_and_a_lora_adapter_served_side_by_side_by_one_engine(model_dir, 
         for adapter in ["reft", None, "lora", "reft"]:
             assert answers(engine, adapter) == alone[adapter], (order, adapter)
         engine.close()
+
+
+def test_on_smollm2_reft_trains_over_ten_times_fewer_parameters_than_lora_r8():
+    """The embedded SmolLM2-135M's shape (built on the meta device: no weights are read)."""
+    from omni.models.embedded import smollm2_path
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    config = AutoConfig.from_pretrained(smollm2_path())
+    counts = {}
+    for name, tuner in (("reft", ReftTuner(ReftOptions())), ("lora", LoraTuner(LoraOptions(lora_rank=8)))):
+        with torch.device("meta"):
+            model = AutoModelForCausalLM.from_config(config)
+        counts[name] = _trainable(tuner.prepare(model))
+    assert counts["reft"] == config.num_hidden_layers * (2 * 4 * config.hidden_size + 4) == 138_360
+    assert counts["lora"] >= 10 * counts["reft"]
