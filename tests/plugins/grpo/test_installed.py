@@ -56,7 +56,9 @@ print("@@" + json.dumps({"code": code, "heavy": sorted(m for m in %r if m in sys
 
 
 @pytest.mark.parametrize(
-    "argv", [["--help"], ["plugins"], ["list", "rewards"], []], ids=lambda a: " ".join(a) or "import"
+    "argv",
+    [["--help"], ["plugins"], ["list", "rewards"], ["rlhf", "--algo", "dapo", "--help"], []],
+    ids=lambda a: " ".join(a) or "import",
 )
 def test_nothing_heavy_is_imported(argv):
     result = subprocess.run([sys.executable, "-c", PROBE % (HEAVY,), *argv], capture_output=True, text=True, timeout=60)
