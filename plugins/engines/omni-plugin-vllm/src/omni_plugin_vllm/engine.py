@@ -153,7 +153,7 @@ class VllmEngine(Engine):
             "model": self.prompts.path,
             "tokenizer": self.prompts.path,
             "dtype": _vllm_dtype(flags.torch_dtype, on_gpu),
-            "seed": options.seed,
+            "seed": options.engine_seed,
             "gpu_memory_utilization": options.gpu_memory_utilization or (0.9 if on_gpu else 0.1),
             "tensor_parallel_size": options.tensor_parallel_size,
             "pipeline_parallel_size": options.pipeline_parallel_size,

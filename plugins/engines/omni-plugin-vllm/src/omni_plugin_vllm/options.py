@@ -64,7 +64,7 @@ class VllmOptions:
     quantization: str | None = option(
         None, help="vLLM quantization method for the weights (awq, gptq, fp8 ...)", aliases=_aliases("quantization")
     )
-    seed: int = option(
+    engine_seed: int = option(
         0, help="the engine's random seed (requests without a seed sample from it)", aliases=("vllm_seed",)
     )
     engine_kwargs: str | None = option(
