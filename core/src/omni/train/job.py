@@ -108,7 +108,7 @@ class TrainingJob:
         saved = outputs.save_final(self.tuner, trainer.model, self.processor, self.output_dir)
         plot = outputs.plot_loss(trainer.state.log_history, self.output_dir / outputs.LOSS_PLOT)
         trainer.save_metrics("all", metrics, combined=False)
-        kind = "adapter" if "adapter_config.json" in saved else "model"
+        kind = "adapter" if type(self.tuner).is_saved_here(self.output_dir) else "model"
         log_line(f"trained {step} steps; final {kind} in {self.output_dir}")
         if plot:
             log_line(f"loss curve: {plot}")
