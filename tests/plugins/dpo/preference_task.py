@@ -64,14 +64,19 @@ class PreferenceScores:
 
 def _answer_logps(model: Any, template: Any, rows: list[dict[str, Any]], answer_key: str) -> list[float]:
     import torch
-    from omni_plugin_dpo.encoding import encode_pair
+    from omni_plugin_dpo.encoding import TOKEN_KEYS, encode_pair
 
     logps = []
+    side = answer_key.removesuffix("_ids")
     for row in rows:
         pair = encode_pair(template, row, "eval")
         ids = pair["prompt_ids"] + pair[answer_key]
+        # Rows with media: the prompt's modality tensors, and this sequence's multimodal positions (channels, 1, len).
+        inputs = {k: torch.as_tensor(v) for k, v in pair.items() if k not in TOKEN_KEYS and "position_ids" not in k}
+        if f"{side}_position_ids" in pair:
+            inputs["position_ids"] = torch.as_tensor(pair[f"{side}_position_ids"])[:, None]
         with torch.no_grad():
-            logits = model(input_ids=torch.tensor([ids])).logits[0, :-1].float()
+            logits = model(input_ids=torch.tensor([ids]), **inputs).logits[0, :-1].float()
         targets = torch.tensor(ids[1:])
         token_logps = logits.log_softmax(-1).gather(1, targets[:, None])[:, 0]
         logps.append(token_logps[len(pair["prompt_ids"]) - 1 :].sum().item())

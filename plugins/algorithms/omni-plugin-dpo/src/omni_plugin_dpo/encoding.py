@@ -8,10 +8,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from omni.data.rows import Row
 from omni.errors import DataError
 from omni.template.base import Template
 
 Feature = dict[str, Any]
+# What TRL's own collators read; anything else in a feature is a modality tensor or position ids.
+TOKEN_KEYS = frozenset({"prompt_ids", "chosen_ids", "rejected_ids", "completion_ids", "label"})
 
 
 def _problem(row: Any, message: str) -> DataError:
@@ -48,13 +51,36 @@ def encode_pair(template: Template, row: Any, method: str) -> Feature:
     """``prompt_ids``, ``chosen_ids``, ``rejected_ids`` for a row with a chosen and a rejected answer."""
     _answered(row, method)
     prompt = template.encode_prompt(row).input_ids
-    chosen = template.encode(row).input_ids
-    rejected = template.encode({**row, "messages": _rejected_messages(row, method)}).input_ids
+    chosen_encoded = template.encode(row)
+    rejected_encoded = template.encode(_with_messages(row, _rejected_messages(row, method)))
+    chosen, rejected = chosen_encoded.input_ids, rejected_encoded.input_ids
     # The answers start where the three renderings diverge (a template may render the bare prompt differently).
     start = _common_prefix(prompt, chosen, rejected)
     if start == len(chosen) or start == len(rejected):
         raise _problem(row, "the chosen and rejected conversations have no answer tokens after the prompt")
-    return {"prompt_ids": prompt[:start], "chosen_ids": chosen[start:], "rejected_ids": rejected[start:]}
+    feature = {"prompt_ids": prompt[:start], "chosen_ids": chosen[start:], "rejected_ids": rejected[start:]}
+    return {**feature, **_media(chosen_encoded.extras, rejected_encoded.extras)}
+
+
+def _media(chosen: dict[str, Any], rejected: dict[str, Any]) -> Feature:
+    """The prompt's modality tensors (both answers share them) and each whole sequence's own position ids
+    (multimodal rotary positions cover the answer too); nothing for text-only templates."""
+    media = {key: value for key, value in chosen.items() if key != "position_ids"}
+    for side, extras in (("chosen", chosen), ("rejected", rejected)):
+        if "position_ids" in extras:
+            media[f"{side}_position_ids"] = extras["position_ids"]
+    return media
+
+
+def has_media(feature: Feature) -> bool:
+    """Whether an encoded feature carries modality tensors (images, audio, video) beside its token ids."""
+    return any(key not in TOKEN_KEYS for key in feature)
+
+
+def _with_messages(row: Any, messages: list[dict[str, Any]]) -> Any:
+    # Keep an `omni.data.Row`'s file and line, so a media error in the rejected conversation still names the row.
+    updated = {**row, "messages": messages}
+    return Row(updated, row.source, row.location) if isinstance(row, Row) else updated
 
 
 def encode_unpaired(template: Template, row: Any, method: str) -> list[Feature]:

@@ -5,10 +5,11 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from omni.errors import OmniError
 from omni.registry import import_ref
 from omni.train.job import TrainingJob, TrainResult, log_line
 
-from omni_plugin_dpo.encoding import encode_preference_rows
+from omni_plugin_dpo.encoding import TOKEN_KEYS, encode_preference_rows, has_media
 from omni_plugin_dpo.methods import BY_OPTIONS, Method
 from omni_plugin_dpo.progress import with_rewards_on_bar
 from omni_plugin_dpo.reference import DropReferenceAdapter, drop_reference_copy_if_exact, reference_model
@@ -21,10 +22,19 @@ def _config(method: Method, job: TrainingJob, options: Any, has_eval: bool) -> A
     return import_ref(method.config)(**{**base, **options.trl_config(), **method.fixed})
 
 
-def run_preference(job: TrainingJob) -> TrainResult:
-    """Train DPO, KTO, SimPO, ORPO or CPO (whichever `--algo` names) and write omni's usual outputs."""
+def _dataset(features: list[dict[str, Any]], media: bool) -> Any:
+    """The features as a `datasets.Dataset` (TRL takes no other); modality tensors come back as tensors."""
     from datasets import Dataset
 
+    dataset = Dataset.from_list(features)
+    if not media:
+        return dataset
+    tensors = [name for name in dataset.column_names if name not in TOKEN_KEYS]
+    return dataset.with_format("torch", columns=tensors, output_all_columns=True)
+
+
+def run_preference(job: TrainingJob) -> TrainResult:
+    """Train DPO, KTO, SimPO, ORPO or CPO (whichever `--algo` names) and write omni's usual outputs."""
     from omni_plugin_dpo.trainers import encoded_trainer
 
     options = job.algorithm_options
@@ -33,14 +43,17 @@ def run_preference(job: TrainingJob) -> TrainResult:
     train = encode_preference_rows(job.template, job.train_rows, method=method.name, paired=paired)
     val = encode_preference_rows(job.template, job.val_rows, method=method.name, paired=paired) if job.val_rows else []
     log_line(f"{method.name}: {len(train)} training rows, {len(val)} validation rows")
+    media = any(has_media(f) for f in (*train, *val))
+    if media and method.name != "dpo":
+        raise OmniError(f"--algo {method.name} trains on text rows only; rows with images, audio or video need dpo")
     extra: dict[str, Any] = {}
     if method.reference:
         extra["ref_model"] = reference_model(job, getattr(options, "ref_model", None))
     trainer = encoded_trainer(method.trainer)(
         model=job.model,
         args=_config(method, job, options, has_eval=bool(val)),
-        train_dataset=Dataset.from_list(train),
-        eval_dataset=Dataset.from_list(val) if val else None,
+        train_dataset=_dataset(train, media),
+        eval_dataset=_dataset(val, media) if val else None,
         processing_class=job.tokenizer,
         callbacks=[*with_rewards_on_bar(job.callbacks()), DropReferenceAdapter()],
         **extra,

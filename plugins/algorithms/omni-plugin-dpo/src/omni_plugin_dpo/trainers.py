@@ -2,15 +2,29 @@
 
 TRL's DPO and KTO trainers tokenize in `_prepare_dataset`; its CPO and ORPO trainers in `tokenize_row`.
 Overriding just that step lets every method train on ids from omni's template, unchanged.
+
+DPO also trains on rows with images, audio or video (Qwen3-Omni): `MediaPreferenceCollator` adds the
+prompt's modality tensors and each sequence's multimodal position ids to TRL's concatenated
+[chosen..., rejected...] batch, and `log_probs_from_logits` serves TRL's fused-LM-head call for models
+whose forward must run whole (the multimodal merge happens there, not in a separable backbone).
 """
 
 from __future__ import annotations
 
 import functools
+import types
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
+import torch
 from omni.registry import import_ref
 from omni.template.base import IGNORE_INDEX
+from omni.train.collators import merge_extras
+
+from omni_plugin_dpo.encoding import TOKEN_KEYS, has_media
+
+_POSITION_KEYS = ("chosen_position_ids", "rejected_position_ids")
 
 
 def _rotate_completions(batch: dict[str, list[Any]]) -> dict[str, list[Any]]:
@@ -27,10 +41,91 @@ class EncodedDatasetMixin:
         kwargs["args"].include_num_input_tokens_seen = "non_padding"
         super().__init__(*args, **kwargs)
 
+        if has_media(next(iter(kwargs["train_dataset"]))):  # DPO on rows with images, audio or video
+            self.data_collator = MediaPreferenceCollator(self.data_collator)
+            # A model whose backbone TRL's fused LM head cannot call on its own gets the equivalent from logits.
+            for model in (self.model, self.ref_model):
+                if model is not None:
+                    _serve_fused_calls_from_logits(
+                        model.get_base_model() if hasattr(model, "get_base_model") else model
+                    )
+
     def _prepare_dataset(self, dataset: Any, processing_class: Any, args: Any, dataset_name: str) -> Any:
         if getattr(self, "calculate_KL", False):
             dataset = dataset.map(_rotate_completions, batched=True, batch_size=args.per_device_train_batch_size)
         return dataset
+
+
+@dataclass
+class MediaPreferenceCollator:
+    """TRL's preference batch plus what a multimodal model needs beside the token ids.
+
+    `tokens` (TRL's `DataCollatorForPreference`) lays out the batch as the chosen sequences of every row,
+    then the rejected ones. Both halves see the same prompts, so the modality tensors are joined twice in
+    that order (each placeholder run is paired with its image or clip); position ids are each sequence's
+    own, truncated as TRL truncates the tokens and right-padded with zeros.
+    """
+
+    tokens: Any
+
+    def __call__(self, features: Sequence[dict[str, Any]]) -> dict[str, Any]:
+        batch = self.tokens([{k: v for k, v in f.items() if k in TOKEN_KEYS} for f in features])
+        width = batch["input_ids"].shape[1]
+        if _POSITION_KEYS[0] in features[0]:
+            rows = [torch.as_tensor(f[key]) for key in _POSITION_KEYS for f in features]
+            keep = slice(-width, None) if self.tokens.truncation_mode == "keep_end" else slice(None, width)
+            positions = torch.zeros((*rows[0].shape[:-1], len(rows), width), dtype=rows[0].dtype)
+            for i, row in enumerate(rows):
+                row = row[..., keep]
+                positions[..., i, : row.shape[-1]] = row
+            batch["position_ids"] = positions
+        batch.update(merge_extras([*features, *features], skip={*TOKEN_KEYS, *_POSITION_KEYS}))
+        return batch
+
+
+def _serve_fused_calls_from_logits(model: Any) -> None:
+    """Make `model(..., labels=, fused_lm_head=True)` work where TRL's fused head cannot.
+
+    TRL's head runs ``model.base_model`` for hidden states and projects them itself. Qwen3-Omni's thinker
+    (``base_model_prefix`` names no submodule, so its base model is itself) merges image, audio and video
+    features inside its own forward, which also projects to logits. Its calls are answered from those
+    logits: the same per-token fields TRL's kernel returns (log-probs, entropy, mean logit, top-1 hit,
+    log-sum of squared probabilities), zero where the label is -100.
+    """
+    if model.base_model is not model or not getattr(model.forward, "__wrapped__", None):
+        return
+    from trl.trainer.utils import FusedCausalLMOutput
+
+    whole_forward = type(model).forward
+
+    @functools.wraps(whole_forward)
+    def forward(self: Any, *args: Any, fused_lm_head: bool = False, labels: Any = None, **kwargs: Any) -> Any:
+        if not fused_lm_head:
+            return whole_forward(self, *args, labels=labels, **kwargs)
+        kwargs.pop("num_items_in_batch", None)
+        outputs = whole_forward(self, *args, **kwargs)
+        fields = log_probs_from_logits(outputs.logits[:, :-1], labels[:, 1:])
+        mask = fields.pop("label_mask")
+        loss = -fields["log_probs"].sum() / mask.sum().clamp(min=1)
+        return FusedCausalLMOutput(loss=loss, label_mask=mask, aux_loss=getattr(outputs, "aux_loss", None), **fields)
+
+    model.forward = types.MethodType(forward, model)
+
+
+def log_probs_from_logits(logits: torch.Tensor, labels: torch.Tensor) -> dict[str, torch.Tensor]:
+    """TRL's fused-head per-token fields for next-token `labels` (already shifted) from full `logits`."""
+    mask = labels != IGNORE_INDEX
+    logits = logits.float()
+    logps = logits.log_softmax(-1)
+    target = logps.gather(-1, labels.clamp(min=0)[..., None])[..., 0]
+    return {
+        "log_probs": target.masked_fill(~mask, 0),
+        "entropy": -(logps.exp() * logps).sum(-1).masked_fill(~mask, 0),
+        "log_sum_sq_probs": torch.logsumexp(2 * logps, -1).detach().masked_fill(~mask, 0),
+        "mean_logits": logits.mean(-1).detach().masked_fill(~mask, 0),
+        "is_top1": (logits.argmax(-1) == labels) & mask,
+        "label_mask": mask,
+    }
 
 
 class EncodedRowMixin:
