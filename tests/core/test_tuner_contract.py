@@ -73,7 +73,7 @@ def task(tmp_path_factory):
     return build_tiny_model("qwen3", root / "model"), data
 
 
-def test_tuner_sets_training_arguments_and_adds_a_callback(register_plugin, task, tmp_path):
+def test_tuner_sets_training_arguments_and_adds_a_callback(register_plugin, task, tmp_path, capsys):
     model, data = task
     _register(register_plugin, "rmsprop", "RmspropTuner")
     SEEN.clear()
@@ -82,6 +82,7 @@ def test_tuner_sets_training_arguments_and_adds_a_callback(register_plugin, task
     argv += "--max-steps 12 --batch-size 8 --val-split-ratio 0.25 --eval-steps 2 --per-device-eval-batch-size 8".split()
     argv += "--gradient-checkpointing false --logging-steps 1 --torch-dtype float32 --output-dir".split() + [str(out)]
     assert main(argv) == 0
+    assert f"trained 12 steps; final model in {out}" in capsys.readouterr().err  # a full-tuner kin saves a model
     assert SEEN["optim"] == "rmsprop" and SEEN["optimizer"] == "RMSprop" and SEEN["momentum"] == 0.5
     assert SEEN["steps"] == list(range(12))  # the tuner's callback ran at every step
     logs = [json.loads(line) for line in (out / "logging.jsonl").read_text().splitlines()]
