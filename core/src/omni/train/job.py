@@ -24,7 +24,6 @@ from omni.train import outputs
 from omni.train.options import TrainOptions
 from omni.train.parts import apply_part_freezing
 from omni.train.tuner import Tuner
-from omni.train.tuners import FullTuner
 
 
 def log_line(message: str) -> None:
@@ -109,9 +108,7 @@ class TrainingJob:
         saved = outputs.save_final(self.tuner, trainer.model, self.processor, self.output_dir)
         plot = outputs.plot_loss(trainer.state.log_history, self.output_dir / outputs.LOSS_PLOT)
         trainer.save_metrics("all", metrics, combined=False)
-        # full, freeze and their kin (LISA, GaLore) recognise their output too, but it is a model
-        adapter = type(self.tuner).is_saved_here(self.output_dir) and not isinstance(self.tuner, FullTuner)
-        kind = "adapter" if adapter else "model"
+        kind = "model" if "config.json" in saved else "adapter"  # a whole model carries its config
         log_line(f"trained {step} steps; final {kind} in {self.output_dir}")
         if plot:
             log_line(f"loss curve: {plot}")
