@@ -108,3 +108,15 @@ def test_lora_with_a_kl_penalty_saves_only_the_trained_adapter(tiny_model, token
         names = list(f.keys())
     assert names and not any(".ref." in n for n in names)
     assert not (out / "ref").exists()
+
+
+def test_resuming_continues_the_run_and_its_completions_table(tiny_model, token_task, tmp_path):
+    out = tmp_path / "out"
+    short = ["--max-steps", "2", "--save-strategy", "steps", "--save-steps", "2", "--logging-steps", "1"]
+    assert main(argv("grpo", tiny_model, token_task, out, *short)) == 0
+    assert {r["step"] for r in map(json.loads, (out / "checkpoint-2" / "completions.jsonl").open())} == {0, 1}
+    resume = ["--max-steps", "4", "--save-strategy", "no", "--logging-steps", "1", "--resume-from-checkpoint", "last"]
+    assert main(argv("grpo", tiny_model, token_task, out, *resume)) == 0
+    table = [json.loads(line) for line in (out / "completions.jsonl").read_text().splitlines()]
+    assert sorted({r["step"] for r in table}) == [0, 1, 2, 3]
+    assert max(r["step"] for r in logged(out) if "reward" in r) == 4

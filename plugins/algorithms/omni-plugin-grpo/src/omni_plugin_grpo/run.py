@@ -105,6 +105,8 @@ def run_grpo(job: TrainingJob) -> TrainResult:
         algorithm=algorithm,
         options=options,
     )
+    if job.resume_from:
+        trainer.load_completions(job.resume_from)
     try:
         result = job.train(trainer)
     finally:

@@ -205,6 +205,12 @@ class OmniGRPOTrainer(GRPOTrainer):
         os.replace(tmp, path)
         return path
 
+    def load_completions(self, checkpoint: str | Path) -> None:
+        """Continue the table a checkpoint saved (when resuming), so the output keeps the whole run's sample."""
+        path = Path(checkpoint) / COMPLETIONS_FILE
+        if path.is_file():
+            self._completions = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
         super().log(logs, start_time)
         if self.model.training:
