@@ -42,6 +42,7 @@ class TemplateOptions:
     truncation: Truncation = "left"  # never drops the final answer silently
     loss_scope: LossScope = "assistant"  # which turns are trained
     enable_thinking: bool | None = None  # for families with a thinking switch (Qwen3)
+    use_audio_in_video: bool = False  # for families that hear a video's own audio track (Qwen-Omni)
 
 
 class Template:

@@ -32,6 +32,11 @@ class TemplateCliOptions:
     enable_thinking: bool | None = option(
         None, help="templates with a thinking switch (Qwen3): whether prompts open a <think> block"
     )
+    use_audio_in_video: bool = option(
+        False,
+        help="templates of models that hear video (Qwen3-Omni): also feed each <video>'s audio track, "
+        "interleaved with its frames in time",
+    )
 
     def template_options(self) -> TemplateOptions:
         """The `TemplateOptions` these flags describe."""
@@ -41,4 +46,5 @@ class TemplateCliOptions:
             truncation=self.truncation,
             loss_scope=self.loss_scope,
             enable_thinking=self.enable_thinking,
+            use_audio_in_video=self.use_audio_in_video,
         )
