@@ -12,6 +12,7 @@ import copy
 import re
 from typing import Any
 
+import numpy as np
 import torch
 from omni.data.convert import to_messages_row
 from omni.data.rows import Row, RowProblem, row_error
@@ -54,7 +55,10 @@ class Qwen3OmniTemplate(Qwen3Template):
         expanded, media = self._expand(row)
         encoded = super().encode_prompt(expanded)
         self._check_placeholders(encoded.input_ids, media, row)
-        return Encoded(encoded.input_ids, encoded.labels, dict(media.tensors))
+        extras: dict[str, Any] = dict(media.tensors)
+        if self.options.use_audio_in_video and media.video_tokens:
+            extras["use_audio_in_video"] = True  # generation lays out the positions itself, and must know
+        return Encoded(encoded.input_ids, encoded.labels, extras)
 
     def generation_prompt(self) -> str:
         """Answers open with the empty thinking block trained rows have (the Instruct models do not think),
@@ -76,6 +80,7 @@ class Qwen3OmniTemplate(Qwen3Template):
             attention_mask=torch.ones_like(ids),
             audio_seqlens=mask.sum(-1) if mask is not None else None,
             second_per_grids=media.get("video_second_per_grid"),
+            use_audio_in_video=self.options.use_audio_in_video,
         )
         return torch.cat([text, rope[:, 0].float()])
 
@@ -95,13 +100,17 @@ class Qwen3OmniTemplate(Qwen3Template):
         media = self._load(row, tags)
         counts = {
             "image": iter(media.image_tokens),
-            "audio": iter(media.audio_tokens),
+            "audio": iter(media.audio_tokens),  # audio clips and videos' audio tracks, in the order of the tags
             "video": iter(media.video_tokens),
         }
+        videos = iter(range(len(media.video_tokens)))
         tokenizer = self.tokenizer
 
         def placeholder(match: re.Match[str]) -> str:
             kind = match.group(1)
+            if kind == "video" and self.options.use_audio_in_video:
+                next(counts["video"])
+                return self._video_with_audio(media, next(videos), next(counts["audio"]))
             if kind == "audio":
                 start, pad, end = tokenizer.audio_bos_token, tokenizer.audio_token, tokenizer.audio_eos_token
             else:
@@ -124,20 +133,49 @@ class Qwen3OmniTemplate(Qwen3Template):
                     row, f"{tags.count(kind)} <{kind}> tag(s) in the messages but {len(listed)} in {column}"
                 )
             items[kind] = listed
-        video = self.media.video
-        return self.media.process(
-            [load_image(item, context=context) for item in items["image"]],
-            [load_audio(item, sampling_rate=self.media.sampling_rate, context=context) for item in items["audio"]],
-            [
-                load_video(
-                    item,
-                    fps=float(video.get("fps") or DEFAULT_FPS),
-                    max_frames=int(video.get("max_frames") or DEFAULT_MAX_FRAMES),
-                    context=context,
-                )
-                for item in items["video"]
-            ],
-        )
+        settings, rate, with_audio = self.media.video, self.media.sampling_rate, self.options.use_audio_in_video
+        videos = [
+            load_video(
+                item,
+                fps=float(settings.get("fps") or DEFAULT_FPS),
+                max_frames=int(settings.get("max_frames") or DEFAULT_MAX_FRAMES),
+                with_audio=with_audio,
+                sampling_rate=rate,
+                context=context,
+            )
+            for item in items["video"]
+        ]
+        clips = iter([load_audio(item, sampling_rate=rate, context=context) for item in items["audio"]])
+        audios, video_index = [], 0  # in tag order: a video's track takes the audio slot where the video is
+        for tag in tags:
+            if tag == "audio":
+                audios.append(next(clips))
+            elif tag == "video":
+                track = videos[video_index].audio
+                if with_audio and (track is None or not len(track)):
+                    name = items["video"][video_index]
+                    raise row_error(row, f"video {name} has no audio track, but --use-audio-in-video asks for it")
+                if with_audio:
+                    audios.append(track)
+                video_index += 1
+        return self.media.process([load_image(item, context=context) for item in items["image"]], audios, videos)
+
+    def _video_with_audio(self, media: MediaTensors, index: int, audio_tokens: int) -> str:
+        """A video's placeholder with its audio track, as Qwen3-Omni's processor writes it for
+        ``use_audio_in_video``: both start tokens, the video's and the audio's pad tokens merged in time
+        order (a video token at t x seconds-per-patch x position_id_per_seconds, an audio token at its index;
+        the video's first on a tie), then both end tokens."""
+        tokenizer, config = self.tokenizer, self.media.config
+        t, h, w = (int(n) for n in media.tensors["video_grid_thw"][index])
+        merge = self.media.video["merge_size"]
+        seconds = float(media.tensors["video_second_per_grid"][index])
+        frame_times = np.arange(t) * seconds * config.position_id_per_seconds
+        times = np.concatenate([np.repeat(frame_times, (h // merge) * (w // merge)), np.arange(audio_tokens)])
+        is_audio = np.concatenate([np.zeros(len(times) - audio_tokens, bool), np.ones(audio_tokens, bool)])
+        order = np.lexsort((is_audio, times))  # by time, video before audio on ties; stable within each
+        pads = "".join(tokenizer.audio_token if is_audio[i] else tokenizer.video_token for i in order)
+        opening = tokenizer.vision_bos_token + tokenizer.audio_bos_token
+        return opening + pads + tokenizer.audio_eos_token + tokenizer.vision_eos_token
 
     def _check_placeholders(self, input_ids: list[int], media: MediaTensors, row: dict[str, Any]) -> None:
         """Truncation (--max-length) must not cut into media: the model needs every placeholder."""
