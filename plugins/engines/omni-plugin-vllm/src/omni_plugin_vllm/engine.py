@@ -137,7 +137,8 @@ class VllmEngine(Engine):
     def close(self) -> None:
         """Shut vLLM's engine process down and stop the loop thread."""
         if getattr(self, "llm", None) is not None:
-            self.llm.shutdown()
+            # On its own loop, so that its output task is cancelled before the engine process goes away.
+            self._loop.run(_shutdown(self.llm))
             self.llm = None
         self._loop.close()
         self._scratch.cleanup()
@@ -299,6 +300,10 @@ class VllmEngine(Engine):
         from vllm.lora.request import LoRARequest
 
         return LoRARequest(adapter, self._lora_ids[adapter], str(Path(self.adapter_paths[adapter]).resolve()))
+
+
+async def _shutdown(llm: Any) -> None:
+    llm.shutdown()
 
 
 def _request_error(exc: Exception) -> Exception:
