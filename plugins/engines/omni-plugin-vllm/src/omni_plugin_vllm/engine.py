@@ -116,8 +116,9 @@ class VllmEngine(Engine):
         """Generate with `model`'s current weights from now on (peft adapters merged; `model` unchanged).
 
         The weights travel through a safetensors file in shared memory (/dev/shm where there is one), which
-        every vLLM worker reads and loads with its model's `load_weights`; the prefix cache, computed with
-        the old weights, is dropped.
+        every vLLM worker reads and loads with vLLM's `reload_weights` (`OmniWorkerExtension`); the prefix
+        cache, computed with the old weights, is dropped. Requests in flight finish on a mix of weights:
+        call it between rollouts.
         """
         from safetensors.torch import save_file
 
