@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from omni.errors import OmniError
 from omni.infer.engine import Engine
 from transformers import TrainerCallback
 from trl import GRPOTrainer
@@ -55,6 +56,9 @@ class OmniGRPOTrainer(GRPOTrainer):
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
+        if options.dynamic_sample and self.accelerator.num_processes > 1:
+            # Processes would resample different numbers of rounds, and TRL's per-batch collectives would hang.
+            raise OmniError("--dynamic-sample runs in a single process for now; turn it off to train on several")
         self.rollout = rollout
         self.rows = rows  # omni's rows; the datasets hold their indices (`omni_row`)
         self.algorithm = algorithm
