@@ -131,3 +131,27 @@ def test_infer_from_the_cli_hears_the_track(omni_cli, omni_dir, clips):
     engine = PtEngine(str(omni_dir), template_options=TemplateCliOptions(use_audio_in_video=True))
     row = {"messages": [{"role": "user", "content": "<video>Which way?"}], "videos": [str(clips / "talking.mp4")]}
     assert heard.stdout == engine.generate([InferRequest(row, GenerationConfig(4))])[0].choices[0].text + "\n"
+
+
+def test_tones_heard_only_in_videos_tracks_are_learned(omni_dir, tmp_path):
+    """Every clip shows the same grey frames under the same question, so only the audio track tells "high"
+    from "low": the thinker learns it through `omni sft --use-audio-in-video` and answers held-out clips.
+
+    Measured: the loss leaves its 50/50 plateau (0.24) near step 100 and ends at 0.003; 16/16 held out.
+    """
+    import json
+
+    from omni.cli.main import main
+    from omni.testing.synthetic import write_video_tones
+
+    clips = write_video_tones(tmp_path / "clips", train=64, held_out=16)
+    out, answers = tmp_path / "run", tmp_path / "answers.jsonl"
+    argv = ["sft", "--model", str(omni_dir), "--dataset", str(clips.train), "--output-dir", str(out)]
+    argv += ["--use-audio-in-video", "--tuner", "full", "--per-device-train-batch-size", "8"]
+    argv += ["--learning-rate", "2e-3", "--lr-scheduler-type", "constant", "--warmup-ratio", "0"]
+    argv += ["--weight-decay", "0", "--gradient-checkpointing", "false", "--save-strategy", "no"]
+    assert main([*argv, "--num-train-epochs", "30", "--logging-steps", "16"]) == 0
+    argv = ["infer", "--model", str(out), "--input", str(clips.held_out), "--output", str(answers)]
+    assert main([*argv, "--use_audio_in_video", "--max-new-tokens", "4"]) == 0
+    rows = [json.loads(line) for line in answers.read_text().splitlines()]
+    assert sum(row["response"].strip() == row["solution"] for row in rows) / len(rows) >= 0.9  # chance: 0.5

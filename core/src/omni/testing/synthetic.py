@@ -9,6 +9,8 @@ JSONL file, and a ``solution`` column for reward functions). The answer depends 
 - `write_tones`: one second of a sine tone at 16 kHz with random amplitude and phase; "Is this tone high
   or low?" -> high (1-2 kHz) / low (150-400 Hz).
 - `write_motion`: a short clip of a dot crossing the frame; "Which way does the dot move?" -> left / right.
+- `write_video_tones`: a short clip of still grey frames whose audio track is one of the tones; "Is this
+  tone high or low?" -> high / low, answerable only from the video's own audio (`--use-audio-in-video`).
 
 Answers are balanced (each split cycles through them before shuffling) and everything follows `seed`.
 ``blank=True`` writes the same rows with blank media (grey images, silence, grey frames): a model that
@@ -108,6 +110,32 @@ def write_motion(
         return f"{stem}.mp4"
 
     return _write_set(directory, "video", MOTION_QUESTION, DIRECTIONS, sample, train, held_out, seed)
+
+
+def write_video_tones(
+    directory: str | Path,
+    *,
+    train: int = 32,
+    held_out: int = 8,
+    seed: int = 0,
+    seconds: float = 1.0,
+    fps: int = 4,
+    size: int = 32,
+    sampling_rate: int = 16000,
+) -> SyntheticSet:
+    """Write MP4 clips (`seconds` of identical grey frames) with a tone as their AAC audio track into
+    `directory`. The frames are the same in every clip, so only the track tells the answers apart.
+
+    Needs PyAV (``pip install av``).
+    """
+
+    def sample(rng: np.random.Generator, answer: str, media: Path, stem: str) -> str:
+        wave = draw_tone(rng, TONE_BANDS_HZ[answer], sampling_rate, seconds)
+        frames = [np.full((size, size, 3), _BLANK_GREY, dtype=np.uint8)] * max(1, round(seconds * fps))
+        write_video(media / f"{stem}.mp4", frames, fps=fps, audio=wave, sampling_rate=sampling_rate)
+        return f"{stem}.mp4"
+
+    return _write_set(directory, "video", TONE_QUESTION, tuple(TONE_BANDS_HZ), sample, train, held_out, seed)
 
 
 def draw_shape(
