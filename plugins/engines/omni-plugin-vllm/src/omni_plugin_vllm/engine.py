@@ -185,8 +185,13 @@ class VllmEngine(Engine):
 
         try:
             return AsyncLLM.from_engine_args(engine_args)
-        except ValueError as exc:  # vLLM's checks of the configuration (lengths, ranks, memory ...)
+        except ValueError as exc:  # vLLM's checks of the configuration (lengths, ranks ...)
             raise OmniError(f"vLLM could not start {self.model_name}: {exc}") from exc
+        except RuntimeError as exc:  # the engine process failed; vLLM logged the reason above
+            raise OmniError(
+                f"vLLM could not start {self.model_name} ({exc}); the reason is in vLLM's log above. Too little "
+                "KV-cache memory is the usual one: raise --gpu-memory-utilization or lower --max-model-len"
+            ) from exc
 
     # -- one request ----------------------------------------------------------------------------------
 
