@@ -1,12 +1,14 @@
 """Rollouts through omni's engine interface: the training model itself by default, or an engine plugin.
 
 The trainer asks `EngineRollout` for completions of a batch of rows; it groups a prompt's consecutive
-copies into one request for `n` samples, encodes prompts with omni's template (the same ids `omni infer`
-would use), and brings the engine up to date with the trained weights before generating after a step.
+copies into one request for `n` samples; the prompt ids trained on are omni's template's (the same ids
+`omni infer` uses), encoded once. The trainer brings the engine up to date with the trained weights
+before it generates after an optimizer step.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -27,7 +29,21 @@ class Rollouts:
     completion_ids: list[list[int]]
 
 
-def build_engine(job: TrainingJob, options: GrpoOptions) -> Engine:
+def encode_prompts(template: Template, rows: Sequence[dict[str, Any]]) -> list[list[int]]:
+    """Each row's prompt as omni's template encodes it (a trailing reference answer left out)."""
+    prompts = []
+    for row in rows:
+        encoded = template.encode_prompt(row)
+        if encoded.extras:
+            raise OmniError(
+                f"{getattr(row, 'source', 'row')} {getattr(row, 'location', '')}: GRPO does not yet train on "
+                "prompts with images, audio or video (the media can still reach rewards as a column)"
+            )
+        prompts.append(list(encoded.input_ids))
+    return prompts
+
+
+def build_engine(job: TrainingJob, options: GrpoOptions, longest_prompt: int) -> Engine:
     """The engine `--rollout-engine` names: `pt` wraps the training model (no copy); others are loaded
     from the registry with the run's model path and flags, and follow the training weights by `load_weights`."""
     name = options.rollout_engine
@@ -37,9 +53,16 @@ def build_engine(job: TrainingJob, options: GrpoOptions) -> Engine:
         return PtEngine.from_model(job.model, job.tokenizer, job.template)
     registration = job.registry.get("engines", name)
     log_line(f"rollout engine {registration.spec.name} ({registration.distribution.name})")
+    engine_options = registration.spec.default_options()
+    if getattr(engine_options, "max_model_len", 0) is None:
+        # Rollouts need room for the longest prompt and a full completion, not the model's whole context
+        # (whose KV cache may not fit the memory an engine colocated with training gets).
+        engine_options = dataclasses.replace(
+            engine_options, max_model_len=longest_prompt + options.max_completion_length
+        )
     engine = registration.spec.load()(
         job.model_path,
-        options=registration.spec.default_options(),
+        options=engine_options,
         model_options=job.options,
         template_options=job.options,
     )
@@ -50,24 +73,13 @@ def build_engine(job: TrainingJob, options: GrpoOptions) -> Engine:
 class EngineRollout:
     """Completions for GRPO batches from an omni `Engine`."""
 
-    def __init__(self, engine: Engine, template: Template, end_token_id: int | None, options: GrpoOptions) -> None:
+    def __init__(
+        self, engine: Engine, prompt_ids: Sequence[list[int]], end_token_id: int | None, options: GrpoOptions
+    ) -> None:
         self.engine = engine
-        self.template = template
+        self.prompts = prompt_ids  # by row index, as `encode_prompts` gave them
         self.end_token_id = end_token_id
         self.options = options
-        self._prompt_cache: dict[int, list[int]] = {}
-
-    def prompt_ids(self, row_index: int, row: dict[str, Any]) -> list[int]:
-        """The row's prompt as omni's template encodes it (cached: rows repeat every epoch and group)."""
-        if row_index not in self._prompt_cache:
-            encoded = self.template.encode_prompt(row)
-            if encoded.extras:
-                raise OmniError(
-                    f"{getattr(row, 'source', 'row')} {getattr(row, 'location', '')}: GRPO does not yet train on "
-                    "prompts with images, audio or video (the media can still reach rewards as a column)"
-                )
-            self._prompt_cache[row_index] = list(encoded.input_ids)
-        return self._prompt_cache[row_index]
 
     def generate(self, row_indices: Sequence[int], rows: Sequence[dict[str, Any]]) -> Rollouts:
         """One completion per entry of `rows`; runs of the same row become one request for `n` samples."""
@@ -96,7 +108,7 @@ class EngineRollout:
         prompt_ids: list[list[int]] = []
         completion_ids: list[list[int]] = []
         for (start, copies), response in zip(runs, responses, strict=True):
-            prompt = self.prompt_ids(row_indices[start], rows[start])
+            prompt = self.prompts[row_indices[start]]
             for choice in response.choices[:copies]:
                 prompt_ids.append(prompt)
                 completion_ids.append(self._with_end_token(choice))

@@ -13,7 +13,7 @@ from omni_plugin_grpo.columns import ROW_INDEX, RowColumnsReward, reward_labels
 from omni_plugin_grpo.options import GrpoOptions
 from omni_plugin_grpo.progress import with_reward_on_bar
 from omni_plugin_grpo.rewards import resolve_rewards
-from omni_plugin_grpo.rollout import EngineRollout, build_engine
+from omni_plugin_grpo.rollout import EngineRollout, build_engine, encode_prompts
 
 # GRPOConfig fields set from the options of the same name.
 _TRL_FIELDS = (
@@ -80,10 +80,11 @@ def run_grpo(job: TrainingJob) -> TrainResult:
     log_line(f"{algorithm.name}: rewards " + ", ".join(f"{r.name} x{r.weight:g}" for r in rewards))
 
     rows = [*job.train_rows, *(job.val_rows or [])]
-    engine = build_engine(job, options)
-    rollout = EngineRollout(engine, job.template, _end_token_id(job), options)
-    # Encoding every prompt up front checks the rows before the first step and fills the prompt cache.
-    prompts = [job.tokenizer.decode(rollout.prompt_ids(i, row)) for i, row in enumerate(rows)]
+    # Encoded once, up front: the rows are checked before the first step, and every rollout reuses the ids.
+    prompt_ids = encode_prompts(job.template, rows)
+    engine = build_engine(job, options, max(map(len, prompt_ids), default=0))
+    rollout = EngineRollout(engine, prompt_ids, _end_token_id(job), options)
+    prompts = [job.tokenizer.decode(ids) for ids in prompt_ids]
     n_train = len(job.train_rows)
 
     def dataset(indices: range) -> Any:
