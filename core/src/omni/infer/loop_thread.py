@@ -2,7 +2,8 @@
 
 vLLM's `AsyncLLM` and SGLang's `Engine` attach to one event loop. An engine keeps such a client on a
 `LoopThread` and reaches it from anywhere — synchronous code, `omni serve`'s uvicorn loop, a caller's
-`asyncio.run` — through `run`, `submit`, `stream_to_loop` and `stream_to_thread`.
+`asyncio.run` — through `run`, `submit`, `stream_to_loop` and `stream_to_thread`. `LoopEngine` is the
+engine interface built on that: an engine supplies one coroutine, `_deltas`, run on its loop thread.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import queue
 import threading
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from typing import Any, TypeVar
+
+from omni.infer.engine import Engine, InferRequest, InferResponse, StreamDelta
 
 T = TypeVar("T")
 _END = object()
@@ -100,3 +103,52 @@ class LoopThread:
 class _Failure:
     def __init__(self, error: BaseException) -> None:
         self.error = error
+
+
+class LoopEngine(Engine):
+    """An engine whose async client lives on a `LoopThread` (`self._loop`, set by the subclass's constructor).
+
+    The subclass implements `_deltas(request, stream=...)`: an async generator run on that loop, yielding each
+    choice's `StreamDelta`s (with `stream`; none without) and then the whole `InferResponse`. Every entry point
+    of the engine interface is built from it.
+    """
+
+    _loop: LoopThread
+
+    def generate(self, requests: list[InferRequest]) -> list[InferResponse]:
+        """Answer `requests` in order; they are submitted together so the library batches them."""
+
+        async def all_of_them() -> list[InferResponse]:
+            return list(await asyncio.gather(*(self._answer(r) for r in requests)))
+
+        return self._loop.run(all_of_them())
+
+    def stream(self, request: InferRequest) -> Iterator[str]:
+        """Yield the first choice's text as it is generated; stops generating when the consumer stops reading."""
+        for item in self._loop.stream_to_thread(lambda: self._deltas(request)):
+            if isinstance(item, StreamDelta) and item.index == 0 and item.text:
+                yield item.text
+
+    async def generate_async(self, request: InferRequest) -> InferResponse:
+        """Answer one request; concurrent calls are batched by the library."""
+        return await self._loop.run_async(self._answer(request))
+
+    async def stream_async(self, request: InferRequest) -> AsyncIterator[str]:
+        """Async `stream`: the first choice's text as it is generated."""
+        async for item in self.stream_deltas_async(request):
+            if isinstance(item, StreamDelta) and item.index == 0 and item.text:
+                yield item.text
+
+    def stream_deltas_async(self, request: InferRequest) -> AsyncIterator[StreamDelta | InferResponse]:
+        """Every choice's text as `StreamDelta`s while it is generated, then the whole `InferResponse`."""
+        return self._loop.stream_to_loop(lambda: self._deltas(request))
+
+    async def _answer(self, request: InferRequest) -> InferResponse:
+        final = None
+        async for item in self._deltas(request, stream=False):
+            final = item
+        assert isinstance(final, InferResponse)
+        return final
+
+    def _deltas(self, request: InferRequest, *, stream: bool = True) -> AsyncIterator[StreamDelta | InferResponse]:
+        raise NotImplementedError

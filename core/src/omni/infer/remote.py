@@ -28,6 +28,8 @@ import httpx
 from omni.encoders.sources import MediaContext, read_source
 from omni.errors import OmniError
 from omni.infer.engine import Choice, Engine, GenerationConfig, InferRequest, InferResponse, StreamDelta
+from omni.models.resolve import resolve_model
+from omni.plugins import get_registry
 
 _TAG = re.compile(r"<(image|audio|video)>")
 _COLUMNS = {"image": "images", "audio": "audios", "video": "videos"}
@@ -87,6 +89,30 @@ def free_port(host: str = "127.0.0.1") -> int:
         return probe.getsockname()[1]
 
 
+def local_tokenizer(path: str) -> Any:
+    """The tokenizer of a local model folder (token ids for answers); None for a name only the server knows."""
+    if not Path(path).is_dir():
+        return None
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(path)
+
+
+class ServerModes:
+    """Mixin for an in-process engine that has a server mode too: one registered engine name covers both.
+
+    Constructing the engine class itself with `options.server_url` or `options.launch_server` set gives
+    `server_engine.open(...)` (a `RemoteEngine`) instead of an in-process engine.
+    """
+
+    server_engine: type[RemoteEngine]
+
+    def __new__(cls, model: str, *, options: Any = None, **kwargs: Any) -> Any:
+        if "server_engine" in cls.__dict__ and options is not None and (options.server_url or options.launch_server):
+            return cls.server_engine.open(model, options=options, **kwargs)
+        return super().__new__(cls)
+
+
 def _healthy(url: str) -> bool:
     with contextlib.suppress(httpx.HTTPError):
         return httpx.get(url, timeout=5).status_code == 200
@@ -127,6 +153,51 @@ class RemoteEngine(Engine):
         self.server = server
         self.max_concurrency = max_concurrency
         self._client = httpx.Client(base_url=self.url, headers=self.headers, timeout=_TIMEOUT)
+
+    @classmethod
+    def open(
+        cls,
+        model: str,
+        *,
+        options: Any,
+        adapters: dict[str, str] | None = None,
+        model_options: Any = None,
+        template_options: Any = None,
+    ) -> RemoteEngine:
+        """The engine for `options.server_url`, or for a server launched with `launch_command` on a free port.
+
+        `options` has the fields `server_url`, `server_api_key` and `server_startup_timeout`. A launched server
+        serves `model` under its own name and is stopped on `close`.
+        """
+        adapters = dict(adapters or {})
+        server = None
+        url = options.server_url
+        path = model
+        if url is None:
+            path = str(resolve_model(model, get_registry()).path_or_id)
+            port = free_port()
+            url = f"http://127.0.0.1:{port}"
+            command = cls.launch_command(path, model, port, options, adapters, model_options)
+            server = ServerProcess(command, url, timeout_s=options.server_startup_timeout)
+        return cls(
+            model,
+            url=url,
+            served_model=model,
+            api_key=options.server_api_key,
+            adapters=adapters,
+            options=options,
+            model_options=model_options,
+            template_options=template_options,
+            tokenizer=local_tokenizer(path),
+            server=server,
+        )
+
+    @classmethod
+    def launch_command(
+        cls, path: str, name: str, port: int, options: Any, adapters: dict[str, str], model_options: Any
+    ) -> list[str]:
+        """The command line serving `path` as model `name` on 127.0.0.1:`port` (for `open` to launch)."""
+        raise OmniError(f"{cls.__name__} cannot launch a server: give it the URL of a running one")
 
     # -- the engine interface -------------------------------------------------------------------------
 

@@ -13,17 +13,14 @@ import asyncio
 import sys
 import threading
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 from typing import Any
 
 from omni.errors import OmniError
 from omni.infer.engine import Choice, Engine, GenerationConfig, InferRequest, InferResponse, StreamDelta
 from omni.infer.prompting import PromptEncoder
-from omni.infer.remote import RemoteEngine, ServerProcess, free_port
+from omni.infer.remote import RemoteEngine, ServerModes
 from omni.infer.stops import cut_at_stop
 from omni.models.options import ModelOptions
-from omni.models.resolve import resolve_model
-from omni.plugins import get_registry
 from omni.template.options import TemplateCliOptions
 
 from omni_plugin_lmdeploy.options import LmdeployOptions
@@ -31,17 +28,43 @@ from omni_plugin_lmdeploy.options import LmdeployOptions
 INSTALL = "pip install 'omni-plugin-lmdeploy[lmdeploy]' (LMDeploy needs a CUDA GPU)"
 
 
-class LmdeployEngine(Engine):
+class LmdeployServerEngine(RemoteEngine):
+    """The lmdeploy engine's server mode: an LMDeploy api_server, attached to or launched."""
+
+    @classmethod
+    def launch_command(
+        cls,
+        path: str,
+        name: str,
+        port: int,
+        options: LmdeployOptions,
+        adapters: dict[str, str],
+        model_options: ModelOptions | None,
+    ) -> list[str]:
+        """The `lmdeploy serve api_server` command line serving `path` as model `name` on 127.0.0.1:`port`."""
+        import_lmdeploy()
+        _, fields = backend_config(options, adapters)
+        command = [sys.executable, "-m", "lmdeploy", "serve", "api_server", path, "--server-name", "127.0.0.1"]
+        command += ["--server-port", str(port), "--model-name", name]
+        command += ["--backend", options.resolved_backend(bool(adapters))]
+        for field, value in fields.items():
+            if field == "adapters":
+                command += ["--adapters", *(f"{a}={p}" for a, p in value.items())]
+            else:
+                command += ["--" + field.replace("_", "-"), str(value)]
+        if options.server_api_key:
+            command += ["--api-keys", options.server_api_key]
+        return command
+
+
+class LmdeployEngine(ServerModes, Engine):
     """LMDeploy behind omni's engine interface.
 
     Constructing it with `server_url` or `launch_server` set gives a `LmdeployServerEngine` instead: one
     registered engine name covers the in-process and the server modes, picked by the options.
     """
 
-    def __new__(cls, model: str, *, options: LmdeployOptions | None = None, **kwargs: Any) -> Any:
-        if cls is LmdeployEngine and options is not None and (options.server_url or options.launch_server):
-            return LmdeployServerEngine.open(model, options=options, **kwargs)
-        return super().__new__(cls)
+    server_engine = LmdeployServerEngine
 
     def __init__(
         self,
@@ -254,65 +277,3 @@ def merge_pieces(pieces: list[Any]) -> Any:
 
 def _adapter(name: str | None) -> dict[str, Any]:
     return {"adapter_name": name} if name is not None else {}
-
-
-class LmdeployServerEngine(RemoteEngine):
-    """The lmdeploy engine's server mode: an LMDeploy api_server, attached to or launched."""
-
-    @classmethod
-    def open(
-        cls,
-        model: str,
-        *,
-        options: LmdeployOptions,
-        adapters: dict[str, str] | None = None,
-        model_options: ModelOptions | None = None,
-        template_options: TemplateCliOptions | None = None,
-    ) -> LmdeployServerEngine:
-        adapters = dict(adapters or {})
-        server = None
-        url = options.server_url
-        path = model
-        if url is None:
-            path = str(resolve_model(model, get_registry()).path_or_id)
-            port = free_port()
-            url = f"http://127.0.0.1:{port}"
-            server = ServerProcess(
-                launch_command(path, model, port, options, adapters), url, timeout_s=options.server_startup_timeout
-            )
-        return cls(
-            model,
-            url=url,
-            served_model=model,
-            api_key=options.server_api_key,
-            adapters=adapters,
-            options=options,
-            model_options=model_options,
-            template_options=template_options,
-            tokenizer=_local_tokenizer(path),
-            server=server,
-        )
-
-
-def launch_command(path: str, name: str, port: int, options: LmdeployOptions, adapters: dict[str, str]) -> list[str]:
-    """The `lmdeploy serve api_server` command line serving `path` as model `name` on 127.0.0.1:`port`."""
-    import_lmdeploy()
-    _, fields = backend_config(options, adapters)
-    command = [sys.executable, "-m", "lmdeploy", "serve", "api_server", path, "--server-name", "127.0.0.1"]
-    command += ["--server-port", str(port), "--model-name", name, "--backend", options.resolved_backend(bool(adapters))]
-    for field, value in fields.items():
-        if field == "adapters":
-            command += ["--adapters", *(f"{a}={p}" for a, p in value.items())]
-        else:
-            command += ["--" + field.replace("_", "-"), str(value)]
-    if options.server_api_key:
-        command += ["--api-keys", options.server_api_key]
-    return command
-
-
-def _local_tokenizer(path: str) -> Any:
-    if not Path(path).is_dir():
-        return None
-    from transformers import AutoTokenizer
-
-    return AutoTokenizer.from_pretrained(path)

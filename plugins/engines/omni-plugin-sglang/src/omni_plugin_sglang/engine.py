@@ -10,19 +10,16 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
+from collections.abc import AsyncIterator
 from typing import Any
 
 from omni.errors import OmniError
-from omni.infer.engine import Choice, Engine, GenerationConfig, InferRequest, InferResponse, StreamDelta
-from omni.infer.loop_thread import LoopThread
+from omni.infer.engine import Choice, GenerationConfig, InferRequest, InferResponse, StreamDelta
+from omni.infer.loop_thread import LoopEngine, LoopThread
 from omni.infer.prompting import PromptEncoder
-from omni.infer.remote import RemoteEngine, ServerProcess, free_port
+from omni.infer.remote import RemoteEngine, ServerModes
 from omni.infer.weights import merged_weights
 from omni.models.options import ModelOptions
-from omni.models.resolve import resolve_model
-from omni.plugins import get_registry
 from omni.template.options import TemplateCliOptions
 
 from omni_plugin_sglang.options import SglangOptions
@@ -30,17 +27,45 @@ from omni_plugin_sglang.options import SglangOptions
 INSTALL = "pip install 'omni-plugin-sglang[sglang]' (SGLang needs a CUDA or ROCm GPU)"
 
 
-class SglangEngine(Engine):
+class SglangServerEngine(RemoteEngine):
+    """The sglang engine's server mode: an SGLang OpenAI-compatible server, attached to or launched."""
+
+    @classmethod
+    def launch_command(
+        cls,
+        path: str,
+        name: str,
+        port: int,
+        options: SglangOptions,
+        adapters: dict[str, str],
+        model_options: ModelOptions | None,
+    ) -> list[str]:
+        """The `python -m sglang.launch_server` command line serving `path` as model `name` on 127.0.0.1:`port`."""
+        import_sglang()
+        arguments = engine_arguments(path, options, adapters, model_options)
+        command = [sys.executable, "-m", "sglang.launch_server", "--host", "127.0.0.1", "--port", str(port)]
+        command += ["--served-model-name", name]
+        if options.server_api_key:
+            command += ["--api-key", options.server_api_key]
+        for field, value in arguments.items():
+            flag = "--" + field.replace("_", "-")
+            if value is True:
+                command.append(flag)
+            elif isinstance(value, list):
+                command += [flag, *map(str, value)]
+            elif value is not False and value is not None:
+                command += [flag, str(value)]
+        return command
+
+
+class SglangEngine(ServerModes, LoopEngine):
     """SGLang behind omni's engine interface.
 
     Constructing it with `server_url` or `launch_server` set gives a `SglangServerEngine` instead: one
     registered engine name covers the in-process and the server modes, picked by the options.
     """
 
-    def __new__(cls, model: str, *, options: SglangOptions | None = None, **kwargs: Any) -> Any:
-        if cls is SglangEngine and options is not None and (options.server_url or options.launch_server):
-            return SglangServerEngine.open(model, options=options, **kwargs)
-        return super().__new__(cls)
+    server_engine = SglangServerEngine
 
     def __init__(
         self,
@@ -70,30 +95,6 @@ class SglangEngine(Engine):
             self._loop.close()
             raise
 
-    def generate(self, requests: list[InferRequest]) -> list[InferResponse]:
-        """Answer `requests` in order, submitted together so SGLang batches them."""
-
-        async def all_of_them() -> list[InferResponse]:
-            return list(await asyncio.gather(*(self._answer(r) for r in requests)))
-
-        return self._loop.run(all_of_them())
-
-    def stream(self, request: InferRequest) -> Iterator[str]:
-        for item in self._loop.stream_to_thread(lambda: self._deltas(request)):
-            if isinstance(item, StreamDelta) and item.index == 0 and item.text:
-                yield item.text
-
-    async def generate_async(self, request: InferRequest) -> InferResponse:
-        return await self._loop.run_async(self._answer(request))
-
-    async def stream_async(self, request: InferRequest) -> AsyncIterator[str]:
-        async for item in self.stream_deltas_async(request):
-            if isinstance(item, StreamDelta) and item.index == 0 and item.text:
-                yield item.text
-
-    def stream_deltas_async(self, request: InferRequest) -> AsyncIterator[StreamDelta | InferResponse]:
-        return self._loop.stream_to_loop(lambda: self._deltas(request))
-
     def load_weights(self, model: Any) -> None:
         """Push `model`'s current weights (peft adapters merged) into SGLang with `update_weights_from_tensor`."""
         weights = merged_weights(model)
@@ -105,13 +106,6 @@ class SglangEngine(Engine):
             self.sgl.shutdown()
             self.sgl = None
         self._loop.close()
-
-    async def _answer(self, request: InferRequest) -> InferResponse:
-        final = None
-        async for item in self._deltas(request, stream=False):
-            final = item
-        assert isinstance(final, InferResponse)
-        return final
 
     async def _deltas(
         self, request: InferRequest, *, stream: bool = True
@@ -259,75 +253,3 @@ class ChoiceStream:
 def response_from(answers: list[ChoiceStream], prompt_tokens: int, config: GenerationConfig) -> InferResponse:
     choices = [answer.choice(config.logprobs) for answer in answers]
     return InferResponse(choices, prompt_tokens, sum(len(c.token_ids) for c in choices))
-
-
-class SglangServerEngine(RemoteEngine):
-    """The sglang engine's server mode: an SGLang OpenAI-compatible server, attached to or launched."""
-
-    @classmethod
-    def open(
-        cls,
-        model: str,
-        *,
-        options: SglangOptions,
-        adapters: dict[str, str] | None = None,
-        model_options: ModelOptions | None = None,
-        template_options: TemplateCliOptions | None = None,
-    ) -> SglangServerEngine:
-        adapters = dict(adapters or {})
-        server = None
-        url = options.server_url
-        path = model
-        if url is None:
-            path = str(resolve_model(model, get_registry()).path_or_id)
-            port = free_port()
-            url = f"http://127.0.0.1:{port}"
-            command = launch_command(path, model, port, options, adapters, model_options)
-            server = ServerProcess(command, url, timeout_s=options.server_startup_timeout)
-        return cls(
-            model,
-            url=url,
-            served_model=model,
-            api_key=options.server_api_key,
-            adapters=adapters,
-            options=options,
-            model_options=model_options,
-            template_options=template_options,
-            tokenizer=_local_tokenizer(path),
-            server=server,
-        )
-
-
-def launch_command(
-    path: str,
-    name: str,
-    port: int,
-    options: SglangOptions,
-    adapters: dict[str, str],
-    model_options: ModelOptions | None,
-) -> list[str]:
-    """The `python -m sglang.launch_server` command line serving `path` as model `name` on 127.0.0.1:`port`."""
-    import_sglang()
-    arguments = engine_arguments(path, options, adapters, model_options)
-    command = [sys.executable, "-m", "sglang.launch_server", "--host", "127.0.0.1", "--port", str(port)]
-    command += ["--served-model-name", name]
-    if options.server_api_key:
-        command += ["--api-key", options.server_api_key]
-    for name, value in arguments.items():
-        flag = "--" + name.replace("_", "-")
-        if value is True:
-            command.append(flag)
-        elif isinstance(value, list):
-            command += [flag, *map(str, value)]
-        elif value is not False and value is not None:
-            command += [flag, str(value)]
-    return command
-
-
-def _local_tokenizer(path: str) -> Any:
-    """The tokenizer of a local model folder (token ids for answers); None for a name only the server knows."""
-    if not Path(path).is_dir():
-        return None
-    from transformers import AutoTokenizer
-
-    return AutoTokenizer.from_pretrained(path)

@@ -11,20 +11,19 @@ builds them, so both engines answer the same prompt; vLLM never applies a chat t
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import shutil
 import tempfile
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 from omni.errors import OmniError
 from omni.infer.adapters import find_tuner
-from omni.infer.engine import Choice, Engine, GenerationConfig, InferRequest, InferResponse, StreamDelta
-from omni.infer.loop_thread import LoopThread
+from omni.infer.engine import Choice, GenerationConfig, InferRequest, InferResponse, StreamDelta
+from omni.infer.loop_thread import LoopEngine, LoopThread
 from omni.infer.prompting import PromptEncoder
 from omni.infer.stops import cut_at_stop
 from omni.infer.weights import merged_weights
@@ -50,7 +49,7 @@ def _import_vllm() -> Any:
     return vllm
 
 
-class VllmEngine(Engine):
+class VllmEngine(LoopEngine):
     """Generation with vLLM: continuous batching, streaming, per-request LoRA, in-place weight updates."""
 
     def __init__(
@@ -81,36 +80,6 @@ class VllmEngine(Engine):
         except BaseException:
             self._loop.close()
             raise
-
-    # -- the engine interface -------------------------------------------------------------------------
-
-    def generate(self, requests: list[InferRequest]) -> list[InferResponse]:
-        """Answer `requests` in order; they are submitted together and batched by vLLM."""
-
-        async def all_of_them() -> list[InferResponse]:
-            return list(await asyncio.gather(*(self._answer(r) for r in requests)))
-
-        return self._loop.run(all_of_them())
-
-    def stream(self, request: InferRequest) -> Iterator[str]:
-        """Yield the first choice's text as it is generated; stops generating when the consumer stops reading."""
-        for item in self._loop.stream_to_thread(lambda: self._deltas(request)):
-            if isinstance(item, StreamDelta) and item.index == 0 and item.text:
-                yield item.text
-
-    async def generate_async(self, request: InferRequest) -> InferResponse:
-        """Answer one request; concurrent calls are batched by vLLM."""
-        return await self._loop.run_async(self._answer(request))
-
-    async def stream_async(self, request: InferRequest) -> AsyncIterator[str]:
-        """Async `stream`: the first choice's text as it is generated."""
-        async for item in self.stream_deltas_async(request):
-            if isinstance(item, StreamDelta) and item.index == 0 and item.text:
-                yield item.text
-
-    def stream_deltas_async(self, request: InferRequest) -> AsyncIterator[StreamDelta | InferResponse]:
-        """Every choice's text as `StreamDelta`s while it is generated, then the whole `InferResponse`."""
-        return self._loop.stream_to_loop(lambda: self._deltas(request))
 
     def load_weights(self, model: Any) -> None:
         """Generate with `model`'s current weights from now on (peft adapters merged; `model` unchanged).
@@ -194,13 +163,6 @@ class VllmEngine(Engine):
             ) from exc
 
     # -- one request ----------------------------------------------------------------------------------
-
-    async def _answer(self, request: InferRequest) -> InferResponse:
-        final = None
-        async for item in self._deltas(request, stream=False):
-            final = item
-        assert isinstance(final, InferResponse)
-        return final
 
     async def _deltas(
         self, request: InferRequest, *, stream: bool = True
