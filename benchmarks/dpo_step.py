@@ -19,7 +19,6 @@ import argparse
 import json
 import resource
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -28,6 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.step_runs import bench_model, run_variant  # noqa: E402
 from tests.plugins.dpo.preference_task import preference_rows, write_jsonl  # noqa: E402
 
 NAMES = {
@@ -150,22 +150,11 @@ def main() -> None:
         child(args.variant, args.model, args.steps)
         return
     with tempfile.TemporaryDirectory() as tmp:
-        model = args.model
-        if model == "smollm2":
-            from omni.models.embedded import smollm2_path
-
-            model = str(smollm2_path())
-        elif model is None:
-            from omni.testing.models import build_tiny_model
-
-            model = str(build_tiny_model("qwen3", Path(tmp) / "tiny-qwen3"))
-        results = []
-        for variant in NAMES:
-            cmd = [sys.executable, __file__, "--variant", variant, "--model", model, "--steps", str(args.steps)]
-            done = subprocess.run(cmd, capture_output=True, text=True, check=False)
-            if done.returncode != 0:
-                raise SystemExit(f"{variant} run failed:\n{done.stderr[-3000:]}")
-            results.append(json.loads(done.stdout.strip().splitlines()[-1]))
+        model = bench_model(args.model, Path(tmp))
+        try:
+            results = [run_variant(__file__, variant, model, args.steps) for variant in NAMES]
+        except RuntimeError as exc:
+            raise SystemExit(str(exc)) from None
     print(f"LoRA DPO on {args.model or 'a tiny random Qwen3'}, batch {SETTINGS['batch']}, {args.steps} steps")
     print(f"{'run':<34}{'step (s)':>10}{'vs TRL':>8}{'wall (s)':>10}{'peak RSS (MiB)':>16}")
     trl_step = next(r["step_s"] for r in results if r["variant"] == "trl")

@@ -19,7 +19,6 @@ import argparse
 import importlib.util
 import json
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -28,6 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.step_runs import bench_model, run_variant  # noqa: E402
 from tests.plugins.grpo.token_task import band_share, prompt_rows, write_task  # noqa: E402
 
 NAMES = {"omni": "omni grpo, pt engine", "trl": "TRL GRPOTrainer (transformers)", "omni-vllm": "omni grpo, vLLM"}
@@ -156,23 +156,13 @@ def main() -> None:
     if importlib.util.find_spec("omni_plugin_vllm") is not None:
         variants.append("omni-vllm")
     with tempfile.TemporaryDirectory() as tmp:
-        model = args.model
-        if model == "smollm2":
-            from omni.models.embedded import smollm2_path
-
-            model = str(smollm2_path())
-        elif model is None:
-            from omni.testing.models import build_tiny_model
-
-            model = str(build_tiny_model("qwen3", Path(tmp) / "tiny-qwen3"))
+        model = bench_model(args.model, Path(tmp))
         results = []
         for variant in variants:
-            cmd = [sys.executable, __file__, "--variant", variant, "--model", model, "--steps", str(args.steps)]
-            done = subprocess.run(cmd, capture_output=True, text=True, check=False)
-            if done.returncode != 0:
-                print(f"{NAMES[variant]}: failed\n{done.stderr[-2000:]}", file=sys.stderr)
-                continue
-            results.append(json.loads(done.stdout.strip().splitlines()[-1]))
+            try:
+                results.append(run_variant(__file__, variant, model, args.steps))
+            except RuntimeError as exc:
+                print(f"{NAMES[variant]}: {exc}", file=sys.stderr)
     print(
         f"LoRA GRPO on {args.model or 'a tiny random Qwen3'}: {SETTINGS['batch']} completions/step, "
         f"<= {SETTINGS['length']} tokens, {args.steps} steps (medians after the first)"
