@@ -58,11 +58,7 @@ class LmdeployServerEngine(RemoteEngine):
 
 
 class LmdeployEngine(ServerModes, Engine):
-    """LMDeploy behind omni's engine interface.
-
-    Constructing it with `server_url` or `launch_server` set gives a `LmdeployServerEngine` instead: one
-    registered engine name covers the in-process and the server modes, picked by the options.
-    """
+    """LMDeploy in-process behind omni's engine interface; options asking for a server give a `LmdeployServerEngine`."""
 
     server_engine = LmdeployServerEngine
 

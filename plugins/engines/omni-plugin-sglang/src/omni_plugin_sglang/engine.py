@@ -59,11 +59,7 @@ class SglangServerEngine(RemoteEngine):
 
 
 class SglangEngine(ServerModes, LoopEngine):
-    """SGLang behind omni's engine interface.
-
-    Constructing it with `server_url` or `launch_server` set gives a `SglangServerEngine` instead: one
-    registered engine name covers the in-process and the server modes, picked by the options.
-    """
+    """SGLang in-process behind omni's engine interface; options asking for a server give a `SglangServerEngine`."""
 
     server_engine = SglangServerEngine
 
