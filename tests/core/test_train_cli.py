@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import random
 import subprocess
 import sys
 import textwrap
@@ -13,13 +12,8 @@ import pytest
 from omni.cli.main import main
 from omni.plugins import load_plugins, using_host
 
-ITEMS = {"apple": "red", "sky": "blue", "grass": "green", "snow": "white", "coal": "black", "banana": "yellow"}
-QUESTIONS = (
-    "What color is the {}?",
-    "Tell me the color of the {}.",
-    "Which color does the {} have?",
-    "The {} is what color?",
-)
+from tests.helpers import COLORS, write_color_task
+
 FAST = "--gradient-checkpointing false --logging-steps 1 --save-steps 1000 --torch-dtype float32".split()
 
 
@@ -33,15 +27,7 @@ def model_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def colors(tmp_path_factory) -> Path:
     """A learnable task: a fixed colour per object, asked four ways."""
-    rows = [
-        {"messages": [{"role": "user", "content": q.format(k)}, {"role": "assistant", "content": f"The {k} is {v}."}]}
-        for q in QUESTIONS
-        for k, v in ITEMS.items()
-    ]
-    random.Random(0).shuffle(rows)
-    path = tmp_path_factory.mktemp("data") / "colors.jsonl"
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    return path
+    return write_color_task(tmp_path_factory.mktemp("data") / "colors.jsonl")
 
 
 def _omni(*argv: str) -> int:
@@ -93,7 +79,7 @@ def test_lora_padding_free_sft_writes_an_adapter_for_the_recorded_base(model_dir
 
 def test_pt_trains_on_every_token_of_plain_text(model_dir, tmp_path):
     data = tmp_path / "text.jsonl"
-    data.write_text("".join(json.dumps({"text": f"the {k} is {v} . " * 3}) + "\n" for k, v in ITEMS.items()))
+    data.write_text("".join(json.dumps({"text": f"the {k} is {v} . " * 3}) + "\n" for k, v in COLORS.items()))
     out = tmp_path / "pt"
     argv = ["pt", "--model", str(model_dir), "--dataset", str(data), "--tuner", "full", "--max-steps", "2"]
     assert _omni(*argv, "--output-dir", str(out), *FAST) == 0

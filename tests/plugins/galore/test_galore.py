@@ -4,7 +4,7 @@ low rank, every parameter trains, and `omni sft --tuner galore` (plain and layer
 from __future__ import annotations
 
 import json
-import random
+from pathlib import Path
 
 import pytest
 import torch
@@ -15,6 +15,7 @@ from omni_plugin_galore.tuner import GaloreTuner
 from transformers import Trainer, TrainerCallback, TrainingArguments
 
 from tests.conftest import run_omni
+from tests.helpers import write_color_task
 
 RANK = 8
 LINEARS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
@@ -136,17 +137,8 @@ def test_tuner_parameter_groups_cannot_combine_with_galore(model_dir, tmp_path):
 
 
 @pytest.fixture(scope="module")
-def colors(tmp_path_factory):
-    facts = {"apple": "red", "sky": "blue", "grass": "green", "snow": "white", "coal": "black", "banana": "yellow"}
-    rows = [
-        {"messages": [{"role": "user", "content": q.format(k)}, {"role": "assistant", "content": f"The {k} is {v}."}]}
-        for q in ("What color is the {}?", "Tell me the color of the {}.", "The {} is what color?", "{}: color?")
-        for k, v in facts.items()
-    ]
-    random.Random(0).shuffle(rows)
-    path = tmp_path_factory.mktemp("data") / "colors.jsonl"
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    return path
+def colors(tmp_path_factory) -> Path:
+    return write_color_task(tmp_path_factory.mktemp("data") / "colors.jsonl")
 
 
 FAST = "--gradient-checkpointing false --logging-steps 1 --torch-dtype float32 --save-steps 1000".split()

@@ -4,7 +4,7 @@ layers switch at the interval, each period updates exactly its layers, and `omni
 from __future__ import annotations
 
 import json
-import random
+from pathlib import Path
 
 import pytest
 import torch
@@ -14,6 +14,7 @@ from omni_plugin_lisa.tuner import LisaTuner, active_layers
 from transformers import Trainer, TrainerCallback, TrainingArguments
 
 from tests.conftest import run_omni
+from tests.helpers import write_color_task
 
 LAYERS = 6
 
@@ -104,17 +105,8 @@ def test_bad_options_name_the_flag(model_dir):
 
 
 @pytest.fixture(scope="module")
-def colors(tmp_path_factory):
-    facts = {"apple": "red", "sky": "blue", "grass": "green", "snow": "white", "coal": "black", "banana": "yellow"}
-    rows = [
-        {"messages": [{"role": "user", "content": q.format(k)}, {"role": "assistant", "content": f"The {k} is {v}."}]}
-        for q in ("What color is the {}?", "Tell me the color of the {}.", "The {} is what color?", "{}: color?")
-        for k, v in facts.items()
-    ]
-    random.Random(0).shuffle(rows)
-    path = tmp_path_factory.mktemp("data") / "colors.jsonl"
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    return path
+def colors(tmp_path_factory) -> Path:
+    return write_color_task(tmp_path_factory.mktemp("data") / "colors.jsonl")
 
 
 def test_cli_sft_with_lisa_learns_and_saves_a_full_model(model_dir, colors, tmp_path):

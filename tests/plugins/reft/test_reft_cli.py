@@ -11,22 +11,10 @@ import torch
 from omni.cli.main import main
 from omni.plugins import load_plugins, using_host
 
-ITEMS = {"apple": "red", "sky": "blue", "grass": "green", "snow": "white", "coal": "black", "banana": "yellow"}
-QUESTIONS = (
-    "What color is the {}?",
-    "Tell me the color of the {}.",
-    "Which color does the {} have?",
-    "The {} is what color?",
-)
+from tests.helpers import COLOR_QUESTIONS, color_rows
+
+ANSWER = "{color}"  # the colour alone: ReFT sets the first answer token directly (see _first_tokens_right)
 FAST = "--gradient-checkpointing false --save-steps 1000 --torch-dtype float32".split()
-
-
-def _rows(questions) -> list[dict]:
-    return [
-        {"messages": [{"role": "user", "content": q.format(k)}, {"role": "assistant", "content": v}]}
-        for q in questions
-        for k, v in ITEMS.items()
-    ]
 
 
 def _first_tokens_right(model_dir: Path, answers: list[str], rows: list[dict]) -> int:
@@ -68,7 +56,7 @@ def model_dir(tmp_path_factory) -> Path:
 def trained(model_dir, tmp_path_factory) -> Path:
     """`omni sft --tuner reft` on colours asked four ways, a quarter of the rows held out."""
     work = tmp_path_factory.mktemp("reft-sft")
-    rows = _rows(QUESTIONS)
+    rows = color_rows(answer=ANSWER)
     random.Random(0).shuffle(rows)
     data = _write(work / "colors.jsonl", rows)
     out = work / "run"
@@ -99,7 +87,7 @@ def test_sft_learns_and_saves_only_the_interventions(trained):
 
 
 def test_infer_with_the_saved_adapter_answers_the_trained_colors(omni_cli, model_dir, trained, tmp_path):
-    rows = _write(tmp_path / "ask.jsonl", _rows(QUESTIONS[:1]))
+    rows = _write(tmp_path / "ask.jsonl", color_rows(COLOR_QUESTIONS[:1], answer=ANSWER))
     out = tmp_path / "answers.jsonl"
     result = omni_cli(
         "infer", "--adapters", str(trained), "--input", str(rows), "--output", str(out), "--max-new-tokens", "6"
@@ -107,10 +95,10 @@ def test_infer_with_the_saved_adapter_answers_the_trained_colors(omni_cli, model
     assert result.returncode == 0, result.stderr
     answers = [json.loads(line) for line in out.read_text().splitlines()]
     responses = [a["response"] for a in answers]
-    assert _first_tokens_right(model_dir, responses, _rows(QUESTIONS[:1])) >= 5, responses
+    assert _first_tokens_right(model_dir, responses, color_rows(COLOR_QUESTIONS[:1], answer=ANSWER)) >= 5, responses
     base = omni_cli(
         "infer", "--model", str(json.loads((trained / "args.json").read_text())["model"]),
-        "--query", QUESTIONS[0].format("apple"), "--max-new-tokens", "6",
+        "--query", COLOR_QUESTIONS[0].format("apple"), "--max-new-tokens", "6",
     )  # fmt: skip
     assert base.returncode == 0 and base.stdout.strip() != "red"
 
@@ -134,7 +122,7 @@ def test_answers_after_save_and_load_equal_the_trained_model_in_process(omni_cli
     torch.manual_seed(0)
     tuner = ReftTuner(ReftOptions(reft_rank=4, reft_positions="l2", reft_intervention_type="noreft"))
     model = tuner.prepare(loaded.model).train()
-    rows = _rows(QUESTIONS[:1])
+    rows = color_rows(COLOR_QUESTIONS[:1], answer=ANSWER)
     encoded = [template.encode(r) for r in rows]
     width = max(len(e.input_ids) for e in encoded)
     pad = loaded.tokenizer.pad_token_id
@@ -181,7 +169,7 @@ def test_resume_with_gradient_checkpointing_matches_an_uninterrupted_run(model_d
     """Checkpoints hold the interventions (and R's parametrization); recomputed layers re-apply the same edits."""
     import shutil
 
-    data = _write(tmp_path / "colors.jsonl", _rows(QUESTIONS))
+    data = _write(tmp_path / "colors.jsonl", color_rows(answer=ANSWER))
     common = ["sft", "--model", str(model_dir), "--dataset", str(data), "--tuner", "reft", "--learning-rate", "2e-2"]
     common += "--max-steps 6 --batch-size 4 --logging-steps 1 --save-steps 3 --save-total-limit 3".split()
     common += ["--gradient-checkpointing", "true", "--torch-dtype", "float32"]
