@@ -14,6 +14,8 @@ from omni.encoders.sources import MediaContext
 from omni.encoders.video import load_video
 from omni.testing.synthetic import SHAPE_COLOURS, write_motion, write_shapes, write_tones
 
+from tests.helpers import qwen3_omni_processor
+
 needs_av = pytest.mark.skipif(importlib.util.find_spec("av") is None, reason="video files need PyAV (pip install av)")
 
 
@@ -26,27 +28,6 @@ def omni_dir(tmp_path_factory):
     from omni.testing.omni_models import build_tiny_qwen3_omni
 
     return build_tiny_qwen3_omni(tmp_path_factory.mktemp("tiny-qwen3-omni"))
-
-
-def qwen3_omni_processor(path):
-    """transformers' own Qwen3-Omni processor for `path`, built without torchvision.
-
-    `AutoProcessor` cannot build it here: the processor insists on a video processor and transformers'
-    only one for Qwen3-Omni is torchvision-based. Everything else is the real processor: the image
-    processor (PIL backend) stands in the video slot only to satisfy the constructor, and videos are
-    not passed.
-    """
-    import transformers
-
-    class ImageAndAudioProcessor(transformers.Qwen3OmniMoeProcessor):
-        def check_argument_for_proper_class(self, argument_name, argument):
-            if argument_name != "video_processor":
-                return super().check_argument_for_proper_class(argument_name, argument)
-
-    tokenizer = transformers.AutoTokenizer.from_pretrained(path)
-    images = transformers.AutoImageProcessor.from_pretrained(path)
-    audio = transformers.AutoFeatureExtractor.from_pretrained(path)
-    return ImageAndAudioProcessor(images, images, audio, tokenizer, chat_template=tokenizer.chat_template)
 
 
 def test_tiny_qwen3_omni_is_small_and_loads_by_path(omni_dir):

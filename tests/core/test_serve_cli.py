@@ -6,12 +6,13 @@ import re
 import signal
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
+
+from tests.helpers import start_serving
 
 OMNI = [sys.executable, "-m", "omni.cli.main"]
 
@@ -27,24 +28,11 @@ def test_serve_help_shows_the_selected_engines_options() -> None:
 @pytest.fixture
 def served(tiny_chat_model: Path) -> Iterator[tuple[subprocess.Popen[str], str, list[str]]]:
     """`omni serve` in a subprocess on a free port; yields the process, its base URL and its log lines so far."""
-    process = subprocess.Popen(
+    process, url, log = start_serving(
         [*OMNI, "serve", "--model", str(tiny_chat_model), "--served-model-name", "tiny", "--port", "0"]
-        + ["--api-key", "sk-cli", "--max-new-tokens", "64"],
-        stderr=subprocess.PIPE,
-        text=True,
+        + ["--api-key", "sk-cli", "--max-new-tokens", "64"]
     )
-    log: list[str] = []
-    assert process.stderr is not None
-    for line in process.stderr:
-        log.append(line)
-        found = re.search(r"running on (http://127\.0\.0\.1:\d+)", line)
-        if found:
-            break
-    else:
-        pytest.fail("omni serve exited before listening:\n" + "".join(log))
-    reader = threading.Thread(target=lambda: log.extend(process.stderr), daemon=True)
-    reader.start()
-    yield process, found.group(1), log
+    yield process, url, log
     if process.poll() is None:
         process.kill()
     process.wait(timeout=30)

@@ -12,7 +12,7 @@ from omni.errors import DataError
 from omni.template.base import TemplateOptions
 from omni.testing.synthetic import draw_motion, draw_tone, write_video
 
-from tests.plugins.qwen3_omni.test_template import transformers_processor
+from tests.helpers import qwen3_omni_processor
 
 QUESTION = "<audio>Pitch? <video>Which way?"
 
@@ -54,7 +54,7 @@ def test_placeholders_and_audio_features_equal_the_processors(hearing, processor
     # The audio slots in tag order: the WAV clip, then the video's track, decoded as the video encoder decodes it.
     track = load_video(str(clips / "talking.mp4"), with_audio=True).audio
     clip = load_audio(str(clips / "tone.wav"))
-    reference = transformers_processor(omni_dir)
+    reference = qwen3_omni_processor(omni_dir)
     features = reference.feature_extractor(
         [clip, track], sampling_rate=16000, padding="longest", return_attention_mask=True, return_tensors="pt"
     )

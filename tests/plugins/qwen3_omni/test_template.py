@@ -12,21 +12,7 @@ from omni.template import IGNORE_INDEX
 from omni.testing.synthetic import draw_shape, draw_tone, write_shapes, write_tones
 from PIL import Image
 
-
-def transformers_processor(path):
-    """transformers' own Qwen3-Omni processor for images and audio (its video slot needs torchvision, so the
-    image processor stands there only to satisfy the constructor; no video is passed to it)."""
-    import transformers
-
-    class ImageAndAudioProcessor(transformers.Qwen3OmniMoeProcessor):
-        def check_argument_for_proper_class(self, argument_name, argument):
-            if argument_name != "video_processor":
-                return super().check_argument_for_proper_class(argument_name, argument)
-
-    tokenizer = transformers.AutoTokenizer.from_pretrained(path)
-    images = transformers.AutoImageProcessor.from_pretrained(path)
-    audio = transformers.AutoFeatureExtractor.from_pretrained(path)
-    return ImageAndAudioProcessor(images, images, audio, tokenizer, chat_template=tokenizer.chat_template)
+from tests.helpers import qwen3_omni_processor
 
 
 @pytest.mark.parametrize("size", [(64, 64), (96, 48)])
@@ -48,7 +34,7 @@ def test_image_and_audio_placeholders_and_tensors_equal_the_processors(omni_dir,
     }
     encoded = template.encode(row)
 
-    reference = transformers_processor(omni_dir)
+    reference = qwen3_omni_processor(omni_dir)
     tokenizer = reference.tokenizer
     text = "<|vision_start|><|image_pad|><|vision_end|>Colour? <|audio_start|><|audio_pad|><|audio_end|>Pitch?"
     stored = load_audio(str(tmp_path / "a.wav"))  # as written: 16-bit samples

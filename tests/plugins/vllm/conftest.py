@@ -24,28 +24,10 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_tiny_model("qwen3", tmp_path_factory.mktemp("tiny-qwen3"), initializer_range=0.3)
 
 
-def save_lora(base: Path, out: Path, seed: int) -> Path:
-    """A real peft LoRA adapter on `base` with random non-zero weights (as training would leave one)."""
-    import torch
-    from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM
-
-    torch.manual_seed(seed)
-    model = AutoModelForCausalLM.from_pretrained(base)
-    config = LoraConfig(r=4, lora_alpha=8, target_modules="all-linear", init_lora_weights=False, task_type="CAUSAL_LM")
-    peft_model = get_peft_model(model, config)
-    with torch.no_grad():
-        for name, param in peft_model.named_parameters():
-            if "lora_" in name:
-                param.normal_(0, 0.5)
-    peft_model.save_pretrained(out)
-    return out
-
-
 @pytest.fixture(scope="session")
-def adapters(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+def adapters(tiny_model: Path, make_lora_adapter, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     return {
-        name: str(save_lora(tiny_model, tmp_path_factory.mktemp(f"lora-{name}"), seed))
+        name: str(make_lora_adapter(tiny_model, tmp_path_factory.mktemp(f"lora-{name}"), seed))
         for seed, name in enumerate(ADAPTERS, 1)
     }
 

@@ -13,8 +13,6 @@ import torch
 from omni.infer.engine import GenerationConfig, InferRequest
 from omni.infer.pt_engine import PtEngine
 
-from tests.plugins.vllm.conftest import save_lora
-
 QUESTIONS = ["Hello", "What is the capital of France?", "Tell me a story about a cat."]
 
 
@@ -67,11 +65,13 @@ def test_full_fine_tuning_steps_reach_the_running_engine(vllm_engine, tiny_model
     assert after != before
 
 
-def test_lora_model_is_merged_without_changing_it(vllm_engine, tiny_model, tmp_path, restore_weights) -> None:
+def test_lora_model_is_merged_without_changing_it(
+    vllm_engine, tiny_model, make_lora_adapter, tmp_path, restore_weights
+) -> None:
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
-    folder = save_lora(tiny_model, tmp_path / "lora", seed=11)
+    folder = make_lora_adapter(tiny_model, tmp_path / "lora", seed=11)
     model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tiny_model), folder, is_trainable=True)
     state = {name: tensor.clone() for name, tensor in model.state_dict().items()}
 

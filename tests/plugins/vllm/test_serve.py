@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import re
 import signal
-import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,6 +15,7 @@ from omni.infer.engine import GenerationConfig, InferRequest
 from omni.serve.app import ServedModels, create_app
 from omni.serve.background import serving
 
+from tests.helpers import start_serving
 from tests.plugins.vllm.conftest import ADAPTERS
 
 KEY = "sk-vllm"
@@ -127,19 +125,9 @@ def test_omni_serve_cli_with_the_vllm_backend(tiny_model: Path, adapters: dict[s
     command += ["--served-model-name", "tiny", "--port", "0", "--api-key", KEY, "--max-new-tokens", "12"]
     command += ["--adapters", *(f"{name}={folder}" for name, folder in adapters.items())]
     command += ["--enforce-eager", "--vllm_gpu_memory_utilization", "0.1"]  # ms-swift's spelling works too
-    process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
-    log: list[str] = []
+    process, url, log = start_serving(command)
     try:
-        assert process.stderr is not None
-        for line in process.stderr:
-            log.append(line)
-            found = re.search(r"running on (http://127\.0\.0\.1:\d+)", line)
-            if found:
-                break
-        else:
-            pytest.fail("omni serve exited before listening:\n" + "".join(log[-30:]))
-        threading.Thread(target=lambda: log.extend(process.stderr), daemon=True).start()
-        client = openai.OpenAI(base_url=f"{found.group(1)}/v1", api_key=KEY, max_retries=0)
+        client = openai.OpenAI(base_url=f"{url}/v1", api_key=KEY, max_retries=0)
         assert [m.id for m in client.models.list()] == ["tiny", *ADAPTERS]
         answers = {model: ask(client, model).choices[0].message.content for model in ("tiny", *ADAPTERS)}
         assert len(set(answers.values())) == 3

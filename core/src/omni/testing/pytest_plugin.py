@@ -4,6 +4,7 @@
 - `register_plugin`: add a plugin object (a module, a class instance) to that host as if installed.
 - `tiny_tokenizer`: a small byte-level BPE tokenizer with a real family's chat template.
 - `tiny_model_dir`: a tiny random model saved as a checkpoint directory, loadable by path.
+- `make_lora_adapter`: save a real PEFT LoRA adapter with random non-zero weights for a checkpoint.
 """
 
 from __future__ import annotations
@@ -52,3 +53,31 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from omni.testing.models import build_tiny_model
 
     return build_tiny_model("llama", tmp_path_factory.mktemp("tiny-llama"))
+
+
+@pytest.fixture(scope="session")
+def make_lora_adapter() -> Callable[[Path, Path, int], Path]:
+    """`make_lora_adapter(base, out, seed)`: a real PEFT LoRA adapter with random non-zero weights, saved to `out`.
+
+    Training would leave one like it; random B matrices make the adapter change every answer.
+    """
+
+    def make(base: Path, out: Path, seed: int) -> Path:
+        import torch
+        from peft import LoraConfig, get_peft_model
+        from transformers import AutoModelForCausalLM
+
+        torch.manual_seed(seed)
+        model = AutoModelForCausalLM.from_pretrained(base)
+        config = LoraConfig(
+            r=4, lora_alpha=8, target_modules="all-linear", init_lora_weights=False, task_type="CAUSAL_LM"
+        )
+        peft_model = get_peft_model(model, config)
+        with torch.no_grad():
+            for name, param in peft_model.named_parameters():
+                if "lora_" in name:
+                    param.normal_(0, 0.5)
+        peft_model.save_pretrained(out)
+        return out
+
+    return make
