@@ -70,6 +70,9 @@ def speak(
             thinker_eos_token_id=whole.generation_config.eos_token_id,
             talker_do_sample=False,
             talker_max_new_tokens=CODEC_STEPS_PER_TOKEN * max_new_tokens,
+            # transformers collects codec frames from the talker's decode steps only: one that stops at its first
+            # step (an untrained talker may) would leave none, so it takes at least one.
+            talker_min_new_tokens=2,
         )
     wave = waveform.reshape(-1).float().cpu().numpy() if waveform is not None else np.zeros(0, np.float32)
     return text_ids[0, width:].tolist(), wave, SPEECH_SAMPLING_RATE
