@@ -75,7 +75,7 @@ def encode_for_plain(dataset: list[str], extra: list[str], out: Path) -> None:
     from omni.models.embedded import smollm2_path
     from omni.plugins import get_registry
     from omni.template import get_template
-    from omni.train.encoding import encode_rows
+    from omni.train.encoding import RowEncoder, encode_rows
     from transformers import AutoTokenizer
 
     registry = get_registry()
@@ -84,7 +84,8 @@ def encode_for_plain(dataset: list[str], extra: list[str], out: Path) -> None:
     model_spec = registry.get("models", "smollm2").spec
     tokenizer = AutoTokenizer.from_pretrained(smollm2_path())
     template = get_template(None, tokenizer, options.template_options(), model_spec=model_spec, registry=registry)
-    encoded = encode_rows(template, load_datasets(options, registry).train, max_length=SETTINGS["max_length"])
+    encoder = RowEncoder(template, max_length=SETTINGS["max_length"])
+    encoded = encode_rows(encoder, load_datasets(options, registry).train)
     out.write_text("".join(json.dumps(f) + "\n" for f in encoded.features))
 
 
