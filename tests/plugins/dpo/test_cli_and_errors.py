@@ -120,3 +120,27 @@ def test_streaming_is_refused_before_a_model_loads(omni_cli, tmp_path):
     result = omni_cli("rlhf", "--algo", "dpo", "--model", "/nonexistent", "--dataset", str(data), "--streaming")
     assert result.returncode == 2
     assert "dpo needs its rows in memory; drop --streaming" in result.stderr
+
+
+@pytest.mark.slow  # SmolLM2-135M: about 45 s on 2 cores
+def test_lora_dpo_on_the_embedded_smollm2_serves_through_omni_infer(omni_cli, tmp_path):
+    from omni.infer.engine import GenerationConfig, InferRequest
+    from omni.infer.pt_engine import PtEngine
+    from omni.models.embedded import smollm2_path
+
+    data = write_jsonl(preference_rows(16, seed=0), tmp_path / "pairs.jsonl")
+    out = tmp_path / "out"
+    trained = omni_cli(
+        "rlhf", "--algo", "dpo", "--dataset", str(data), "--tuner", "lora", "--max-steps", "2",
+        "--batch-size", "4", "--learning-rate", "5e-5", "--save-strategy", "no", "--output-dir", str(out),
+        timeout=600,
+    )  # fmt: skip
+    assert trained.returncode == 0, trained.stderr
+    assert "reference = the base model with the fresh adapter disabled" in trained.stderr
+    logged = [json.loads(line) for line in (out / "logging.jsonl").read_text().splitlines()]
+    assert all("rewards/accuracies" in r for r in logged if "loss" in r)
+    served = omni_cli("infer", "--adapters", str(out), "--query", QUESTION, "--max-new-tokens", "6", timeout=600)
+    assert served.returncode == 0, served.stderr
+    engine = PtEngine(str(smollm2_path()), adapters={"dpo": str(out)})
+    request = InferRequest({"messages": [{"role": "user", "content": QUESTION}]}, GenerationConfig(6), "dpo")
+    assert served.stdout == engine.generate([request])[0].choices[0].text + "\n"
