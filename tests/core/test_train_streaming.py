@@ -15,11 +15,8 @@ from omni.template.options import TemplateCliOptions
 from omni.train.encoding import EncodedStream, RowEncoder, encode_rows
 from torch.utils.data import DataLoader
 
-from tests.core.test_train_cli import FAST, ITEMS, QUESTIONS
-
-
-def _chat(question: str, answer: str) -> dict:
-    return {"messages": [{"role": "user", "content": question}, {"role": "assistant", "content": answer}]}
+from tests.core.test_train_cli import FAST
+from tests.helpers import COLOR_QUESTIONS, color_rows
 
 
 @pytest.fixture(scope="module")
@@ -34,14 +31,8 @@ def data(tmp_path_factory) -> tuple[Path, Path]:
     """Colour questions: three phrasings per object to train on, the fourth held out."""
     folder = tmp_path_factory.mktemp("data")
     train, val = folder / "train.jsonl", folder / "val.jsonl"
-    train.write_text(
-        "".join(
-            json.dumps(_chat(q.format(k), f"The {k} is {v}.")) + "\n" for q in QUESTIONS[:3] for k, v in ITEMS.items()
-        )
-    )
-    val.write_text(
-        "".join(json.dumps(_chat(QUESTIONS[3].format(k), f"The {k} is {v}.")) + "\n" for k, v in ITEMS.items())
-    )
+    train.write_text("".join(json.dumps(r) + "\n" for r in color_rows(COLOR_QUESTIONS[:3])))
+    val.write_text("".join(json.dumps(r) + "\n" for r in color_rows(COLOR_QUESTIONS[3:])))
     return train, val
 
 
