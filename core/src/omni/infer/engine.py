@@ -64,8 +64,11 @@ class Engine:
     Constructed with the model (name, local path or hub id), named adapters to load once and pick per
     request, the spec's options, the user's model flags (`omni.models.options.ModelOptions`: dtype,
     attention implementation, device map) and template flags (`omni.template.options.TemplateCliOptions`:
-    template name, system prompt, prompt length); None means their defaults.
+    template name, system prompt, prompt length); None means their defaults. An engine with options names
+    their dataclass in `options_class`, so that None means its defaults too.
     """
+
+    options_class: type | None = None
 
     def __init__(
         self,
@@ -78,7 +81,7 @@ class Engine:
     ) -> None:
         self.model_name = model
         self.adapter_paths = dict(adapters or {})
-        self.options = options
+        self.options = options if options is not None or self.options_class is None else self.options_class()
         self.model_options = model_options
         self.template_options = template_options
 

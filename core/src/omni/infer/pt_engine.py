@@ -33,22 +33,11 @@ from omni.template.options import TemplateCliOptions
 class PtEngine(Engine):
     """Generation with transformers on one model, with named adapters switched per request."""
 
-    def __init__(
-        self,
-        model: str,
-        *,
-        adapters: dict[str, str] | None = None,
-        options: PtEngineOptions | None = None,
-        model_options: ModelOptions | None = None,
-        template_options: TemplateCliOptions | None = None,
-    ) -> None:
-        super().__init__(
-            model,
-            adapters=adapters,
-            options=options or PtEngineOptions(),
-            model_options=model_options,
-            template_options=template_options,
-        )
+    options_class = PtEngineOptions
+
+    def __init__(self, model: str, **flags: Any) -> None:
+        super().__init__(model, **flags)
+        model_options, template_options = self.model_options, self.template_options
         registry = get_registry()
         flags = dataclasses.replace(model_options, model=model) if model_options else ModelOptions(model=model)
         self.loaded = load_model(flags, registry)

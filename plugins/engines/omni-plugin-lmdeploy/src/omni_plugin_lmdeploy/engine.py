@@ -21,7 +21,6 @@ from omni.infer.prompting import PromptEncoder
 from omni.infer.remote import RemoteEngine, ServerModes
 from omni.infer.stops import cut_at_stop
 from omni.models.options import ModelOptions
-from omni.template.options import TemplateCliOptions
 
 from omni_plugin_lmdeploy.options import LmdeployOptions
 
@@ -62,22 +61,11 @@ class LmdeployEngine(ServerModes, Engine):
 
     server_engine = LmdeployServerEngine
 
-    def __init__(
-        self,
-        model: str,
-        *,
-        adapters: dict[str, str] | None = None,
-        options: LmdeployOptions | None = None,
-        model_options: ModelOptions | None = None,
-        template_options: TemplateCliOptions | None = None,
-    ) -> None:
-        super().__init__(
-            model,
-            adapters=adapters,
-            options=options or LmdeployOptions(),
-            model_options=model_options,
-            template_options=template_options,
-        )
+    options_class = LmdeployOptions
+
+    def __init__(self, model: str, **flags: Any) -> None:
+        super().__init__(model, **flags)
+        model_options, template_options = self.model_options, self.template_options
         lmdeploy = import_lmdeploy()
         self.prompts = PromptEncoder.load(model, model_options, template_options)
         self.tokenizer = self.prompts.tokenizer

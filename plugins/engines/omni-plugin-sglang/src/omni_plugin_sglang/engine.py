@@ -20,7 +20,6 @@ from omni.infer.prompting import PromptEncoder
 from omni.infer.remote import RemoteEngine, ServerModes
 from omni.infer.weights import merged_weights
 from omni.models.options import ModelOptions
-from omni.template.options import TemplateCliOptions
 
 from omni_plugin_sglang.options import SglangOptions
 
@@ -63,22 +62,11 @@ class SglangEngine(ServerModes, LoopEngine):
 
     server_engine = SglangServerEngine
 
-    def __init__(
-        self,
-        model: str,
-        *,
-        adapters: dict[str, str] | None = None,
-        options: SglangOptions | None = None,
-        model_options: ModelOptions | None = None,
-        template_options: TemplateCliOptions | None = None,
-    ) -> None:
-        super().__init__(
-            model,
-            adapters=adapters,
-            options=options or SglangOptions(),
-            model_options=model_options,
-            template_options=template_options,
-        )
+    options_class = SglangOptions
+
+    def __init__(self, model: str, **flags: Any) -> None:
+        super().__init__(model, **flags)
+        model_options, template_options = self.model_options, self.template_options
         sglang = import_sglang()
         self.prompts = PromptEncoder.load(model, model_options, template_options)
         self.tokenizer = self.prompts.tokenizer

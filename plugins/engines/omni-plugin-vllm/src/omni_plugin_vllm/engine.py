@@ -29,7 +29,6 @@ from omni.infer.stops import cut_at_stop
 from omni.infer.weights import merged_weights
 from omni.models.options import ModelOptions
 from omni.plugins import get_registry
-from omni.template.options import TemplateCliOptions
 
 from omni_plugin_vllm.options import VllmOptions
 
@@ -52,22 +51,11 @@ def _import_vllm() -> Any:
 class VllmEngine(LoopEngine):
     """Generation with vLLM: continuous batching, streaming, per-request LoRA, in-place weight updates."""
 
-    def __init__(
-        self,
-        model: str,
-        *,
-        adapters: dict[str, str] | None = None,
-        options: VllmOptions | None = None,
-        model_options: ModelOptions | None = None,
-        template_options: TemplateCliOptions | None = None,
-    ) -> None:
-        super().__init__(
-            model,
-            adapters=adapters,
-            options=options or VllmOptions(),
-            model_options=model_options,
-            template_options=template_options,
-        )
+    options_class = VllmOptions
+
+    def __init__(self, model: str, **flags: Any) -> None:
+        super().__init__(model, **flags)
+        model_options, template_options = self.model_options, self.template_options
         _import_vllm()
         self.prompts = PromptEncoder.load(model, model_options, template_options)
         self.tokenizer = self.prompts.tokenizer
