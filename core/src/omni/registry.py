@@ -177,9 +177,13 @@ class EncoderSpec(Spec):
 
 @dataclass(frozen=True, kw_only=True)
 class TunerSpec(Spec):
-    """A way to choose and wrap trainable parameters (full, LoRA, ReFT ...)."""
+    """A way to choose and wrap trainable parameters (full, LoRA, ReFT ...).
+
+    `algorithms`: the only algorithms it trains with (e.g. ReFT: ``("sft", "pt")``); empty means every one.
+    """
 
     kind: ClassVar[str] = "tuners"
+    algorithms: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -189,3 +189,14 @@ def test_resume_with_gradient_checkpointing_matches_an_uninterrupted_run(model_d
 
     for key, tensor in load_file(whole / "reft_model.safetensors").items():
         torch.testing.assert_close(load_file(resumed / "reft_model.safetensors")[key], tensor, atol=1e-6, rtol=0)
+
+
+def test_rlhf_is_refused_before_any_model_loads(tmp_path, capsys):
+    """The spec declares the algorithms ReFT trains with; a missing model proves nothing was loaded first."""
+    argv = ["rlhf", "--algo", "dpo", "--tuner", "reft", "--model", str(tmp_path / "no-such-model")]
+    argv += ["--dataset", str(tmp_path / "no-such-data.jsonl")]
+    with using_host(load_plugins({"OMNI_PLUGINS": "reft,dpo"})):
+        assert main(argv) != 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].endswith("--tuner reft trains with the sft, pt algorithms only, not dpo (omni rlhf)"), err
+    assert len(err) == 1 and "Traceback" not in err[0]

@@ -32,12 +32,24 @@ def check_streaming(options: TrainOptions, algorithm: Registration) -> None:
         raise OmniError("--streaming needs --max-steps: a stream has no length to count epochs by")
 
 
+def check_tuner(invocation: Invocation, algorithm: Registration) -> None:
+    """A tuner that declares the algorithms it trains with (`TunerSpec.algorithms`) refuses the others."""
+    selected = invocation.selected_one("tuner")
+    allowed = selected.spec.algorithms if selected else ()
+    if allowed and algorithm.spec.name not in allowed:
+        raise OmniError(
+            f"--tuner {selected.spec.name} trains with the {', '.join(allowed)} algorithms only, "
+            f"not {algorithm.spec.name} (omni {algorithm.spec.command})"
+        )
+
+
 def run(invocation: Invocation) -> int:
     """Train: load everything once, hand the job to the algorithm, report where the results are."""
     from omni.train.job import prepare_job
 
     algorithm = algorithm_for(invocation)  # before loading a model, so a wrong --algo fails fast
     check_streaming(invocation.options, algorithm)
+    check_tuner(invocation, algorithm)
     job = prepare_job(invocation)
     algorithm.spec.load()(job)
     return 0

@@ -22,5 +22,7 @@ def register_tuners(register):
             "positions (--reft-rank, --reft-layers, --reft-positions)",
             impl="omni_plugin_reft.tuner:ReftTuner",
             options=ReftOptions,
+            # only omni's own loss tells each row's prompt (the positions edited) from its answer
+            algorithms=("sft", "pt"),
         )
     )
