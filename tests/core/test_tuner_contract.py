@@ -23,7 +23,8 @@ class StepRecorder(TrainerCallback):
         SEEN["optim"] = args.optim
         inner = getattr(optimizer, "optimizer", optimizer)  # accelerate wraps the torch optimizer
         SEEN["optimizer"] = type(inner).__name__
-        SEEN["momentum"] = inner.param_groups[0]["momentum"]
+        SEEN["momentum"] = inner.param_groups[0].get("momentum")
+        SEEN["lr"] = inner.param_groups[0]["lr"]
 
     def on_step_begin(self, args, state, control, **kwargs):
         SEEN.setdefault("steps", []).append(state.global_step)
@@ -34,6 +35,18 @@ class RmspropTuner(FullTuner):
 
     def training_arguments(self):
         return {"optim": "rmsprop", "optim_args": "momentum=0.5"}
+
+    def callbacks(self):
+        return [StepRecorder()]
+
+
+class AdagradTuner(FullTuner):
+    """Full tuning with an optimizer the tuner builds itself (no `optim` name reaches it)."""
+
+    def create_optimizer(self, model, args):
+        import torch
+
+        return torch.optim.Adagrad(model.parameters(), lr=args.learning_rate, lr_decay=0.0)
 
     def callbacks(self):
         return [StepRecorder()]
@@ -99,3 +112,18 @@ def test_unknown_training_arguments_field_is_a_clear_error(register_plugin, task
     err = capsys.readouterr().err
     assert "tuner TypoTuner sets unknown TrainingArguments fields: ['optimiser']" in err
     assert "Traceback" not in err
+
+
+def test_tuner_builds_its_own_optimizer_which_the_trainer_schedules(register_plugin, task, tmp_path, capsys):
+    model, data = task
+    _register(register_plugin, "adagrad", "AdagradTuner")
+    SEEN.clear()
+    out = tmp_path / "out"
+    argv = ["sft", "--model", str(model), "--dataset", str(data), "--tuner", "adagrad", "--learning-rate", "2e-2"]
+    argv += "--max-steps 12 --batch-size 8 --val-split-ratio 0.25 --eval-steps 4 --per-device-eval-batch-size 8".split()
+    argv += "--warmup-ratio 0.5 --gradient-checkpointing false --torch-dtype float32 --output-dir".split() + [str(out)]
+    assert main(argv) == 0, capsys.readouterr().err
+    assert SEEN["optimizer"] == "Adagrad" and SEEN["lr"] == 0.0  # the Trainer's warm-up schedule drives it
+    logs = [json.loads(line) for line in (out / "logging.jsonl").read_text().splitlines()]
+    evals = [r["eval_loss"] for r in logs if "eval_loss" in r]
+    assert evals[-1] < evals[0] - 0.5, evals

@@ -95,6 +95,11 @@ class TrainingJob:
         # omni's own bar and log file replace the Trainer's dict prints and bar.
         trainer.remove_callback(PrinterCallback)
         trainer.remove_callback(ProgressCallback)
+        optimizer = self.tuner.create_optimizer(trainer.model, trainer.args)
+        if optimizer is not None:
+            if trainer.optimizer is not None:
+                raise OmniError(f"tuner {type(self.tuner).__name__} builds the optimizer, but the trainer has one")
+            trainer.optimizer = optimizer  # Trainer.create_optimizer keeps an optimizer that is already set
         if self.resume_from:
             log_line(f"resuming from {self.resume_from}")
         result = trainer.train(resume_from_checkpoint=self.resume_from)

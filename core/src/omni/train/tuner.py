@@ -34,6 +34,16 @@ class Tuner:
         """
         return {}
 
+    def create_optimizer(self, model: Any, args: Any) -> Any:
+        """An optimizer the tuner builds itself, or None (the default) for the one `args.optim` names.
+
+        For optimizers transformers cannot build from `TrainingArguments` (e.g. Q-GaLore's, which updates
+        INT8 weights that have no `.grad`). `model` is the trainer's model, `args` its `TrainingArguments`;
+        the Trainer still wraps it, schedules its learning rate and saves its state in checkpoints.
+        Called by `TrainingJob.train` for every algorithm, after `prepare`.
+        """
+        return None
+
     def callbacks(self) -> list[Any]:
         """transformers `TrainerCallback`s the tuner needs while training (e.g. LISA's layer switching).
 
