@@ -24,7 +24,8 @@ class GaloreOptions:
         "(default: every linear layer except the LM head, i.e. the attention and MLP projections)",
     )
     galore_optim: Literal["adamw", "adamw_8bit", "adafactor"] = option(
-        "adamw", help="the optimizer under the projection (adamw_8bit: 8-bit states, needs a CUDA GPU)"
+        "adamw",
+        help="the optimizer under the projection (adamw_8bit: bitsandbytes' 8-bit AdamW states, on CPU or GPU)",
     )
     galore_optim_per_parameter: bool = option(
         False,
@@ -32,6 +33,28 @@ class GaloreOptions:
         "(no gradient accumulation, no clipping)",
         aliases=("galore_layerwise",),
     )
-    galore_quantization: bool = option(
-        False, help="Q-GaLore (INT8 weights, INT4 projections): not available, see the plugin README"
+    galore_8bit_min_size: int = option(
+        4096, help="with 8-bit states: tensors of fewer values keep 32-bit Adam moments (bitsandbytes' min_8bit_size)"
     )
+    galore_quantization: bool = option(
+        False,
+        help="Q-GaLore: targeted weights stored as INT8 and updated with stochastic rounding, INT4 projections, "
+        "lazy layer-wise subspace updates, 8-bit Adam states",
+    )
+    galore_weight_bits: int = option(8, help="Q-GaLore: bits of the quantized weights (2-8, stored as int8)")
+    galore_weight_group_size: int = option(
+        256, help="Q-GaLore: consecutive weight values sharing one scale and offset (must divide each weight's size)"
+    )
+    galore_stochastic_round: bool = option(
+        True, help="Q-GaLore: write updated weights back with stochastic rounding (false: round to nearest)"
+    )
+    galore_proj_quant: bool = option(True, help="Q-GaLore: quantize the projection matrices to --galore-proj-bits")
+    galore_proj_bits: int = option(4, help="Q-GaLore: bits of the projection matrices (2-8)")
+    galore_proj_group_size: int = option(256, help="Q-GaLore: projection values sharing one scale and zero point")
+    galore_cos_threshold: float = option(
+        0.4,
+        help="Q-GaLore lazy subspace updates: when a layer's last --galore-queue-size projections have a mean "
+        "cosine similarity of at least this, its update gap grows by --galore-gamma-proj",
+    )
+    galore_gamma_proj: float = option(2.0, help="Q-GaLore: factor by which a stable layer's update gap grows")
+    galore_queue_size: int = option(5, help="Q-GaLore: how many successive projections the similarity averages")
