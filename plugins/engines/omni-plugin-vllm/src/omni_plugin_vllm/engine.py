@@ -59,6 +59,7 @@ class VllmEngine(LoopEngine):
         _import_vllm()
         self.prompts = PromptEncoder.load(model, model_options, template_options)
         self.tokenizer = self.prompts.tokenizer
+        self._placeholders = _placeholder_ids(self.prompts.processor, self.tokenizer)
         self._lora_ids = {name: index for index, name in enumerate(self.adapter_paths, start=1)}
         self._scratch = tempfile.TemporaryDirectory(prefix="omni-vllm-")
         self._base_lora = self._base_adapter() if self.adapter_paths else None
@@ -172,8 +173,10 @@ class VllmEngine(LoopEngine):
         streamed = [""] * config.n
         logprobs: list[list[float]] = [[] for _ in range(config.n)]
         finished: dict[int, str] = {}
+        prompt_tokens = len(prompt["prompt_token_ids"])
         try:
             async for output in self.llm.generate(prompt, params, uuid.uuid4().hex, lora_request=lora):
+                prompt_tokens = len(output.prompt_token_ids or ()) or prompt_tokens  # media placeholders expanded
                 for part in output.outputs:
                     i = part.index
                     tokens[i] += part.token_ids
@@ -197,15 +200,24 @@ class VllmEngine(LoopEngine):
             if stream:
                 rest = text[len(streamed[i]) :] if text.startswith(streamed[i]) else ""
                 yield StreamDelta(text=rest, index=i, finish_reason=choices[i].finish_reason)
-        yield InferResponse(choices, len(prompt["prompt_token_ids"]), sum(len(c.token_ids) for c in choices))
+        yield InferResponse(choices, prompt_tokens, sum(len(c.token_ids) for c in choices))
 
     def _prompt(self, request: InferRequest) -> dict[str, Any]:
-        """vLLM's tokens prompt: omni's template ids (or the raw prompt's), plus the row's images and audio."""
-        prompt: dict[str, Any] = {"prompt_token_ids": self.prompts.token_ids(request)}
+        """vLLM's tokens prompt: omni's template ids (or the raw prompt's), plus the row's images and audio.
+
+        omni's templates write each medium as many placeholder tokens as it has features, as the pt engine
+        feeds the model; vLLM expands each medium's single placeholder token itself (from its own run of the
+        model's processor), so each run of placeholders goes to it as one token.
+        """
+        ids = self.prompts.token_ids(request)
         media = _multi_modal_data(request.row) if request.prompt is None else {}
-        if media:
-            prompt["multi_modal_data"] = media
-        return prompt
+        if not media:
+            return {"prompt_token_ids": ids}
+        for modality in media:
+            if modality not in self._placeholders:
+                raise OmniError(f"the vllm engine cannot find the {modality} placeholder token of {self.model_name}")
+            ids = _collapse_runs(ids, self._placeholders[modality])
+        return {"prompt_token_ids": ids, "multi_modal_data": media}
 
     def _sampling_params(self, config: GenerationConfig, output_kind: Any) -> Any:
         from vllm import SamplingParams
@@ -295,6 +307,23 @@ def _multi_modal_data(row: dict[str, Any]) -> dict[str, list[Any]]:
         else:
             raise OmniError("the vllm engine takes images and audio; videos are answered by the pt engine")
     return data
+
+
+def _placeholder_ids(processor: Any, tokenizer: Any) -> dict[str, int]:
+    """Each modality's placeholder token id, from the processor's (or tokenizer's) ``<modality>_token``."""
+    found: dict[str, int] = {}
+    for modality in _MEDIA.values():
+        for owner in (processor, tokenizer):
+            token = getattr(owner, f"{modality}_token", None)
+            if isinstance(token, str):
+                found[modality] = tokenizer.convert_tokens_to_ids(token)
+                break
+    return found
+
+
+def _collapse_runs(ids: list[int], token: int) -> list[int]:
+    """`ids` with every run of consecutive `token`s shortened to one."""
+    return [t for i, t in enumerate(ids) if t != token or i == 0 or ids[i - 1] != token]
 
 
 def _write_zero_adapter(source: Path, folder: Path) -> None:
