@@ -61,6 +61,44 @@ def audio_pt(audio_model: Path) -> Iterator:
     engine.close()
 
 
+# Full fine-tuning of the tiny model from random weights (0.3M parameters): constant rate, no warm-up.
+TRAIN_FLAGS = (
+    "--tuner", "full", "--per-device-train-batch-size", "8", "--learning-rate", "4e-3",
+    "--lr-scheduler-type", "constant", "--warmup-ratio", "0", "--weight-decay", "0",
+    "--gradient-checkpointing", "false", "--save-strategy", "no", "--num-train-epochs", "10",
+)  # fmt: skip
+
+
+@pytest.mark.slow
+def test_trained_model_answers_held_out_tones_through_the_cli(tmp_path: Path) -> None:
+    """`omni sft` teaches the tiny Qwen2-Audio high vs low; `omni infer --infer-backend vllm` then answers
+    held-out tones it never heard (chance is 50%) with exactly the pt engine's answers.
+
+    First in this file, so it runs before the module's engine starts."""
+    from omni.cli.main import main
+    from omni.testing.qwen2_audio import build_tiny_qwen2_audio
+
+    from tests.conftest import run_omni
+
+    base = build_tiny_qwen2_audio(tmp_path / "base")
+    data = write_tones(tmp_path / "tones", train=32, held_out=16)
+    trained = tmp_path / "trained"
+    argv = ["sft", "--model", str(base), "--dataset", str(data.train), "--output-dir", str(trained), *TRAIN_FLAGS]
+    assert main(argv) == 0
+
+    answers = {}
+    for backend in ("pt", "vllm"):
+        out = tmp_path / f"{backend}.jsonl"
+        argv = ["infer", "--model", str(trained), "--input", str(data.held_out), "--output", str(out)]
+        argv += ["--max-new-tokens", "4", "--infer-backend", backend]
+        result = run_omni(*argv, *(["--enforce-eager"] if backend == "vllm" else []), timeout=600)
+        assert result.returncode == 0, result.stderr[-3000:]
+        answers[backend] = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [row["response"] for row in answers["vllm"]] == [row["response"] for row in answers["pt"]]
+    correct = sum(row["response"].strip() == row["solution"] for row in answers["vllm"])
+    assert correct >= 14, answers["vllm"]  # of 16
+
+
 def ask(row: dict, **settings) -> InferRequest:
     return InferRequest(row, GenerationConfig(**{"max_new_tokens": 12, **settings}))
 
