@@ -93,3 +93,18 @@ def test_pt_engine_answers_depend_on_the_audio(model_dir, tmp_path) -> None:
 def test_mismatched_or_unsupported_media_are_row_errors(template, row, message) -> None:
     with pytest.raises(DataError, match=message):
         template.encode_prompt(row)
+
+
+def test_tiny_checkpoint_uses_the_published_weight_names_and_loads_whole(model_dir) -> None:
+    import transformers
+    from safetensors import safe_open
+
+    with safe_open(model_dir / "model.safetensors", framework="pt") as handle:
+        saved = {name: handle.get_tensor(name) for name in handle.keys()}
+    prefixes = {name.split(".")[0] for name in saved}
+    assert prefixes == {"audio_tower", "language_model", "multi_modal_projector"}
+    assert "language_model.model.embed_tokens.weight" in saved and "language_model.lm_head.weight" in saved
+    model, info = transformers.Qwen2AudioForConditionalGeneration.from_pretrained(model_dir, output_loading_info=True)
+    assert not info["missing_keys"] and not info["unexpected_keys"]
+    assert torch.equal(model.lm_head.weight, saved["language_model.lm_head.weight"])
+    assert 100_000 < sum(p.numel() for p in model.parameters()) < 1_000_000
