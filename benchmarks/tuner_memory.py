@@ -16,7 +16,10 @@ own; "training" is that peak minus the peak right after the model was loaded and
   `--galore-update-proj-gap` steps) and the median over the steps after it.
 
 The tuners are whatever is installed: full, LoRA r=8, DoRA r=8, ReFT (omni-plugin-reft, its defaults),
-GaLore (its defaults: rank 128, all attention and MLP matrices) and LISA (2 layers, switched every 2 steps).
+GaLore (its defaults: rank 128, all attention and MLP matrices; with 32-bit AdamW, with 8-bit AdamW states, and as
+Q-GaLore: INT8 weights, INT4 projections, 8-bit states) and LISA (2 layers, switched every 2 steps).
+- weights: bytes of the model's parameters and buffers while training (Q-GaLore keeps the targeted ones as INT8
+  codes plus per-group scales).
 """
 
 from __future__ import annotations
@@ -39,6 +42,8 @@ TUNERS: dict[str, tuple[str, dict]] = {
     "dora r=8": ("lora", {"lora_rank": 8, "use_dora": True}),
     "reft": ("reft", {}),
     "galore": ("galore", {}),
+    "galore 8bit": ("galore", {"galore_optim": "adamw_8bit"}),
+    "q-galore": ("galore", {"galore_quantization": True}),
     "lisa": ("lisa", {"lisa_activated_layers": 2, "lisa_step_interval": 2}),
 }
 MATRICES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
@@ -62,21 +67,31 @@ def _rows(tokenizer_size: int, count: int, seq: int) -> list[dict]:
     return rows
 
 
-def _state_bytes(optimizer, names: dict[int, str]) -> tuple[int, int]:
-    """(all optimizer-state bytes, the part for the attention/MLP weight matrices)."""
+def _tensor_bytes(value, seen: set[int]) -> int:
+    """Bytes of the tensors in an optimizer-state value (a tensor, or a GaLore projector object holding its
+    projection matrices), each storage counted once (bitsandbytes shares its quantization maps)."""
     import torch
 
+    tensors = [value] if torch.is_tensor(value) else [v for v in vars(value).values() if torch.is_tensor(v)]
+    if not torch.is_tensor(value) and isinstance(getattr(value, "ortho_matrix", None), list):  # proj_type full
+        tensors += value.ortho_matrix
+    size = 0
+    for t in tensors:
+        if t.data_ptr() not in seen:
+            seen.add(t.data_ptr())
+            size += t.nbytes
+    return size
+
+
+def _state_bytes(optimizer, names: dict[int, str]) -> tuple[int, int]:
+    """(all optimizer-state bytes, the part for the attention/MLP weight matrices)."""
     inner = getattr(optimizer, "optimizer", optimizer)
     optimizers = list(getattr(inner, "optimizer_dict", {}).values()) or [inner]  # layer-wise: one per parameter
     total = matrices = 0
+    seen: set[int] = set()
     for opt in optimizers:
         for param, state in opt.state.items():
-            size = 0
-            for value in state.values():
-                if torch.is_tensor(value):
-                    size += value.nbytes
-                elif hasattr(value, "ortho_matrix") and torch.is_tensor(value.ortho_matrix):  # GaLore's projector
-                    size += value.ortho_matrix.nbytes
+            size = sum(_tensor_bytes(value, seen) for value in state.values() if not isinstance(value, int | float))
             total += size
             name = names.get(id(param), "")
             if name.endswith(".weight") and name.split(".")[-2] in MATRICES:
@@ -115,6 +130,8 @@ def worker(label: str, model_dir: str, steps: int, batch: int, seq: int, threads
 
         def on_pre_optimizer_step(self, args, state, control, **kwargs):
             with_grad = sum(p.numel() for p in model.parameters() if p.grad is not None)
+            # Q-GaLore's INT8 weights have no .grad: their layers hold the float gradient the optimizer reads
+            with_grad += sum(m.weight.numel() for m in model.modules() if getattr(m, "weight_grad", None) is not None)
             self.trainable = max(self.trainable, with_grad)
 
         def on_step_end(self, args, state, control, **kwargs):
@@ -136,6 +153,7 @@ def worker(label: str, model_dir: str, steps: int, batch: int, seq: int, threads
             callbacks=[*tuner.callbacks(), probe],
             tuner=tuner,
         )
+        trainer.optimizer = tuner.create_optimizer(model, args)  # as TrainingJob.train does (None: args.optim's)
         trainer.train()
     total, matrices = _state_bytes(trainer.optimizer, names)
     if probe.trainable == 0:  # layer-wise optimizers step and free each gradient inside backward
@@ -146,6 +164,7 @@ def worker(label: str, model_dir: str, steps: int, batch: int, seq: int, threads
         "trainable": probe.trainable,
         "total": sum(p.numel() for p in model.parameters()),
         "optimizer_bytes": total,
+        "weight_bytes": sum(t.nbytes for t in [*model.parameters(), *model.buffers()]),
         "matrix_state_bytes": matrices,
         "peak_rss_mib": peak_rss_mib(),
         "training_rss_mib": peak_rss_mib() - loaded_rss,
@@ -198,22 +217,25 @@ def main() -> None:
     print(f"\nmodel {args.model}; {args.steps} steps of {args.batch} x {args.seq} tokens; fp32, lr 1e-5, ", end="")
     print(f"{args.threads} thread(s)\n")
     header = (
-        f"{'tuner':<10} {'trainable':>13} {'%':>7} {'optim state':>12} {'attn+MLP state':>15} "
+        f"{'tuner':<12} {'trainable':>13} {'%':>7} {'optim state':>12} {'attn+MLP state':>15} {'weights':>10} "
         f"{'peak RSS':>10} {'training':>10} {'1st step':>9} {'step':>8}"
     )
     print(header)
     print("-" * len(header))
     for r in results:
         print(
-            f"{r['tuner']:<10} {r['trainable']:>13,} {100 * r['trainable'] / r['total']:>6.2f}% "
+            f"{r['tuner']:<12} {r['trainable']:>13,} {100 * r['trainable'] / r['total']:>6.2f}% "
             f"{r['optimizer_bytes'] / 2**20:>8.1f} MiB {r['matrix_state_bytes'] / 2**20:>11.1f} MiB "
+            f"{r['weight_bytes'] / 2**20:>6.1f} MiB "
             f"{r['peak_rss_mib']:>6.0f} MiB {r['training_rss_mib']:>6.0f} MiB {r['first_step_s']:>8.2f}s "
             f"{r['step_s']:>7.2f}s"
         )
     by = {r["tuner"]: r for r in results}
-    if "full" in by and "galore" in by:
-        ratio = by["galore"]["matrix_state_bytes"] / by["full"]["matrix_state_bytes"]
-        print(f"\nGaLore optimizer state for the attention+MLP matrices: {ratio:.2f} x full AdamW's (target <= 0.5)")
+    print()
+    for label in ("galore", "galore 8bit", "q-galore"):
+        if "full" in by and label in by:
+            ratio = by[label]["matrix_state_bytes"] / by["full"]["matrix_state_bytes"]
+            print(f"{label} optimizer state for the attention+MLP matrices: {ratio:.3f} x full AdamW's (target <= 0.5)")
     if "reft" in by and "lora r=8" in by:
         ratio = by["lora r=8"]["trainable"] / by["reft"]["trainable"]
         print(f"ReFT trains {ratio:.1f}x fewer parameters than LoRA r=8 (target >= 10x)")

@@ -155,6 +155,8 @@ class GaloreTuner(FullTuner):
             f"galore: {len(self.target_names)} linear layers projected to rank {o.galore_rank} with {method}; "
             f"their Adam moments take {projected:,} values instead of {full:,}"
         )
+        if o.galore_quantization:  # the count of trainable parameters that follows is autograd's
+            log_line(f"galore: their {full // 2:,} INT8 weights train through the optimizer, not autograd")
         return model
 
     def create_optimizer(self, model: Any, args: Any) -> Any:
