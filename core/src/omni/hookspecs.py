@@ -82,7 +82,8 @@ def register_rewards(register: Callable[[RewardSpec], None]) -> None:
     Called when plugins load. ``impl`` names ``reward(prompts, completions, **columns) -> list[float | None]``
     or, when the spec has options, a class built with the options instance whose instances are called so.
     ``columns`` are the row's extra dataset columns (e.g. ``solution``, ``images``), one value per completion;
-    None means the reward does not apply to that completion.
+    None means the reward does not apply to that completion. The spec's options become flags of the command
+    once ``--reward-funcs`` names the reward.
     """
 
 

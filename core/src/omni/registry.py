@@ -63,6 +63,21 @@ def import_ref(ref: str) -> Any:
     return obj
 
 
+@dataclass(frozen=True)
+class Selector:
+    """An option whose value names spec(s) of `kind`; their options join the command's flags.
+
+    A command's spec selects with its own options, and so can any selected spec with its options (an
+    algorithm selecting rewards), to any depth. Several names may be given as a list or separated by commas.
+    Values matching the regex `external` in full are not registry names (a user's ``FILE.py:NAME``, say):
+    they are left to the spec that reads the option.
+    """
+
+    option: str
+    kind: str
+    external: str | None = None
+
+
 @dataclass(frozen=True, kw_only=True)
 class Spec:
     """What every registered capability has. Subclasses add kind-specific fields."""
@@ -75,12 +90,19 @@ class Spec:
     options: type | None = None
     aliases: tuple[str, ...] = ()
     overrides: str | None = None  # a distribution whose registration of this name this one replaces
+    selects: tuple[Selector, ...] = ()  # options (of `options`) naming further specs whose options join the CLI
 
     def __post_init__(self) -> None:
         if self.options is not None and not dataclasses.is_dataclass(self.options):
             raise TypeError(f"{self.kind} {self.name!r}: options must be a dataclass, got {self.options!r}")
         if ":" not in self.impl:
             raise TypeError(f"{self.kind} {self.name!r}: impl must be a 'module:attr' reference")
+        fields = {f.name for f in dataclasses.fields(self.options)} if self.options is not None else set()
+        for selector in self.selects:
+            if selector.option not in fields:
+                raise TypeError(
+                    f"{self.kind} {self.name!r}: selects {selector.option!r}, which is not one of its options"
+                )
 
     def load(self) -> Any:
         """Import the implementation (this is where heavy libraries may get imported)."""
@@ -227,20 +249,11 @@ class DatasetSpec(Spec):
     pattern: str | None = None
 
 
-@dataclass(frozen=True)
-class Selector:
-    """A command option whose value names spec(s) of `kind`; their options join the command's flags."""
-
-    option: str
-    kind: str
-
-
 @dataclass(frozen=True, kw_only=True)
 class CommandSpec(Spec):
     """A CLI command. `impl` names ``run(invocation) -> int | None``; `options` is its flags."""
 
     kind: ClassVar[str] = "commands"
-    selects: tuple[Selector, ...] = ()
 
 
 SPEC_TYPES: dict[str, type[Spec]] = {

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import re
 import sys
 from dataclasses import dataclass, field
 from typing import Any, NoReturn
@@ -49,9 +50,11 @@ class Invocation:
 
 
 def _selected_names(value: Any) -> list[str]:
+    """The names a selector option holds: one, a list, or names separated by commas."""
     if value in (None, ""):
         return []
-    return [str(v) for v in value] if isinstance(value, list | tuple) else [str(value)]
+    values = value if isinstance(value, list | tuple) else [value]
+    return [part.strip() for v in values for part in str(v).split(",") if part.strip()]
 
 
 def parse_invocation(spec: CommandSpec, argv: list[str], registry: Registry, *, debug: bool = False) -> Invocation:
@@ -71,9 +74,15 @@ def parse_invocation(spec: CommandSpec, argv: list[str], registry: Registry, *, 
         add_arguments(parser, spec.options, title=f"{spec.name} options")
     taken = {s for info in cmd_infos for s in info.spellings} | {"config"}
     groups: list[tuple[str, Registration, list[FieldInfo]]] = []
-    for selector in spec.selects:
-        info = next(i for i in cmd_infos if i.name == selector.option)
-        for name in _selected_names(_selector_value(spec.options, info, argv, config, config_name)):
+    # (options class, its fields, selector): the command's selectors, then those of each spec they select.
+    pending = [(spec.options, cmd_infos, selector) for selector in spec.selects]
+    while pending:
+        options_cls, infos, selector = pending.pop(0)
+        info = next(i for i in infos if i.name == selector.option)
+        seen = {reg.spec.name for option, reg, _ in groups if option == selector.option}
+        for name in _selected_names(_selector_value(options_cls, info, argv, config, config_name)):
+            if selector.external and re.fullmatch(selector.external, name):
+                continue  # not a registry name; the spec reading the option resolves it
             try:
                 reg = registry.get(selector.kind, name)
             except OmniError as exc:
@@ -81,6 +90,9 @@ def parse_invocation(spec: CommandSpec, argv: list[str], registry: Registry, *, 
                     parser.epilog = f"note: {exc}"
                     continue
                 raise
+            if reg.spec.name in seen:  # named twice: its options are already in
+                continue
+            seen.add(reg.spec.name)
             if reg.spec.options is None:
                 groups.append((selector.option, reg, []))
                 continue
@@ -89,9 +101,10 @@ def parse_invocation(spec: CommandSpec, argv: list[str], registry: Registry, *, 
             clash = [f.name for f in fields_of(reg.spec.options) if set(f.spellings) & taken]
             if clash:
                 raise OmniError(f"{singular(selector.kind)} {reg.spec.name!r} ({dist}) redefines option(s) {clash}")
-            infos = add_arguments(parser, reg.spec.options, title=title)
-            taken |= {s for info in infos for s in info.spellings}
-            groups.append((selector.option, reg, infos))
+            added = add_arguments(parser, reg.spec.options, title=title)
+            taken |= {s for info in added for s in info.spellings}
+            groups.append((selector.option, reg, added))
+            pending.extend((reg.spec.options, added, nested) for nested in reg.spec.selects)
 
     unknown = sorted(set(config) - taken)
     if unknown:
@@ -138,4 +151,3 @@ class HelpShown(Exception):
 
 def print_error(message: str) -> None:
     print(f"omni: error: {message}", file=sys.stderr)
-

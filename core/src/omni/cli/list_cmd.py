@@ -37,7 +37,7 @@ def _options(spec: Spec) -> list[dict[str, Any]]:
 
 def _extra_fields(spec: Spec) -> dict[str, Any]:
     """Kind-specific spec fields (architectures, modality, command ...), JSON-friendly."""
-    base = {f.name for f in dataclasses.fields(Spec)} | {"selects"}
+    base = {f.name for f in dataclasses.fields(Spec)}
     extra = {f.name: getattr(spec, f.name) for f in dataclasses.fields(spec) if f.name not in base}
     return {k: list(v) if isinstance(v, tuple) else v for k, v in extra.items()}
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from omni import __version__
-from omni.cli.invocation import Invocation
+from omni.cli.invocation import Invocation, Selected
 from omni.errors import OmniError
 from omni.registry import Registry
 from omni.template.base import Template
@@ -65,6 +65,8 @@ class TrainingJob:
     output_dir: Path
     resume_from: str | None = None
     algorithm_options: Any = None  # the `--algo` spec's options (rlhf), None for sft/pt
+    # Every spec the command line selected, by selecting option (e.g. an algorithm's `reward_funcs`), with its options.
+    selected: dict[str, list[Selected]] = field(default_factory=dict)
 
     def training_arguments(self, *, has_eval: bool, **overrides: Any) -> Any:
         """transformers `TrainingArguments` from the options, then the tuner's fields (`Tuner.training_arguments`,
@@ -228,4 +230,5 @@ def prepare_job(invocation: Invocation) -> TrainingJob:
         output_dir=output_dir,
         resume_from=resume_from,
         algorithm_options=algo.options if (algo := invocation.selected_one("algo")) else None,
+        selected=invocation.selected,
     )
