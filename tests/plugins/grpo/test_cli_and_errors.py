@@ -6,6 +6,7 @@ import pytest
 from omni.cli.main import main
 from omni.plugins import load_plugins
 from omni_plugin_grpo.options import DapoOptions, GrpoOptions
+from omni_plugin_grpo.rewards.options import CosineOptions, SoftOverlongOptions
 
 from tests.conftest import run_omni
 
@@ -46,8 +47,6 @@ def test_help_lists_the_options_with_each_algorithms_defaults(algo, defaults):
         "--reward-weights",
         "--rollout-engine",
         "--dynamic-sample",
-        "--cosine-max-len",
-        "--soft-cache-length",
     ):
         assert flag in text, flag
     for flag, value in defaults.items():
@@ -56,10 +55,11 @@ def test_help_lists_the_options_with_each_algorithms_defaults(algo, defaults):
 
 
 def test_reward_lengths_default_to_the_completion_length():
-    rewards = GrpoOptions(max_completion_length=64, soft_cache_length=16).reward_options()
+    parsed = {"soft_overlong": SoftOverlongOptions(soft_cache_length=16)}
+    rewards = GrpoOptions(max_completion_length=64).reward_options(parsed)
     assert rewards["cosine"].cosine_max_len == 64
-    assert rewards["soft_overlong"].soft_max_length == 64
-    set_by_user = DapoOptions(max_completion_length=64, cosine_max_len=32).reward_options()
+    assert rewards["soft_overlong"] == SoftOverlongOptions(soft_max_length=64, soft_cache_length=16)
+    set_by_user = DapoOptions(max_completion_length=64).reward_options({"cosine": CosineOptions(cosine_max_len=32)})
     assert set_by_user["cosine"].cosine_max_len == 32
 
 

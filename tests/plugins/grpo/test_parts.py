@@ -46,7 +46,7 @@ def test_metric_labels_shorten_file_rewards_unless_ambiguous():
     assert reward_labels(["a.py:f", "b.py:f", "format"]) == ["a.py:f", "b.py:f", "format"]
 
 
-def test_replace_groups_repads_and_recounts_tokens():
+def test_replace_groups_repads():
     pad = 0
     output = {
         "prompt_ids": torch.tensor([[5, 6], [5, 6], [7, 8], [7, 8]]),
@@ -69,7 +69,22 @@ def test_replace_groups_repads_and_recounts_tokens():
     assert merged["prompt_mask"].tolist()[2] == [0, 1, 1]
     assert merged["completion_ids"].tolist() == [[3, 3, 3], [3, 0, 0], [2, 0, 0], [2, 0, 0]]
     assert merged["advantages"].tolist() == [0.5, -0.5, 1.0, -1.0]
-    assert int(merged["num_items_in_batch"]) == 6
+    assert "num_items_in_batch" not in merged  # the trainer recounts it over every process
+
+
+def test_replace_groups_touches_only_this_processs_part_of_the_batch():
+    # Two groups of 2 split over two processes (this one holds samples 2-3: group 1); the whole fresh batch
+    # has two groups, and group 1 is replaced by fresh group 1 while the pair for group 0 is another's.
+    output = {"completion_ids": torch.tensor([[2], [3]]), "advantages": torch.tensor([0.0, 0.0]), "media": ["a", "b"]}
+    extra = {
+        "completion_ids": torch.tensor([[4], [5], [6], [7]]),
+        "advantages": torch.tensor([1.0, -1.0, 2.0, -2.0]),
+        "media": ["w", "x", "y", "z"],
+    }
+    merged = _replace_groups(output, extra, [(0, 0), (1, 1)], size=2, pad_id=0, offset=2)
+    assert merged["completion_ids"].tolist() == [[6], [7]]
+    assert merged["advantages"].tolist() == [2.0, -2.0]
+    assert merged["media"] == ["y", "z"]
 
 
 def test_pt_engine_from_model_generates_with_the_very_model_it_was_given(tiny_model):

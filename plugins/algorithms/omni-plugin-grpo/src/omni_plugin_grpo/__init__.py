@@ -9,6 +9,7 @@ from omni import hookimpl
 from omni.registry import AlgorithmSpec, RewardSpec
 
 from omni_plugin_grpo.algorithms import ALGORITHMS
+from omni_plugin_grpo.options import REWARD_SELECTOR
 from omni_plugin_grpo.rewards.options import (
     CosineOptions,
     FormatOptions,
@@ -81,5 +82,6 @@ def register_algorithms(register):
                 impl="omni_plugin_grpo.run:run_grpo",
                 options=algorithm.options,
                 aliases=algorithm.aliases,
+                selects=(REWARD_SELECTOR,),  # the named rewards' options join the command line
             )
         )

@@ -1,33 +1,36 @@
 """Options of the GRPO-family algorithms, under TRL's and ms-swift's names (light module: no torch, no TRL).
 
-Each algorithm has its own options class, so `--help` shows its own defaults; the built-in rewards' options
-join every class, so `--cosine-max-len` and friends are flags of `omni rlhf --algo grpo`.
+Each algorithm has its own options class, so `--help` shows its own defaults. A reward's own options (the
+built-in ones' `--cosine-max-len` and friends, or any plugin reward's) join the command line when
+`--reward-funcs` names it: the algorithms select rewards as `--tuner` selects a tuner.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from omni.options import option
+from omni.registry import Selector
 
-from omni_plugin_grpo.rewards.options import (
-    CosineOptions,
-    FormatOptions,
-    GrpoRewardOptions,
-    LengthOptions,
-    RepetitionOptions,
-    SoftOverlongOptions,
-)
+from omni_plugin_grpo.rewards.options import CosineOptions, GrpoRewardOptions, SoftOverlongOptions
 
 LOSS_TYPES = "grpo (per-sequence mean), bnpo, dr_grpo (fixed length divisor), dapo (token-level), cispo, sapo"
 
 
+# `--reward-funcs` selects rewards; a FILE.py or FILE.py:NAME is the user's own, not a registered name.
+REWARD_SELECTOR = Selector("reward_funcs", "rewards", external=r".*\.py(:.*)?")
+# Built-in rewards' length options whose unset value means the run's --max-completion-length.
+_LENGTHS_FROM_THE_RUN = (
+    ("cosine", CosineOptions, "cosine_max_len"),
+    ("soft_overlong", SoftOverlongOptions, "soft_max_length"),
+)
+
+
 @dataclass
-class GrpoOptions(
-    GrpoRewardOptions, FormatOptions, LengthOptions, CosineOptions, RepetitionOptions, SoftOverlongOptions
-):
+class GrpoOptions(GrpoRewardOptions):
     """GRPO: group-normalised advantages on a PPO-style clipped objective (TRL's GRPOTrainer)."""
 
     num_generations: int = option(8, help="completions sampled per prompt (the group)")
@@ -64,26 +67,16 @@ class GrpoOptions(
         16, help="completions per generation batch written to completions.jsonl (0: none)"
     )
 
-    def reward_options(self) -> dict[str, Any]:
-        """The built-in rewards' options, filled from this run (lengths default to --max-completion-length)."""
-        values = dataclasses.asdict(self)
-
-        def pick(cls: type) -> Any:
-            return cls(**{f.name: values[f.name] for f in dataclasses.fields(cls)})
-
-        cosine = pick(CosineOptions)
-        if cosine.cosine_max_len is None:
-            cosine.cosine_max_len = self.max_completion_length
-        overlong = pick(SoftOverlongOptions)
-        if overlong.soft_max_length is None:
-            overlong.soft_max_length = self.max_completion_length
-        return {
-            "format": pick(FormatOptions),
-            "length": pick(LengthOptions),
-            "cosine": cosine,
-            "repetition": pick(RepetitionOptions),
-            "soft_overlong": overlong,
-        }
+    def reward_options(self, chosen: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """Options by reward name: `chosen` (those the command line parsed), where the built-in rewards'
+        lengths left unset default to --max-completion-length, whether chosen or not."""
+        filled = dict(chosen or {})
+        for name, cls, length in _LENGTHS_FROM_THE_RUN:
+            options = filled.get(name) or cls()
+            if isinstance(options, cls) and getattr(options, length) is None:
+                options = dataclasses.replace(options, **{length: self.max_completion_length})
+            filled[name] = options
+        return filled
 
 
 @dataclass

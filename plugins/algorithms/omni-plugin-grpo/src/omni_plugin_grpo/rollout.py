@@ -29,18 +29,24 @@ class Rollouts:
     completion_ids: list[list[int]]
 
 
-def encode_prompts(template: Template, rows: Sequence[dict[str, Any]]) -> list[list[int]]:
-    """Each row's prompt as omni's template encodes it (a trailing reference answer left out)."""
-    prompts = []
-    for row in rows:
-        encoded = template.encode_prompt(row)
-        if encoded.extras:
-            raise OmniError(
-                f"{getattr(row, 'source', 'row')} {getattr(row, 'location', '')}: GRPO does not yet train on "
-                "prompts with images, audio or video (the media can still reach rewards as a column)"
-            )
-        prompts.append(list(encoded.input_ids))
-    return prompts
+def encode_prompts(template: Template, rows: Sequence[dict[str, Any]]) -> tuple[list[list[int]], list[bool]]:
+    """Each row's prompt ids as omni's template encodes them (a trailing reference answer left out), and
+    whether the prompt carries images, audio or video."""
+    encoded = [template.encode_prompt(row) for row in rows]
+    return [list(e.input_ids) for e in encoded], [bool(e.extras) for e in encoded]
+
+
+def check_media_engine(options: GrpoOptions, rows: Sequence[dict[str, Any]], with_media: Sequence[bool]) -> None:
+    """Rollouts of prompts with media run on the pt engine; say so, naming a media row, for any other."""
+    if options.rollout_engine == "pt" or not any(with_media):
+        return
+    row = rows[with_media.index(True)]
+    where = f"{getattr(row, 'source', 'row')}:{getattr(row, 'location', '?')}"
+    raise OmniError(
+        f"{where}: prompts with images, audio or video are rolled out by the pt engine only; --rollout-engine "
+        f"{options.rollout_engine} with media is not supported yet (no multimodal model it serves was verified "
+        "for GRPO weight syncing); use --rollout-engine pt"
+    )
 
 
 def build_engine(job: TrainingJob, options: GrpoOptions, longest_prompt: int) -> Engine:
@@ -70,16 +76,34 @@ def build_engine(job: TrainingJob, options: GrpoOptions, longest_prompt: int) ->
     return engine
 
 
+def media_token_ids(config: Any) -> frozenset[int]:
+    """A multimodal model's media tokens (image/audio/video placeholders, vision and audio start markers), by
+    the config fields transformers names them with (``image_token_id``, ``audio_start_token_id`` ...)."""
+    found = set()
+    for name, value in vars(config).items():
+        if name.startswith(("image_", "video_", "audio_", "vision_")) and name.endswith(("_token_id", "_token_index")):
+            if isinstance(value, int):
+                found.add(value)
+    return frozenset(found)
+
+
 class EngineRollout:
     """Completions for GRPO batches from an omni `Engine`."""
 
     def __init__(
-        self, engine: Engine, prompt_ids: Sequence[list[int]], end_token_id: int | None, options: GrpoOptions
+        self,
+        engine: Engine,
+        prompt_ids: Sequence[list[int]],
+        end_token_id: int | None,
+        options: GrpoOptions,
+        media_tokens: frozenset[int] = frozenset(),
     ) -> None:
         self.engine = engine
         self.prompts = prompt_ids  # by row index, as `encode_prompts` gave them
         self.end_token_id = end_token_id
         self.options = options
+        # A sampled media placeholder would make the training forward look for media the completion lacks.
+        self.media_tokens = media_tokens
 
     def generate(self, row_indices: Sequence[int], rows: Sequence[dict[str, Any]]) -> Rollouts:
         """One completion per entry of `rows`; runs of the same row become one request for `n` samples."""
@@ -116,8 +140,13 @@ class EngineRollout:
 
     def _with_end_token(self, choice: Any) -> list[int]:
         """The completion's ids as the policy produced them: a finished completion keeps its end-of-turn
-        token (engines report ids without it), so the policy learns to stop; a cut one has none."""
+        token (engines report ids without it), so the policy learns to stop; a cut one has none. A completion
+        holding a media token (a placeholder a random or drifting model may sample) ends with it: the training
+        forward scores that token and feeds none of them back (see `media.whole_forward_logps`)."""
         ids = list(choice.token_ids)
+        cut = next((i for i, t in enumerate(ids) if t in self.media_tokens), None)
+        if cut is not None:  # kept up to and including the first media token, as a completion cut short
+            return ids[: cut + 1]
         if choice.finish_reason == "stop" and self.end_token_id is not None and ids[-1:] != [self.end_token_id]:
             ids.append(self.end_token_id)
         return ids[: self.options.max_completion_length]

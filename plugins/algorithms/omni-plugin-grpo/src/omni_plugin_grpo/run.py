@@ -10,10 +10,16 @@ from omni.train.job import TrainingJob, TrainResult, log_line
 
 from omni_plugin_grpo.algorithms import BY_OPTIONS, Algorithm
 from omni_plugin_grpo.columns import ROW_INDEX, RowColumnsReward, reward_labels
-from omni_plugin_grpo.options import GrpoOptions
+from omni_plugin_grpo.options import REWARD_SELECTOR, GrpoOptions
 from omni_plugin_grpo.progress import with_reward_on_bar
 from omni_plugin_grpo.rewards import resolve_rewards
-from omni_plugin_grpo.rollout import EngineRollout, build_engine, encode_prompts
+from omni_plugin_grpo.rollout import (
+    EngineRollout,
+    build_engine,
+    check_media_engine,
+    encode_prompts,
+    media_token_ids,
+)
 
 # GRPOConfig fields set from the options of the same name.
 _TRL_FIELDS = (
@@ -69,21 +75,26 @@ def run_grpo(job: TrainingJob) -> TrainResult:
     """Train GRPO, DAPO, Dr. GRPO, RLOO or REINFORCE++ (whichever `--algo` names) and write omni's outputs."""
     from datasets import Dataset
 
+    from omni_plugin_grpo.media import PromptMedia
     from omni_plugin_grpo.trainer import DropReferenceAdapter, OmniGRPOTrainer
 
     options: GrpoOptions = job.algorithm_options
     algorithm: Algorithm = BY_OPTIONS[type(options)]
     check_batch_shape(job, options)
-    rewards = resolve_rewards(options.reward_funcs, options.reward_weights, job.registry, options.reward_options())
+    chosen = {s.spec.name: s.options for s in job.selected.get(REWARD_SELECTOR.option, [])}
+    rewards = resolve_rewards(
+        options.reward_funcs, options.reward_weights, job.registry, options.reward_options(chosen)
+    )
     if not rewards:
         raise OmniError("--reward-funcs is empty; name the rewards to train on (`omni list rewards`, or FILE.py:NAME)")
     log_line(f"{algorithm.name}: rewards " + ", ".join(f"{r.name} x{r.weight:g}" for r in rewards))
 
     rows = [*job.train_rows, *(job.val_rows or [])]
     # Encoded once, up front: the rows are checked before the first step, and every rollout reuses the ids.
-    prompt_ids = encode_prompts(job.template, rows)
+    prompt_ids, with_media = encode_prompts(job.template, rows)
+    check_media_engine(options, rows, with_media)
     engine = build_engine(job, options, max(map(len, prompt_ids), default=0))
-    rollout = EngineRollout(engine, prompt_ids, _end_token_id(job), options)
+    rollout = EngineRollout(engine, prompt_ids, _end_token_id(job), options, media_token_ids(job.model.config))
     prompts = [job.tokenizer.decode(ids) for ids in prompt_ids]
     n_train = len(job.train_rows)
 
@@ -103,6 +114,7 @@ def run_grpo(job: TrainingJob) -> TrainResult:
         callbacks=[*with_reward_on_bar(job.callbacks()), DropReferenceAdapter()],
         rollout=rollout,
         rows=rows,
+        media=PromptMedia(job.template, rows) if any(with_media) else None,
         algorithm=algorithm,
         options=options,
     )

@@ -4,7 +4,8 @@ dynamic sampling, generation-vs-training time in the logs, and a completions tab
 TRL computes the rewards, group statistics, KL and clipped loss; omni changes only what it must:
 - generation goes through `EngineRollout` (TRL's `rollout_func` hook), with prompts from omni's template;
 - RLOO rescales TRL's group-centred advantages by G/(G-1), which makes each baseline the siblings' mean;
-- dynamic sampling, which TRL does not have, swaps groups whose rewards are all equal for fresh groups.
+- dynamic sampling, which TRL does not have, swaps groups whose rewards are all equal for fresh groups;
+- prompts with images, audio or video carry their media into the training forward (`media.py`).
 """
 
 from __future__ import annotations
@@ -18,18 +19,18 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from omni.errors import OmniError
 from omni.infer.engine import Engine
 from transformers import TrainerCallback
 from trl import GRPOTrainer
 
 from omni_plugin_grpo.algorithms import Algorithm
 from omni_plugin_grpo.columns import ROW_INDEX
+from omni_plugin_grpo.media import MEDIA, PromptMedia, needs_whole_forward, whole_forward_logps
 from omni_plugin_grpo.options import GrpoOptions
 from omni_plugin_grpo.rollout import EngineRollout
 
 COMPLETIONS_FILE = "completions.jsonl"
-# Output fields of TRL's text-only generation batch that dynamic sampling knows how to recombine.
+# Output fields of a generation batch that dynamic sampling knows how to recombine (TRL's text fields, omni's media).
 _PER_ROW_FIELDS = {
     "prompt_ids",
     "prompt_mask",
@@ -40,6 +41,7 @@ _PER_ROW_FIELDS = {
     "ref_per_token_logps",
     "sampling_per_token_logps",
     "importance_sampling_ratio",
+    MEDIA,
 }
 
 
@@ -53,16 +55,19 @@ class OmniGRPOTrainer(GRPOTrainer):
         rows: Sequence[dict[str, Any]],
         algorithm: Algorithm,
         options: GrpoOptions,
+        media: PromptMedia | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
-        if options.dynamic_sample and self.accelerator.num_processes > 1:
-            # Processes would resample different numbers of rounds, and TRL's per-batch collectives would hang.
-            raise OmniError("--dynamic-sample runs in a single process for now; turn it off to train on several")
         self.rollout = rollout
         self.rows = rows  # omni's rows; the datasets hold their indices (`omni_row`)
         self.algorithm = algorithm
         self.options = options
+        self.media = media  # None when no prompt has images, audio or video
+        # The media of the samples being scored (None: text only); read by `_get_per_token_logps_and_entropies`.
+        self._forward_media: list[dict[str, Any]] | None = None
+        # Log-probs from the model's logits where TRL's fused LM head cannot see the media or run the model.
+        self._whole_forward = media is not None or needs_whole_forward(self.model)
         # Set after construction: TRL's constructor warns that `rollout_func` is experimental, and the hook is
         # the one place to generate with prompts TRL has not tokenized.
         self.rollout_func = self._generate_with_engine
@@ -102,7 +107,14 @@ class OmniGRPOTrainer(GRPOTrainer):
     def _score(self, inputs: list[dict[str, Any]]) -> dict[str, Any]:
         """Generate and score one batch with TRL, then apply the algorithm's advantage estimator."""
         self._batch_rows = [int(x[ROW_INDEX]) for x in inputs]
-        output = super()._generate_and_score_completions(inputs)
+        media = self.media.for_rows(self._batch_rows) if self.media is not None else None
+        self._forward_media = media  # old and reference log-probs are computed inside TRL's scoring
+        try:
+            output = super()._generate_and_score_completions(inputs)
+        finally:
+            self._forward_media = None
+        if media is not None:
+            output[MEDIA] = media
         groups = self._group_size()
         if self.algorithm.leave_one_out and groups > 1:
             # TRL gave r - mean(group); RLOO's r - mean(others) is that times G / (G - 1).
@@ -123,6 +135,51 @@ class OmniGRPOTrainer(GRPOTrainer):
         self._last_rewards = weighted
         return per_func
 
+    def _compute_loss(self, model: Any, inputs: dict[str, Any]) -> torch.Tensor:
+        self._forward_media = inputs.get(MEDIA)
+        try:
+            return super()._compute_loss(model, inputs)
+        finally:
+            self._forward_media = None
+
+    def _get_per_token_logps_and_entropies(
+        self,
+        model: Any,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        logits_to_keep: int,
+        batch_size: int | None = None,
+        compute_entropy: bool = False,
+        compute_aux_loss: bool = False,
+        **image_kwargs: Any,
+    ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+        if not self._whole_forward:
+            return super()._get_per_token_logps_and_entropies(
+                model,
+                input_ids,
+                attention_mask,
+                logits_to_keep,
+                batch_size=batch_size,
+                compute_entropy=compute_entropy,
+                compute_aux_loss=compute_aux_loss,
+                **image_kwargs,
+            )
+        media = self._forward_media if self._forward_media is not None else [{}] * input_ids.size(0)
+        return whole_forward_logps(
+            model,
+            input_ids,
+            attention_mask,
+            logits_to_keep,
+            media,
+            temperature=self.temperature,
+            batch_size=batch_size or input_ids.size(0),
+            compute_entropy=compute_entropy,
+            compute_aux_loss=compute_aux_loss,
+            autocast=self.accelerator.autocast,
+            media_tokens=self.rollout.media_tokens,
+            pad_token_id=self._tokenizer.pad_token_id,
+        )
+
     def _group_size(self) -> int:
         return self.num_generations if self.model.training else self.num_generations_eval
 
@@ -137,29 +194,62 @@ class OmniGRPOTrainer(GRPOTrainer):
 
     def _refill_flat_groups(self, output: dict[str, Any]) -> dict[str, Any]:
         """Replace groups whose rewards are all equal with groups of fresh prompts that do carry a signal,
-        sampling up to `max_resample_times` more batches; flat groups left over keep zero advantage."""
+        sampling up to `max_resample_times` more batches; flat groups left over keep zero advantage.
+
+        With several processes every decision is taken on the whole batch, identically everywhere: TRL gathers
+        the rewards of all processes (so groups are the global batch's), the fresh prompts come from a generator
+        seeded alike on every process, each process scores an equal share of them, and the scored fresh groups
+        are gathered so that each process takes the samples that land in its own part of the batch.
+        """
         if set(output) - _PER_ROW_FIELDS - {"num_items_in_batch"}:
-            return output  # multimodal or tool fields: recombining them is not supported, keep the batch as is
+            return output  # tool fields: recombining them is not supported, keep the batch as is
         good = self._groups_with_signal().clone()
         flat_at_start = int((~good).sum())
         size = self._group_size()
+        processes, rank = self.accelerator.num_processes, self.accelerator.process_index
+        offset = rank * len(output["completion_ids"])  # where this process's samples sit in the whole batch
         for _ in range(self.options.max_resample_times):
             flat = (~good).nonzero().flatten().tolist()
             if not flat:
                 break
-            fresh = []
-            for _ in flat:
-                row = self.train_dataset[self._rng.randrange(len(self.train_dataset))]
-                fresh.extend(dict(row) for _ in range(size))
-            extra = self._score(fresh)
+            groups = len(flat)
+            while (groups * size) % processes:  # an equal share for every process: a group or two more
+                groups += 1
+            picks = [self._rng.randrange(len(self.train_dataset)) for _ in range(groups)]
+            fresh = [dict(self.train_dataset[pick]) for pick in picks for _ in range(size)]
+            share = len(fresh) // processes
+            extra = self._score(fresh[rank * share : (rank + 1) * share])
             donors = self._groups_with_signal().nonzero().flatten().tolist()
             pairs = list(zip(flat, donors, strict=False))
             if pairs:
-                output = _replace_groups(output, extra, pairs, size, self._tokenizer.pad_token_id)
+                whole = self._gather_batch(extra)
+                output = _replace_groups(output, whole, pairs, size, self._tokenizer.pad_token_id, offset)
                 good[[d for d, _ in pairs]] = True
+        # TRL normalises the token-level loss by the completion tokens of all processes.
+        output["num_items_in_batch"] = self.accelerator.gather(output["completion_mask"].sum()).sum()
         self._metrics["train"]["dynamic_sampling/flat_groups"].append(float(flat_at_start))
         self._metrics["train"]["dynamic_sampling/flat_groups_left"].append(float((~good).sum()))
         return output
+
+    def _gather_batch(self, batch: dict[str, Any]) -> dict[str, Any]:
+        """Every process's part of a scored batch, joined in process order (the batch's global order):
+        sequences padded to the widest (prompts on the left), per-sample media gathered as objects."""
+        from accelerate.utils import gather_object
+
+        whole: dict[str, Any] = {}
+        for key, value in batch.items():
+            if key == "num_items_in_batch" or value is None:
+                continue
+            if isinstance(value, list):
+                whole[key] = gather_object(value) if self.accelerator.num_processes > 1 else value
+                continue
+            if value.dim() >= 2:
+                pad = self._tokenizer.pad_token_id if key.endswith("_ids") else 0
+                value = self.accelerator.pad_across_processes(
+                    value, dim=1, pad_index=pad, pad_first=key.startswith("prompt")
+                )
+            whole[key] = self.accelerator.gather(value)
+        return whole
 
     # --- timing and the completions table -----------------------------------------------------------------
 
@@ -239,17 +329,35 @@ def _pad_to(t: torch.Tensor, width: int, *, left: bool, value: float) -> torch.T
 
 
 def _replace_groups(
-    output: dict[str, Any], extra: dict[str, Any], pairs: list[tuple[int, int]], size: int, pad_id: int
+    output: dict[str, Any], extra: dict[str, Any], pairs: list[tuple[int, int]], size: int, pad_id: int, offset: int = 0
 ) -> dict[str, Any]:
     """`output` with group `dst` replaced by group `src` of `extra` for each (dst, src) pair; sequences are
-    re-padded to the wider of the two batches (prompts on the left, completions on the right)."""
-    dst = torch.tensor([d * size + k for d, _ in pairs for k in range(size)])
-    src = torch.tensor([s * size + k for _, s in pairs for k in range(size)])
-    merged: dict[str, Any] = {}
-    for key, value in output.items():
-        if key == "num_items_in_batch":
+    re-padded to the wider of the two batches (prompts on the left, completions on the right).
+
+    Groups count in the whole batch; `output` holds its samples from `offset` on (one process's part) and only
+    those are replaced, while `extra` is the whole fresh batch."""
+    local = len(output["completion_ids"])
+    moves = [
+        (d * size + k - offset, s * size + k)
+        for d, s in pairs
+        for k in range(size)
+        if offset <= d * size + k < offset + local
+    ]
+    merged: dict[str, Any] = {key: value for key, value in output.items() if key != "num_items_in_batch"}
+    if not moves:
+        return merged
+    dst = torch.tensor([d for d, _ in moves])
+    src = torch.tensor([s for _, s in moves])
+    for key, value in merged.items():
+        if value is None:
             continue
         other = extra[key]
+        if isinstance(value, list):  # per-sample media
+            value = list(value)
+            for d, s in moves:
+                value[d] = other[s]
+            merged[key] = value
+            continue
         if value.dim() >= 2:
             width = max(value.shape[1], other.shape[1])
             left = key.startswith("prompt")
@@ -258,7 +366,6 @@ def _replace_groups(
         value = value.clone()
         value[dst.to(value.device)] = other[src.to(other.device)].to(value.device)
         merged[key] = value
-    merged["num_items_in_batch"] = merged["completion_mask"].sum()
     return merged
 
 
