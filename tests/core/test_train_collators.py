@@ -6,15 +6,16 @@ import pytest
 import torch
 from omni.errors import OmniError
 from omni.template.base import IGNORE_INDEX
+from omni.train import packed_attention
 from omni.train.collators import PaddingCollator, PaddingFreeCollator, pack_rows
+from omni.train.packed_attention import PACKED_SDPA, use_packed_attention
 from omni.train.trainer import causal_lm_loss
 
 # float32 on CPU: the padded and padding-free paths differ only in summation order.
 TOLERANCE = 1e-5
 
 
-@pytest.fixture(scope="module")
-def model():
+def _llama(attn_implementation="sdpa"):
     from transformers import LlamaConfig, LlamaForCausalLM
 
     torch.manual_seed(0)
@@ -22,7 +23,16 @@ def model():
         vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
         num_key_value_heads=2, max_position_embeddings=128, attn_implementation="sdpa",
     )  # fmt: skip
-    return LlamaForCausalLM(config).eval()
+    model = LlamaForCausalLM(config).eval()
+    if attn_implementation == PACKED_SDPA:
+        assert use_packed_attention(model)
+    return model
+
+
+# Every test runs with transformers' SDPA (one block-diagonal mask) and with omni's per-sequence SDPA.
+@pytest.fixture(scope="module", params=["sdpa", PACKED_SDPA])
+def model(request):
+    return _llama(request.param)
 
 
 def _rows(lengths=(5, 11, 8), prompt=3, seed=0):
@@ -105,3 +115,29 @@ def test_pack_rows_with_bounded_open_bins_closes_the_fullest_bin():
 def test_pack_rows_rejects_a_row_longer_than_the_bin():
     with pytest.raises(OmniError, match="longer than the packing length 4"):
         list(pack_rows(_rows((5,)), max_length=4))
+
+
+def test_per_sequence_attention_gives_transformers_gradients():
+    masked, packed = _llama(), _llama(PACKED_SDPA)
+    assert packed.config._attn_implementation == PACKED_SDPA
+    batch = PaddingFreeCollator()(_rows((6, 13, 4, 9)))
+    for model in (masked, packed):
+        causal_lm_loss(model, dict(batch))[0].backward()
+    assert packed_attention._last_lengths[1] == [6, 13, 4, 9]  # the per-sequence path ran, not the fallback
+    for (name, a), b in zip(masked.named_parameters(), packed.parameters(), strict=True):
+        torch.testing.assert_close(a.grad, b.grad, atol=TOLERANCE, rtol=1e-4, msg=name)
+
+
+def test_per_sequence_attention_is_used_only_where_it_is_exact(tmp_path):
+    from transformers import Qwen2VLConfig
+
+    padded = PaddingCollator(pad_token_id=0)(_rows())
+    masked, packed = _llama(), _llama(PACKED_SDPA)
+    assert _loss(packed, padded).item() == pytest.approx(_loss(masked, padded).item(), abs=TOLERANCE)  # falls back
+    packed.save_pretrained(tmp_path)
+    assert PACKED_SDPA not in (tmp_path / "config.json").read_text()  # a saved model loads without omni
+
+    class WithTowers:  # models with vision or audio towers keep their attention
+        config = Qwen2VLConfig()
+
+    assert not use_packed_attention(WithTowers())

@@ -9,6 +9,7 @@ from __future__ import annotations
 from omni.train.collators import PaddingCollator, PaddingFreeCollator, pack_rows
 from omni.train.encoding import EncodedSet, EncodedStream, RowEncoder, encode_rows
 from omni.train.job import TrainingJob, TrainResult, log_line
+from omni.train.packed_attention import use_packed_attention
 from omni.train.trainer import OmniTrainer
 
 DEFAULT_PACKING_LENGTH = 2048  # tokens per packed row when --packing is used without --max-length
@@ -49,6 +50,8 @@ def run_sft(job: TrainingJob) -> TrainResult:
         log_line(_describe("validation", val))
     if options.padding_free or options.packing:
         collator = PaddingFreeCollator()
+        if use_packed_attention(job.model):
+            log_line("padding-free: attention runs per sequence")
     else:
         collator = PaddingCollator(pad_token_id=job.tokenizer.pad_token_id)
     has_eval = bool(val and val.features)
