@@ -9,8 +9,9 @@ omni's `identity` set (short answers) and a generated mixed-length set (answers 
 few hundred). The plain script trains on exactly the token ids and labels omni's template produced, with
 `DataCollatorForSeq2Seq` dynamic padding and transformers' default loss, so only the training path differs.
 
-Figures per run: useful (non-pad) tokens/s, MFU, wall time, final logged loss, and for omni its start-up
-time (CLI start to the first training step, minus model loading). MFU counts 4 x (linear-layer
+Figures per run: useful (non-pad) tokens/s, MFU, wall time, final logged loss, and start-up time (process
+start to the first training step, minus model loading); the plain script's start-up is the floor that
+importing torch, transformers' Trainer, peft and datasets sets for any Trainer-based tool. MFU counts 4 x (linear-layer
 parameters) FLOPs per useful token: forward plus the input-gradient half of backward, as LoRA leaves the
 frozen weights without weight gradients (attention score FLOPs are left out); the peak is this machine's
 fp32 matmul rate, measured here.
@@ -121,12 +122,17 @@ PLAIN = """
 import json, sys, time, torch
 from datasets import Dataset
 from peft import LoraConfig, get_peft_model
-from transformers import AutoModelForCausalLM, AutoTokenizer, DataCollatorForSeq2Seq, Trainer, TrainingArguments
-from transformers import set_seed
+from transformers import AutoModelForCausalLM, AutoTokenizer, DataCollatorForSeq2Seq, Trainer, TrainerCallback
+from transformers import TrainingArguments, set_seed
+class BeginTime(TrainerCallback):
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.time = time.time()
 model_path, data, adapter_config, out, batch, lr, seed = sys.argv[1:8]
 set_seed(int(seed))  # before the adapter is created, as omni does, so both start from the same LoRA init
 tok = AutoTokenizer.from_pretrained(model_path)
+load_start = time.time()
 model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32)
+load_s = time.time() - load_start
 cfg = json.load(open(adapter_config))
 model = get_peft_model(model, LoraConfig(task_type="CAUSAL_LM", r=cfg["r"], lora_alpha=cfg["lora_alpha"],
     lora_dropout=cfg["lora_dropout"], target_modules=cfg["target_modules"]))
@@ -135,12 +141,13 @@ ds = Dataset.from_list(rows)
 args = TrainingArguments(out, num_train_epochs=1, per_device_train_batch_size=int(batch), learning_rate=float(lr),
     lr_scheduler_type="cosine", warmup_steps=0.05, weight_decay=0.1, seed=int(seed), data_seed=int(seed),
     logging_steps=1, save_strategy="no", report_to="none", disable_tqdm=True, dataloader_pin_memory=False)
-trainer = Trainer(model=model, args=args, train_dataset=ds,
+begin = BeginTime()
+trainer = Trainer(model=model, args=args, train_dataset=ds, callbacks=[begin],
     data_collator=DataCollatorForSeq2Seq(tok, padding=True, label_pad_token_id=-100))
 result = trainer.train()
 losses = [r["loss"] for r in trainer.state.log_history if "loss" in r]
 print(json.dumps({"tokens": sum(len(r["input_ids"]) for r in rows), "train_s": result.metrics["train_runtime"],
-    "final_loss": losses[-1]}))
+    "final_loss": losses[-1], "begin": begin.time, "load_s": load_s}))
 """
 
 
@@ -154,7 +161,8 @@ def run_plain(data: Path, adapter_config: Path, out: Path) -> dict:
     done = subprocess.run(argv, capture_output=True, text=True)
     if done.returncode:
         raise SystemExit(f"plain script failed:\n{done.stderr[-3000:]}")
-    return {**json.loads(done.stdout.strip().splitlines()[-1]), "wall_s": time.time() - start, "startup_s": None}
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    return {**result, "wall_s": time.time() - start, "startup_s": result["begin"] - start - result["load_s"]}
 
 
 def linear_params() -> int:
@@ -204,14 +212,15 @@ def main() -> None:
         for label, r in results.items():
             tps = r["tokens"] / r["train_s"]
             mfu = tps * flops_per_token / (peak * 1e9)
-            startup = f"{r['startup_s']:.1f}" if r["startup_s"] is not None else "-"
-            table.append((name, label, tps, tps / base, mfu, r["wall_s"], r["final_loss"], startup))
+            table.append((name, label, tps, tps / base, mfu, r["wall_s"], r["final_loss"], r["startup_s"]))
 
     print(
         f"\n{'set':<9} {'run':<19} {'useful tok/s':>12} {'vs plain':>8} {'MFU':>6} {'wall s':>7} {'final loss':>10} {'start-up s':>10}"
     )
     for name, label, tps, ratio, mfu, wall, loss, startup in table:
-        print(f"{name:<9} {label:<19} {tps:>12.1f} {ratio:>7.2f}x {mfu:>6.1%} {wall:>7.1f} {loss:>10.4f} {startup:>10}")
+        print(
+            f"{name:<9} {label:<19} {tps:>12.1f} {ratio:>7.2f}x {mfu:>6.1%} {wall:>7.1f} {loss:>10.4f} {startup:>10.1f}"
+        )
     import torch
 
     print(f"\n{torch.get_num_threads()} torch threads on {os.cpu_count()} CPUs; work files in {work}")
