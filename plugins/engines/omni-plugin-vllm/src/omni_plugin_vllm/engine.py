@@ -206,8 +206,10 @@ class VllmEngine(LoopEngine):
         """vLLM's tokens prompt: omni's template ids (or the raw prompt's), plus the row's images and audio.
 
         omni's templates write each medium as many placeholder tokens as it has features, as the pt engine
-        feeds the model; vLLM expands each medium's single placeholder token itself (from its own run of the
-        model's processor), so each run of placeholders goes to it as one token.
+        feeds the model. vLLM runs the model's processor on the media itself and, for the Qwen family
+        (Qwen2-Audio, Qwen2-VL, Qwen3-Omni), replaces one placeholder token per medium with that run, so each
+        run goes to it as one token. (A model whose vLLM processor writes more than the run, such as
+        Idefics3's image wrapper tokens, would need its template's unexpanded prompt instead.)
         """
         ids = self.prompts.token_ids(request)
         media = _multi_modal_data(request.row) if request.prompt is None else {}
