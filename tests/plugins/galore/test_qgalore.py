@@ -192,6 +192,7 @@ def test_option_mistakes_are_one_line_errors(model_dir, colors, tmp_path, capsys
         (["--galore-weight-group-size", "100"], "--galore-weight-group-size 100 does not divide the 64 x 64 weight"),
         (["--galore-proj-bits", "9"], "--galore-proj-bits 9 must be between 2 and 8"),
         (["--galore-optim", "adafactor"], "it cannot use --galore-optim adafactor"),
+        (["--galore-proj-group-size", "0"], "--galore-proj-group-size must be at least 1"),
     ]:
         code, stderr = _omni_in_process([*argv, *extra], capsys)
         assert code != 0 and message in stderr and "Traceback" not in stderr, stderr

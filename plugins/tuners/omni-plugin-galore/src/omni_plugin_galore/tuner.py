@@ -101,8 +101,11 @@ class GaloreTuner(FullTuner):
         for flag, bits in (("--galore-weight-bits", o.galore_weight_bits), ("--galore-proj-bits", o.galore_proj_bits)):
             if not 2 <= bits <= 8:
                 raise OmniError(f"{flag} {bits} must be between 2 and 8")
-        if o.galore_queue_size < 1 or o.galore_gamma_proj < 1:
-            raise OmniError("--galore-queue-size and --galore-gamma-proj must be at least 1")
+        if min(o.galore_queue_size, o.galore_gamma_proj, o.galore_weight_group_size, o.galore_proj_group_size) < 1:
+            raise OmniError(
+                "--galore-queue-size, --galore-gamma-proj, --galore-weight-group-size and --galore-proj-group-size "
+                "must be at least 1"
+            )
         for name in self.target_names:
             m, n = model.get_submodule(name).weight.shape
             if (m * n) % o.galore_weight_group_size:
