@@ -158,6 +158,44 @@ def test_media_rollouts_on_another_engine_are_refused_naming_the_row(shapes):
     check_media_engine(GrpoOptions(rollout_engine="pt"), rows, [True, True])
 
 
+# A reward that opens each row's audio clip (it must be a readable 16 kHz file) and checks the answer.
+TONE_REWARD = """
+import soundfile
+
+
+def right_pitch(prompts, completions, audios, solution, **columns):
+    assert all(soundfile.info(clip[0]).samplerate == 16000 for clip in audios), audios
+    return [float(c.strip() == s) for c, s in zip(completions, solution)]
+"""
+
+
+def rlhf_argv(algo: str, model: Path, data: Path, out: Path, *extra: str) -> list[str]:
+    argv = ["rlhf", "--algo", algo, "--model", str(model), "--dataset", str(data), "--output-dir", str(out)]
+    argv += ["--num-generations", "4", "--max-completion-length", "4", "--per-device-train-batch-size", "8"]
+    return [*argv, "--max-steps", "2", "--logging-steps", "1", "--save-strategy", "no", *extra]
+
+
+def test_audio_prompts_train_with_dapo_lora_and_a_kl_penalty(omni_dir, tmp_path):
+    """Dynamic sampling swaps groups carrying media, and the reference log-probs (adapter off) see the audio."""
+    pytest.importorskip("omni_plugin_lora")
+    from omni.testing.synthetic import write_tones
+
+    tones = write_tones(tmp_path / "tones", train=16, held_out=0)
+    (tmp_path / "tone_reward.py").write_text(TONE_REWARD)
+    out = tmp_path / "out"
+    reward = f"{tmp_path / 'tone_reward.py'}:right_pitch"
+    extra = ("--reward-funcs", reward, "--tuner", "lora", "--beta", "0.04", "--num-iterations", "2")
+    assert main(rlhf_argv("dapo", omni_dir, tones.train, out, *extra)) == 0
+    steps = [r for r in map(json.loads, (out / "logging.jsonl").read_text().splitlines()) if "reward" in r]
+    assert steps and all("kl" in r and "dynamic_sampling/flat_groups" in r for r in steps)
+
+
+def test_a_kl_penalty_with_full_tuning_of_the_thinker_is_a_clear_error(omni_dir, shapes, tmp_path, capsys):
+    extra = ("--reward-funcs", "format", "--tuner", "full", "--beta", "0.04")
+    assert main(rlhf_argv("grpo", omni_dir, shapes.train, tmp_path / "out", *extra)) != 0
+    assert "--beta 0.04 with --tuner full needs a reference copy" in capsys.readouterr().err
+
+
 def held_out_accuracy(model: Path, shapes, tmp_path: Path) -> float:
     answers = tmp_path / f"answers-{model.name}.jsonl"
     argv = ["infer", "--model", str(model), "--input", str(shapes.held_out), "--output", str(answers)]

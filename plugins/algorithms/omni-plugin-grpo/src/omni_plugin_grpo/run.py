@@ -54,6 +54,18 @@ def check_batch_shape(job: TrainingJob, options: GrpoOptions) -> None:
         )
 
 
+def check_reference(job: TrainingJob, options: GrpoOptions) -> None:
+    """A KL penalty on a model without an adapter needs a reference copy, which TRL loads from the path in the
+    model's config; a model loaded out of a larger checkpoint (Qwen3-Omni's thinker) has none."""
+    if options.beta == 0 or hasattr(job.model, "peft_config") or getattr(job.model.config, "_name_or_path", ""):
+        return
+    raise OmniError(
+        f"--beta {options.beta} with --tuner {job.options.tuner} needs a reference copy of the model, which TRL "
+        f"loads from a checkpoint path this {job.model_spec.name} model does not record; use a LoRA tuner (the "
+        "reference is the model with its adapter off) or --beta 0"
+    )
+
+
 def grpo_config(job: TrainingJob, options: GrpoOptions, weights: list[float], has_eval: bool) -> Any:
     """TRL's GRPOConfig: omni's training arguments plus the algorithm's options."""
     from trl import GRPOConfig
@@ -81,6 +93,7 @@ def run_grpo(job: TrainingJob) -> TrainResult:
     options: GrpoOptions = job.algorithm_options
     algorithm: Algorithm = BY_OPTIONS[type(options)]
     check_batch_shape(job, options)
+    check_reference(job, options)
     chosen = {s.spec.name: s.options for s in job.selected.get(REWARD_SELECTOR.option, [])}
     rewards = resolve_rewards(
         options.reward_funcs, options.reward_weights, job.registry, options.reward_options(chosen)
