@@ -8,13 +8,15 @@ Columns a format does not consume are kept as they are (they reach reward functi
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
-from omni.data.rows import RowProblem
+from omni.data.rows import RowProblem, row_error, with_origin
 from omni.errors import OmniError
 
 ROLES: tuple[str, ...] = ("system", "user", "assistant", "tool")
 MEDIA_COLUMNS: dict[str, str] = {"image": "images", "audio": "audios", "video": "videos"}
+MEDIA_TAG = re.compile(r"<(image|audio|video)>")
 
 _SHAREGPT_ROLES = {
     "system": "system",
@@ -106,6 +108,22 @@ def to_messages_row(raw: dict[str, Any]) -> dict[str, Any]:
     given = frozenset(c for c in MEDIA_COLUMNS.values() if row.get(c))
     row["messages"] = [_normalise_message(m, i, row, given) for i, m in enumerate(messages)]
     return row
+
+
+def tagged_row(row: dict[str, Any]) -> dict[str, Any]:
+    """`row` with string contents only: OpenAI content parts (as inference requests send them) become text
+    with media tags and their media move to the row's columns. Errors name the row; templates call this."""
+    if all(isinstance(m.get("content"), str) for m in row.get("messages", [])):
+        return row
+    try:
+        return with_origin(to_messages_row(row), row)
+    except RowProblem as problem:
+        raise row_error(row, str(problem)) from None
+
+
+def media_tags(row: dict[str, Any]) -> list[str]:
+    """The modality of every media tag in `row`'s messages, in order (``["image", "audio", ...]``)."""
+    return [tag for m in row.get("messages", []) for tag in MEDIA_TAG.findall(m["content"])]
 
 
 def _present(value: Any) -> bool:

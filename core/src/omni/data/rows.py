@@ -23,6 +23,11 @@ class Row(dict[str, Any]):
         return (Row, (dict(self), self.source, self.location))
 
 
+def with_origin(new: dict[str, Any], old: dict[str, Any]) -> dict[str, Any]:
+    """`new` carrying `old`'s file and line when `old` is a `Row`, so errors about it still name the row."""
+    return Row(new, old.source, old.location) if isinstance(old, Row) else new
+
+
 def row_error(row: dict[str, Any], problem: str, error_type: type[DataError] = DataError) -> DataError:
     """An error of `error_type` naming the row's origin (``file:line``) when it is a `Row`."""
     if isinstance(row, Row):

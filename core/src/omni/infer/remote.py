@@ -13,7 +13,6 @@ import base64
 import contextlib
 import json
 import mimetypes
-import re
 import socket
 import subprocess
 import tempfile
@@ -25,14 +24,13 @@ from typing import Any
 
 import httpx
 
+from omni.data.convert import MEDIA_COLUMNS, MEDIA_TAG
 from omni.encoders.sources import MediaContext, read_source
 from omni.errors import OmniError
 from omni.infer.engine import Choice, Engine, GenerationConfig, InferRequest, InferResponse, StreamDelta
 from omni.models.resolve import resolve_model
 from omni.plugins import get_registry
 
-_TAG = re.compile(r"<(image|audio|video)>")
-_COLUMNS = {"image": "images", "audio": "audios", "video": "videos"}
 _TIMEOUT = httpx.Timeout(600.0, connect=10.0)
 
 
@@ -337,22 +335,22 @@ def openai_messages(row: dict[str, Any]) -> list[dict[str, Any]]:
     The row's media files are sent inline (base64 data URLs), so the server needs no access to them.
     """
     context = MediaContext.of_row(row)
-    media = {modality: iter(row.get(column) or []) for modality, column in _COLUMNS.items()}
+    media = {modality: iter(row.get(column) or []) for modality, column in MEDIA_COLUMNS.items()}
     messages = []
     for message in row.get("messages") or []:
         content = message.get("content")
-        if not isinstance(content, str) or not _TAG.search(content):
+        if not isinstance(content, str) or not MEDIA_TAG.search(content):
             messages.append(dict(message))
             continue
         parts: list[dict[str, Any]] = []
-        for index, piece in enumerate(_TAG.split(content)):
+        for index, piece in enumerate(MEDIA_TAG.split(content)):
             if index % 2 == 0:
                 if piece:
                     parts.append({"type": "text", "text": piece})
                 continue
             item = next(media[piece], None)
             if item is None:
-                raise OmniError(f"a message has more <{piece}> tags than the row has {_COLUMNS[piece]}")
+                raise OmniError(f"a message has more <{piece}> tags than the row has {MEDIA_COLUMNS[piece]}")
             parts.append(_media_part(piece, item, context))
         messages.append({**message, "content": parts})
     return messages

@@ -13,14 +13,12 @@ import re
 from typing import Any
 
 import numpy as np
-from omni.data.convert import to_messages_row
-from omni.data.rows import Row, RowProblem, row_error
+from omni.data.convert import MEDIA_TAG, media_tags, tagged_row
+from omni.data.rows import row_error, with_origin
 from omni.encoders.audio import load_audio
 from omni.encoders.sources import MediaContext
 from omni.template.base import Encoded, RowTooLongError, TemplateOptions
 from omni_plugin_qwen3.templates import Qwen25Template
-
-_TAG = re.compile(r"<(image|audio|video)>")
 
 
 class Qwen2AudioTemplate(Qwen25Template):
@@ -49,13 +47,8 @@ class Qwen2AudioTemplate(Qwen25Template):
 
     def _expand(self, row: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any], int]:
         """The row with every ``<audio>`` replaced by its placeholder text, the features, and the placeholder count."""
-        if any(not isinstance(m.get("content"), str) for m in row.get("messages", [])):
-            try:
-                converted = to_messages_row(row)  # OpenAI content parts, as inference requests send them
-            except RowProblem as problem:
-                raise row_error(row, str(problem)) from None
-            row = _with_origin(converted, row)
-        tags = [tag for m in row.get("messages", []) for tag in _TAG.findall(m["content"])]
+        row = tagged_row(row)
+        tags = media_tags(row)
         if not tags:
             return row, {}, 0
         if set(tags) != {"audio"}:
@@ -75,8 +68,8 @@ class Qwen2AudioTemplate(Qwen25Template):
         def placeholder(_: re.Match[str]) -> str:
             return f"Audio {next(numbers)}: {self.audio_bos}{self.audio_token * next(pads)}{self.audio_eos}\n"
 
-        expanded = _with_origin(dict(row), row)
-        expanded["messages"] = [{**m, "content": _TAG.sub(placeholder, m["content"])} for m in row["messages"]]
+        expanded = with_origin(dict(row), row)
+        expanded["messages"] = [{**m, "content": MEDIA_TAG.sub(placeholder, m["content"])} for m in row["messages"]]
         return expanded, extras, sum(counts)
 
     def _features(self, waves: list[np.ndarray]) -> tuple[dict[str, Any], list[int]]:
@@ -104,8 +97,3 @@ class Qwen2AudioTemplate(Qwen25Template):
                 "tokens); raise --max-length",
                 RowTooLongError,
             )
-
-
-def _with_origin(new: dict[str, Any], old: dict[str, Any]) -> dict[str, Any]:
-    """`new` carrying `old`'s file and line when `old` is an `omni.data.Row`, so errors still name the row."""
-    return Row(new, old.source, old.location) if isinstance(old, Row) else new

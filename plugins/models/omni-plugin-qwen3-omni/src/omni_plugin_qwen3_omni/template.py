@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 import torch
-from omni.data.convert import to_messages_row
-from omni.data.rows import Row, RowProblem, row_error
+from omni.data.convert import MEDIA_TAG, media_tags, tagged_row
+from omni.data.rows import row_error, with_origin
 from omni.encoders.audio import load_audio
 from omni.encoders.image import load_image
 from omni.encoders.sources import MediaContext
@@ -26,7 +26,6 @@ from omni_plugin_qwen3.templates import EMPTY_THINK, Qwen3Template
 
 from omni_plugin_qwen3_omni.processor import MediaTensors, Qwen3OmniProcessor
 
-_TAG = re.compile(r"<(image|audio|video)>")
 _COLUMNS = {"image": "images", "audio": "audios", "video": "videos"}
 
 
@@ -86,13 +85,8 @@ class Qwen3OmniTemplate(Qwen3Template):
 
     def _expand(self, row: dict[str, Any]) -> tuple[dict[str, Any], MediaTensors]:
         """The row with every media tag replaced by its placeholder tokens, and the media tensors."""
-        if any(not isinstance(m.get("content"), str) for m in row.get("messages", [])):
-            try:
-                converted = to_messages_row(row)  # OpenAI content parts, as inference requests send them
-            except RowProblem as problem:
-                raise row_error(row, str(problem)) from None
-            row = _with_origin(converted, row)
-        tags = [tag for m in row.get("messages", []) for tag in _TAG.findall(m["content"])]
+        row = tagged_row(row)
+        tags = media_tags(row)
         if not tags:
             return row, MediaTensors()
         if self.media is None:
@@ -118,8 +112,8 @@ class Qwen3OmniTemplate(Qwen3Template):
                 pad = tokenizer.image_token if kind == "image" else tokenizer.video_token
             return start + pad * next(counts[kind]) + end
 
-        expanded = _with_origin(copy.copy(dict(row)), row)
-        expanded["messages"] = [{**m, "content": _TAG.sub(placeholder, m["content"])} for m in row["messages"]]
+        expanded = with_origin(copy.copy(dict(row)), row)
+        expanded["messages"] = [{**m, "content": MEDIA_TAG.sub(placeholder, m["content"])} for m in row["messages"]]
         return expanded, media
 
     def _load(self, row: dict[str, Any], tags: list[str]) -> MediaTensors:
@@ -194,11 +188,6 @@ class Qwen3OmniTemplate(Qwen3Template):
                     f"({sum(count)} placeholder tokens); raise --max-length",
                     RowTooLongError,
                 )
-
-
-def _with_origin(new: dict[str, Any], old: dict[str, Any]) -> dict[str, Any]:
-    """`new` carrying `old`'s file and line when `old` is an `omni.data.Row`, so errors still name the row."""
-    return Row(new, old.source, old.location) if isinstance(old, Row) else new
 
 
 def _rope_index(config: Any) -> Any:
