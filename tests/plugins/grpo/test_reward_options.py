@@ -36,6 +36,17 @@ def test_help_shows_the_options_of_the_rewards_named(band_plugin_installed, caps
     assert "--format-pattern" not in text and "--band-low" not in help_text(capsys, "--reward-funcs", "format")
 
 
+def test_a_flag_value_with_spaces_after_the_reward_names_is_not_taken_for_a_name():
+    from omni.cli.invocation import parse_invocation
+    from omni.plugins import get_registry
+
+    registry = get_registry()
+    argv = ["--algo", "grpo", "--reward-funcs", "format", "accuracy", "--format-pattern=.*The answer is [0-9]+"]
+    invocation = parse_invocation(registry.get("commands", "rlhf").spec, argv, registry)
+    assert [s.spec.name for s in invocation.selected["reward_funcs"]] == ["format", "accuracy"]
+    assert invocation.selected["reward_funcs"][0].options.format_pattern == ".*The answer is [0-9]+"
+
+
 def test_options_of_a_reward_not_named_are_refused(band_plugin_installed, tiny_model, token_task, tmp_path, capsys):
     argv = ["rlhf", "--algo", "grpo", "--model", str(tiny_model), "--dataset", str(token_task[0])]
     argv += ["--tuner", "full", "--reward-funcs", "format", "--band-low", "3", "--output-dir", str(tmp_path)]

@@ -129,7 +129,10 @@ def _selector_value(
     probe = _Parser(add_help=False)
     flags = [f"--{s}" for s in {*(kebab(x) for x in info.spellings), *info.spellings}]
     probe.add_argument(*flags, dest="value", nargs="+" if info.is_list else None, default=argparse.SUPPRESS)
-    found = vars(probe.parse_known_args(argv)[0])
+    # The probe does not know the other flags, and argparse reads an unknown `--flag=value with spaces` as a
+    # value (it would join a list selector's names): the probe sees such flags without their values.
+    others = [a.split("=", 1)[0] if a.startswith("--") and a.split("=", 1)[0] not in flags else a for a in argv]
+    found = vars(probe.parse_known_args(others)[0])
     if "value" in found:
         return info.convert(found["value"], f"--{kebab(info.name)}")
     for key in info.spellings:
