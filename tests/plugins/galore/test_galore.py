@@ -4,7 +4,6 @@ low rank, every parameter trains, and `omni sft --tuner galore` (plain and layer
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 import torch
@@ -15,28 +14,16 @@ from omni_plugin_galore.tuner import GaloreTuner
 from transformers import Trainer, TrainerCallback, TrainingArguments
 
 from tests.conftest import run_omni
-from tests.helpers import write_color_task
+from tests.plugins.galore.conftest import FAST, VARIANTS, token_rows
 
 RANK = 8
 LINEARS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    from omni.testing.models import build_tiny_model
-
-    return build_tiny_model("llama", tmp_path_factory.mktemp("tiny-llama"))
 
 
 def _model(model_dir):
     from transformers import AutoModelForCausalLM
 
     return AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
-
-
-def _rows(n=32):
-    generator = torch.Generator().manual_seed(0)
-    return [{"input_ids": (ids := torch.randint(3, 200, (16,), generator=generator)), "labels": ids} for _ in range(n)]
 
 
 class StateShapes(TrainerCallback):
@@ -57,7 +44,7 @@ def _train(model, tuner, tmp_path, steps, **extra):
         **{**tuner.training_arguments(), **extra},
     )  # fmt: skip
     recorder = StateShapes(model)
-    Trainer(model=model, args=args, train_dataset=_rows(), callbacks=[*tuner.callbacks(), recorder]).train()
+    Trainer(model=model, args=args, train_dataset=token_rows(), callbacks=[*tuner.callbacks(), recorder]).train()
     return recorder.shapes
 
 
@@ -110,7 +97,7 @@ def test_layerwise_optimizer_steps_every_parameter_during_backward(model_dir, tm
         output_dir=str(tmp_path), max_steps=2, per_device_train_batch_size=4, learning_rate=1e-2, report_to="none",
         save_strategy="no", disable_tqdm=True, dataloader_pin_memory=False, **tuner.training_arguments(),
     )  # fmt: skip
-    trainer = Trainer(model=model, args=args, train_dataset=_rows(), callbacks=tuner.callbacks())
+    trainer = Trainer(model=model, args=args, train_dataset=token_rows(), callbacks=tuner.callbacks())
     trainer.train()
     assert type(trainer.optimizer.optimizer).__name__ == "LayerWiseDummyOptimizer"
     states = [opt.state[p] for p, opt in trainer.optimizer.optimizer.optimizer_dict.items() if p in opt.state]
@@ -120,7 +107,7 @@ def test_layerwise_optimizer_steps_every_parameter_during_backward(model_dir, tm
     assert all(not torch.equal(before[n], p) for n, p in model.named_parameters())
     args.gradient_accumulation_steps = 2
     with pytest.raises(OmniError, match="cannot accumulate gradients"):
-        Trainer(model=model, args=args, train_dataset=_rows(), callbacks=tuner.callbacks())
+        Trainer(model=model, args=args, train_dataset=token_rows(), callbacks=tuner.callbacks())
 
 
 def test_tuner_parameter_groups_cannot_combine_with_galore(model_dir, tmp_path):
@@ -131,37 +118,20 @@ def test_tuner_parameter_groups_cannot_combine_with_galore(model_dir, tmp_path):
     tuner = Grouped(GaloreOptions(galore_rank=RANK))
     model = tuner.prepare(_model(model_dir))
     args = TrainingArguments(output_dir=str(tmp_path), report_to="none", **tuner.training_arguments())
-    trainer = OmniTrainer(model=model, args=args, train_dataset=_rows(), tuner=tuner)
+    trainer = OmniTrainer(model=model, args=args, train_dataset=token_rows(), tuner=tuner)
     with pytest.raises(OmniError, match="optimizer galore_adamw builds its own parameter groups"):
         trainer.create_optimizer()
 
 
-@pytest.fixture(scope="module")
-def colors(tmp_path_factory) -> Path:
-    return write_color_task(tmp_path_factory.mktemp("data") / "colors.jsonl")
-
-
-FAST = "--gradient-checkpointing false --logging-steps 1 --torch-dtype float32 --save-steps 1000".split()
-
-
-def _omni_in_process(argv, capsys):
-    from omni.cli.main import main
-    from omni.plugins import load_plugins, using_host
-
-    with using_host(load_plugins({"OMNI_PLUGINS": "galore"})):
-        code = main(list(argv))
-    return code, capsys.readouterr().err
-
-
 @pytest.mark.parametrize("layerwise", [False, True], ids=["adamw", "layerwise"])
-def test_cli_sft_with_galore_learns_and_saves_a_full_model(model_dir, colors, tmp_path, layerwise, capsys):
+def test_cli_sft_with_galore_learns_and_saves_a_full_model(model_dir, colors, tmp_path, layerwise, omni_in_process):
     out = tmp_path / "run"
     argv = ["sft", "--tuner", "galore", "--galore_rank", "8", "--galore-update-proj-gap", "10", "--galore-scale", "1"]
     argv += ["--galore-layerwise", str(layerwise).lower(), "--model", str(model_dir), "--dataset", str(colors)]
     argv += "--learning-rate 3e-3 --max-steps 16 --batch-size 8 --val-split-ratio 0.25 --eval-steps 4".split()
-    argv += ["--per-device-eval-batch-size", "8", *FAST, "--output-dir", str(out)]
+    argv += ["--per-device-eval-batch-size", "8", *FAST, "--save-steps", "1000", "--output-dir", str(out)]
     if layerwise:  # the subprocess run covers the console script; in-process is faster for the variant
-        code, stderr = _omni_in_process(argv, capsys)
+        code, stderr = omni_in_process(argv)
     else:
         result = run_omni(*argv, env={"OMNI_PLUGINS": "galore"}, timeout=300)
         code, stderr = result.returncode, result.stderr
@@ -176,25 +146,29 @@ def test_cli_sft_with_galore_learns_and_saves_a_full_model(model_dir, colors, tm
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="transformers' layer-wise 8-bit GaLore runs on a GPU")
-def test_cli_says_layerwise_8bit_needs_a_gpu(model_dir, colors, tmp_path, capsys):
+def test_cli_says_layerwise_8bit_needs_a_gpu(model_dir, colors, tmp_path, omni_in_process):
     argv = ["sft", "--tuner", "galore", "--model", str(model_dir), "--dataset", str(colors), "--max-steps", "1"]
     argv += ["--output-dir", str(tmp_path / "out"), "--galore-optim", "adamw_8bit", "--galore-layerwise", "true"]
-    code, stderr = _omni_in_process(argv, capsys)
+    code, stderr = omni_in_process(argv)
     assert code != 0 and "with --galore-optim-per-parameter needs a CUDA GPU" in stderr
     assert "Traceback" not in stderr
 
 
-def test_resuming_from_a_checkpoint_matches_the_uninterrupted_run(model_dir, colors, tmp_path, capsys):
+@pytest.mark.parametrize("variant", list(VARIANTS))
+def test_resuming_from_a_checkpoint_matches_the_uninterrupted_run(
+    model_dir, colors, tmp_path, variant, omni_in_process
+):
     from safetensors.torch import load_file
 
-    common = ["sft", "--tuner", "galore", "--galore-rank", "4", "--galore-update-proj-gap", "2"]
-    common += ["--model", str(model_dir), "--dataset", str(colors), "--max-steps", "6", "--batch-size", "4"]
-    common += "--learning-rate 3e-3 --gradient-checkpointing false --torch-dtype float32 --save-steps 3".split()
+    common = ["sft", "--tuner", "galore", "--galore-rank", "8", "--galore-update-proj-gap", "2", *VARIANTS[variant]]
+    common += ["--galore-8bit-min-size", "256", "--model", str(model_dir), "--dataset", str(colors)]
+    common += "--max-steps 6 --batch-size 4 --learning-rate 3e-3 --save-steps 3".split() + FAST
     whole, resumed = tmp_path / "whole", tmp_path / "resumed"
-    assert _omni_in_process([*common, "--output-dir", str(whole)], capsys)[0] == 0
-    # the checkpoint's optimizer state holds galore-torch's projectors, which must load with weights_only
-    code, stderr = _omni_in_process(
-        [*common, "--output-dir", str(resumed), "--resume-from-checkpoint", str(whole / "checkpoint-3")], capsys
+    assert omni_in_process([*common, "--output-dir", str(whole)])[0] == 0
+    # The checkpoint holds float weights (Q-GaLore quantizes them again on load), the moments (8-bit ones
+    # too) and galore-torch's projectors, which must load with weights_only.
+    code, stderr = omni_in_process(
+        [*common, "--output-dir", str(resumed), "--resume-from-checkpoint", str(whole / "checkpoint-3")]
     )
     assert code == 0, stderr
     a, b = load_file(whole / "model.safetensors"), load_file(resumed / "model.safetensors")

@@ -5,7 +5,6 @@ transformers weights that `omni infer` loads, and resuming."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 import torch
@@ -15,21 +14,9 @@ from omni_plugin_galore.tuner import GaloreTuner
 from transformers import AutoModelForCausalLM, Trainer, TrainingArguments
 
 from tests.conftest import run_omni
-from tests.helpers import write_color_task
+from tests.plugins.galore.conftest import FAST, VARIANTS, token_rows
 
 RANK = 8
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    from omni.testing.models import build_tiny_model
-
-    return build_tiny_model("llama", tmp_path_factory.mktemp("tiny-llama"))
-
-
-def _rows(n=32):
-    generator = torch.Generator().manual_seed(0)
-    return [{"input_ids": (ids := torch.randint(3, 200, (16,), generator=generator)), "labels": ids} for _ in range(n)]
 
 
 def _train(model_dir, tmp_path, steps, **options):
@@ -42,7 +29,7 @@ def _train(model_dir, tmp_path, steps, **options):
         **tuner.training_arguments(),
     )  # fmt: skip
     optimizer = tuner.create_optimizer(model, args)
-    Trainer(model=model, args=args, train_dataset=_rows(), optimizers=(optimizer, None)).train()
+    Trainer(model=model, args=args, train_dataset=token_rows(), optimizers=(optimizer, None)).train()
     return model, tuner, optimizer
 
 
@@ -114,29 +101,8 @@ def test_8bit_galore_keeps_uint8_moments_on_cpu(model_dir, tmp_path):
         assert not torch.equal(param.detach(), before[name]), name
 
 
-@pytest.fixture(scope="module")
-def colors(tmp_path_factory) -> Path:
-    return write_color_task(tmp_path_factory.mktemp("data") / "colors.jsonl")
-
-
-FAST = "--gradient-checkpointing false --logging-steps 1 --torch-dtype float32".split()
-VARIANTS = {
-    "qgalore": ["--galore-quantization", "true"],
-    "8bit": ["--galore-optim", "adamw_8bit"],
-}
-
-
-def _omni_in_process(argv, capsys):
-    from omni.cli.main import main
-    from omni.plugins import load_plugins, using_host
-
-    with using_host(load_plugins({"OMNI_PLUGINS": "galore"})):
-        code = main(list(argv))
-    return code, capsys.readouterr().err
-
-
-@pytest.mark.parametrize("variant", list(VARIANTS))
-def test_cli_sft_learns_and_saves_weights_omni_infer_loads(model_dir, colors, tmp_path, variant, capsys):
+@pytest.mark.parametrize("variant", ["8bit", "qgalore"])
+def test_cli_sft_learns_and_saves_weights_omni_infer_loads(model_dir, colors, tmp_path, variant, omni_in_process):
     out = tmp_path / "run"
     argv = ["sft", "--tuner", "galore", "--galore-rank", "8", "--galore-update-proj-gap", "10", *VARIANTS[variant]]
     argv += ["--galore-8bit-min-size", "256", "--model", str(model_dir), "--dataset", str(colors)]
@@ -146,7 +112,7 @@ def test_cli_sft_learns_and_saves_weights_omni_infer_loads(model_dir, colors, tm
         result = run_omni(*argv, env={"OMNI_PLUGINS": "galore"}, timeout=300)
         code, stderr = result.returncode, result.stderr
     else:
-        code, stderr = _omni_in_process(argv, capsys)
+        code, stderr = omni_in_process(argv)
     assert code == 0, stderr
     method = "Q-GaLore (INT8 weights, INT4 projections, 8-bit AdamW)" if variant == "qgalore" else "8-bit AdamW"
     assert f"galore: 14 linear layers projected to rank 8 with {method}" in stderr
@@ -166,25 +132,7 @@ def test_cli_sft_learns_and_saves_weights_omni_infer_loads(model_dir, colors, tm
     assert answers.returncode == 0 and answers.stdout.strip(), answers.stderr
 
 
-@pytest.mark.parametrize("variant", list(VARIANTS))
-def test_resuming_from_a_checkpoint_matches_the_uninterrupted_run(model_dir, colors, tmp_path, variant, capsys):
-    from safetensors.torch import load_file
-
-    common = ["sft", "--tuner", "galore", "--galore-rank", "8", "--galore-update-proj-gap", "2", *VARIANTS[variant]]
-    common += ["--galore-8bit-min-size", "256", "--model", str(model_dir), "--dataset", str(colors)]
-    common += "--max-steps 6 --batch-size 4 --learning-rate 3e-3 --save-steps 3".split() + FAST
-    whole, resumed = tmp_path / "whole", tmp_path / "resumed"
-    assert _omni_in_process([*common, "--output-dir", str(whole)], capsys)[0] == 0
-    # the checkpoint holds float weights (quantized again on load) and the 8-bit moments and projectors
-    code, stderr = _omni_in_process(
-        [*common, "--output-dir", str(resumed), "--resume-from-checkpoint", str(whole / "checkpoint-3")], capsys
-    )
-    assert code == 0, stderr
-    a, b = load_file(whole / "model.safetensors"), load_file(resumed / "model.safetensors")
-    assert max(float((a[k] - b[k]).abs().max()) for k in a) < 1e-5
-
-
-def test_option_mistakes_are_one_line_errors(model_dir, colors, tmp_path, capsys):
+def test_option_mistakes_are_one_line_errors(model_dir, colors, tmp_path, omni_in_process):
     argv = ["sft", "--tuner", "galore", "--model", str(model_dir), "--dataset", str(colors), "--max-steps", "1"]
     argv += ["--output-dir", str(tmp_path / "out"), "--galore-quantization", "true"]
     for extra, message in [
@@ -194,5 +142,5 @@ def test_option_mistakes_are_one_line_errors(model_dir, colors, tmp_path, capsys
         (["--galore-optim", "adafactor"], "it cannot use --galore-optim adafactor"),
         (["--galore-proj-group-size", "0"], "--galore-proj-group-size must be at least 1"),
     ]:
-        code, stderr = _omni_in_process([*argv, *extra], capsys)
+        code, stderr = omni_in_process([*argv, *extra])
         assert code != 0 and message in stderr and "Traceback" not in stderr, stderr
