@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass, field
 
 from omni.data.convert import parse_columns, rename_columns, to_messages_row
@@ -11,7 +11,7 @@ from omni.data.options import DataOptions
 from omni.data.resolve import resolve_dataset
 from omni.data.rows import Row, RowProblem
 from omni.data.sampling import parse_count, sample, split
-from omni.data.validate import validate_row
+from omni.data.validate import media_problem, validate_row
 from omni.errors import DataError, OmniError
 from omni.registry import Registry
 
@@ -36,17 +36,25 @@ class SkippedRows:
         return f"skipped {self.count} bad row(s) ({'; '.join(self.examples)}{' ...' if self.count > 5 else ''})"
 
 
+@dataclass(frozen=True)
+class _RowChecks:
+    """What every row must pass besides being a conversation: an answer (training), media the model takes."""
+
+    require_answer: bool
+    modalities: Collection[str] | None
+
+
 class StreamingRows:
     """Rows read lazily from the datasets each time it is iterated (``--streaming``); never held in memory."""
 
-    def __init__(self, options: DataOptions, registry: Registry, require_answer: bool, skipped: SkippedRows) -> None:
+    def __init__(self, options: DataOptions, registry: Registry, checks: _RowChecks, skipped: SkippedRows) -> None:
         self._options, self._registry = options, registry
-        self._require_answer, self._skipped = require_answer, skipped
+        self._checks, self._skipped = checks, skipped
 
     def __iter__(self) -> Iterator[Row]:
         for value in self._options.dataset:
             name, count = parse_count(value)
-            rows = _rows(name, self._options, self._registry, self._require_answer, self._skipped)
+            rows = _rows(name, self._options, self._registry, self._checks, self._skipped)
             # Streams cannot be shuffled ahead of time: NAME#N takes the first N rows.
             yield from rows if count is None else itertools.islice(rows, count)
 
@@ -70,13 +78,21 @@ class LoadedData:
         return self.skipped_rows.count
 
 
-def load_datasets(options: DataOptions, registry: Registry | None = None, *, require_answer: bool = True) -> LoadedData:
+def load_datasets(
+    options: DataOptions,
+    registry: Registry | None = None,
+    *,
+    require_answer: bool = True,
+    modalities: Collection[str] | None = None,
+) -> LoadedData:
     """Resolve, read, convert and validate ``--dataset``/``--val-dataset``, then sample and split.
 
     Each value is a registered dataset name, a local file or folder, or an id a dataset family claims,
     optionally with ``#N`` (N rows drawn with ``--data-seed``; more than the set repeats it). A bad row
     raises `DataError` (``file:line: problem``) unless ``--skip-bad-rows``, which counts it instead.
     `require_answer` (training) requires an assistant turn in every row; RL prompt sets pass False.
+    `modalities` (the model spec's, e.g. ``("text",)``) makes a row with media the model cannot take a bad
+    row, unless ``--media-as-text``. Needs no model or tokenizer: run it before the model loads.
     """
     if registry is None:
         from omni.plugins import get_registry
@@ -85,12 +101,13 @@ def load_datasets(options: DataOptions, registry: Registry | None = None, *, req
     if not options.dataset:
         raise OmniError("no training data: pass --dataset FILE_OR_NAME (see docs/data.md)")
     skipped = SkippedRows()
-    val = _load_all(options.val_dataset, options, registry, require_answer, skipped) if options.val_dataset else None
+    checks = _RowChecks(require_answer, None if options.media_as_text else modalities)
+    val = _load_all(options.val_dataset, options, registry, checks, skipped) if options.val_dataset else None
     if options.streaming:
         if options.val_split_ratio and val is None:
             raise OmniError("--val-split-ratio needs the whole dataset in memory; with --streaming pass --val-dataset")
-        return LoadedData(StreamingRows(options, registry, require_answer, skipped), val, skipped)
-    train = _load_all(options.dataset, options, registry, require_answer, skipped)
+        return LoadedData(StreamingRows(options, registry, checks, skipped), val, skipped)
+    train = _load_all(options.dataset, options, registry, checks, skipped)
     if val is None and options.val_split_ratio:
         train, val = split(train, options.val_split_ratio, options.data_seed)
     if not train:
@@ -99,18 +116,18 @@ def load_datasets(options: DataOptions, registry: Registry | None = None, *, req
 
 
 def _load_all(
-    values: list[str], options: DataOptions, registry: Registry, require_answer: bool, skipped: SkippedRows
+    values: list[str], options: DataOptions, registry: Registry, checks: _RowChecks, skipped: SkippedRows
 ) -> list[Row]:
     rows: list[Row] = []
     for value in values:
         name, count = parse_count(value)
-        loaded = list(_rows(name, options, registry, require_answer, skipped))
+        loaded = list(_rows(name, options, registry, checks, skipped))
         rows += loaded if count is None else sample(loaded, count, options.data_seed)
     return rows
 
 
 def _rows(
-    name: str, options: DataOptions, registry: Registry, require_answer: bool, skipped: SkippedRows
+    name: str, options: DataOptions, registry: Registry, checks: _RowChecks, skipped: SkippedRows
 ) -> Iterable[Row]:
     source = resolve_dataset(name, registry)
     columns = parse_columns(options.columns)
@@ -119,7 +136,10 @@ def _rows(
             if record.problem is not None:
                 raise RowProblem(record.problem)
             data = to_messages_row(rename_columns(record.data, columns))
-            validate_row(data, require_answer=require_answer)
+            validate_row(data, require_answer=checks.require_answer)
+            unfit = None if checks.modalities is None else media_problem(data, checks.modalities)
+            if unfit is not None:
+                raise RowProblem(f"{unfit}; use a model that takes them, or --media-as-text to train the tags as text")
         except RowProblem as problem:
             error = DataError(source.source, record.location, str(problem))
             if not options.skip_bad_rows:

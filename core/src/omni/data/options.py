@@ -33,6 +33,11 @@ class DataOptions:
     )
     streaming: bool = option(False, help="read rows lazily while training, for data larger than memory")
     skip_bad_rows: bool = option(False, help="skip malformed rows (and count them) instead of stopping")
+    media_as_text: bool = option(
+        False,
+        help="rows with images, audio or video on a model that cannot take them: train their <image>/<audio>/"
+        "<video> tags as plain text (by default such a row is an error naming it)",
+    )
     data_seed: int = option(42, help="seed for NAME#N sampling and the validation split", aliases=("dataset_seed",))
     model_name: list[str] = option(
         default_factory=list,

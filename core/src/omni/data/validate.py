@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
 from omni.data.convert import MEDIA_COLUMNS, ROLES
@@ -51,3 +52,13 @@ def validate_row(row: dict[str, Any], *, require_answer: bool) -> None:
         files = len(row.get(column) or [])
         if tags != files:
             raise RowProblem(f"{tags} <{modality}> tag(s) in the messages but {files} file(s) in {column}")
+
+
+def media_problem(row: dict[str, Any], modalities: Collection[str]) -> str | None:
+    """What is wrong with giving `row` to a model that takes `modalities` (a model spec's ``modalities``):
+    the images, audio or video it holds that the model cannot take, or None when it fits."""
+    for modality, column in MEDIA_COLUMNS.items():
+        count = len(row.get(column) or [])
+        if count and modality not in modalities:
+            return f"has {count} {modality} item(s) in {column}, but the model takes only {', '.join(modalities)}"
+    return None
