@@ -13,7 +13,7 @@ from pathlib import Path
 import openai
 import pytest
 from omni.errors import OmniError
-from omni.infer.batching import BatchScheduler, BatchStreamer, batch_key
+from omni.infer.batching import AbandonedRows, BatchScheduler, BatchStreamer, batch_key
 from omni.infer.engine import Choice, GenerationConfig, InferRequest, InferResponse, StreamDelta
 from omni.infer.pt_engine import PtEngine
 from omni.serve.app import ServedModels, create_app
@@ -31,7 +31,9 @@ class RecordingEngine:
         self.batches: list[list[str]] = []
         self.fail_on = fail_on
 
-    def __call__(self, requests: list[InferRequest], streamer: BatchStreamer | None) -> list[InferResponse]:
+    def __call__(
+        self, requests: list[InferRequest], streamer: BatchStreamer | None, abandoned: AbandonedRows
+    ) -> list[InferResponse]:
         texts = [r.row["messages"][0]["content"] for r in requests]
         self.batches.append(texts)
         if self.fail_on in texts:

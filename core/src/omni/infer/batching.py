@@ -9,7 +9,9 @@ decoding step's tokens for the whole batch and sends every streaming row's new t
 
 Batching is per request, not per decoding step: a request that arrives while a batch is generating waits
 for it to finish and then goes out with everything else that arrived meanwhile. (Joining a running batch
-needs control of the decoding loop, which transformers' `generate` does not offer.)
+needs control of the decoding loop, which transformers' `generate` does not offer.) A request nobody waits
+for any more (its client left, or it timed out) is dropped while it waits, and in a running batch its rows
+stop at the next decoding step; a batch whose rows have all stopped ends.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ from collections.abc import AsyncIterator, Callable, Collection, Hashable, Seque
 from dataclasses import dataclass, field
 from typing import Any
 
+import torch
+from transformers import StoppingCriteria
 from transformers.generation.streamers import BaseStreamer
 
 from omni.errors import OmniError
@@ -47,11 +51,12 @@ def batch_key(request: InferRequest) -> Hashable:
     return (request.adapter, json.dumps(dataclasses.asdict(settings), sort_keys=True))
 
 
-RunBatch = Callable[[list[InferRequest], "BatchStreamer | None"], list[InferResponse]]
+RunBatch = Callable[[list[InferRequest], "BatchStreamer | None", "AbandonedRows"], list[InferResponse]]
 """Answers requests that share a `batch_key` with one batched generation, in order.
 
-When the streamer is not None it must be passed to transformers' ``generate(streamer=...)``. Called in a
-worker thread, one call at a time per scheduler.
+When the streamer is not None it must be passed to transformers' ``generate(streamer=...)``, and the
+`AbandonedRows` criterion always goes into its ``stopping_criteria``. Called in a worker thread, one call
+at a time per scheduler.
 """
 
 
@@ -63,6 +68,8 @@ class BatchStats:
     requests: int = 0
     largest: int = 0
     sizes: dict[int, int] = field(default_factory=dict)  # batch size -> how many batches had it
+    steps: int = 0  # decoding steps run, over all batches
+    abandoned: int = 0  # requests dropped because nobody waited for them any more (waiting, or mid-batch)
 
     def record(self, size: int) -> None:
         self.batches += 1
@@ -186,6 +193,30 @@ class BatchStreamer(BaseStreamer):
         return assigned
 
 
+class AbandonedRows(StoppingCriteria):
+    """Stops the rows of requests nobody waits for any more at the next decoding step, and counts steps.
+
+    transformers keeps finished rows in the batch as padding and ends the call once every row is finished,
+    so a batch of abandoned requests ends at once and the others' rows go on unchanged.
+    """
+
+    def __init__(self, batch: Sequence[_Waiting], stats: BatchStats) -> None:
+        self.batch = list(batch)
+        self.stats = stats
+        self._counted: set[int] = set()
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor, **kwargs: Any) -> torch.Tensor:
+        self.stats.steps += 1
+        per_request = max(1, input_ids.shape[0] // len(self.batch))
+        gone = [w.abandoned for w in self.batch]
+        for index, abandoned in enumerate(gone):
+            if abandoned and index not in self._counted:
+                self._counted.add(index)
+                self.stats.abandoned += 1
+        rows = [gone[row // per_request] for row in range(input_ids.shape[0])]
+        return torch.tensor(rows, dtype=torch.bool, device=input_ids.device)
+
+
 @dataclass(eq=False)
 class _Waiting:
     """A submitted request waiting for its batch: a future for whole answers, a sink for streamed ones."""
@@ -301,7 +332,10 @@ class BatchScheduler:
         assert self._arrived is not None
         loop = asyncio.get_running_loop()
         while True:
-            self._waiting = [w for w in self._waiting if not w.abandoned]
+            left = [w for w in self._waiting if w.abandoned]
+            if left:
+                self.stats.abandoned += len(left)
+                self._waiting = [w for w in self._waiting if not w.abandoned]
             if not self._waiting:
                 self._arrived.clear()
                 await self._arrived.wait()
@@ -319,7 +353,8 @@ class BatchScheduler:
         sinks = [w.sink for w in batch]
         streamer = BatchStreamer(self.tokenizer, self.end_token_ids, sinks) if any(sinks) else None
         try:
-            responses = await asyncio.to_thread(self.run_batch, [w.request for w in batch], streamer)
+            abandoned = AbandonedRows(batch, self.stats)
+            responses = await asyncio.to_thread(self.run_batch, [w.request for w in batch], streamer, abandoned)
             if len(responses) != len(batch):
                 raise OmniError(f"the engine answered {len(responses)} of a batch of {len(batch)} requests")
         except Exception as exc:  # the requests get the error; the scheduler keeps serving
@@ -329,6 +364,8 @@ class BatchScheduler:
             # One bad request (say, a conversation the template rejects) must not fail the others: each
             # request that has not streamed anything yet is tried again on its own.
             for waiting in batch:
+                if waiting.abandoned:
+                    continue
                 if waiting.sink is not None and waiting.sink.started:
                     waiting.fail(exc)
                 else:

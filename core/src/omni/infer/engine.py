@@ -69,6 +69,11 @@ class Engine:
     """
 
     options_class: type | None = None
+    # The most tokens a prompt and its answer may hold together, when the engine knows it (servers bound
+    # max_tokens and prompts by it).
+    max_model_len: int | None = None
+    # What the model takes in ("text", "image", "audio", "video"); None when the engine does not say.
+    modalities: tuple[str, ...] | None = None
 
     def __init__(
         self,
@@ -118,6 +123,11 @@ class Engine:
         `model` itself unchanged.
         """
         raise NotImplementedError
+
+    def stats(self) -> dict[str, int]:
+        """Counters of the engine's work so far (batches, requests, abandoned requests ...) for a server's
+        ``/metrics``; empty when the engine keeps none."""
+        return {}
 
     def close(self) -> None:
         """Release the model and any worker processes."""

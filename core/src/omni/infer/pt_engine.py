@@ -10,7 +10,8 @@ from __future__ import annotations
 import copy
 import dataclasses
 import threading
-from collections.abc import AsyncIterator, Hashable, Iterator
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Hashable, Iterator, Sequence
 from typing import Any
 
 import torch
@@ -18,8 +19,9 @@ from transformers import StoppingCriteria, StopStringCriteria, TextIteratorStrea
 
 from omni.errors import OmniError
 from omni.infer.adapters import AdapterSet
-from omni.infer.batching import BatchScheduler, BatchStreamer, batch_key
+from omni.infer.batching import AbandonedRows, BatchScheduler, BatchStreamer, batch_key
 from omni.infer.engine import Choice, Engine, GenerationConfig, InferRequest, InferResponse, StreamDelta
+from omni.infer.limits import check_prompt_length
 from omni.infer.options import PtEngineOptions
 from omni.infer.stops import StopStringFilter, cut_at_stop
 from omni.models.loader import load_model
@@ -28,6 +30,8 @@ from omni.plugins import get_registry
 from omni.template import get_template
 from omni.template.base import IGNORE_INDEX, Encoded, Template
 from omni.template.options import TemplateCliOptions
+
+_STOP_CRITERIA_KEPT = 32
 
 
 class PtEngine(Engine):
@@ -53,6 +57,7 @@ class PtEngine(Engine):
         self.adapters = AdapterSet()
         self.model = self.adapters.load(self.loaded.model, self.adapter_paths, registry)
         self.model.eval()
+        self.modalities = tuple(self.loaded.spec.modalities)
         self._start()
 
     @classmethod
@@ -77,9 +82,11 @@ class PtEngine(Engine):
     def _start(self) -> None:
         """The generation state shared by both constructors (model, tokenizer and template are set)."""
         self._lock = threading.Lock()
+        self.max_model_len = _context_length(self.model.config)
         # transformers' own cache of stop-string tables misses for fast tokenizers, and rebuilding them costs
-        # most of a second per `generate` call: build one criteria per distinct set of stop strings instead.
-        self._stop_criteria: dict[tuple[str, ...], StopStringCriteria] = {}
+        # most of a second per `generate` call: build one criteria per distinct set of stop strings instead,
+        # keeping the most recently used few (clients choose the strings).
+        self._stop_criteria: OrderedDict[tuple[str, ...], StopStringCriteria] = OrderedDict()
         self.scheduler = BatchScheduler(
             self.run_batch,
             tokenizer=self.tokenizer,
@@ -139,10 +146,17 @@ class PtEngine(Engine):
         """Every choice's deltas, then the response, batched with the requests that arrive alongside it."""
         return self.scheduler.stream(request)
 
-    def run_batch(self, requests: list[InferRequest], streamer: BatchStreamer | None) -> list[InferResponse]:
+    def run_batch(
+        self, requests: list[InferRequest], streamer: BatchStreamer | None, abandoned: AbandonedRows
+    ) -> list[InferResponse]:
         """One batched generation for requests that share an adapter and settings (the scheduler's `run_batch`)."""
         with self._lock:
-            return self._generate_batch(requests, streamer)
+            return self._generate_batch(requests, streamer, [abandoned])
+
+    def stats(self) -> dict[str, int]:
+        """The batching scheduler's counters: batches, requests, largest batch, decoding steps, abandoned requests."""
+        counters = dataclasses.asdict(self.scheduler.stats)
+        return {name: value for name, value in counters.items() if isinstance(value, int)}
 
     def load_weights(self, model: Any) -> None:
         """Generate with `model` from now on; nothing is copied.
@@ -163,25 +177,42 @@ class PtEngine(Engine):
             torch.cuda.empty_cache()
 
     def _generate_batch(
-        self, requests: list[InferRequest], streamer: BatchStreamer | None = None
+        self,
+        requests: list[InferRequest],
+        streamer: BatchStreamer | None = None,
+        stopping: Sequence[StoppingCriteria] = (),
     ) -> list[InferResponse]:
         """Generate for requests that share an adapter and a generation config (caller holds the lock)."""
         config = requests[0].generation
         self.adapters.activate(self.model, requests[0].adapter)
-        return self._generate_prompts([self._encode(r) for r in requests], config, streamer)
+        return self._generate_prompts([self._encode(r) for r in requests], config, streamer, stopping)
 
     def _encode(self, request: InferRequest) -> Encoded:
-        """Prompt ids: the chat template's for a conversation, the tokenizer's for a plain-text prompt."""
+        """Prompt ids: the chat template's for a conversation, the tokenizer's for a plain-text prompt.
+
+        Raises `PromptTooLong` for a prompt over ``--max-length`` or one that leaves the model's context no
+        room for an answer, and for an empty one.
+        """
         if request.prompt is None:
-            return self.template.encode_prompt(request.row)
-        ids = self.tokenizer(request.prompt)["input_ids"]
-        return Encoded(ids, [IGNORE_INDEX] * len(ids))
+            encoded = self.template.encode_prompt(request.row)
+        else:
+            ids = self.tokenizer(request.prompt)["input_ids"]
+            encoded = Encoded(ids, [IGNORE_INDEX] * len(ids))
+        check_prompt_length(len(encoded), self.template.options.max_length, self.max_model_len)
+        return encoded
 
     def _generate_prompts(
-        self, prompts: list[Encoded], config: GenerationConfig, streamer: BatchStreamer | None = None
+        self,
+        prompts: list[Encoded],
+        config: GenerationConfig,
+        streamer: BatchStreamer | None = None,
+        stopping: Sequence[StoppingCriteria] = (),
     ) -> list[InferResponse]:
         inputs = self._model_inputs(prompts)
         width = inputs["input_ids"].shape[1]
+        if self.max_model_len is not None and width + config.max_new_tokens > self.max_model_len:
+            # Answers end where the model's context does (finish_reason "length").
+            config = dataclasses.replace(config, max_new_tokens=self.max_model_len - width)
         sampled_copies = config.n if config.temperature > 0 else 1
         generation_config = self._hf_generation_config(config, num_return_sequences=sampled_copies)
         _seed(config)
@@ -190,7 +221,7 @@ class PtEngine(Engine):
             out = self.model.generate(
                 **inputs,
                 generation_config=generation_config,
-                stopping_criteria=self._stopping_criteria(config),
+                stopping_criteria=[*self._stopping_criteria(config), *stopping],
                 streamer=streamer,
             )
         new_tokens = out.sequences[:, width:]
@@ -282,6 +313,9 @@ class PtEngine(Engine):
             return []
         if stops not in self._stop_criteria:
             self._stop_criteria[stops] = StopStringCriteria(self.tokenizer, list(stops))
+            if len(self._stop_criteria) > _STOP_CRITERIA_KEPT:
+                self._stop_criteria.popitem(last=False)
+        self._stop_criteria.move_to_end(stops)
         return [self._stop_criteria[stops]]
 
     def _choice(self, tokens: torch.Tensor, config: GenerationConfig, logprobs: list[float] | None) -> Choice:
@@ -309,6 +343,13 @@ class _Cancelled(StoppingCriteria):
 
     def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor, **kwargs: Any) -> torch.Tensor:
         return torch.full((input_ids.shape[0],), self.event.is_set(), dtype=torch.bool, device=input_ids.device)
+
+
+def _context_length(config: Any) -> int | None:
+    """The most positions the model's language part takes (its ``max_position_embeddings``), when it says."""
+    text_config = config.get_text_config() if hasattr(config, "get_text_config") else config
+    length = getattr(text_config, "max_position_embeddings", None)
+    return length if isinstance(length, int) else None
 
 
 def _seed(config: GenerationConfig) -> None:
