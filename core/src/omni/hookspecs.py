@@ -22,6 +22,7 @@ from omni.registry import (
     ModelSpec,
     QuantizerSpec,
     RewardSpec,
+    StrategySpec,
     TemplateSpec,
     TunerSpec,
 )
@@ -111,6 +112,16 @@ def register_datasets(register: Callable[[DatasetSpec], None]) -> None:
 
     Called when plugins load. ``impl`` names ``load(name, options) -> iterable of rows`` in the messages
     format; ``pattern`` (a regex) lets one spec claim many ``--dataset`` values, e.g. hub ids.
+    """
+
+
+@hookspec
+def register_strategies(register: Callable[[StrategySpec], None]) -> None:
+    """Register distributed training strategies with `register(StrategySpec(...))`.
+
+    Called when plugins load. ``impl`` names a `omni.train.strategy.Strategy` subclass; its ``options`` join
+    the flags of ``omni sft``/``pt``/``rlhf`` whenever the plugin is installed, and ``switch`` names the option
+    that turns it on (``--deepspeed zero3``, ``--fsdp full_shard``). At most one strategy is on in a run.
     """
 
 

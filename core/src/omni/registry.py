@@ -25,6 +25,7 @@ KINDS: tuple[str, ...] = (
     "quantizers",
     "engines",
     "datasets",
+    "strategies",
     "commands",
 )
 
@@ -49,6 +50,7 @@ KNOWN_PROVIDERS: dict[tuple[str, str], str] = {
     },
     **{("engines", n): f"omni-plugin-{n}" for n in ("vllm", "sglang", "lmdeploy")},
     **{("datasets", n): "omni-plugin-datasets" for n in ("identity", "hub")},
+    ("strategies", "deepspeed"): "omni-plugin-deepspeed",
 }
 
 
@@ -155,6 +157,8 @@ class ModelSpec(Spec):
     lora_targets: tuple[str, ...] = ()  # default LoRA target modules
     modalities: tuple[str, ...] = ("text",)
     parts: ModelParts | None = None  # multimodal models: what the --freeze-* flags name
+    # Layer classes FSDP wraps one unit each (default: the model's `_no_split_modules`)
+    layer_classes: tuple[str, ...] = ()
 
     def default_lora_targets(self) -> list[str] | str:
         """`lora_targets` as peft's `target_modules`: for a model with `parts`, a regex limiting them to
@@ -202,10 +206,13 @@ class TunerSpec(Spec):
     """A way to choose and wrap trainable parameters (full, LoRA, ReFT ...).
 
     `algorithms`: the only algorithms it trains with (e.g. ReFT: ``("sft", "pt")``); empty means every one.
+    `shardable`: it trains with strategies that shard parameters over processes (ZeRO-3, FSDP); a tuner that
+    reads its trained weights from the model's own modules says False.
     """
 
     kind: ClassVar[str] = "tuners"
     algorithms: tuple[str, ...] = ()
+    shardable: bool = True
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -250,10 +257,33 @@ class DatasetSpec(Spec):
 
 
 @dataclass(frozen=True, kw_only=True)
+class StrategySpec(Spec):
+    """A distributed training strategy (DeepSpeed, FSDP2 ...). `impl` names a `omni.train.strategy.Strategy`.
+
+    Its options join the flags of every training command whether or not it is used; `switch` is the option
+    that turns it on (e.g. ``deepspeed`` for ``--deepspeed zero3``): a strategy whose switch is unset is idle.
+    """
+
+    kind: ClassVar[str] = "strategies"
+    switch: str
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        names = {f.name for f in dataclasses.fields(self.options)} if self.options is not None else set()
+        if self.switch not in names:
+            raise TypeError(f"strategy {self.name!r}: switch {self.switch!r} is not one of its options")
+
+
+@dataclass(frozen=True, kw_only=True)
 class CommandSpec(Spec):
-    """A CLI command. `impl` names ``run(invocation) -> int | None``; `options` is its flags."""
+    """A CLI command. `impl` names ``run(invocation) -> int | None``; `options` is its flags.
+
+    `includes`: kinds every installed spec of which adds its options to this command (the training commands
+    include ``strategies``, so ``--deepspeed`` is a flag wherever the DeepSpeed plugin is installed).
+    """
 
     kind: ClassVar[str] = "commands"
+    includes: tuple[str, ...] = ()
 
 
 SPEC_TYPES: dict[str, type[Spec]] = {
@@ -268,6 +298,7 @@ SPEC_TYPES: dict[str, type[Spec]] = {
         QuantizerSpec,
         EngineSpec,
         DatasetSpec,
+        StrategySpec,
         CommandSpec,
     )
 }
@@ -351,8 +382,13 @@ def collision_message(kind: str, name: str, clash: list[Registration]) -> str:
     )
 
 
+def provider_of(kind: str, name: str) -> str | None:
+    """The distribution this project publishes that provides `name` of `kind`, or None."""
+    return KNOWN_PROVIDERS.get((kind, _normalise(name)))
+
+
 def missing_message(kind: str, name: str, installed: list[str]) -> str:
-    provider = KNOWN_PROVIDERS.get((kind, _normalise(name)))
+    provider = provider_of(kind, name)
     head = f"{singular(kind)} {name!r} is not installed"
     if provider:
         head += f": pip install {provider}"

@@ -1,4 +1,5 @@
-"""Built-in training plugin: the `sft`, `pt` and `rlhf` commands, the sft/pt algorithms, full/freeze tuners.
+"""Built-in training plugin: the `sft`, `pt` and `rlhf` commands, the sft/pt algorithms, full/freeze tuners
+and the `fsdp` strategy.
 
 Only light modules are imported here: implementations are lazy ``"module:attr"`` references.
 """
@@ -6,8 +7,8 @@ Only light modules are imported here: implementations are lazy ``"module:attr"``
 from __future__ import annotations
 
 from omni import hookimpl
-from omni.registry import AlgorithmSpec, CommandSpec, Selector, TunerSpec
-from omni.train.options import FreezeOptions, RlhfOptions, TrainOptions
+from omni.registry import AlgorithmSpec, CommandSpec, Selector, StrategySpec, TunerSpec
+from omni.train.options import FreezeOptions, FsdpOptions, RlhfOptions, TrainOptions
 
 _SELECTS = (Selector("tuner", "tuners"), Selector("quant_method", "quantizers"))
 
@@ -21,6 +22,7 @@ def register_commands(register):
             impl="omni.train.command:run",
             options=TrainOptions,
             selects=_SELECTS,
+            includes=("strategies",),
         )
     )
     register(
@@ -30,6 +32,7 @@ def register_commands(register):
             impl="omni.train.command:run",
             options=TrainOptions,
             selects=_SELECTS,
+            includes=("strategies",),
         )
     )
     register(
@@ -39,6 +42,7 @@ def register_commands(register):
             impl="omni.train.command:run",
             options=RlhfOptions,
             selects=(*_SELECTS, Selector("algo", "algorithms")),
+            includes=("strategies",),
         )
     )
 
@@ -62,5 +66,18 @@ def register_tuners(register):
             description="train only the named parameters (--trainable-parts / --freeze-parts)",
             impl="omni.train.tuners:FreezeTuner",
             options=FreezeOptions,
+        )
+    )
+
+
+@hookimpl
+def register_strategies(register):
+    register(
+        StrategySpec(
+            name="fsdp",
+            description="PyTorch FSDP2 through accelerate: parameters, gradients and optimizer state sharded",
+            impl="omni.train.fsdp:FsdpStrategy",
+            options=FsdpOptions,
+            switch="fsdp",
         )
     )

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import re
 import sys
 from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
-from omni.errors import OmniError
-from omni.options import FieldInfo, add_arguments, build_options, fields_of, kebab, load_config, suggest
-from omni.registry import CommandSpec, Registration, Registry, singular
+from omni.errors import MissingCapabilityError, OmniError
+from omni.options import FieldInfo, add_arguments, build_options, fields_of, kebab, load_config, snake, suggest
+from omni.registry import CommandSpec, Registration, Registry, provider_of, singular
 
 
 class _Parser(argparse.ArgumentParser):
@@ -42,6 +43,7 @@ class Invocation:
     registry: Registry
     selected: dict[str, list[Selected]] = field(default_factory=dict)
     debug: bool = False
+    argv: list[str] = field(default_factory=list)  # the command's own arguments, as typed
 
     def selected_one(self, option: str) -> Selected | None:
         """The single spec selected by `option` (None when that option was left empty)."""
@@ -106,6 +108,21 @@ def parse_invocation(spec: CommandSpec, argv: list[str], registry: Registry, *, 
             groups.append((selector.option, reg, added))
             pending.extend((reg.spec.options, added, nested) for nested in reg.spec.selects)
 
+    for kind in spec.includes:  # every installed spec of these kinds brings its options (e.g. strategies)
+        for reg in registry.all(kind):
+            added = (
+                add_arguments(
+                    parser,
+                    reg.spec.options,
+                    title=f"{singular(kind)} {reg.spec.name!r} options ({reg.distribution.name})",
+                )
+                if reg.spec.options
+                else []
+            )
+            taken |= {s for info in added for s in info.spellings}
+            groups.append((kind, reg, added))
+    _refuse_uninstalled_switches(parser, argv, config, registry)
+
     unknown = sorted(set(config) - taken)
     if unknown:
         raise OmniError(f"{config_name}: unknown option {unknown[0]!r}{suggest(unknown[0], taken)} for {prog}")
@@ -115,11 +132,24 @@ def parse_invocation(spec: CommandSpec, argv: list[str], registry: Registry, *, 
         raise HelpShown(exit_.code if isinstance(exit_.code, int) else 0) from None
     flags.pop("config", None)
     options = build_options(spec.options, cmd_infos, flags, config, config_name) if spec.options else None
-    invocation = Invocation(spec, options, registry, debug=debug)
+    invocation = Invocation(spec, options, registry, debug=debug, argv=list(argv))
     for option, reg, infos in groups:
         opts = build_options(reg.spec.options, infos, flags, config, config_name) if reg.spec.options else None
         invocation.selected.setdefault(option, []).append(Selected(reg, opts))
     return invocation
+
+
+def _refuse_uninstalled_switches(
+    parser: argparse.ArgumentParser, argv: list[str], config: dict[str, Any], registry: Registry
+) -> None:
+    """A flag or config key that switches on a strategy nobody installed (``--deepspeed``) names the plugin."""
+    known = parser._option_string_actions  # argparse keeps no public map of its flags
+    used = [snake(a.split("=", 1)[0]) for a in argv if a.startswith("--")] + list(config)
+    for name in used:
+        if f"--{kebab(name)}" not in known and f"--{name}" not in known:
+            provider = provider_of("strategies", name)
+            if provider:
+                raise MissingCapabilityError(f"--{kebab(name)} needs the {provider} plugin: pip install {provider}")
 
 
 def _selector_value(
@@ -153,4 +183,7 @@ class HelpShown(Exception):
 
 
 def print_error(message: str) -> None:
-    print(f"omni: error: {message}", file=sys.stderr)
+    """Print a one-line error; a process of a multi-process run says its rank."""
+    world = int(os.environ.get("WORLD_SIZE", "1") or 1)
+    rank = f"[rank {os.environ.get('RANK', '0')}] " if world > 1 else ""
+    print(f"omni: error: {rank}{message}", file=sys.stderr)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from omni.cli.invocation import Invocation
 from omni.errors import OmniError
 from omni.registry import Registration
@@ -43,13 +45,42 @@ def check_tuner(invocation: Invocation, algorithm: Registration) -> None:
         )
 
 
-def run(invocation: Invocation) -> int:
-    """Train: load everything once, hand the job to the algorithm, report where the results are."""
-    from omni.train.job import prepare_job
+def shared_output_dir(options: TrainOptions) -> str | None:
+    """The one folder every process of a run writes into: --output-dir, the resumed checkpoint's run, or a new
+    ``output/MODEL/vN-...`` chosen once by the launcher (None: the processes derive it from the checkpoint)."""
+    from omni.models.embedded import EMBEDDED_MODEL
+    from omni.train.outputs import resolve_output_dir
 
+    if options.output_dir:
+        return options.output_dir
+    if options.resume_from_checkpoint not in (None, "last"):
+        return None
+    return str(resolve_output_dir(None, options.model or EMBEDDED_MODEL))
+
+
+def run(invocation: Invocation) -> int:
+    """Train: load everything once, hand the job to the algorithm, report where the results are.
+
+    Asked for several processes (``--nproc-per-node``, ``NPROC_PER_NODE``), it starts them instead, each
+    running this same command."""
+    from omni.train import launch
+    from omni.train.job import active_strategy, prepare_job
+
+    options: TrainOptions = invocation.options
     algorithm = algorithm_for(invocation)  # before loading a model, so a wrong --algo fails fast
-    check_streaming(invocation.options, algorithm)
+    check_streaming(options, algorithm)
     check_tuner(invocation, algorithm)
-    job = prepare_job(invocation)
+    strategy = active_strategy(invocation)
+    processes = options.resolved(os.environ)
+    if launch.wants_launch(processes):
+        launch.check(processes)
+        if processes.nnodes > 1 and not options.output_dir:
+            raise OmniError("--nnodes > 1 needs --output-dir: a folder every node writes into (shared storage)")
+        return launch.launch(invocation.command.name, invocation.argv, processes, output_dir=shared_output_dir(options))
+    if launch.current().world_size > 1 and not options.output_dir and options.resume_from_checkpoint in (None, "last"):
+        raise OmniError(
+            "a run of several processes needs --output-dir under torchrun or accelerate launch: a folder they all write into"
+        )
+    job = prepare_job(invocation, strategy)
     algorithm.spec.load()(job)
     return 0

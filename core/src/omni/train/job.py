@@ -20,15 +20,19 @@ from omni.cli.invocation import Invocation, Selected
 from omni.errors import OmniError
 from omni.registry import Registry
 from omni.template.base import Template
-from omni.train import outputs
+from omni.train import launch, outputs
 from omni.train.options import TrainOptions
 from omni.train.parts import apply_part_freezing
+from omni.train.strategy import Strategy
 from omni.train.tuner import Tuner
 
 
 def log_line(message: str) -> None:
-    """One line of run information for the person at the terminal (stderr, so stdout stays clean)."""
-    print(f"[omni] {message}", file=sys.stderr, flush=True)
+    """One line of run information for the person at the terminal (stderr, so stdout stays clean).
+
+    In a run of several processes only the main one speaks."""
+    if launch.current().is_main:
+        print(f"[omni] {message}", file=sys.stderr, flush=True)
 
 
 @dataclass
@@ -67,10 +71,12 @@ class TrainingJob:
     algorithm_options: Any = None  # the `--algo` spec's options (rlhf), None for sft/pt
     # Every spec the command line selected, by selecting option (e.g. an algorithm's `reward_funcs`), with its options.
     selected: dict[str, list[Selected]] = field(default_factory=dict)
+    strategy: Strategy | None = None  # the distributed strategy switched on (--deepspeed, --fsdp), if any
 
     def training_arguments(self, *, has_eval: bool, **overrides: Any) -> Any:
         """transformers `TrainingArguments` from the options, then the tuner's fields (`Tuner.training_arguments`,
-        e.g. GaLore's optimizer), then `overrides`, which lets an algorithm add its own."""
+        e.g. GaLore's optimizer), then the strategy's (`Strategy.training_arguments`, e.g. ``deepspeed``), then
+        `overrides`, which lets an algorithm add its own."""
         from omni.train.trainer import training_arguments
 
         dtype = getattr(self.model, "dtype", None)
@@ -79,7 +85,14 @@ class TrainingJob:
         unknown = sorted(set(from_tuner) - {f.name for f in dataclasses.fields(args) if f.init})
         if unknown:
             raise OmniError(f"tuner {type(self.tuner).__name__} sets unknown TrainingArguments fields: {unknown}")
-        fields = {**from_tuner, **overrides}
+        from_strategy = (
+            self.strategy.training_arguments(self.options, model=self.model, model_spec=self.model_spec)
+            if self.strategy
+            else {}
+        )
+        # Text models use every trainable parameter in each forward; multimodal ones may leave a tower unused.
+        own = {"ddp_find_unused_parameters": False} if self.model_spec is None or self.model_spec.parts is None else {}
+        fields = {**own, **from_tuner, **from_strategy, **overrides}
         return dataclasses.replace(args, **fields) if fields else args
 
     def callbacks(self) -> list[Any]:
@@ -102,6 +115,8 @@ class TrainingJob:
             if trainer.optimizer is not None:
                 raise OmniError(f"tuner {type(self.tuner).__name__} builds the optimizer, but the trainer has one")
             trainer.optimizer = optimizer  # Trainer.create_optimizer keeps an optimizer that is already set
+        if self.strategy is not None:
+            self.strategy.prepare_trainer(trainer)
         if self.resume_from:
             log_line(f"resuming from {self.resume_from}")
         result = trainer.train(resume_from_checkpoint=self.resume_from)
@@ -112,13 +127,19 @@ class TrainingJob:
             last_eval = trainer.evaluate()  # the final model's held-out loss, unless the last step just did it
         if last_eval is not None:
             metrics.update({k: v for k, v in last_eval.items() if k.startswith("eval_")})
-        saved = outputs.save_final(self.tuner, trainer.model, self.processor, self.output_dir)
-        plot = outputs.plot_loss(trainer.state.log_history, self.output_dir / outputs.LOSS_PLOT)
-        trainer.save_metrics("all", metrics, combined=False)
-        kind = "model" if "config.json" in saved else "adapter"  # a whole model carries its config
-        log_line(f"trained {step} steps; final {kind} in {self.output_dir}")
-        if plot:
-            log_line(f"loss curve: {plot}")
+        # Sharded weights are gathered by every process together; the main process alone writes the outputs.
+        state_dict = self.strategy.full_state_dict(trainer) if self.strategy is not None else None
+        saved: list[str] = []
+        if trainer.is_world_process_zero():
+            model = trainer.accelerator.unwrap_model(trainer.model)
+            saved = outputs.save_final(self.tuner, model, self.processor, self.output_dir, state_dict=state_dict)
+            plot = outputs.plot_loss(trainer.state.log_history, self.output_dir / outputs.LOSS_PLOT)
+            trainer.save_metrics("all", metrics, combined=False)
+            kind = "model" if "config.json" in saved else "adapter"  # a whole model carries its config
+            log_line(f"trained {step} steps; final {kind} in {self.output_dir}")
+            if plot:
+                log_line(f"loss curve: {plot}")
+        trainer.accelerator.wait_for_everyone()  # no process exits while the main one still writes
         return TrainResult(self.output_dir, step, metrics, saved)
 
 
@@ -145,8 +166,51 @@ def _count_parameters(model: Any) -> tuple[int, int]:
     return trainable, total
 
 
-def prepare_job(invocation: Invocation) -> TrainingJob:
-    """Load the model (quantized if asked), apply the tuner, load the rows and the template."""
+def _write_args(
+    invocation: Invocation, options: TrainOptions, loaded: Any, tuner: Selected, plugin_options: dict, output_dir: Path
+) -> None:
+    outputs.write_args(
+        output_dir,
+        {
+            "omni_version": __version__,
+            "command": invocation.command.name,
+            **dataclasses.asdict(options),
+            "model": loaded.path,  # the resolved base, so `omni infer --adapters DIR` finds it
+            "model_type": loaded.spec.name,
+            "tuner": tuner.spec.name,
+            "plugin_options": {
+                opt: [dataclasses.asdict(o) if o is not None else None for o in chosen]
+                for opt, chosen in plugin_options.items()
+            },
+        },
+    )
+
+
+def active_strategy(invocation: Invocation) -> Strategy | None:
+    """The distributed strategy whose switch option is set (``--deepspeed``, ``--fsdp``), built; None without.
+
+    More than one switched on is an error naming them."""
+    chosen = [s for s in invocation.selected.get("strategies", []) if getattr(s.options, s.spec.switch, None)]
+    if len(chosen) > 1:
+        flags = " and ".join(f"--{s.spec.switch.replace('_', '-')}" for s in chosen)
+        raise OmniError(f"{flags} cannot be combined: choose one distributed strategy")
+    if not chosen:
+        return None
+    strategy: Strategy = chosen[0].spec.load()(chosen[0].options)
+    tuner = invocation.selected_one("tuner")
+    if tuner is not None and not tuner.spec.shardable and strategy.shards_parameters():
+        raise OmniError(
+            f"--tuner {tuner.spec.name} does not train with sharded parameters ({strategy.describe()}); "
+            "use data parallel (no strategy) or a strategy that keeps whole parameters on each process"
+        )
+    strategy.check(invocation.options, tuner=tuner.spec.name if tuner else "")
+    return strategy
+
+
+def prepare_job(invocation: Invocation, strategy: Strategy | None = None) -> TrainingJob:
+    """Load the model (quantized if asked), apply the tuner, load the rows and the template.
+
+    `strategy`: the distributed strategy the run uses (see `active_strategy`), already checked."""
     import transformers
 
     from omni.data import load_datasets
@@ -167,6 +231,8 @@ def prepare_job(invocation: Invocation) -> TrainingJob:
         raise OmniError("--tuner is empty; choose one of: " + ", ".join(registry.names("tuners")))
     quantizer, quantization_config = _quantization(invocation, options)
 
+    if not launch.current().is_main:  # one set of loading bars, not one per process
+        transformers.utils.logging.disable_progress_bar()
     started = time.perf_counter()
     loaded = load_model(options, registry, quantization_config=quantization_config, for_training=True)
     log_line(f"model {loaded.spec.name} from {loaded.path} (loaded in {time.perf_counter() - started:.1f} s)")
@@ -198,22 +264,13 @@ def prepare_job(invocation: Invocation) -> TrainingJob:
         output_dir = outputs.resolve_output_dir(options.output_dir, options.model or loaded.spec.name)
     resume_from = outputs.resolve_checkpoint(options.resume_from_checkpoint, output_dir)
     plugin_options = {opt: [s.options for s in chosen] for opt, chosen in invocation.selected.items()}
-    outputs.write_args(
-        output_dir,
-        {
-            "omni_version": __version__,
-            "command": invocation.command.name,
-            **dataclasses.asdict(options),
-            "model": loaded.path,  # the resolved base, so `omni infer --adapters DIR` finds it
-            "model_type": loaded.spec.name,
-            "tuner": tuner_sel.spec.name,
-            "plugin_options": {
-                opt: [dataclasses.asdict(o) if o is not None else None for o in chosen]
-                for opt, chosen in plugin_options.items()
-            },
-        },
-    )
+    processes = launch.current()
+    if processes.is_main:
+        _write_args(invocation, options, loaded, tuner_sel, plugin_options, output_dir)
     log_line(f"outputs: {output_dir}")
+    if processes.world_size > 1:
+        how = strategy.describe() if strategy else "data parallel (DDP)"
+        log_line(f"{processes.world_size} processes: {how}")
     return TrainingJob(
         command=invocation.command.name,
         options=options,
@@ -231,4 +288,5 @@ def prepare_job(invocation: Invocation) -> TrainingJob:
         resume_from=resume_from,
         algorithm_options=algo.options if (algo := invocation.selected_one("algo")) else None,
         selected=invocation.selected,
+        strategy=strategy,
     )

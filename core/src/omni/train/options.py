@@ -6,10 +6,12 @@ Field names follow transformers' `TrainingArguments` where one exists; ms-swift 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from omni.data.options import DataOptions
+from omni.errors import OmniError
 from omni.models.options import ModelOptions
 from omni.options import option
 from omni.template.options import TemplateCliOptions
@@ -82,7 +84,64 @@ class TrainingOptions:
 
 
 @dataclass
-class TrainOptions(ModelOptions, DataOptions, TemplateCliOptions, TrainingOptions):
+class LaunchOptions:
+    """How many processes train, and where: torchrun's settings, with ms-swift's environment variables.
+
+    Unset flags fall back to ``NPROC_PER_NODE``, ``NNODES``, ``NODE_RANK``, ``MASTER_ADDR`` and ``MASTER_PORT``.
+    """
+
+    nproc_per_node: int | None = option(
+        None, help="training processes on this node, one per GPU (env NPROC_PER_NODE; default 1)"
+    )
+    nnodes: int | None = option(None, help="nodes taking part in the run (env NNODES; default 1)")
+    node_rank: int | None = option(None, help="this node's index, 0 to nnodes-1 (env NODE_RANK; default 0)")
+    master_addr: str | None = option(
+        None, help="address of node 0, reachable from every node (env MASTER_ADDR; default 127.0.0.1)"
+    )
+    master_port: int | None = option(
+        None, help="port of the rendezvous on node 0 (env MASTER_PORT; default: a free port on one node, else 29500)"
+    )
+
+    def resolved(self, environ: Mapping[str, str]) -> LaunchOptions:
+        """These options with unset fields taken from `environ` (the ms-swift variables), then the defaults."""
+
+        def pick(value: Any, variable: str, default: Any, kind: type) -> Any:
+            if value is not None:
+                return value
+            raw = environ.get(variable, "")
+            if not raw:
+                return default
+            try:
+                return kind(raw)
+            except ValueError:
+                raise OmniError(f"environment variable {variable}={raw!r} must be {kind.__name__}") from None
+
+        return LaunchOptions(
+            nproc_per_node=pick(self.nproc_per_node, "NPROC_PER_NODE", 1, int),
+            nnodes=pick(self.nnodes, "NNODES", 1, int),
+            node_rank=pick(self.node_rank, "NODE_RANK", 0, int),
+            master_addr=pick(self.master_addr, "MASTER_ADDR", None, str),
+            master_port=pick(self.master_port, "MASTER_PORT", None, int),
+        )
+
+
+@dataclass
+class FsdpOptions:
+    """Options of the built-in `fsdp` strategy (PyTorch FSDP2 through accelerate)."""
+
+    fsdp: str | None = option(
+        None,
+        help="shard parameters, gradients and optimizer state with FSDP2: full_shard, shard_grad_op, offload "
+        "(full_shard with parameters and optimizer state in CPU memory), or a JSON/YAML file of accelerate's "
+        "fsdp_config keys",
+    )
+    fsdp_config: str | None = option(
+        None, help="a JSON/YAML file of accelerate's fsdp_config keys, applied over the --fsdp preset"
+    )
+
+
+@dataclass
+class TrainOptions(ModelOptions, DataOptions, TemplateCliOptions, LaunchOptions, TrainingOptions):
     """Everything `omni sft` and `omni pt` take (tuner and quantizer options join when selected)."""
 
 

@@ -72,8 +72,12 @@ def write_args(output_dir: Path, values: dict[str, Any]) -> Path:
     return path
 
 
-def save_final(tuner: Tuner, model: Any, processor: Any, output_dir: Path) -> list[str]:
+def save_final(
+    tuner: Tuner, model: Any, processor: Any, output_dir: Path, *, state_dict: dict[str, Any] | None = None
+) -> list[str]:
     """Save the trained adapter or model and the processor into `output_dir`, file by atomic file.
+
+    `state_dict`: the whole model's weights when they are sharded over processes (gathered by the strategy).
 
     Everything is written to a temporary directory first and then renamed into place, so a crash never
     leaves a half-written weight file where `omni infer` would find it. Returns the file names.
@@ -82,7 +86,7 @@ def save_final(tuner: Tuner, model: Any, processor: Any, output_dir: Path) -> li
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     try:
-        tuner.save(model, tmp)
+        tuner.save(model, tmp, state_dict=state_dict)
         if processor is not None:
             processor.save_pretrained(tmp)
     except BaseException:

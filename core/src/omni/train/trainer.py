@@ -25,6 +25,8 @@ def training_arguments(
     eval_steps = options.eval_steps or options.save_steps
     return TrainingArguments(
         bf16=torch.cuda.is_available() and model_dtype == torch.bfloat16,
+        # Several processes on a machine without a GPU talk over gloo (accelerate's multi-CPU mode).
+        use_cpu=not torch.cuda.is_available(),
         output_dir=output_dir,
         num_train_epochs=options.num_train_epochs,
         max_steps=options.max_steps,
@@ -102,6 +104,10 @@ class OmniTrainer(Trainer):
             # the TrainerState, so it is checkpointed and survives --resume-from-checkpoint.
             self.state.num_input_tokens_seen += num_tokens
         loss, outputs = causal_lm_loss(model, inputs, num_items_in_batch)
+        if self.args.average_tokens_across_devices and num_items_in_batch is not None:
+            # The divisor counts every process's targets and data parallelism averages the gradients over the
+            # processes: scaling back by their number gives the gradient (and logged loss) of one global batch.
+            loss = loss * self.accelerator.num_processes
         return (loss, outputs) if return_outputs else loss
 
 

@@ -51,9 +51,12 @@ class Tuner:
         """
         return []
 
-    def save(self, model: Any, output_dir: Path) -> None:
-        """Write what training produced (adapter or full weights) in the standard format."""
-        model.save_pretrained(output_dir, safe_serialization=True)
+    def save(self, model: Any, output_dir: Path, *, state_dict: dict[str, Any] | None = None) -> None:
+        """Write what training produced (adapter or full weights) in the standard format.
+
+        `state_dict`, when given, holds the model's weights (gathered from the processes of a sharded run,
+        where `model`'s own parameters are only this process's shard) and is what must be written."""
+        model.save_pretrained(output_dir, state_dict=state_dict)
 
     @classmethod
     def is_saved_here(cls, path: Path) -> bool:

@@ -89,13 +89,13 @@ class LoraTuner(Tuner):
                 (fast if "lora_B" in name or "lora_embedding_B" in name else rest).append(p)
         return [{"params": rest, "lr": learning_rate}, {"params": fast, "lr": learning_rate * ratio}]
 
-    def save(self, model: Any, output_dir: Path) -> None:
+    def save(self, model: Any, output_dir: Path, *, state_dict: dict[str, Any] | None = None) -> None:
         """Write the adapter in PEFT format (PiSSA/OLoRA converted to apply to the original base weights)."""
         if self._initial_adapter is None:
-            model.save_pretrained(output_dir, safe_serialization=True)
+            model.save_pretrained(output_dir, state_dict=state_dict)
             return
         model.save_pretrained(
-            output_dir, safe_serialization=True, path_initial_model_for_weight_conversion=str(self._initial_adapter)
+            output_dir, state_dict=state_dict, path_initial_model_for_weight_conversion=str(self._initial_adapter)
         )
         shutil.rmtree(self._initial_adapter, ignore_errors=True)
         self._initial_adapter = None

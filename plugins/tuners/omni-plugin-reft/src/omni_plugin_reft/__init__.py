@@ -24,5 +24,7 @@ def register_tuners(register):
             options=ReftOptions,
             # only omni's own loss tells each row's prompt (the positions edited) from its answer
             algorithms=("sft", "pt"),
+            # interventions are saved from the model's own (whole) parameters
+            shardable=False,
         )
     )

@@ -78,8 +78,11 @@ class ReftTuner(Tuner):
             return None
         return [{"params": rest, "lr": learning_rate}, {"params": rotations, "lr": learning_rate, "weight_decay": 0.0}]
 
-    def save(self, model: Any, output_dir: Path) -> None:
-        """Write reft_config.json and reft_model.safetensors (the trained interventions only)."""
+    def save(self, model: Any, output_dir: Path, *, state_dict: dict[str, Any] | None = None) -> None:
+        """Write reft_config.json and reft_model.safetensors (the trained interventions only).
+
+        The interventions are read from the model itself: ReFT never runs with sharded parameters
+        (its spec says ``shardable=False``), so every process holds them whole."""
         interventions = find_interventions(model)
         adapter = interventions.current() if interventions is not None else None
         if adapter is None:
