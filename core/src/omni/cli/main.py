@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import traceback
@@ -21,12 +22,46 @@ including those of the plugins it selects (e.g. `omni sft --tuner lora --help`).
 global options:
   -h, --help   show this help
   --version    print omni's version and exit
-  --debug      show full tracebacks for errors (also OMNI_DEBUG=1)
+  --debug      show full tracebacks for errors and libraries' deprecation notices (also OMNI_DEBUG=1)
 """
 
 
 def _format_warning(message, category, filename, lineno, line=None) -> str:  # noqa: ANN001
     return f"omni: warning: {message}\n"
+
+
+# Notices that the libraries omni drives (transformers, trl, peft, torch ...) give their callers about their own
+# API: a user of the CLI cannot act on them, so they are shown only with --debug. omni's own warnings stay.
+_LIBRARY_NOTICES = (DeprecationWarning, PendingDeprecationWarning, FutureWarning)
+
+
+def _is_omnis(logger_name: str) -> bool:
+    return logger_name.startswith("omni")  # omni and its plugins (omni_plugin_*)
+
+
+def _is_not_a_deprecation(record: logging.LogRecord) -> bool:
+    return "deprecat" not in record.getMessage().lower()
+
+
+class _LoggerWithoutDeprecations(logging.Logger):
+    """A library's logger that drops deprecation notices (transformers logs some instead of warning)."""
+
+    def __init__(self, name: str, level: int = logging.NOTSET) -> None:
+        super().__init__(name, level)
+        if not _is_omnis(name):
+            self.addFilter(_is_not_a_deprecation)
+
+
+def hide_library_deprecations() -> None:
+    """Hide libraries' deprecation warnings and deprecation log records from here on (omni's own stay)."""
+    for category in _LIBRARY_NOTICES:
+        warnings.filterwarnings("ignore", category=category)
+    # A logger's filters see only its own records, so every library logger gets one: those created from now on
+    # (libraries are imported after this) and any already there.
+    logging.setLoggerClass(_LoggerWithoutDeprecations)
+    for name, logger in list(logging.Logger.manager.loggerDict.items()):
+        if isinstance(logger, logging.Logger) and not _is_omnis(name):
+            logger.addFilter(_is_not_a_deprecation)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -39,6 +74,8 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         debug = True
     warnings.formatwarning = _format_warning
+    if not debug:
+        hide_library_deprecations()
     try:
         return _run(args, debug)
     except OmniError as exc:
