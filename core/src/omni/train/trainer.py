@@ -38,9 +38,7 @@ def training_arguments(
         max_grad_norm=options.max_grad_norm,
         lr_scheduler_type=options.lr_scheduler_type,
         warmup_steps=options.warmup_steps if options.warmup_steps > 0 else options.warmup_ratio,
-        gradient_checkpointing=options.gradient_checkpointing,
-        # Non-reentrant checkpointing back-propagates into frozen embeddings' outputs (LoRA, freeze).
-        gradient_checkpointing_kwargs={"use_reentrant": False} if options.gradient_checkpointing else None,
+        **checkpointing_arguments(options.gradient_checkpointing),
         seed=options.seed,
         data_seed=options.seed,
         logging_steps=options.logging_steps,
@@ -57,6 +55,16 @@ def training_arguments(
         disable_tqdm=True,  # omni.train.progress draws the bar
         prediction_loss_only=True,
     )
+
+
+def checkpointing_arguments(enabled: bool) -> dict[str, Any]:
+    """The `TrainingArguments` fields that switch activation checkpointing on or off, under the installed
+    transformers' names: `activation_checkpointing*` since it renamed them, `gradient_checkpointing*` before."""
+    fields = TrainingArguments.__dataclass_fields__
+    prefix = "activation" if "activation_checkpointing" in fields else "gradient"
+    # Non-reentrant checkpointing back-propagates into frozen embeddings' outputs (LoRA, freeze).
+    kwargs = {"use_reentrant": False} if enabled else None
+    return {f"{prefix}_checkpointing": enabled, f"{prefix}_checkpointing_kwargs": kwargs}
 
 
 class OmniTrainer(Trainer):
