@@ -10,6 +10,7 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
+from omni.cli.defaults import installed_instead, say_default_replaced
 from omni.errors import MissingCapabilityError, OmniError
 from omni.options import FieldInfo, add_arguments, build_options, fields_of, kebab, load_config, snake, suggest
 from omni.registry import CommandSpec, Registration, Registry, provider_of, singular
@@ -76,22 +77,31 @@ def parse_invocation(spec: CommandSpec, argv: list[str], registry: Registry, *, 
         add_arguments(parser, spec.options, title=f"{spec.name} options")
     taken = {s for info in cmd_infos for s in info.spellings} | {"config"}
     groups: list[tuple[str, Registration, list[FieldInfo]]] = []
+    replaced_defaults: dict[str, Registration] = {}  # option -> the spec used because its default is not installed
     # (options class, its fields, selector): the command's selectors, then those of each spec they select.
     pending = [(spec.options, cmd_infos, selector) for selector in spec.selects]
     while pending:
         options_cls, infos, selector = pending.pop(0)
         info = next(i for i in infos if i.name == selector.option)
         seen = {reg.spec.name for option, reg, _ in groups if option == selector.option}
-        for name in _selected_names(_selector_value(options_cls, info, argv, config, config_name)):
+        value, defaulted = _selector_value(options_cls, info, argv, config, config_name)
+        for name in _selected_names(value):
             if selector.external and re.fullmatch(selector.external, name):
                 continue  # not a registry name; the spec reading the option resolves it
             try:
                 reg = registry.get(selector.kind, name)
             except OmniError as exc:
-                if wants_help:
+                fallback = None
+                if defaulted and not info.is_list and isinstance(exc, MissingCapabilityError):
+                    fallback = installed_instead(registry, selector.kind, spec.name)
+                if fallback is not None:
+                    say_default_replaced(selector.kind, name, fallback.spec.name)
+                    replaced_defaults[info.name] = reg = fallback
+                elif wants_help:
                     parser.epilog = f"note: {exc}"
                     continue
-                raise
+                else:
+                    raise
             if reg.spec.name in seen:  # named twice: its options are already in
                 continue
             seen.add(reg.spec.name)
@@ -131,6 +141,7 @@ def parse_invocation(spec: CommandSpec, argv: list[str], registry: Registry, *, 
     except SystemExit as exit_:
         raise HelpShown(exit_.code if isinstance(exit_.code, int) else 0) from None
     flags.pop("config", None)
+    flags.update({option: reg.spec.name for option, reg in replaced_defaults.items()})
     options = build_options(spec.options, cmd_infos, flags, config, config_name) if spec.options else None
     invocation = Invocation(spec, options, registry, debug=debug, argv=list(argv))
     for option, reg, infos in groups:
@@ -154,8 +165,9 @@ def _refuse_uninstalled_switches(
 
 def _selector_value(
     options_cls: type, info: FieldInfo, argv: list[str], config: dict[str, Any], config_name: str
-) -> Any:
-    """The value of one selector option (flag, else config, else default), parsed on its own."""
+) -> tuple[Any, bool]:
+    """The value of one selector option (flag, else config, else default), parsed on its own, and whether it is
+    the default."""
     probe = _Parser(add_help=False)
     flags = [f"--{s}" for s in {*(kebab(x) for x in info.spellings), *info.spellings}]
     probe.add_argument(*flags, dest="value", nargs="+" if info.is_list else None, default=argparse.SUPPRESS)
@@ -164,14 +176,14 @@ def _selector_value(
     others = [a.split("=", 1)[0] if a.startswith("--") and a.split("=", 1)[0] not in flags else a for a in argv]
     found = vars(probe.parse_known_args(others)[0])
     if "value" in found:
-        return info.convert(found["value"], f"--{kebab(info.name)}")
+        return info.convert(found["value"], f"--{kebab(info.name)}"), False
     for key in info.spellings:
         if key in config:
-            return info.convert(config[key], config_name)
+            return info.convert(config[key], config_name), False
     default = next(f for f in dataclasses.fields(options_cls) if f.name == info.name)
     if default.default_factory is not dataclasses.MISSING:
-        return default.default_factory()
-    return None if default.default is dataclasses.MISSING else default.default
+        return default.default_factory(), True
+    return (None if default.default is dataclasses.MISSING else default.default), True
 
 
 class HelpShown(Exception):
