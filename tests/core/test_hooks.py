@@ -8,8 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pytest
-
 from omni import hookimpl
+from omni.cli.invocation import parse_invocation
 from omni.cli.main import main
 from omni.options import option
 from omni.registry import (
@@ -21,9 +21,12 @@ from omni.registry import (
     ModelSpec,
     QuantizerSpec,
     RewardSpec,
+    StrategySpec,
     TemplateSpec,
     TunerSpec,
 )
+from omni.train.job import active_strategy
+from omni.train.strategy import Strategy
 
 
 def listed(capsys, kind: str) -> str:
@@ -192,3 +195,39 @@ def test_register_callback_rejects_another_kind(register_plugin, omni_host):
     info = register_plugin(Plugin(), distribution="omni-plugin-acme")
     assert info.error == "TypeError: register_tuners expects TunerSpec records, got RewardSpec"
     assert omni_host.registry.find("rewards", "wrong") is None
+
+
+@dataclass
+class AcmeMeshOptions:
+    acme_mesh: str | None = option(None, help="shard over this mesh shape")
+
+
+class AcmeMeshStrategy(Strategy):
+    def training_arguments(self, options, *, model, model_spec):
+        return {"ddp_backend": "gloo"}
+
+
+def test_register_strategies(register_plugin, omni_host, capsys):
+    class Plugin:
+        @hookimpl
+        def register_strategies(self, register):
+            register(
+                StrategySpec(
+                    name="acme-mesh",
+                    description="Acme's mesh sharding",
+                    impl="tests.core.test_hooks:AcmeMeshStrategy",
+                    options=AcmeMeshOptions,
+                    switch="acme_mesh",
+                )
+            )
+
+    register_plugin(Plugin(), distribution="omni-plugin-acme")
+    assert "--acme-mesh" in listed(capsys, "strategies")
+    sft = omni_host.registry.get("commands", "sft").spec
+    idle = parse_invocation(sft, [], omni_host.registry)
+    assert active_strategy(idle) is None  # installed, but its switch is not set
+    on = parse_invocation(sft, ["--acme-mesh", "2x4"], omni_host.registry)
+    strategy = active_strategy(on)
+    assert isinstance(strategy, AcmeMeshStrategy) and strategy.options == AcmeMeshOptions("2x4")
+    with pytest.raises(TypeError, match="switch 'mesh' is not one of its options"):
+        StrategySpec(name="x", description="x", impl="json:loads", options=AcmeMeshOptions, switch="mesh")

@@ -371,6 +371,8 @@ def _normalise(name: str) -> str:
 
 
 def singular(kind: str) -> str:
+    if kind.endswith("ies"):
+        return kind[:-3] + "y"
     return kind[:-1] if kind.endswith("s") else kind
 
 

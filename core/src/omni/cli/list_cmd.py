@@ -9,13 +9,13 @@ from typing import Any
 from omni.cli.invocation import Invocation
 from omni.errors import OmniError
 from omni.options import fields_of, is_blank_default, kebab
-from omni.registry import KINDS, Spec
+from omni.registry import KINDS, Spec, singular
 
 
 def _kind(word: str) -> str:
     word = word.lower()
     for kind in KINDS:
-        if word in (kind, kind[:-1]):
+        if word in (kind, singular(kind)):
             return kind
     raise OmniError(f"unknown kind {word!r}; kinds: {', '.join(KINDS)}")
 

@@ -87,20 +87,26 @@ class OmniGRPOTrainer(GRPOTrainer):
 
     def _generate_with_engine(self, prompts: list[Any], trainer: Any) -> dict[str, Any]:
         """TRL's `rollout_func`: completions for the batch being scored (`_batch_rows` holds its row indices)."""
-        model = self.accelerator.unwrap_model(self.model)
-        if self._synced_step != self.state.global_step:
-            # After every optimizer step, before the engine generates again: the engine takes the new weights
-            # (a no-op for the pt engine, which generates with this very model).
-            self.engine.load_weights(model)
-            self._synced_step = self.state.global_step
-        was_training = model.training
-        model.eval()  # no dropout while sampling; gradient checkpointing only applies in training mode
+        from trl.models.utils import unwrap_model_for_generation
+
         start = time.perf_counter()
-        try:
-            rows = [self.rows[i] for i in self._batch_rows]
-            out = self.rollout.generate(self._batch_rows, rows)
-        finally:
-            model.train(was_training)
+        # Under DeepSpeed ZeRO-3 this gathers the partitioned weights for the rollouts (and for the engine to
+        # copy); elsewhere it only unwraps the model.
+        with unwrap_model_for_generation(
+            self.model_wrapped, self.accelerator, gather_deepspeed3_params=self.args.ds3_gather_for_generation
+        ) as model:
+            if self._synced_step != self.state.global_step:
+                # After every optimizer step, before the engine generates again: the engine takes the new weights
+                # (a no-op for the pt engine, which generates with this very model).
+                self.engine.load_weights(model)
+                self._synced_step = self.state.global_step
+            was_training = model.training
+            model.eval()  # no dropout while sampling; gradient checkpointing only applies in training mode
+            try:
+                rows = [self.rows[i] for i in self._batch_rows]
+                out = self.rollout.generate(self._batch_rows, rows)
+            finally:
+                model.train(was_training)
         self._generation_seconds += time.perf_counter() - start
         return {"prompt_ids": out.prompt_ids, "completion_ids": out.completion_ids, "logprobs": None}
 
