@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from omni.cli.main import main
 from omni.plugins import load_plugins
@@ -84,6 +86,15 @@ def test_a_batch_that_splits_a_group_is_an_error_naming_the_flags(tiny_model, to
     assert code != 0
     err = capsys.readouterr().err
     assert "--per-device-train-batch-size (6)" in err and "--num-generations (4)" in err
+
+
+def test_the_default_batch_of_1_becomes_one_group(tiny_model, token_task, tmp_path, capsys):
+    data, rewards = token_task
+    extra = ["--reward-funcs", f"{rewards}:band_share", "--num-generations", "4", "--max-completion-length", "4"]
+    assert rlhf(tiny_model, data, tmp_path, *extra, "--gradient-checkpointing", "false") == 0
+    assert "[omni] --per-device-train-batch-size 4: a batch of 1 would split" in capsys.readouterr().err
+    completions = [json.loads(line) for line in (tmp_path / "out" / "completions.jsonl").read_text().splitlines()]
+    assert len(completions) == 4  # one step: one group of 4
 
 
 def test_no_reward_is_an_error(tiny_model, token_task, tmp_path, capsys):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any
 
 from omni.errors import OmniError
@@ -40,18 +41,26 @@ _TRL_FIELDS = (
 )
 
 
-def check_batch_shape(job: TrainingJob, options: GrpoOptions) -> None:
-    """A generation batch must hold whole groups; say which flags to change when it does not."""
+def train_batch_size(job: TrainingJob, options: GrpoOptions) -> int:
+    """The per-device batch, such that a generation batch holds whole groups.
+
+    A batch of 1 (the default, made for SFT) becomes the smallest batch that holds whole groups of
+    --num-generations, and a line says so; any other batch that splits a group is an error naming the flags.
+    """
     if options.num_generations < 2:
         raise OmniError(f"--num-generations must be at least 2 (a group), got {options.num_generations}")
     batch = job.options.per_device_train_batch_size
     steps = options.steps_per_generation or job.options.gradient_accumulation_steps
+    if batch == 1 and steps % options.num_generations:
+        batch = options.num_generations // math.gcd(options.num_generations, steps)
+        log_line(f"--per-device-train-batch-size {batch}: a batch of 1 would split the groups of --num-generations")
     if (batch * steps) % options.num_generations:
         raise OmniError(
             f"each generation batch holds --per-device-train-batch-size ({batch}) x --steps-per-generation ({steps}) "
             f"= {batch * steps} completions, which must be a multiple of --num-generations ({options.num_generations});"
             f" e.g. --per-device-train-batch-size {options.num_generations}"
         )
+    return batch
 
 
 def check_reference(job: TrainingJob, options: GrpoOptions) -> None:
@@ -66,11 +75,11 @@ def check_reference(job: TrainingJob, options: GrpoOptions) -> None:
     )
 
 
-def grpo_config(job: TrainingJob, options: GrpoOptions, weights: list[float], has_eval: bool) -> Any:
-    """TRL's GRPOConfig: omni's training arguments plus the algorithm's options."""
+def grpo_config(job: TrainingJob, options: GrpoOptions, weights: list[float], has_eval: bool, batch_size: int) -> Any:
+    """TRL's GRPOConfig: omni's training arguments (with `batch_size` per device) plus the algorithm's options."""
     from trl import GRPOConfig
 
-    args = job.training_arguments(has_eval=has_eval)
+    args = job.training_arguments(has_eval=has_eval, per_device_train_batch_size=batch_size)
     base = {f.name: getattr(args, f.name) for f in dataclasses.fields(args) if f.init}
     own = {name: getattr(options, name) for name in _TRL_FIELDS}
     return GRPOConfig(**base, **own, reward_weights=weights, log_completions=False)
@@ -92,7 +101,7 @@ def run_grpo(job: TrainingJob) -> TrainResult:
 
     options: GrpoOptions = job.algorithm_options
     algorithm: Algorithm = BY_OPTIONS[type(options)]
-    check_batch_shape(job, options)
+    batch_size = train_batch_size(job, options)
     check_reference(job, options)
     chosen = {s.spec.name: s.options for s in job.selected.get(REWARD_SELECTOR.option, [])}
     rewards = resolve_rewards(
@@ -120,7 +129,7 @@ def run_grpo(job: TrainingJob) -> TrainResult:
     trainer = OmniGRPOTrainer(
         model=job.model,
         reward_funcs=[RowColumnsReward(r, rows, label) for r, label in zip(rewards, labels, strict=True)],
-        args=grpo_config(job, options, [r.weight for r in rewards], has_eval),
+        args=grpo_config(job, options, [r.weight for r in rewards], has_eval, batch_size),
         train_dataset=dataset(range(n_train)),
         eval_dataset=dataset(range(n_train, len(rows))) if has_eval else None,
         processing_class=job.tokenizer,
