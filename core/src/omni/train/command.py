@@ -83,4 +83,5 @@ def run(invocation: Invocation) -> int:
         )
     job = prepare_job(invocation, strategy)
     algorithm.spec.load()(job)
+    launch.leave_process_group()
     return 0

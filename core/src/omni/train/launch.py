@@ -112,3 +112,15 @@ def launch(command: str, argv: list[str], options: LaunchOptions, *, output_dir:
             return 128 - failure.exitcode
         return failure.exitcode
     return 0
+
+
+def leave_process_group() -> None:
+    """End this process's part in the run's process group, once training is done.
+
+    A process exiting while the group (gloo's or DeepSpeed's communication threads) is still alive can abort at
+    interpreter shutdown, turning a finished run into a failed one."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
