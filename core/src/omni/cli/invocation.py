@@ -198,4 +198,4 @@ def print_error(message: str) -> None:
     """Print a one-line error; a process of a multi-process run says its rank."""
     world = int(os.environ.get("WORLD_SIZE", "1") or 1)
     rank = f"[rank {os.environ.get('RANK', '0')}] " if world > 1 else ""
-    print(f"omni: error: {rank}{message}", file=sys.stderr)
+    sys.stderr.write(f"omni: error: {rank}{message}\n")  # one write: processes of a run share the terminal

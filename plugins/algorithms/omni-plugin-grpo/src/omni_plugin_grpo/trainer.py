@@ -91,10 +91,9 @@ class OmniGRPOTrainer(GRPOTrainer):
 
         start = time.perf_counter()
         # Under DeepSpeed ZeRO-3 this gathers the partitioned weights for the rollouts (and for the engine to
-        # copy); elsewhere it only unwraps the model.
-        with unwrap_model_for_generation(
-            self.model_wrapped, self.accelerator, gather_deepspeed3_params=self.args.ds3_gather_for_generation
-        ) as model:
+        # copy); elsewhere it only unwraps the model. Always gathered: the pt engine generates in inference mode,
+        # where ZeRO-3's layer-by-layer gathering would make parameters that backward cannot use.
+        with unwrap_model_for_generation(self.model_wrapped, self.accelerator, gather_deepspeed3_params=True) as model:
             if self._synced_step != self.state.global_step:
                 # After every optimizer step, before the engine generates again: the engine takes the new weights
                 # (a no-op for the pt engine, which generates with this very model).
