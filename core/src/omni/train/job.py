@@ -72,6 +72,7 @@ class TrainingJob:
     # Every spec the command line selected, by selecting option (e.g. an algorithm's `reward_funcs`), with its options.
     selected: dict[str, list[Selected]] = field(default_factory=dict)
     strategy: Strategy | None = None  # the distributed strategy switched on (--deepspeed, --fsdp), if any
+    extra_callbacks: list[Any] = field(default_factory=list)  # added by a program driving the job (benchmarks)
 
     def training_arguments(self, *, has_eval: bool, **overrides: Any) -> Any:
         """transformers `TrainingArguments` from the options, then the tuner's fields (`Tuner.training_arguments`,
@@ -97,11 +98,11 @@ class TrainingJob:
 
     def callbacks(self) -> list[Any]:
         """The callbacks every omni run uses: throughput, logging.jsonl, the progress bar (in that order),
-        then the tuner's own (`Tuner.callbacks`, e.g. LISA's layer switching)."""
+        then the tuner's own (`Tuner.callbacks`, e.g. LISA's layer switching), then `extra_callbacks`."""
         from omni.train.progress import ProgressBarCallback, ThroughputCallback
 
         own = [ThroughputCallback(), outputs.JsonlLogCallback(self.output_dir), ProgressBarCallback()]
-        return [*own, *self.tuner.callbacks()]
+        return [*own, *self.tuner.callbacks(), *self.extra_callbacks]
 
     def train(self, trainer: Any) -> TrainResult:
         """Train (resuming when asked), then write the final model, the loss plot and the metrics."""
