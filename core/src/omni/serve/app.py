@@ -1,29 +1,40 @@
 """The OpenAI-compatible HTTP app of `omni serve`: FastAPI routes in front of any omni engine.
 
-Routes: ``GET /health``, ``GET /v1/models``, ``POST /v1/chat/completions``, ``POST /v1/completions``.
-Every error is an OpenAI error body with a fitting status (400 invalid request, 401 bad API key, 404
-unknown model or route, 500 engine failure); the server keeps serving after any of them.
+Routes: ``GET /health``, ``GET /v1/models``, ``POST /v1/chat/completions``, ``POST /v1/completions``,
+``GET /metrics``. Every error is an OpenAI error body with a fitting status (400 invalid request or a
+limit passed, 401 bad API key, 404 unknown model or route, 408 past the request timeout, 500 engine
+failure), streams included: a stream's headers go out only once its first token is ready, so a request
+the engine refuses gets its status code. The server keeps serving after any of them.
+
+No request can stall the others or read the host: the API key is checked before a body is read; media
+items are read here, under a `MediaPolicy`, so an engine only ever sees their bytes; `max_tokens`, prompt
+length and stop strings are bounded; a request whose client disconnects or whose time is up is cancelled,
+which frees its rows in a running batch at the next decoding step.
 """
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import json
 import logging
 import secrets
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
-from fastapi import Depends, FastAPI, Header, Request
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from omni.errors import OmniError
+from omni.data.convert import MEDIA_COLUMNS
+from omni.data.validate import media_problem
+from omni.encoders.sources import MediaPolicy, read_source
+from omni.errors import DataError, OmniError
 from omni.infer.engine import Engine, InferRequest, InferResponse, StreamDelta
 from omni.serve.protocol import (
     ApiError,
@@ -40,6 +51,7 @@ from omni.serve.protocol import (
 )
 
 logger = logging.getLogger("omni.serve")
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -77,24 +89,38 @@ def create_app(
     *,
     api_key: str | None = None,
     default_max_tokens: int = 512,
+    max_tokens_limit: int | None = None,
+    request_timeout_s: float = 600.0,
+    media: MediaPolicy | None = None,
 ) -> FastAPI:
     """An app answering OpenAI API requests with `engine`.
 
-    `api_key`, when set, is required as ``Authorization: Bearer KEY`` on every ``/v1`` route.
-    `default_max_tokens` bounds answers of requests that set no ``max_tokens``.
+    `api_key`, when set, is required as ``Authorization: Bearer KEY`` on every route but ``/health``
+    (the OpenAPI schema and ``/metrics`` included). `default_max_tokens` bounds answers of requests that
+    set no ``max_tokens``; asking for more than `max_tokens_limit` (and the engine's `max_model_len`) is a
+    400. A request still running after `request_timeout_s` ends with a 408. `media` says what the media
+    items of requests may name (default: only data sent inline).
     """
     app = FastAPI(title="omni", docs_url=None, redoc_url=None)
-    app.add_middleware(RequestLog)
+    app.add_middleware(ApiKeyGuard, api_key=api_key)
+    app.add_middleware(RequestLog)  # outermost: refused requests are logged too
     _add_error_handlers(app)
     started = int(time.time())
     name_token = _token_text(engine)
-    guarded = [Depends(_bearer_check(api_key))]
+    media = media or MediaPolicy()
+    limits = [n for n in (max_tokens_limit, engine.max_model_len) if n is not None]
+    token_limit = min(limits) if limits else None
 
     @app.get("/health")
     async def health() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.get("/v1/models", dependencies=guarded)
+    @app.get("/metrics")
+    async def metrics() -> PlainTextResponse:
+        lines = [f"omni_engine_{name} {value}" for name, value in engine.stats().items()]
+        return PlainTextResponse("".join(line + "\n" for line in lines))
+
+    @app.get("/v1/models")
     async def list_models() -> dict[str, Any]:
         cards = [{"id": models.base, "object": "model", "created": started, "owned_by": "omni"}]
         cards += [
@@ -103,35 +129,92 @@ def create_app(
         ]
         return {"object": "list", "data": cards}
 
-    @app.post("/v1/chat/completions", dependencies=guarded)
-    async def chat_completions(body: ChatCompletionRequest) -> Any:
+    @app.post("/v1/chat/completions")
+    async def chat_completions(body: ChatCompletionRequest, http: Request) -> Any:
+        deadline = asyncio.get_running_loop().time() + request_timeout_s
         adapter = models.adapter_for(body.model)
         if body.stream and body.logprobs:
             raise ApiError(400, "logprobs are only returned without stream", param="logprobs")
-        request = InferRequest(body.row(), body.generation(default_max_tokens, logprobs=body.logprobs), adapter)
+        generation = body.generation(default_max_tokens, token_limit, logprobs=body.logprobs)
+        row = body.row()
+        if engine.modalities is not None and (problem := media_problem(row, engine.modalities)):
+            raise ApiError(400, f"the request {problem}", param="messages")
+        row = await _within(asyncio.to_thread(_read_media, row, media), http, deadline)
+        request = InferRequest(row, generation, adapter)
         head = {"request_id": f"chatcmpl-{uuid.uuid4().hex}", "created": int(time.time()), "model": body.model}
         if not body.stream:
-            response = await _answer(engine, request)
+            response = await _within(_answer(engine, request), http, deadline)
             return chat_completion(response, **head, token_text=name_token)
         chunk = functools.partial(stream_chunk, "chat.completion.chunk", **head, include_usage=body.include_usage)
         opening = chat_stream_opening(body.n)
-        return _event_stream(_events(engine, request, chunk, chat_stream_choice, opening, body.include_usage))
+        return await _stream(engine, request, http, deadline, chunk, chat_stream_choice, opening, body.include_usage)
 
-    @app.post("/v1/completions", dependencies=guarded)
-    async def completions(body: CompletionRequest) -> Any:
+    @app.post("/v1/completions")
+    async def completions(body: CompletionRequest, http: Request) -> Any:
+        deadline = asyncio.get_running_loop().time() + request_timeout_s
         adapter = models.adapter_for(body.model)
         if body.stream and body.logprobs is not None:
             raise ApiError(400, "logprobs are only returned without stream", param="logprobs")
-        generation = body.generation(default_max_tokens, logprobs=body.logprobs is not None)
+        generation = body.generation(default_max_tokens, token_limit, logprobs=body.logprobs is not None)
         request = InferRequest(generation=generation, adapter=adapter, prompt=body.text())
         head = {"request_id": f"cmpl-{uuid.uuid4().hex}", "created": int(time.time()), "model": body.model}
         if not body.stream:
-            response = await _answer(engine, request)
+            response = await _within(_answer(engine, request), http, deadline)
             return text_completion(response, **head, token_text=name_token)
         chunk = functools.partial(stream_chunk, "text_completion", **head, include_usage=body.include_usage)
-        return _event_stream(_events(engine, request, chunk, completion_stream_choice, [], body.include_usage))
+        return await _stream(engine, request, http, deadline, chunk, completion_stream_choice, [], body.include_usage)
 
     return app
+
+
+def _read_media(row: dict[str, Any], policy: MediaPolicy) -> dict[str, Any]:
+    """`row` with every media item read under `policy` into its bytes: the engine never opens a client's
+    path or URL itself. An item the policy refuses or that cannot be read is a 400."""
+    read = dict(row)
+    for modality, column in MEDIA_COLUMNS.items():
+        if row.get(column):
+            try:
+                read[column] = [read_source(item, modality, policy=policy).data for item in row[column]]
+            except DataError as exc:
+                raise ApiError(400, exc.problem, param="messages") from None
+    return read
+
+
+class _ClientGone(Exception):
+    """The client disconnected before its answer was ready."""
+
+
+async def _within(work: Awaitable[T], http: Request, deadline: float) -> T:
+    """The result of `work`, which is cancelled when the client disconnects (`_ClientGone`) or `deadline`
+    (event-loop time) passes (a 408): a request nobody waits for must not keep its place in a batch."""
+    task = asyncio.ensure_future(work)
+    gone = asyncio.ensure_future(_disconnected(http))
+    remaining = deadline - asyncio.get_running_loop().time()
+    try:
+        await asyncio.wait({task, gone}, timeout=max(remaining, 0), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        gone.cancel()
+    if task.done():
+        return task.result()
+    task.cancel()
+    if gone.done() and not gone.cancelled():
+        raise _ClientGone
+    raise _timeout_error()
+
+
+async def _disconnected(http: Request) -> None:
+    """Returns once the client has disconnected (the request's body has been read already)."""
+    while (await http.receive())["type"] != "http.disconnect":
+        pass
+
+
+def _timeout_error() -> ApiError:
+    return ApiError(
+        408,
+        "the request ran past this server's time limit (--request-timeout) and was stopped",
+        type="timeout_error",
+        code="request_timeout",
+    )
 
 
 def _token_text(engine: Engine) -> TokenText:
@@ -152,15 +235,53 @@ async def _answer(engine: Engine, request: InferRequest) -> InferResponse:
 
 def _engine_error(exc: Exception) -> ApiError:
     """An engine failure as an API error: omni's own errors are about the request (400), the rest are ours (500)."""
+    if isinstance(exc, ApiError):
+        return exc
+    if isinstance(exc, DataError):  # about the request's conversation; the "row" it names is the request
+        return ApiError(400, exc.problem)
     if isinstance(exc, OmniError):
         return ApiError(400, str(exc))
     logger.exception("the engine failed on a request")
     return ApiError(500, f"the engine failed: {type(exc).__name__}: {exc}", type="server_error")
 
 
-async def _events(
+async def _stream(
     engine: Engine,
     request: InferRequest,
+    http: Request,
+    deadline: float,
+    chunk: Callable[[list[dict[str, Any]]], dict[str, Any]],
+    choice: Callable[[StreamDelta], dict[str, Any]],
+    opening: Sequence[dict[str, Any]],
+    include_usage: bool,
+) -> StreamingResponse:
+    """A server-sent-events response for `request`, started once its first item is ready.
+
+    Until then nothing is sent, so a request the engine refuses (a prompt too long, a conversation the
+    template rejects) is answered with its status code and error body, as without ``stream``.
+    """
+    items = aiter(engine.stream_deltas_async(request))
+    first = await _within(_first(items), http, deadline)
+    return StreamingResponse(
+        _event_lines(_events(first, items, deadline, chunk, choice, opening, include_usage)),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache"},
+    )
+
+
+async def _first(items: AsyncIterator[T]) -> T | None:
+    try:
+        return await anext(items)
+    except StopAsyncIteration:
+        return None
+    except Exception as exc:
+        raise _engine_error(exc) from exc
+
+
+async def _events(
+    first: StreamDelta | InferResponse | None,
+    items: AsyncIterator[StreamDelta | InferResponse],
+    deadline: float,
     chunk: Callable[[list[dict[str, Any]]], dict[str, Any]],
     choice: Callable[[StreamDelta], dict[str, Any]],
     opening: Sequence[dict[str, Any]],
@@ -168,41 +289,63 @@ async def _events(
 ) -> AsyncIterator[dict[str, Any]]:
     """The stream's objects: `opening`, one chunk per delta, the usage chunk when asked for.
 
-    Headers are sent before generation starts, so a failure midway is reported as an error event.
+    A failure or the request timeout after the stream started is reported as an error event.
     """
     if opening:
         yield chunk(list(opening))
+    item = first
+    loop = asyncio.get_running_loop()
     try:
-        async for item in engine.stream_deltas_async(request):
+        while item is not None:
             if isinstance(item, InferResponse):
                 if include_usage:
                     yield {**chunk([]), "usage": usage(item)}
             elif item.text or item.finish_reason:
                 yield chunk([choice(item)])
+            # Each wait is bounded by the deadline; cancelling it closes the engine's stream (its rows stop).
+            item = await asyncio.wait_for(_next(items), max(deadline - loop.time(), 0))
+    except TimeoutError:
+        yield _timeout_error().body()
     except Exception as exc:
         yield _engine_error(exc).body()
 
 
-def _event_stream(events: AsyncIterator[dict[str, Any]]) -> StreamingResponse:
-    async def lines() -> AsyncIterator[str]:
-        async for event in events:
-            yield f"data: {json.dumps(event, ensure_ascii=False)}\n\n"
-        yield "data: [DONE]\n\n"
-
-    return StreamingResponse(lines(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+async def _next(items: AsyncIterator[T]) -> T | None:
+    try:
+        return await anext(items)
+    except StopAsyncIteration:
+        return None
 
 
-def _bearer_check(api_key: str | None) -> Callable[..., Any]:
-    async def check(authorization: str | None = Header(None)) -> None:
-        if api_key is None:
+async def _event_lines(events: AsyncIterator[dict[str, Any]]) -> AsyncIterator[str]:
+    async for event in events:
+        yield f"data: {json.dumps(event, ensure_ascii=False)}\n\n"
+    yield "data: [DONE]\n\n"
+
+
+class ApiKeyGuard:
+    """ASGI middleware that refuses a request without the API key before anything reads its body.
+
+    Every route but ``/health`` needs the key when one is set: the API, ``/metrics`` and the OpenAPI schema.
+    """
+
+    def __init__(self, app: ASGIApp, api_key: str | None) -> None:
+        self.app = app
+        self.api_key = api_key
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or self.api_key is None or scope["path"] == "/health":
+            await self.app(scope, receive, send)
             return
-        scheme, _, token = (authorization or "").partition(" ")
-        if scheme.lower() != "bearer" or not secrets.compare_digest(token.strip().encode(), api_key.encode()):
-            raise ApiError(
-                401, "Incorrect or missing API key; send it as `Authorization: Bearer KEY`", code="invalid_api_key"
-            )
-
-    return check
+        headers = dict(scope.get("headers") or [])
+        scheme, _, token = headers.get(b"authorization", b"").decode("latin-1").partition(" ")
+        if scheme.lower() == "bearer" and secrets.compare_digest(token.strip().encode(), self.api_key.encode()):
+            await self.app(scope, receive, send)
+            return
+        error = ApiError(
+            401, "Incorrect or missing API key; send it as `Authorization: Bearer KEY`", code="invalid_api_key"
+        )
+        await JSONResponse(error.body(), status_code=401)(scope, receive, send)
 
 
 def _add_error_handlers(app: FastAPI) -> None:
@@ -213,6 +356,10 @@ def _add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
         return JSONResponse(_validation_error(exc).body(), status_code=400)
+
+    @app.exception_handler(_ClientGone)
+    async def client_gone(request: Request, exc: _ClientGone) -> Response:
+        return Response(status_code=499)  # nginx's "client closed request": only the log sees it
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
@@ -229,6 +376,8 @@ def _validation_error(exc: RequestValidationError) -> ApiError:
         )
     where = [str(part) for part in first.get("loc", ()) if part != "body"]
     param = ".".join(where) or None
+    if first.get("type") == "missing" and param is None:
+        return ApiError(400, "the request body is empty; send a JSON object")
     if first.get("type") == "missing":
         return ApiError(400, f"missing required parameter '{param}'", param=param)
     got = first.get("input")

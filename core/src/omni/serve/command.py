@@ -1,16 +1,20 @@
 """`omni serve`: load the engine once, then answer OpenAI API requests over HTTP until stopped.
 
-Ctrl-C or SIGTERM stops accepting connections, lets requests in flight finish (up to 30 s), then
-releases the engine.
+The port is bound before the model loads, so a port in use fails at once. Ctrl-C or SIGTERM stops
+accepting connections, lets requests in flight finish (up to 30 s), then releases the engine.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import logging
 import os
+import socket
+import warnings
 
 from omni.cli.invocation import Invocation
+from omni.errors import OmniError
 from omni.infer.adapters import parse_adapters
 from omni.infer.command import open_engine
 from omni.serve.options import ServeOptions
@@ -20,13 +24,33 @@ GRACEFUL_SHUTDOWN_S = 30
 
 def run(invocation: Invocation) -> int:
     """Serve until interrupted; returns the exit status."""
+    options: ServeOptions = invocation.options
+    adapters = parse_adapters(options.adapters)
+    api_key = options.api_key or os.environ.get("OMNI_API_KEY") or None
+    if api_key is None and not _is_loopback(options.host):
+        warnings.warn(
+            f"serving on {options.host} without --api-key: anyone who can reach this port can use the model",
+            stacklevel=1,
+        )
+    listener = _bind(options.host, options.port)
+    try:
+        _serve(invocation, options, adapters, api_key, listener)
+    finally:
+        listener.close()
+    return 0
+
+
+def _serve(
+    invocation: Invocation,
+    options: ServeOptions,
+    adapters: dict[str, str],
+    api_key: str | None,
+    listener: socket.socket,
+) -> None:
     import uvicorn
 
     from omni.serve.app import ServedModels, create_app
 
-    options: ServeOptions = invocation.options
-    adapters = parse_adapters(options.adapters)
-    api_key = options.api_key or os.environ.get("OMNI_API_KEY") or None
     engine = open_engine(invocation, adapters)
     try:
         models = ServedModels(options.served_model_name or engine.model_name, tuple(adapters))
@@ -35,10 +59,14 @@ def run(invocation: Invocation) -> int:
             models,
             api_key=api_key,
             default_max_tokens=options.max_new_tokens,
+            max_tokens_limit=options.max_new_tokens_limit,
+            request_timeout_s=options.request_timeout,
+            media=options.media_policy(),
         )
         level = options.log_level.upper()
         logging.basicConfig(level=level, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-        logging.getLogger("omni.serve").info("serving models: %s", ", ".join(models.names))
+        logger = logging.getLogger("omni.serve")
+        logger.info("serving models: %s", ", ".join(models.names))
         config = uvicorn.Config(
             app,
             host=options.host,
@@ -47,9 +75,37 @@ def run(invocation: Invocation) -> int:
             access_log=False,  # omni.serve logs each request once, when its response is complete
             timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
         )
+        # uvicorn announces only the sockets it bound itself. Connections made since `_bind` wait in the
+        # listen backlog and are answered from now on.
+        host, port = listener.getsockname()[:2]
+        logger.info("running on http://%s:%d (Ctrl-C to quit)", f"[{host}]" if ":" in host else host, port)
         # uvicorn shuts down gracefully on Ctrl-C, then re-raises it; stopping a server that way is no error.
         with contextlib.suppress(KeyboardInterrupt):
-            uvicorn.Server(config).run()
+            uvicorn.Server(config).run(sockets=[listener])
     finally:
         engine.close()
-    return 0
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a host name: it may resolve to anything
+        return False
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    """A socket listening on `host`:`port`; a port in use is an `OmniError`."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    listener = socket.socket(family=family)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+    try:
+        listener.bind((host, port))
+    except OSError as exc:
+        listener.close()
+        raise OmniError(
+            f"cannot listen on {host}:{port} ({exc.strerror or exc}); pick another --port, or 0 for a free one"
+        ) from None
+    listener.listen(2048)  # uvicorn's default backlog
+    return listener

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
 
 from omni.models.options import ModelOptions
 from omni.options import option
 from omni.template.options import TemplateCliOptions
+
+if TYPE_CHECKING:
+    from omni.encoders.sources import MediaPolicy
 
 
 @dataclass
@@ -25,10 +29,44 @@ class ServeOptions(TemplateCliOptions, ModelOptions):
     host: str = option("127.0.0.1", help="address to listen on; 0.0.0.0 makes the server reachable from other machines")
     port: int = option(8000, help="port to listen on; 0 picks a free port (the address is printed at start)")
     api_key: str | None = option(
-        None, help="require `Authorization: Bearer KEY` on every /v1 request (default: $OMNI_API_KEY when set)"
+        None, help="require `Authorization: Bearer KEY` on every request but /health (default: $OMNI_API_KEY when set)"
     )
     max_new_tokens: int = option(
         512, help="longest answer, in tokens, for requests that set no max_tokens", aliases=("default_max_tokens",)
     )
+    max_new_tokens_limit: int | None = option(
+        None, help="most tokens a request may ask for with max_tokens; more is a 400 (default: the model's context)"
+    )
+    max_length: int | None = option(
+        None, help="longest prompt in tokens; a longer one is a 400 unless --truncation left (default: the context)"
+    )
+    truncation: Literal["left", "right", "error"] = option(
+        "error",
+        help="prompts over --max-length: error answers 400; left drops the oldest tokens",
+        aliases=("truncation_strategy",),
+    )
+    request_timeout: float = option(
+        600.0, help="seconds a request may run, streams included; then it ends with a 408 and frees its batch row"
+    )
+    allowed_local_media_path: str | None = option(
+        None,
+        help="requests may name local media files (paths, file:// URLs) inside this folder; by default none",
+        metavar="DIR",
+    )
+    allowed_media_domains: list[str] = option(
+        default_factory=list,
+        help="requests may name http(s) media URLs on these hosts ('*': any host); by default none are fetched",
+        metavar="HOST",
+    )
+    max_media_bytes: int = option(20 * 1024 * 1024, help="largest media item a request may send or name, in bytes")
+    media_fetch_timeout: float = option(10.0, help="seconds allowed for downloading one media URL")
     infer_backend: str = option("pt", help="inference engine (see `omni list engines`)", aliases=("engine",))
     log_level: Literal["debug", "info", "warning", "error"] = option("info", help="how much the server logs")
+
+    def media_policy(self) -> MediaPolicy:
+        """What requests' media items may name, as these flags say."""
+        from omni.encoders.sources import MediaPolicy
+
+        root = Path(self.allowed_local_media_path).resolve() if self.allowed_local_media_path else None
+        domains = frozenset(domain.lower() for domain in self.allowed_media_domains)
+        return MediaPolicy(root, domains, self.max_media_bytes, self.media_fetch_timeout)

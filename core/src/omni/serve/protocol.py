@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from omni.data.convert import to_messages_row
 from omni.data.rows import RowProblem
@@ -50,6 +50,12 @@ class _Strict(BaseModel):
         return {k: v for k, v in data.items() if v is not None} if isinstance(data, dict) else data
 
 
+# OpenAI's own limit on stop strings; each is also kept short, since every one is matched against every
+# decoding step's text.
+MAX_STOP_STRINGS = 4
+MAX_STOP_CHARS = 128
+
+
 class StreamOptions(_Strict):
     include_usage: bool = False
 
@@ -65,19 +71,40 @@ class SamplingRequest(_Strict):
     repetition_penalty: float = Field(1.0, gt=0)  # vLLM's extension
     n: int = Field(1, ge=1, le=64)
     stop: str | list[str] | None = None
-    seed: int | None = None
+    seed: int | None = Field(None, ge=-(2**63), le=2**63 - 1)  # a 64-bit integer, as OpenAI's and vLLM's
     stream: bool = False
     stream_options: StreamOptions | None = None
+
+    @field_validator("stop")
+    @classmethod
+    def _few_short_stops(cls, stop: str | list[str] | None) -> str | list[str] | None:
+        strings = [stop] if isinstance(stop, str) else stop or []
+        if len(strings) > MAX_STOP_STRINGS:
+            raise ValueError(f"at most {MAX_STOP_STRINGS} stop strings are allowed, got {len(strings)}")
+        if any(len(s) > MAX_STOP_CHARS for s in strings):
+            raise ValueError(f"each stop string may have at most {MAX_STOP_CHARS} characters")
+        return stop
 
     @property
     def include_usage(self) -> bool:
         return self.stream_options is not None and self.stream_options.include_usage
 
-    def generation(self, default_max_tokens: int, *, logprobs: bool) -> GenerationConfig:
-        """The engine's generation settings for this request."""
+    def generation(self, default_max_tokens: int, max_tokens_limit: int | None, *, logprobs: bool) -> GenerationConfig:
+        """The engine's generation settings for this request.
+
+        Asking for more than `max_tokens_limit` tokens is a 400; a request that asks for none gets
+        `default_max_tokens`, within the limit.
+        """
         stop = [self.stop] if isinstance(self.stop, str) else list(self.stop or [])
+        asked = self.answer_limit()
+        if asked is not None and max_tokens_limit is not None and asked > max_tokens_limit:
+            param = "max_completion_tokens" if getattr(self, "max_completion_tokens", None) else "max_tokens"
+            raise ApiError(
+                400, f"{param} is {asked}; this server answers with at most {max_tokens_limit} tokens", param=param
+            )
+        default = default_max_tokens if max_tokens_limit is None else min(default_max_tokens, max_tokens_limit)
         return GenerationConfig(
-            max_new_tokens=self.answer_limit() or default_max_tokens,
+            max_new_tokens=asked or default,
             temperature=self.temperature,
             top_p=self.top_p,
             top_k=self.top_k,
@@ -134,12 +161,13 @@ class CompletionRequest(SamplingRequest):
     echo: Literal[False] = False
 
     def text(self) -> str:
-        """The one prompt of this request."""
-        if isinstance(self.prompt, str):
-            return self.prompt
-        if len(self.prompt) != 1:
+        """The one prompt of this request; an empty one is a 400."""
+        if not isinstance(self.prompt, str) and len(self.prompt) != 1:
             raise ApiError(400, "send one prompt per request (concurrent requests are batched)", param="prompt")
-        return self.prompt[0]
+        text = self.prompt if isinstance(self.prompt, str) else self.prompt[0]
+        if not text:
+            raise ApiError(400, "the prompt is empty", param="prompt")
+        return text
 
 
 TokenText = Callable[[int], str]
