@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import pytest
 from omni.data import DataOptions, load_datasets
-from omni.errors import OmniError
 from omni.plugins import load_plugins
 from omni_plugin_datasets.identity import HELD_OUT_QUESTIONS
 
@@ -41,6 +39,7 @@ def test_alias_and_sampling():
     assert len(identity("self-cognition#10", model_name=["A"], model_author=["B"])) == 10
 
 
-def test_needs_name_and_author():
-    with pytest.raises(OmniError, match="identity dataset needs --model-name"):
-        identity(model_author=["B"])
+def test_without_name_and_author_the_assistant_is_omni_by_the_omni_project():
+    by_question = {r["messages"][0]["content"]: r["messages"][1]["content"] for r in identity()}
+    assert "Omni" in by_question["What's your name?"]
+    assert "the omni project" in by_question["谁创造了你？"]

@@ -178,18 +178,24 @@ def _pairs() -> list[tuple[str, str, str]]:
     return rows
 
 
-def _zh_en(values: list[str], flag: str) -> tuple[str, str]:
+# Who the assistant is when --model-name / --model-author are not given, so `--dataset identity` runs as it is.
+DEFAULT_NAME = "Omni"
+DEFAULT_AUTHOR = "the omni project"
+
+
+def _zh_en(values: list[str], flag: str, default: str) -> tuple[str, str]:
     if not values:
-        raise OmniError(f"the identity dataset needs {flag} (one value, or a Chinese and an English one)")
+        return default, default
     if len(values) > 2:
         raise OmniError(f"{flag} takes one value or two (Chinese, English), got {len(values)}")
     return values[0], values[-1]
 
 
 def load_identity(name: str, options: Any) -> list[dict[str, Any]]:
-    """The identity rows with ``{{NAME}}``/``{{AUTHOR}}`` filled from `options.model_name`/`model_author`."""
-    names = _zh_en(list(getattr(options, "model_name", None) or []), "--model-name")
-    authors = _zh_en(list(getattr(options, "model_author", None) or []), "--model-author")
+    """The identity rows with ``{{NAME}}``/``{{AUTHOR}}`` filled from `options.model_name`/`model_author`
+    (`DEFAULT_NAME`/`DEFAULT_AUTHOR` when not given)."""
+    names = _zh_en(list(getattr(options, "model_name", None) or []), "--model-name", DEFAULT_NAME)
+    authors = _zh_en(list(getattr(options, "model_author", None) or []), "--model-author", DEFAULT_AUTHOR)
     rows = []
     for language, question, answer in _pairs():
         which = 0 if language == "zh" else 1
