@@ -9,6 +9,7 @@ algorithm (`omni.train.sft`); a DPO or GRPO plugin reuses the same job with its 
 from __future__ import annotations
 
 import dataclasses
+import json
 import sys
 import time
 from dataclasses import dataclass, field
@@ -98,11 +99,13 @@ class TrainingJob:
 
     def callbacks(self) -> list[Any]:
         """The callbacks every omni run uses: throughput, logging.jsonl, the progress bar (in that order),
-        then the tuner's own (`Tuner.callbacks`, e.g. LISA's layer switching), then `extra_callbacks`."""
+        then the tuner's own (`Tuner.callbacks`, e.g. LISA's layer switching), then `extra_callbacks`, then the
+        one marking each checkpoint complete."""
         from omni.train.progress import ProgressBarCallback, ThroughputCallback
 
         own = [ThroughputCallback(), outputs.JsonlLogCallback(self.output_dir), ProgressBarCallback()]
-        return [*own, *self.tuner.callbacks(), *self.extra_callbacks]
+        # Last: a checkpoint is marked complete only after every other callback has seen it saved.
+        return [*own, *self.tuner.callbacks(), *self.extra_callbacks, outputs.CheckpointCompleteCallback()]
 
     def train(self, trainer: Any) -> TrainResult:
         """Train (resuming when asked), then write the final model, the loss plot and the metrics."""
@@ -118,11 +121,18 @@ class TrainingJob:
             trainer.optimizer = optimizer  # Trainer.create_optimizer keeps an optimizer that is already set
         if self.strategy is not None:
             self.strategy.prepare_trainer(trainer)
+        resumed_at = 0
         if self.resume_from:
             log_line(f"resuming from {self.resume_from}")
+            # Read now: the checkpoint may be rotated away while training goes on.
+            resumed_at = json.loads((Path(self.resume_from) / "trainer_state.json").read_text())["global_step"]
         result = trainer.train(resume_from_checkpoint=self.resume_from)
         metrics = dict(result.metrics)
         step = trainer.state.global_step
+        if resumed_at and "train_loss" in metrics:
+            metrics["train_loss"] = outputs.whole_run_train_loss(
+                trainer.state.log_history, resumed_at, step, metrics["train_loss"]
+            )
         last_eval = next((r for r in reversed(trainer.state.log_history) if "eval_loss" in r), None)
         if trainer.eval_dataset is not None and (last_eval is None or last_eval["step"] != step):
             last_eval = trainer.evaluate()  # the final model's held-out loss, unless the last step just did it
@@ -216,6 +226,7 @@ def prepare_job(invocation: Invocation, strategy: Strategy | None = None) -> Tra
 
     from omni.data import load_datasets
     from omni.models.loader import load_model
+    from omni.models.resolve import resolve_model
     from omni.template import get_template
 
     transformers.logging.set_verbosity_warning()
@@ -231,6 +242,17 @@ def prepare_job(invocation: Invocation, strategy: Strategy | None = None) -> Tra
     if tuner_sel is None:
         raise OmniError("--tuner is empty; choose one of: " + ", ".join(registry.names("tuners")))
     quantizer, quantization_config = _quantization(invocation, options)
+
+    # The rows are read and checked before the model loads: a bad row costs seconds, not a model load. The
+    # model's spec (from its config.json alone) says which media it takes.
+    resolved = resolve_model(options.model, registry, model_type=options.model_type)
+    # RL prompt sets (GRPO) have no answers; each rlhf algorithm checks the columns it needs (DPO: its pair).
+    data = load_datasets(
+        options, registry, require_answer=invocation.command.name != "rlhf", modalities=resolved.spec.modalities
+    )
+    skipped = f"; {data.skipped_rows.summary()}" if data.skipped else ""
+    train_rows = f"{len(data.train)} training rows" if isinstance(data.train, list) else "training rows streamed"
+    log_line(f"data: {train_rows}, {len(data.val or [])} validation rows{skipped}")
 
     if not launch.current().is_main:  # one set of loading bars, not one per process
         transformers.utils.logging.disable_progress_bar()
@@ -250,11 +272,6 @@ def prepare_job(invocation: Invocation, strategy: Strategy | None = None) -> Tra
         f"tuner {tuner_sel.spec.name}: {trainable:,} of {total:,} parameters train ({100 * trainable / total:.4f}%)"
     )
 
-    # RL prompt sets (GRPO) have no answers; each rlhf algorithm checks the columns it needs (DPO: its pair).
-    data = load_datasets(options, registry, require_answer=invocation.command.name != "rlhf")
-    skipped = f"; {data.skipped_rows.summary()}" if data.skipped else ""
-    train_rows = f"{len(data.train)} training rows" if isinstance(data.train, list) else "training rows streamed"
-    log_line(f"data: {train_rows}, {len(data.val or [])} validation rows{skipped}")
     template = get_template(
         options.template, loaded.processor, options.template_options(), model_spec=loaded.spec, registry=registry
     )

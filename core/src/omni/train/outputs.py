@@ -15,6 +15,7 @@ import json
 import os
 import re
 import shutil
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,8 @@ from omni.train.tuner import Tuner
 ARGS_FILE = "args.json"
 LOG_FILE = "logging.jsonl"
 LOSS_PLOT = "loss.png"
+COMPLETE_MARKER = "omni_checkpoint_complete.json"
+_CHECKPOINT = re.compile(r"checkpoint-(\d+)")
 
 
 def resolve_output_dir(output_dir: str | None, model_name: str, *, root: Path = Path("output")) -> Path:
@@ -38,22 +41,77 @@ def resolve_output_dir(output_dir: str | None, model_name: str, *, root: Path = 
     return parent / f"v{max(versions, default=-1) + 1}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
+def is_complete_checkpoint(path: Path) -> bool:
+    """Whether every process finished writing checkpoint `path` (`CheckpointCompleteCallback`'s marker)."""
+    return (path / COMPLETE_MARKER).is_file()
+
+
 def resolve_checkpoint(value: str | None, output_dir: Path) -> str | None:
-    """The checkpoint directory `--resume-from-checkpoint` names ('last': the newest in `output_dir`)."""
+    """The checkpoint directory `--resume-from-checkpoint` names ('last': the newest complete one in `output_dir`).
+
+    'last' passes over checkpoints a killed run left half-written, saying which; a named one must be complete."""
     if value is None:
         return None
     if value == "last":
-        from transformers.trainer_utils import get_last_checkpoint
-
-        last = get_last_checkpoint(str(output_dir)) if output_dir.is_dir() else None
-        if last is None:
-            raise OmniError(
-                f"--resume-from-checkpoint last: no checkpoint-N directory in {output_dir}; pass --output-dir"
-            )
-        return last
-    if not (Path(value) / "trainer_state.json").is_file():
+        found = [(int(m.group(1)), p) for p in output_dir.glob("checkpoint-*") if (m := _CHECKPOINT.fullmatch(p.name))]
+        skipped = []
+        for _, path in sorted(found, reverse=True):
+            if is_complete_checkpoint(path):
+                if skipped:
+                    print(
+                        f"[omni] --resume-from-checkpoint last: skipped {', '.join(skipped)} (not completely written)",
+                        file=sys.stderr,
+                    )
+                return str(path)
+            skipped.append(path.name)
+        incomplete = f" (only incomplete ones: {', '.join(skipped)})" if skipped else ""
+        raise OmniError(
+            f"--resume-from-checkpoint last: no complete checkpoint-N directory in {output_dir}{incomplete}; "
+            "pass --output-dir"
+        )
+    path = Path(value)
+    if not (path / "trainer_state.json").is_file():
         raise OmniError(f"--resume-from-checkpoint {value}: not a checkpoint directory (no trainer_state.json)")
+    if not is_complete_checkpoint(path):
+        raise OmniError(f"--resume-from-checkpoint {value}: the checkpoint was not completely written")
     return value
+
+
+class CheckpointCompleteCallback(TrainerCallback):
+    """Marks each checkpoint complete once every process has written its part.
+
+    The Trainer writes ``checkpoint-N`` in place; a run killed while saving leaves a folder that looks like a
+    checkpoint. The marker, written last (after all processes are done), is what resuming trusts."""
+
+    def on_save(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kw: Any) -> None:
+        import torch.distributed as dist
+
+        if dist.is_available() and dist.is_initialized():
+            dist.barrier()  # every process's shard, optimizer and RNG state are written
+        if state.is_world_process_zero:
+            path = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+            if path.is_dir():
+                tmp = path / f"{COMPLETE_MARKER}.tmp"
+                tmp.write_text(json.dumps({"step": state.global_step, "time": round(time.time(), 3)}) + "\n")
+                os.replace(tmp, path / COMPLETE_MARKER)
+
+
+def whole_run_train_loss(
+    log_history: list[dict[str, Any]], resumed_at: int, global_step: int, resumed_loss: float
+) -> float:
+    """The mean training loss over every step of a resumed run.
+
+    The Trainer's own `train_loss` (`resumed_loss`) after a resume is the mean over the resumed steps only;
+    the steps before `resumed_at` are read back from the logged losses the checkpoint carried, each logged
+    value standing for the steps since the previous log."""
+    before, covered, last = 0.0, 0, 0
+    for record in log_history:
+        if "loss" in record and record["step"] <= resumed_at:
+            before += record["loss"] * (record["step"] - last)
+            covered, last = record["step"], record["step"]
+    if covered:
+        before *= resumed_at / covered  # steps after the last log before the checkpoint: at the logged mean
+    return (before + resumed_loss * (global_step - resumed_at)) / max(global_step, 1)
 
 
 def write_args(output_dir: Path, values: dict[str, Any]) -> Path:
