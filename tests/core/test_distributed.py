@@ -13,21 +13,8 @@ from omni.plugins import load_plugins, using_host
 from omni.train.options import LaunchOptions
 
 from tests.conftest import OMNI, run_omni
-from tests.helpers import write_color_task
 
 STEPS = "--max-steps 4 --logging-steps 1 --save-strategy no --gradient-checkpointing false --learning-rate 3e-3".split()
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory) -> Path:
-    from omni.testing.models import build_tiny_model
-
-    return build_tiny_model("qwen3", tmp_path_factory.mktemp("tiny-qwen3"))
-
-
-@pytest.fixture(scope="module")
-def colors(tmp_path_factory) -> Path:
-    return write_color_task(tmp_path_factory.mktemp("data") / "colors.jsonl")
 
 
 def losses(out: Path) -> list[float]:
@@ -46,8 +33,8 @@ def assert_same_weights(a: Path, b: Path, tol: float = 1e-5) -> None:
         assert (left[name] - right[name]).abs().max() < tol, name
 
 
-def sft(model_dir: Path, data: Path, out: Path, *extra: str, env: dict[str, str] | None = None):
-    argv = ["sft", "--model", str(model_dir), "--dataset", str(data), "--tuner", "full", "--output-dir", str(out)]
+def sft(tiny_qwen3: Path, data: Path, out: Path, *extra: str, env: dict[str, str] | None = None):
+    argv = ["sft", "--model", str(tiny_qwen3), "--dataset", str(data), "--tuner", "full", "--output-dir", str(out)]
     result = run_omni(*argv, *STEPS, *extra, env=env, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     return result
@@ -72,9 +59,17 @@ def test_launch_settings_come_from_flags_then_ms_swift_variables():
         (["--nproc-per-node", "1", "--nnodes", "2"], {}, "--nnodes > 1 needs --master-addr"),
         (["--nnodes", "2", "--node-rank", "2", "--master-addr", "127.0.0.1"], {}, "--node-rank 2 is not in 0..1"),
         (["--nnodes", "2", "--master-addr", "127.0.0.1"], {}, "--nnodes > 1 needs --output-dir"),
-        ([], {"WORLD_SIZE": "2", "LOCAL_RANK": "0", "RANK": "1"}, "[rank 1] a run of several processes needs --output-dir"),
+        (
+            [],
+            {"WORLD_SIZE": "2", "LOCAL_RANK": "0", "RANK": "1"},
+            "[rank 1] a run of several processes needs --output-dir",
+        ),
         (["--fsdp", "full_shard", "--quant-bits", "4"], {}, "--fsdp does not shard quantized weights"),
-        (["--fsdp", "nosuch.yaml"], {}, "--fsdp nosuch.yaml: no such file (or use one of: full_shard, shard_grad_op, offload)"),
+        (
+            ["--fsdp", "nosuch.yaml"],
+            {},
+            "--fsdp nosuch.yaml: no such file (or use one of: full_shard, shard_grad_op, offload)",
+        ),
     ],
 )
 def test_launch_and_strategy_mistakes_are_one_line_errors_before_any_model_loads(
@@ -97,7 +92,10 @@ def test_fsdp_config_file_errors_name_the_file_and_line(tmp_path, colors, capsys
 
 def test_switching_on_an_uninstalled_strategy_names_its_plugin(colors, capsys):
     assert _omni("sft", "--dataset", str(colors), "--deepspeed", "zero3") == 2
-    assert "--deepspeed needs the omni-plugin-deepspeed plugin: pip install omni-plugin-deepspeed" in capsys.readouterr().err
+    assert (
+        "--deepspeed needs the omni-plugin-deepspeed plugin: pip install omni-plugin-deepspeed"
+        in capsys.readouterr().err
+    )
 
 
 def test_a_tuner_that_cannot_shard_is_refused_under_fsdp(colors, capsys):
@@ -106,15 +104,15 @@ def test_a_tuner_that_cannot_shard_is_refused_under_fsdp(colors, capsys):
 
 
 @pytest.mark.slow
-def test_data_parallel_and_fsdp2_on_two_processes_equal_one_process(model_dir, colors, tmp_path):
+def test_data_parallel_and_fsdp2_on_two_processes_equal_one_process(tiny_qwen3, colors, tmp_path):
     one = tmp_path / "one"
-    sft(model_dir, colors, one, "--batch-size", "4")
+    sft(tiny_qwen3, colors, one, "--batch-size", "4")
     ddp = tmp_path / "ddp"
-    launched = sft(model_dir, colors, ddp, "--batch-size", "2", "--nproc-per-node", "2")
+    launched = sft(tiny_qwen3, colors, ddp, "--batch-size", "2", "--nproc-per-node", "2")
     assert "2 processes: data parallel (DDP)" in launched.stderr
     assert launched.stderr.count("trained 4 steps") == 1  # the main process alone reports and writes
     fsdp = tmp_path / "fsdp"
-    sharded = sft(model_dir, colors, fsdp, "--batch-size", "2", "--fsdp", "full_shard", env={"NPROC_PER_NODE": "2"})
+    sharded = sft(tiny_qwen3, colors, fsdp, "--batch-size", "2", "--fsdp", "full_shard", env={"NPROC_PER_NODE": "2"})
     assert "2 processes: FSDP2 (full_shard)" in sharded.stderr
     baseline = losses(one)
     assert len(baseline) == 4 and baseline[-1] < baseline[0]
@@ -126,14 +124,14 @@ def test_data_parallel_and_fsdp2_on_two_processes_equal_one_process(model_dir, c
 
 
 @pytest.mark.slow
-def test_two_nodes_on_loopback_train_as_one_node_with_two_processes(model_dir, colors, tmp_path):
+def test_two_nodes_on_loopback_train_as_one_node_with_two_processes(tiny_qwen3, colors, tmp_path):
     from omni.train.launch import _free_port
 
     one_node = tmp_path / "one-node"
-    sft(model_dir, colors, one_node, "--batch-size", "2", "--nproc-per-node", "2")
+    sft(tiny_qwen3, colors, one_node, "--batch-size", "2", "--nproc-per-node", "2")
     two_nodes = tmp_path / "two-nodes"
     node = ["--nnodes", "2", "--nproc-per-node", "1", "--master-addr", "127.0.0.1", "--master-port", str(_free_port())]
-    argv = [str(OMNI), "sft", "--model", str(model_dir), "--dataset", str(colors), "--tuner", "full", *STEPS]
+    argv = [str(OMNI), "sft", "--model", str(tiny_qwen3), "--dataset", str(colors), "--tuner", "full", *STEPS]
     argv += ["--batch-size", "2", "--output-dir", str(two_nodes), *node]
     nodes = [subprocess.Popen([*argv, "--node-rank", str(rank)], stderr=subprocess.PIPE, text=True) for rank in (0, 1)]
     errors = [n.communicate(timeout=300)[1] for n in nodes]

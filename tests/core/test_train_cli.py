@@ -12,22 +12,9 @@ import pytest
 from omni.cli.main import main
 from omni.plugins import load_plugins, using_host
 
-from tests.helpers import COLORS, write_color_task
+from tests.helpers import COLORS
 
 FAST = "--gradient-checkpointing false --logging-steps 1 --save-steps 1000 --torch-dtype float32".split()
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory) -> Path:
-    from omni.testing.models import build_tiny_model
-
-    return build_tiny_model("qwen3", tmp_path_factory.mktemp("tiny-qwen3"))
-
-
-@pytest.fixture(scope="module")
-def colors(tmp_path_factory) -> Path:
-    """A learnable task: a fixed colour per object, asked four ways."""
-    return write_color_task(tmp_path_factory.mktemp("data") / "colors.jsonl")
 
 
 def _omni(*argv: str) -> int:
@@ -40,9 +27,9 @@ def _logs(out: Path) -> list[dict]:
 
 
 @pytest.mark.slow
-def test_full_sft_learns_and_held_out_loss_improves(model_dir, colors, tmp_path):
+def test_full_sft_learns_and_held_out_loss_improves(tiny_qwen3, colors, tmp_path):
     out = tmp_path / "run"
-    argv = ["sft", "--model", str(model_dir), "--dataset", str(colors), "--tuner", "full", "--learning-rate", "3e-3"]
+    argv = ["sft", "--model", str(tiny_qwen3), "--dataset", str(colors), "--tuner", "full", "--learning-rate", "3e-3"]
     argv += "--epochs 4 --batch-size 8 --val-split-ratio 0.25 --eval-steps 3 --per-device-eval-batch-size 8".split()
     argv += ["--output-dir", str(out)]
     assert _omni(*argv, *FAST) == 0
@@ -53,19 +40,19 @@ def test_full_sft_learns_and_held_out_loss_improves(model_dir, colors, tmp_path)
     assert evals[-1] < evals[0] - 0.5
     assert all(r["tokens_per_second"] > 0 for r in logs if "loss" in r)
     args = json.loads((out / "args.json").read_text())
-    assert args["model"] == str(model_dir) and args["tuner"] == "full" and args["command"] == "sft"
+    assert args["model"] == str(tiny_qwen3) and args["tuner"] == "full" and args["command"] == "sft"
     assert (out / "loss.png").stat().st_size > 1000
     assert (out / "model.safetensors").is_file() and (out / "tokenizer.json").is_file()
     assert not (out / ".final.tmp").exists()
 
 
-def test_lora_padding_free_sft_writes_an_adapter_for_the_recorded_base(model_dir, colors, tmp_path):
+def test_lora_padding_free_sft_writes_an_adapter_for_the_recorded_base(tiny_qwen3, colors, tmp_path):
     import torch
     from omni_plugin_lora.tuner import LoraTuner
     from transformers import AutoModelForCausalLM
 
     out = tmp_path / "lora"
-    argv = ["sft", "--model", str(model_dir), "--dataset", str(colors), "--padding-free", "--lora-rank", "4"]
+    argv = ["sft", "--model", str(tiny_qwen3), "--dataset", str(colors), "--padding-free", "--lora-rank", "4"]
     argv += ["--max-steps", "3", "--batch-size", "4", "--learning-rate", "1e-2", "--output-dir", str(out)]
     assert _omni(*argv, *FAST) == 0
     assert LoraTuner.is_saved_here(out)
@@ -77,11 +64,11 @@ def test_lora_padding_free_sft_writes_an_adapter_for_the_recorded_base(model_dir
     assert b.abs().sum() > 0 and torch.isfinite(b).all()  # B starts at zero: it trained
 
 
-def test_pt_trains_on_every_token_of_plain_text(model_dir, tmp_path):
+def test_pt_trains_on_every_token_of_plain_text(tiny_qwen3, tmp_path):
     data = tmp_path / "text.jsonl"
     data.write_text("".join(json.dumps({"text": f"the {k} is {v} . " * 3}) + "\n" for k, v in COLORS.items()))
     out = tmp_path / "pt"
-    argv = ["pt", "--model", str(model_dir), "--dataset", str(data), "--tuner", "full", "--max-steps", "2"]
+    argv = ["pt", "--model", str(tiny_qwen3), "--dataset", str(data), "--tuner", "full", "--max-steps", "2"]
     assert _omni(*argv, "--output-dir", str(out), *FAST) == 0
     assert json.loads((out / "args.json").read_text())["loss_scope"] == "all"
     # every token but each row's first is a target
@@ -108,12 +95,12 @@ KILLER = textwrap.dedent(
 
 
 @pytest.mark.slow
-def test_resume_after_a_kill_matches_an_uninterrupted_run(model_dir, colors, tmp_path):
+def test_resume_after_a_kill_matches_an_uninterrupted_run(tiny_qwen3, colors, tmp_path):
     import os
 
     from safetensors.torch import load_file
 
-    common = ["sft", "--model", str(model_dir), "--dataset", str(colors), "--tuner", "full", "--learning-rate", "3e-3"]
+    common = ["sft", "--model", str(tiny_qwen3), "--dataset", str(colors), "--tuner", "full", "--learning-rate", "3e-3"]
     common += ["--epochs", "2", "--batch-size", "4", "--gradient-checkpointing", "false", "--logging-steps", "1"]
     common += ["--save-steps", "4", "--torch-dtype", "float32"]
     whole, broken = tmp_path / "whole", tmp_path / "broken"

@@ -60,22 +60,15 @@ with using_host(load_plugins({{"OMNI_PLUGINS": ""}})) as host:
 """
 
 
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory) -> Path:
-    from omni.testing.models import build_tiny_model
-
-    return build_tiny_model("qwen3", tmp_path_factory.mktemp("tiny-qwen3"))
-
-
 def _omni(*argv: str) -> int:
     with using_host(load_plugins({"OMNI_PLUGINS": ""})):
         return main(list(argv))
 
 
 @pytest.mark.slow
-def test_a_run_killed_during_a_save_resumes_from_the_last_complete_checkpoint(model_dir, tmp_path, capsys):
+def test_a_run_killed_during_a_save_resumes_from_the_last_complete_checkpoint(tiny_qwen3, tmp_path, capsys):
     data = write_color_task(tmp_path / "colors.jsonl")
-    common = ["sft", "--model", str(model_dir), "--dataset", str(data), *TRAIN.split()]
+    common = ["sft", "--model", str(tiny_qwen3), "--dataset", str(data), *TRAIN.split()]
     whole = tmp_path / "whole"
     assert _omni(*common, "--output-dir", str(whole)) == 0
 
@@ -99,11 +92,11 @@ def test_a_run_killed_during_a_save_resumes_from_the_last_complete_checkpoint(mo
     assert loss[killed] == pytest.approx(loss[whole], rel=1e-4)
 
 
-def test_bad_rows_stop_the_run_before_the_model_loads(model_dir, tmp_path, capsys):
+def test_bad_rows_stop_the_run_before_the_model_loads(tiny_qwen3, tmp_path, capsys):
     # A checkpoint whose weights cannot load: reaching them would be a different error.
     broken = tmp_path / "broken-model"
     broken.mkdir()
-    for item in model_dir.iterdir():
+    for item in tiny_qwen3.iterdir():
         if item.is_file():
             (broken / item.name).write_bytes(item.read_bytes())
     (broken / "model.safetensors").write_bytes(b"not weights")

@@ -19,7 +19,6 @@ from omni.plugins import load_plugins, using_host
 
 from tests.conftest import OMNI, run_omni
 from tests.core.test_distributed import assert_same_weights, losses
-from tests.helpers import write_color_task
 from tests.plugins.dpo.preference_task import preference_rows
 from tests.plugins.grpo.token_task import write_task
 
@@ -29,18 +28,6 @@ NO_SAVES = "--logging-steps 1 --save-strategy no --gradient-checkpointing false"
 def _omni(*argv: str, plugins: str = "deepspeed") -> int:
     with using_host(load_plugins({"OMNI_PLUGINS": plugins})):
         return main(list(argv))
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory) -> Path:
-    from omni.testing.models import build_tiny_model
-
-    return build_tiny_model("qwen3", tmp_path_factory.mktemp("tiny-qwen3"))
-
-
-@pytest.fixture(scope="module")
-def colors(tmp_path_factory) -> Path:
-    return write_color_task(tmp_path_factory.mktemp("data") / "colors.jsonl")
 
 
 def omni_ok(*argv: str | Path, env: dict[str, str] | None = None, timeout: float = 600):
@@ -142,8 +129,20 @@ def test_zero3_and_fsdp2_train_smollm2_as_one_process_does_full_and_lora(colors,
 
 
 @pytest.mark.slow
-def test_a_killed_zero3_run_resumes_from_its_last_checkpoint_to_the_uninterrupted_weights(tiny, colors, tmp_path):
-    argv = ["sft", "--model", tiny, "--dataset", colors, "--tuner", "full", "--max-steps", "30", "--batch-size", "2"]
+def test_a_killed_zero3_run_resumes_from_its_last_checkpoint_to_the_uninterrupted_weights(tiny_qwen3, colors, tmp_path):
+    argv = [
+        "sft",
+        "--model",
+        tiny_qwen3,
+        "--dataset",
+        colors,
+        "--tuner",
+        "full",
+        "--max-steps",
+        "30",
+        "--batch-size",
+        "2",
+    ]
     argv += [
         "--logging-steps",
         "1",
@@ -185,12 +184,12 @@ def test_a_killed_zero3_run_resumes_from_its_last_checkpoint_to_the_uninterrupte
 
 
 @pytest.mark.slow
-def test_dpo_trains_under_zero3_with_the_reference_model_partitioned_too(tiny, tmp_path):
+def test_dpo_trains_under_zero3_with_the_reference_model_partitioned_too(tiny_qwen3, tmp_path):
     data = tmp_path / "pairs.jsonl"
     data.write_text("".join(json.dumps(r) + "\n" for r in preference_rows(16, seed=0)))
     out = tmp_path / "dpo"
     result = omni_ok(
-        "rlhf", "--algo", "dpo", "--model", tiny, "--dataset", data, "--tuner", "full", "--max-steps", "3",
+        "rlhf", "--algo", "dpo", "--model", tiny_qwen3, "--dataset", data, "--tuner", "full", "--max-steps", "3",
         "--batch-size", "2", "--learning-rate", "1e-3", "--output-dir", out, *NO_SAVES,
         "--deepspeed", "zero3", "--nproc-per-node", "2",
     )  # fmt: skip
@@ -202,11 +201,11 @@ def test_dpo_trains_under_zero3_with_the_reference_model_partitioned_too(tiny, t
 
 
 @pytest.mark.slow
-def test_grpo_rolls_out_with_the_policy_gathered_from_zero3(tiny, tmp_path):
+def test_grpo_rolls_out_with_the_policy_gathered_from_zero3(tiny_qwen3, tmp_path):
     data, rewards = write_task(tmp_path / "task", count=16)
     out = tmp_path / "grpo"
     result = omni_ok(
-        "rlhf", "--algo", "grpo", "--model", tiny, "--dataset", data, "--tuner", "full",
+        "rlhf", "--algo", "grpo", "--model", tiny_qwen3, "--dataset", data, "--tuner", "full",
         "--reward-funcs", f"{rewards}:band_share", "--num-generations", "4", "--max-completion-length", "8",
         "--batch-size", "4", "--max-steps", "3", "--learning-rate", "1e-3", "--output-dir", out, *NO_SAVES,
         "--deepspeed", "zero3", "--nproc-per-node", "2",
