@@ -4,6 +4,7 @@ data parallelism and the built-in FSDP2 strategy, against a one-process run of t
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -33,8 +34,8 @@ def assert_same_weights(a: Path, b: Path, tol: float = 1e-5) -> None:
         assert (left[name] - right[name]).abs().max() < tol, name
 
 
-def sft(tiny_qwen3: Path, data: Path, out: Path, *extra: str, env: dict[str, str] | None = None):
-    argv = ["sft", "--model", str(tiny_qwen3), "--dataset", str(data), "--tuner", "full", "--output-dir", str(out)]
+def sft(model: Path, data: Path, out: Path, *extra: str, env: dict[str, str] | None = None):
+    argv = ["sft", "--model", str(model), "--dataset", str(data), "--tuner", "full", "--output-dir", str(out)]
     result = run_omni(*argv, *STEPS, *extra, env=env, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     return result
@@ -112,7 +113,8 @@ def test_data_parallel_and_fsdp2_on_two_processes_equal_one_process(tiny_qwen3, 
     assert "2 processes: data parallel (DDP)" in launched.stderr
     assert launched.stderr.count("trained 4 steps") == 1  # the main process alone reports and writes
     fsdp = tmp_path / "fsdp"
-    sharded = sft(tiny_qwen3, colors, fsdp, "--batch-size", "2", "--fsdp", "full_shard", env={"NPROC_PER_NODE": "2"})
+    sharded_run = [tiny_qwen3, colors, fsdp, "--batch-size", "2", "--fsdp", "full_shard", "--save-strategy", "steps"]
+    sharded = sft(*sharded_run, "--save-steps", "2", env={"NPROC_PER_NODE": "2"})
     assert "2 processes: FSDP2 (full_shard)" in sharded.stderr
     baseline = losses(one)
     assert len(baseline) == 4 and baseline[-1] < baseline[0]
@@ -121,6 +123,12 @@ def test_data_parallel_and_fsdp2_on_two_processes_equal_one_process(tiny_qwen3, 
         assert_same_weights(one, run)
     recorded = json.loads((fsdp / "args.json").read_text())["plugin_options"]["strategies"]
     assert {"fsdp": "full_shard", "fsdp_config": None} in recorded
+    # FSDP2's sharded checkpoint resumes to the same end.
+    resumed = tmp_path / "resumed"
+    shutil.copytree(fsdp / "checkpoint-2", resumed / "checkpoint-2")
+    sharded_run[2] = resumed
+    sft(*sharded_run, "--resume-from-checkpoint", "last", env={"NPROC_PER_NODE": "2"})
+    assert_same_weights(one, resumed)
 
 
 @pytest.mark.slow
