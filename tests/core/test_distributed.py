@@ -133,12 +133,12 @@ def test_data_parallel_and_fsdp2_on_two_processes_equal_one_process(tiny_qwen3, 
 
 @pytest.mark.slow
 def test_two_nodes_on_loopback_train_as_one_node_with_two_processes(tiny_qwen3, colors, tmp_path):
-    from omni.train.launch import _free_port
+    from omni.train.launch import free_port
 
     one_node = tmp_path / "one-node"
     sft(tiny_qwen3, colors, one_node, "--batch-size", "2", "--nproc-per-node", "2")
     two_nodes = tmp_path / "two-nodes"
-    node = ["--nnodes", "2", "--nproc-per-node", "1", "--master-addr", "127.0.0.1", "--master-port", str(_free_port())]
+    node = ["--nnodes", "2", "--nproc-per-node", "1", "--master-addr", "127.0.0.1", "--master-port", str(free_port())]
     argv = [str(OMNI), "sft", "--model", str(tiny_qwen3), "--dataset", str(colors), "--tuner", "full", *STEPS]
     argv += ["--batch-size", "2", "--output-dir", str(two_nodes), *node]
     nodes = [subprocess.Popen([*argv, "--node-rank", str(rank)], stderr=subprocess.PIPE, text=True) for rank in (0, 1)]

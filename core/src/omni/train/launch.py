@@ -50,7 +50,8 @@ def wants_launch(options: LaunchOptions) -> bool:
     return not under_launcher() and options.nproc_per_node * options.nnodes > 1
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A TCP port nobody listens on now, on this machine."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -79,7 +80,7 @@ def launch(command: str, argv: list[str], options: LaunchOptions, *, output_dir:
     from torch.distributed.launcher.api import LaunchConfig, elastic_launch
 
     check(options)
-    port = options.master_port or (_free_port() if options.nnodes == 1 else 29500)
+    port = options.master_port or (free_port() if options.nnodes == 1 else 29500)
     config = LaunchConfig(
         min_nodes=options.nnodes,
         max_nodes=options.nnodes,
