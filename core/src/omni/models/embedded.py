@@ -94,8 +94,12 @@ def _pip_download(folder: Path) -> Path:
     command += ["--disable-pip-version-check", "--progress-bar", "on", "-d", str(folder)]
     # pip's own progress bar and lines go to our stderr, so piped answers on stdout stay clean; its errors are kept
     # for the one-line message.
+    try:
+        progress: int = sys.stderr.fileno()
+    except (AttributeError, OSError):  # a stderr that is no file (captured in-process): pip's lines are dropped
+        progress = subprocess.DEVNULL
     result = subprocess.run(
-        [*command, f"{DISTRIBUTION}=={DOWNLOAD_VERSION}"], stdout=sys.stderr, stderr=subprocess.PIPE, text=True
+        [*command, f"{DISTRIBUTION}=={DOWNLOAD_VERSION}"], stdout=progress, stderr=subprocess.PIPE, text=True
     )
     wheels = sorted(folder.glob("*.whl"))
     if result.returncode != 0 or not wheels:
