@@ -25,11 +25,11 @@ so step times are rough; MiB per process, the larger of the two ranks):
     zero3_offload         1540.8 MiB   1.00x  3523 MiB     4.60 s
     fsdp2                  769.7 MiB   0.50x  3532 MiB     4.29 s
 
-FSDP2 meets the 0.6x target. ZeRO-3 does not here (0.83x): in fp32 on 2 processes DeepSpeed keeps, beside each
-process's half of the weights and of the Adam moments, further whole buffers (its fp32 optimizer partition and
-communication buckets), which on 2 processes weigh as much as what sharding saves; the target is to be checked
-in bf16 on GPUs, where the partitions are 16-bit. Offload moves state to "CPU memory", which on this machine is
-the same memory. Peak RSS is dominated by each process loading the whole model first.
+FSDP2 meets the 0.6x target. ZeRO-3 does not here (0.83x): it holds about 510 MiB more than FSDP2 per process,
+as much as one whole fp32 copy of the weights, in DeepSpeed's own buffers; this script does not yet break that
+down, and the target is still to be checked in bf16 on GPUs, where DeepSpeed's partitions are 16-bit. Offload
+moves state to CPU memory, which on this machine is the same memory. Peak RSS is dominated by each process
+loading the whole model before it is sharded.
 """
 
 from __future__ import annotations
