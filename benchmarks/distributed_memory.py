@@ -25,11 +25,12 @@ so step times are rough; MiB per process, the larger of the two ranks):
     zero3_offload         1540.8 MiB   1.00x  3523 MiB     4.60 s
     fsdp2                  769.7 MiB   0.50x  3532 MiB     4.29 s
 
-FSDP2 meets the 0.6x target. ZeRO-3 does not here (0.83x): it holds about 510 MiB more than FSDP2 per process,
-as much as one whole fp32 copy of the weights, in DeepSpeed's own buffers; this script does not yet break that
-down, and the target is still to be checked in bf16 on GPUs, where DeepSpeed's partitions are 16-bit. Offload
-moves state to CPU memory, which on this machine is the same memory. Peak RSS is dominated by each process
-loading the whole model before it is sharded.
+FSDP2 meets the 0.6x target. ZeRO-3 does not at 2 processes in fp32 (0.83x): beside its half of the weights
+(P/2) and of the Adam moments (P), DeepSpeed keeps an fp32 master copy of its weight shard (P/2) and a persistent
+gradient-shard buffer (P/2), 2.5P/N in all against DDP's 3P (P = 515 MiB of fp32 weights: 1287 MiB predicted,
+1284 MiB measured). That is 0.83x at N=2 and 0.21x at N=8; with bf16 weights on GPUs the shard is 16-bit and the
+ratio lower still (not measured: no GPU this session). Offload moves state to CPU memory, which on this machine
+is the same memory. Peak RSS is dominated by each process loading the whole model before it is sharded.
 """
 
 from __future__ import annotations
