@@ -214,3 +214,16 @@ def test_grpo_rolls_out_with_the_policy_gathered_from_zero3(tiny_qwen3, tmp_path
     logged = [json.loads(line) for line in (out / "logging.jsonl").read_text().splitlines()]
     assert sum("reward" in r for r in logged) == 3
     assert (out / "completions.jsonl").stat().st_size > 0 and (out / "model.safetensors").is_file()
+
+
+@pytest.mark.slow
+def test_qlora_trains_under_zero2(tiny_qwen3, colors, tmp_path):
+    out = tmp_path / "qlora"
+    result = omni_ok(
+        "sft", "--model", tiny_qwen3, "--dataset", colors, "--tuner", "lora", "--quant-bits", "4", "--max-steps", "4",
+        "--batch-size", "2", "--learning-rate", "3e-3", "--output-dir", out, *NO_SAVES,
+        "--deepspeed", "zero2", "--nproc-per-node", "2",
+    )  # fmt: skip
+    assert "DeepSpeed ZeRO-2 (zero2)" in result.stderr
+    assert losses(out)[-1] < losses(out)[0]
+    assert (out / "adapter_model.safetensors").is_file() and not (out / "model.safetensors").exists()
