@@ -261,21 +261,17 @@ async def _stream(
     template rejects) is answered with its status code and error body, as without ``stream``.
     """
     items = aiter(engine.stream_deltas_async(request))
-    first = await _within(_first(items), http, deadline)
+    try:
+        first = await _within(_next(items), http, deadline)
+    except _ClientGone:
+        raise
+    except Exception as exc:
+        raise _engine_error(exc) from exc
     return StreamingResponse(
         _event_lines(_events(first, items, deadline, chunk, choice, opening, include_usage)),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache"},
     )
-
-
-async def _first(items: AsyncIterator[T]) -> T | None:
-    try:
-        return await anext(items)
-    except StopAsyncIteration:
-        return None
-    except Exception as exc:
-        raise _engine_error(exc) from exc
 
 
 async def _events(
