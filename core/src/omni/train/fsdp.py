@@ -77,7 +77,9 @@ class FsdpStrategy(Strategy):
         config.setdefault("activation_checkpointing", options.gradient_checkpointing)
         # Checkpoints hold each process's shard (torch.distributed.checkpoint); the final save gathers them.
         config.setdefault("state_dict_type", "SHARDED_STATE_DICT")
-        return {"fsdp": True, "fsdp_config": config, "gradient_checkpointing": False}
+        from omni.train.trainer import checkpointing_arguments
+
+        return {"fsdp": True, "fsdp_config": config, **checkpointing_arguments(False)}
 
     def prepare_trainer(self, trainer: Any) -> None:
         if trainer.is_fsdp_enabled:
