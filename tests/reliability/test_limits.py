@@ -143,21 +143,23 @@ def test_a_prompt_over_max_length_is_a_400_not_truncated(tiny_chat_model: Path) 
 LONG = {**HELLO, "max_tokens": 2000}
 
 
-def test_a_request_past_the_timeout_is_stopped_with_a_408(chat_engine: PtEngine) -> None:
+def test_a_request_past_the_timeout_is_stopped_with_a_408(url: str, chat_engine: PtEngine) -> None:
     app = create_app(chat_engine, ServedModels(MODEL), api_key=KEY, request_timeout_s=0.5)
-    with serving(app) as url:
+    with serving(app) as hasty_url:
         before = chat_engine.stats()["abandoned"]
-        answer = post(url, "/v1/chat/completions", LONG)
+        answer = post(hasty_url, "/v1/chat/completions", LONG)
         assert_openai_error(answer, 408, says="--request-timeout")
         assert answer.json()["error"]["code"] == "request_timeout"
-        streamed = post(url, "/v1/chat/completions", {**LONG, "stream": True})
+        streamed = post(hasty_url, "/v1/chat/completions", {**LONG, "stream": True})
         if streamed.status_code == 200:  # the first token came in time: the stream ends with the error
             events = [line for line in streamed.text.splitlines() if line.startswith("data: {")]
             assert json.loads(events[-1][len("data: ") :])["error"]["code"] == "request_timeout"
         else:
             assert_openai_error(streamed, 408, says="--request-timeout")
-        assert_still_serving(url)
-        assert chat_engine.stats()["abandoned"] == before + 2  # both left the engine, not run to their end
+    # The shared engine is free again (asked through a server without so short a limit) ...
+    assert_still_serving(url)
+    # ... because both requests left it rather than running to their end.
+    assert chat_engine.stats()["abandoned"] == before + 2
 
 
 def test_a_client_that_disconnects_frees_its_place(chat_engine: PtEngine) -> None:
