@@ -37,8 +37,8 @@ def url(chat_engine: PtEngine) -> Iterator[str]:
 
 
 def post(url: str, path: str, body: object, **kwargs) -> httpx.Response:
-    """POST `body` (JSON, or raw bytes) with the key; a stream's body is read whole."""
-    content = body if isinstance(body, bytes) else json.dumps(body).encode()
+    """POST `body` (JSON, raw bytes, or byte chunks sent without a Content-Length) with the key; a stream's body is read whole."""
+    content = body if isinstance(body, bytes | Iterator) else json.dumps(body).encode()
     headers = {**AUTH, "Content-Type": "application/json", **kwargs.pop("headers", {})}
     return httpx.post(f"{url}{path}", content=content, headers=headers, timeout=kwargs.pop("timeout", 120), **kwargs)
 
@@ -107,6 +107,16 @@ def test_completions_past_a_limit_are_400s_before_any_stream_starts(
 )
 def test_malformed_bodies_are_400s(url: str, body: bytes, says: str) -> None:
     assert_openai_error(post(url, "/v1/chat/completions", body), 400, says=says)
+
+
+def test_a_body_over_the_limit_is_a_413_before_it_is_read_whole(chat_engine: PtEngine) -> None:
+    app = create_app(chat_engine, ServedModels(MODEL), api_key=KEY, max_request_bytes=10_000)
+    with serving(app) as small_url:
+        declared = post(small_url, "/v1/chat/completions", b"x" * 20_000)
+        assert_openai_error(declared, 413, says="larger than this server's limit of 10000 bytes")
+        chunked = post(small_url, "/v1/chat/completions", iter([b"x" * 4_000] * 5))  # no Content-Length
+        assert_openai_error(chunked, 413, says="larger than this server's limit of 10000 bytes")
+        assert_still_serving(small_url)
 
 
 def test_the_key_is_checked_before_the_body_is_read(url: str) -> None:

@@ -92,6 +92,7 @@ def create_app(
     max_tokens_limit: int | None = None,
     request_timeout_s: float = 600.0,
     media: MediaPolicy | None = None,
+    max_request_bytes: int = 64 * 1024 * 1024,
 ) -> FastAPI:
     """An app answering OpenAI API requests with `engine`.
 
@@ -99,9 +100,11 @@ def create_app(
     (the OpenAPI schema and ``/metrics`` included). `default_max_tokens` bounds answers of requests that
     set no ``max_tokens``; asking for more than `max_tokens_limit` (and the engine's `max_model_len`) is a
     400. A request still running after `request_timeout_s` ends with a 408. `media` says what the media
-    items of requests may name (default: only data sent inline).
+    items of requests may name (default: only data sent inline). A body over `max_request_bytes` is a 413,
+    refused before it is held whole in memory.
     """
     app = FastAPI(title="omni", docs_url=None, redoc_url=None)
+    app.add_middleware(BodyLimit, max_bytes=max_request_bytes)
     app.add_middleware(ApiKeyGuard, api_key=api_key)
     app.add_middleware(RequestLog)  # outermost: refused requests are logged too
     _add_error_handlers(app)
@@ -319,6 +322,36 @@ async def _event_lines(events: AsyncIterator[dict[str, Any]]) -> AsyncIterator[s
     yield "data: [DONE]\n\n"
 
 
+class BodyLimit:
+    """ASGI middleware that answers 413 to a request body over `max_bytes`: by its Content-Length before
+    any of it is read, else as soon as it grows past the limit."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers") or []).get(b"content-length", b"")
+        too_large = ApiError(413, f"the request body is larger than this server's limit of {self.max_bytes} bytes")
+        if declared.isdigit() and int(declared) > self.max_bytes:
+            await JSONResponse(too_large.body(), status_code=413)(scope, receive, send)
+            return
+        received = 0
+
+        async def receive_within_limit() -> Message:
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > self.max_bytes:
+                raise too_large  # FastAPI reports it as the cause of a broken body (see `http_error`)
+            return message
+
+        await self.app(scope, receive_within_limit, send)
+
+
 class ApiKeyGuard:
     """ASGI middleware that refuses a request without the API key before anything reads its body.
 
@@ -359,6 +392,8 @@ def _add_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
+        if isinstance(exc.__cause__, ApiError):  # raised while the body was read (`BodyLimit`)
+            return JSONResponse(exc.__cause__.body(), status_code=exc.__cause__.status)
         error = ApiError(exc.status_code, str(exc.detail), code=str(exc.status_code))
         return JSONResponse(error.body(), status_code=exc.status_code, headers=exc.headers)
 

@@ -62,6 +62,7 @@ def _serve(
             max_tokens_limit=options.max_new_tokens_limit,
             request_timeout_s=options.request_timeout,
             media=options.media_policy(),
+            max_request_bytes=options.max_request_bytes,
         )
         level = options.log_level.upper()
         logging.basicConfig(level=level, format="%(asctime)s %(name)s %(levelname)s %(message)s")

@@ -59,6 +59,7 @@ class ServeOptions(TemplateCliOptions, ModelOptions):
         metavar="HOST",
     )
     max_media_bytes: int = option(20 * 1024 * 1024, help="largest media item a request may send or name, in bytes")
+    max_request_bytes: int = option(64 * 1024 * 1024, help="largest request body, in bytes; a larger one is a 413")
     media_fetch_timeout: float = option(10.0, help="seconds allowed for downloading one media URL")
     infer_backend: str = option("pt", help="inference engine (see `omni list engines`)", aliases=("engine",))
     log_level: Literal["debug", "info", "warning", "error"] = option("info", help="how much the server logs")
