@@ -198,8 +198,10 @@ def _read_path(path: str, modality: str, context: MediaContext, policy: MediaPol
     shown = path if policy is not None or str(resolved) == path else f"{path} (resolved to {resolved})"
     limit = None if policy is None else policy.max_bytes
     try:
-        # O_NONBLOCK: opening a FIFO must not wait for a writer; only regular files are read.
-        fd = os.open(resolved, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+        # O_NONBLOCK: opening a FIFO must not wait for a writer; only regular files are read. A client's path
+        # was resolved above: a link put in its place since then is not followed.
+        no_links = getattr(os, "O_NOFOLLOW", 0) if policy is not None else 0
+        fd = os.open(resolved, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | no_links)
     except FileNotFoundError:
         raise context.error(modality, shown, "file does not exist") from None
     except OSError as exc:

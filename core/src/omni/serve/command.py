@@ -14,6 +14,7 @@ import socket
 import warnings
 
 from omni.cli.invocation import Invocation
+from omni.encoders.sources import MediaPolicy
 from omni.errors import OmniError
 from omni.infer.adapters import parse_adapters
 from omni.infer.command import open_engine
@@ -32,9 +33,10 @@ def run(invocation: Invocation) -> int:
             f"serving on {options.host} without --api-key: anyone who can reach this port can use the model",
             stacklevel=1,
         )
+    media = options.media_policy()  # a bad flag fails before anything loads
     listener = _bind(options.host, options.port)
     try:
-        _serve(invocation, options, adapters, api_key, listener)
+        _serve(invocation, options, adapters, api_key, media, listener)
     finally:
         listener.close()
     return 0
@@ -45,6 +47,7 @@ def _serve(
     options: ServeOptions,
     adapters: dict[str, str],
     api_key: str | None,
+    media: MediaPolicy,
     listener: socket.socket,
 ) -> None:
     import uvicorn
@@ -61,7 +64,7 @@ def _serve(
             default_max_tokens=options.max_new_tokens,
             max_tokens_limit=options.max_new_tokens_limit,
             request_timeout_s=options.request_timeout,
-            media=options.media_policy(),
+            media=media,
             max_request_bytes=options.max_request_bytes,
         )
         level = options.log_level.upper()

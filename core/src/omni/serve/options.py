@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
+from omni.errors import OmniError
 from omni.models.options import ModelOptions
 from omni.options import option
 from omni.template.options import TemplateCliOptions
@@ -65,9 +66,11 @@ class ServeOptions(TemplateCliOptions, ModelOptions):
     log_level: Literal["debug", "info", "warning", "error"] = option("info", help="how much the server logs")
 
     def media_policy(self) -> MediaPolicy:
-        """What requests' media items may name, as these flags say."""
+        """What requests' media items may name, as these flags say; a folder that is not one is an `OmniError`."""
         from omni.encoders.sources import MediaPolicy
 
         root = Path(self.allowed_local_media_path).resolve() if self.allowed_local_media_path else None
+        if root is not None and not root.is_dir():
+            raise OmniError(f"--allowed-local-media-path {self.allowed_local_media_path} is not a folder")
         domains = frozenset(domain.lower() for domain in self.allowed_media_domains)
         return MediaPolicy(root, domains, self.max_media_bytes, self.media_fetch_timeout)
