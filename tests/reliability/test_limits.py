@@ -65,6 +65,7 @@ CHAT_LIMITS = [
     ({"stop": [f"s{i}" for i in range(1000)]}, "at most 4 stop strings", "stop"),
     ({"stop": "x" * 10_000}, "at most 128 characters", "stop"),
     ({"seed": 2**64}, "seed", "seed"),
+    ({"repetition_penalty": 1e-300}, "greater than or equal to 0.01", "repetition_penalty"),
     ({"messages": [{"role": "user", "content": "word " * 40_000}]}, "the model's context is 2048 tokens", None),
     (
         {"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "/etc/passwd"}}]}]},
@@ -82,6 +83,13 @@ def test_chat_requests_past_a_limit_are_400s(
     answer = post(url, "/v1/chat/completions", {**HELLO, **change, "stream": stream})
     assert_openai_error(answer, 400, says=says, param=param)
     assert_still_serving(url)
+
+
+def test_a_vanishing_temperature_decodes_greedily_rather_than_overflowing(url: str) -> None:
+    greedy = post(url, "/v1/chat/completions", HELLO).json()["choices"][0]["message"]["content"]
+    answer = post(url, "/v1/chat/completions", {**HELLO, "temperature": 1e-300, "seed": 1})
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["choices"][0]["message"]["content"] == greedy
 
 
 @pytest.mark.parametrize("stream", [False, True], ids=["whole", "stream"])

@@ -46,7 +46,7 @@ def batch_key(request: InferRequest) -> Hashable:
     audio or video (their modality tensors are not padded into one batch).
     """
     settings = request.generation
-    if (settings.seed is not None and settings.temperature > 0) or any(request.row.get(c) for c in _MEDIA_COLUMNS):
+    if (settings.seed is not None and settings.sampling) or any(request.row.get(c) for c in _MEDIA_COLUMNS):
         return ("alone", next(_alone))
     return (request.adapter, json.dumps(dataclasses.asdict(settings), sort_keys=True))
 

@@ -6,6 +6,9 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+# Temperatures below this decode greedily, as in vLLM: dividing logits by them would overflow.
+MIN_SAMPLING_TEMPERATURE = 1e-5
+
 
 @dataclass
 class GenerationConfig:
@@ -18,6 +21,11 @@ class GenerationConfig:
     stop: list[str] = field(default_factory=list)
     n: int = 1
     logprobs: bool = False
+
+    @property
+    def sampling(self) -> bool:
+        """Whether tokens are sampled (temperature at least `MIN_SAMPLING_TEMPERATURE`) rather than greedy."""
+        return self.temperature >= MIN_SAMPLING_TEMPERATURE
 
 
 @dataclass

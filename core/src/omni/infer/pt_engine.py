@@ -213,7 +213,7 @@ class PtEngine(Engine):
         if self.max_model_len is not None and width + config.max_new_tokens > self.max_model_len:
             # Answers end where the model's context does (finish_reason "length").
             config = dataclasses.replace(config, max_new_tokens=self.max_model_len - width)
-        sampled_copies = config.n if config.temperature > 0 else 1
+        sampled_copies = config.n if config.sampling else 1
         generation_config = self._hf_generation_config(config, num_return_sequences=sampled_copies)
         _seed(config)
         generation_config.update(return_dict_in_generate=True, output_logits=config.logprobs)
@@ -290,7 +290,7 @@ class PtEngine(Engine):
 
     def _hf_generation_config(self, config: GenerationConfig, *, num_return_sequences: int) -> Any:
         """The model's own generation config (its end-of-turn tokens) with the request's settings on top."""
-        sampling = config.temperature > 0
+        sampling = config.sampling
         generation_config = copy.deepcopy(self.model.generation_config)
         generation_config.update(
             max_new_tokens=config.max_new_tokens,

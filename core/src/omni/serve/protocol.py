@@ -68,7 +68,7 @@ class SamplingRequest(_Strict):
     temperature: float = Field(1.0, ge=0, le=2)
     top_p: float = Field(1.0, gt=0, le=1)
     top_k: int = Field(0, ge=0)  # vLLM's extension; 0 means no cut
-    repetition_penalty: float = Field(1.0, gt=0)  # vLLM's extension
+    repetition_penalty: float = Field(1.0, ge=0.01, le=100)  # vLLM's extension; near 0 it overflows the logits
     n: int = Field(1, ge=1, le=64)
     stop: str | list[str] | None = None
     seed: int | None = Field(None, ge=-(2**63), le=2**63 - 1)  # a 64-bit integer, as OpenAI's and vLLM's
