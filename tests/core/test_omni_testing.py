@@ -119,9 +119,9 @@ def test_tiny_qwen3_omni_with_talker_speaks(tmp_path):
     assert waveform.numel() > 0 and torch.isfinite(waveform).all()
 
 
-def held_out_accuracy(omni_dir, dataset, modality, epochs):
+def held_out_accuracy(omni_dir, dataset, modality, epochs, lr=3e-3):
     """Train the tiny thinker to answer `dataset`'s question (cross-entropy over the answers' first
-    tokens, batches of 16, AdamW 3e-3) and return its accuracy on the held-out split."""
+    tokens, batches of 16, AdamW at `lr`) and return its accuracy on the held-out split."""
     import torch
     import transformers
 
@@ -144,7 +144,7 @@ def held_out_accuracy(omni_dir, dataset, modality, epochs):
 
     train = rows(dataset.train)
     batches = [batch(train[i : i + 16]) for i in range(0, len(train), 16)]
-    optimizer = torch.optim.AdamW(thinker.parameters(), lr=3e-3)
+    optimizer = torch.optim.AdamW(thinker.parameters(), lr=lr)
     for _ in range(epochs):
         for inputs, targets in batches:
             logits = thinker(**inputs).logits[:, -1, answer_ids]
@@ -161,7 +161,8 @@ def held_out_accuracy(omni_dir, dataset, modality, epochs):
 @pytest.mark.parametrize("blank", [False, True], ids=["real", "blank"])
 def test_tiny_thinker_learns_colours_only_through_its_image_pathway(omni_dir, tmp_path, blank):
     shapes = write_shapes(tmp_path, train=128, held_out=32, blank=blank)
-    accuracy = held_out_accuracy(omni_dir, shapes, "image", epochs=16)
+    # 3e-3 stalled with two colours confused under 2 threads (CI), as the plugin's shapes test did
+    accuracy = held_out_accuracy(omni_dir, shapes, "image", epochs=16, lr=2e-3)
     assert accuracy <= 0.5 if blank else accuracy >= 0.9  # four colours: chance is 0.25
 
 
