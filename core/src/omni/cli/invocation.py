@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import os
 import re
 import sys
 from dataclasses import dataclass, field
@@ -196,6 +195,8 @@ class HelpShown(Exception):
 
 def print_error(message: str) -> None:
     """Print a one-line error; a process of a multi-process run says its rank."""
-    world = int(os.environ.get("WORLD_SIZE", "1") or 1)
-    rank = f"[rank {os.environ.get('RANK', '0')}] " if world > 1 else ""
+    from omni.train.launch import current  # light: no torch
+
+    processes = current()
+    rank = f"[rank {processes.rank}] " if processes.world_size > 1 else ""
     sys.stderr.write(f"omni: error: {rank}{message}\n")  # one write: processes of a run share the terminal

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from omni.models.options import LoadOptions, ModelOptions
-from omni.models.resolve import resolve_model
+from omni.models.resolve import ResolvedModel, resolve_model
 from omni.registry import ModelSpec, Registration, Registry
 
 
@@ -28,14 +28,20 @@ class LoadedModel:
 
 
 def load_model(
-    options: ModelOptions, registry: Registry, *, quantization_config: Any = None, for_training: bool = False
+    options: ModelOptions,
+    registry: Registry,
+    *,
+    quantization_config: Any = None,
+    for_training: bool = False,
+    resolved: ResolvedModel | None = None,
 ) -> LoadedModel:
-    """Resolve `options.model`, load it with its model spec's loader, and make sure it can pad.
+    """Resolve `options.model` (unless the caller already did: `resolved`), load it with its model spec's
+    loader, and make sure it can pad.
 
     For inference the weights go to the first GPU when there is one (unless `--device-map` says
     otherwise); for training they stay where the loader put them and the trainer places them.
     """
-    resolved = resolve_model(options.model, registry, model_type=options.model_type)
+    resolved = resolved or resolve_model(options.model, registry, model_type=options.model_type)
     device_map = options.device_map if options.device_map is not None else _default_device_map(for_training)
     load_options = LoadOptions(
         quantization_config=quantization_config, device_map=device_map, for_training=for_training

@@ -73,9 +73,7 @@ def run(invocation: Invocation) -> int:
     strategy = active_strategy(invocation)
     processes = options.resolved(os.environ)
     if launch.wants_launch(processes):
-        launch.check(processes)
-        if processes.nnodes > 1 and not options.output_dir:
-            raise OmniError("--nnodes > 1 needs --output-dir: a folder every node writes into (shared storage)")
+        launch.check(processes, output_dir=options.output_dir)
         return launch.launch(invocation.command.name, invocation.argv, processes, output_dir=shared_output_dir(options))
     if launch.current().world_size > 1 and not options.output_dir and options.resume_from_checkpoint in (None, "last"):
         raise OmniError(

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from omni.errors import OmniError
+from omni.options import load_config
 from omni.train.options import FsdpOptions
 from omni.train.strategy import Strategy
 
@@ -18,21 +19,11 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 
 def read_config(path: str, flag: str) -> dict[str, Any]:
-    """A JSON or YAML mapping from `path`, or an error naming `flag` and the file."""
-    import yaml
-
-    file = Path(path)
-    if not file.is_file():
+    """The fsdp_config keys in the JSON or YAML file `path` (``fsdp_`` prefixes dropped), or an error naming
+    `flag` and the file."""
+    if not Path(path).is_file():
         raise OmniError(f"{flag} {path}: no such file (or use one of: {', '.join(PRESETS)})")
-    try:
-        data = yaml.safe_load(file.read_text(encoding="utf-8"))  # YAML reads JSON too
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{file}:{mark.line + 1}" if mark is not None else str(file)
-        raise OmniError(f"{where}: not valid JSON or YAML ({getattr(exc, 'problem', exc)})") from None
-    if not isinstance(data, dict):
-        raise OmniError(f"{file}: {flag} takes a mapping of fsdp_config keys")
-    return {str(k).removeprefix("fsdp_"): v for k, v in data.items()}
+    return {key.removeprefix("fsdp_"): value for key, value in load_config(path).items()}
 
 
 def layer_classes(model: Any, model_spec: Any) -> list[str]:

@@ -257,7 +257,9 @@ def prepare_job(invocation: Invocation, strategy: Strategy | None = None) -> Tra
     if not launch.current().is_main:  # one set of loading bars, not one per process
         transformers.utils.logging.disable_progress_bar()
     started = time.perf_counter()
-    loaded = load_model(options, registry, quantization_config=quantization_config, for_training=True)
+    loaded = load_model(
+        options, registry, quantization_config=quantization_config, for_training=True, resolved=resolved
+    )
     log_line(f"model {loaded.spec.name} from {loaded.path} (loaded in {time.perf_counter() - started:.1f} s)")
     model = loaded.model
     if quantizer is not None:

@@ -57,8 +57,8 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def check(options: LaunchOptions) -> None:
-    """Refuse launch settings that cannot work, before anything starts."""
+def check(options: LaunchOptions, *, output_dir: str | None) -> None:
+    """Refuse launch settings that cannot work, before anything starts (`output_dir`: --output-dir as given)."""
     if options.nproc_per_node < 1 or options.nnodes < 1:
         raise OmniError("--nproc-per-node and --nnodes must be at least 1")
     if not 0 <= options.node_rank < options.nnodes:
@@ -67,19 +67,20 @@ def check(options: LaunchOptions) -> None:
         )
     if options.nnodes > 1 and not options.master_addr:
         raise OmniError("--nnodes > 1 needs --master-addr (the address of node 0, reachable from every node)")
+    if options.nnodes > 1 and not output_dir:
+        raise OmniError("--nnodes > 1 needs --output-dir: a folder every node writes into (shared storage)")
 
 
 def launch(command: str, argv: list[str], options: LaunchOptions, *, output_dir: str | None) -> int:
     """Run ``omni COMMAND ARGV`` in `options.nproc_per_node` processes on this node; returns the exit status.
 
     Every process reports its own errors (with its rank); a failed process ends the others, and the status is
-    the failed process's. `output_dir` (resolved once here) is passed on so that all processes write into one
-    folder.
+    the failed process's. `output_dir` (resolved once by the caller) is passed on so that all processes write
+    into one folder. The caller has already `check`ed the options.
     """
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.launcher.api import LaunchConfig, elastic_launch
 
-    check(options)
     port = options.master_port or (free_port() if options.nnodes == 1 else 29500)
     config = LaunchConfig(
         min_nodes=options.nnodes,

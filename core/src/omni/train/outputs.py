@@ -104,13 +104,13 @@ def whole_run_train_loss(
     The Trainer's own `train_loss` (`resumed_loss`) after a resume is the mean over the resumed steps only;
     the steps before `resumed_at` are read back from the logged losses the checkpoint carried, each logged
     value standing for the steps since the previous log."""
-    before, covered, last = 0.0, 0, 0
+    before, last = 0.0, 0
     for record in log_history:
         if "loss" in record and record["step"] <= resumed_at:
             before += record["loss"] * (record["step"] - last)
-            covered, last = record["step"], record["step"]
-    if covered:
-        before *= resumed_at / covered  # steps after the last log before the checkpoint: at the logged mean
+            last = record["step"]
+    if last:
+        before *= resumed_at / last  # steps after the last log before the checkpoint: at the logged mean
     return (before + resumed_loss * (global_step - resumed_at)) / max(global_step, 1)
 
 
