@@ -30,7 +30,10 @@ def weights(out: Path) -> dict:
 
 def assert_same_weights(a: Path, b: Path, tol: float = 1e-5) -> None:
     left, right = weights(a), weights(b)
-    for name in left.keys() & right.keys():
+    common = left.keys() & right.keys()
+    # A gathered state dict may also hold a tied weight (lm_head) that transformers' own save leaves out.
+    assert len(common) == min(len(left), len(right)) > 0, (sorted(left), sorted(right))
+    for name in common:
         assert (left[name] - right[name]).abs().max() < tol, name
 
 
@@ -88,7 +91,7 @@ def test_fsdp_config_file_errors_name_the_file_and_line(tmp_path, colors, capsys
     bad = tmp_path / "fsdp.yaml"
     bad.write_text("reshard_after_forward: true\nversion: [2\n")
     assert _omni("sft", "--dataset", str(colors), "--fsdp", str(bad), "--nproc-per-node", "2") == 2
-    assert f"{bad}:3: not valid JSON or YAML" in capsys.readouterr().err
+    assert f"{bad}:3: not valid YAML" in capsys.readouterr().err
 
 
 def test_switching_on_an_uninstalled_strategy_names_its_plugin(colors, capsys):

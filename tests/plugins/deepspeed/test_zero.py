@@ -184,7 +184,7 @@ def test_a_killed_zero3_run_resumes_from_its_last_checkpoint_to_the_uninterrupte
 
 
 @pytest.mark.slow
-def test_dpo_trains_under_zero3_with_the_reference_model_partitioned_too(tiny_qwen3, tmp_path):
+def test_dpo_under_zero3_moves_the_policy_towards_the_chosen_answers(tiny_qwen3, tmp_path):
     data = tmp_path / "pairs.jsonl"
     data.write_text("".join(json.dumps(r) + "\n" for r in preference_rows(16, seed=0)))
     out = tmp_path / "dpo"
@@ -196,7 +196,7 @@ def test_dpo_trains_under_zero3_with_the_reference_model_partitioned_too(tiny_qw
     assert "2 processes: DeepSpeed ZeRO-3 (zero3)" in result.stderr
     logged = [json.loads(line) for line in (out / "logging.jsonl").read_text().splitlines()]
     margins = [r["rewards/margins"] for r in logged if "rewards/margins" in r]
-    assert len(margins) == 3 and margins[-1] != margins[0]  # the policy moved away from the reference
+    assert len(margins) == 3 and margins[-1] > margins[0]  # chosen answers gain on rejected ones vs the reference
     assert (out / "model.safetensors").is_file()
 
 
