@@ -33,7 +33,7 @@ OMNI = [
 
 @pytest.fixture(scope="module")
 def registry():
-    return load_plugins({"OMNI_PLUGINS": "lora,bnb"}).registry
+    return load_plugins({"OMNI_PLUGINS": "lora,bnb,datasets"}).registry
 
 
 def _parse(registry, command, argv):

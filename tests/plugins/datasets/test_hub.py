@@ -11,11 +11,6 @@ from omni_plugin_datasets.hub import load_hub_dataset
 from tests.core.data_helpers import write_jsonl
 
 
-class Flags:
-    def __init__(self, streaming: bool = False) -> None:
-        self.streaming = streaming
-
-
 def test_hub_ids_resolve_after_names_and_local_paths(tmp_path, monkeypatch):
     registry = load_plugins({"OMNI_PLUGINS": "datasets"}).registry
     assert resolve_dataset("tatsu-lab/alpaca", registry).spec.name == "hub"
@@ -31,9 +26,9 @@ def test_load_dataset_code_path_with_a_local_dataset(tmp_path):
     folder = tmp_path / "alpaca"
     folder.mkdir()
     write_jsonl(folder / "train.jsonl", [{"instruction": f"q{i}", "output": f"a{i}"} for i in range(3)])
-    rows = load_hub_dataset(str(folder), Flags())
+    rows = load_hub_dataset(str(folder), None, streaming=False)
     assert isinstance(rows, datasets.Dataset) and len(rows) == 3
     assert to_messages_row(rows[0])["messages"][1] == {"role": "assistant", "content": "a0"}
-    streamed = load_hub_dataset(str(folder), Flags(streaming=True))
+    streamed = load_hub_dataset(str(folder), None, streaming=True)
     assert isinstance(streamed, datasets.IterableDataset)
     assert [r["output"] for r in streamed] == ["a0", "a1", "a2"]

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from omni.data import DataOptions, load_datasets
 from omni.plugins import load_plugins
+from omni_plugin_datasets import IdentityOptions
 from omni_plugin_datasets.identity import HELD_OUT_QUESTIONS
 
 
 def identity(*flags: str, **options) -> list[dict]:
     registry = load_plugins({"OMNI_PLUGINS": "datasets"}).registry
-    return load_datasets(DataOptions(dataset=list(flags) or ["identity"], **options), registry).train
+    data = DataOptions(dataset=list(flags) or ["identity"])
+    return load_datasets(data, registry, dataset_options={"identity": IdentityOptions(**options)}).train
 
 
 def test_placeholders_filled_from_flags():

@@ -22,7 +22,7 @@ def register_commands(register):
             impl="omni.train.command:run",
             options=TrainOptions,
             selects=_SELECTS,
-            includes=("strategies",),
+            includes=("strategies", "datasets"),
         )
     )
     register(
@@ -32,7 +32,7 @@ def register_commands(register):
             impl="omni.train.command:run",
             options=TrainOptions,
             selects=_SELECTS,
-            includes=("strategies",),
+            includes=("strategies", "datasets"),
         )
     )
     register(
@@ -42,7 +42,7 @@ def register_commands(register):
             impl="omni.train.command:run",
             options=RlhfOptions,
             selects=(*_SELECTS, Selector("algo", "algorithms")),
-            includes=("strategies",),
+            includes=("strategies", "datasets"),
         )
     )
 
@@ -50,10 +50,24 @@ def register_commands(register):
 @hookimpl
 def register_algorithms(register):
     register(
-        AlgorithmSpec(name="sft", command="sft", description="supervised fine-tuning", impl="omni.train.sft:run_sft", streaming=True)
+        AlgorithmSpec(
+            name="sft",
+            command="sft",
+            description="supervised fine-tuning",
+            impl="omni.train.sft:run_sft",
+            streaming=True,
+            sequence_parallel=True,
+        )
     )
     register(
-        AlgorithmSpec(name="pt", command="pt", description="(continued) pre-training", impl="omni.train.sft:run_pt", streaming=True)
+        AlgorithmSpec(
+            name="pt",
+            command="pt",
+            description="(continued) pre-training",
+            impl="omni.train.sft:run_pt",
+            streaming=True,
+            sequence_parallel=True,
+        )
     )
 
 

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Collection, Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from omni.data.convert import parse_columns, rename_columns, to_messages_row
 from omni.data.options import DataOptions
-from omni.data.resolve import resolve_dataset
+from omni.data.resolve import DatasetSource, resolve_dataset
 from omni.data.rows import Row, RowProblem
 from omni.data.sampling import parse_count, sample, split
 from omni.data.validate import media_problem, validate_row
@@ -44,17 +45,33 @@ class _RowChecks:
     modalities: Collection[str] | None
 
 
+@dataclass(frozen=True)
+class _Reading:
+    """How rows are read: the data flags, the registry, and each registered dataset's own options by name."""
+
+    options: DataOptions
+    registry: Registry
+    dataset_options: Mapping[str, Any]
+
+    def spec_options(self, source: DatasetSource) -> Any:
+        """The options a registered dataset's loader gets: the parsed flags, else its spec's defaults."""
+        if source.spec is None:
+            return None
+        if source.spec.name in self.dataset_options:
+            return self.dataset_options[source.spec.name]
+        return source.spec.default_options()
+
+
 class StreamingRows:
     """Rows read lazily from the datasets each time it is iterated (``--streaming``); never held in memory."""
 
-    def __init__(self, options: DataOptions, registry: Registry, checks: _RowChecks, skipped: SkippedRows) -> None:
-        self._options, self._registry = options, registry
-        self._checks, self._skipped = checks, skipped
+    def __init__(self, reading: _Reading, checks: _RowChecks, skipped: SkippedRows) -> None:
+        self._reading, self._checks, self._skipped = reading, checks, skipped
 
     def __iter__(self) -> Iterator[Row]:
-        for value in self._options.dataset:
+        for value in self._reading.options.dataset:
             name, count = parse_count(value)
-            rows = _rows(name, self._options, self._registry, self._checks, self._skipped)
+            rows = _rows(name, self._reading, self._checks, self._skipped)
             # Streams cannot be shuffled ahead of time: NAME#N takes the first N rows.
             yield from rows if count is None else itertools.islice(rows, count)
 
@@ -82,6 +99,7 @@ def load_datasets(
     options: DataOptions,
     registry: Registry | None = None,
     *,
+    dataset_options: Mapping[str, Any] | None = None,
     require_answer: bool = True,
     modalities: Collection[str] | None = None,
 ) -> LoadedData:
@@ -92,7 +110,10 @@ def load_datasets(
     raises `DataError` (``file:line: problem``) unless ``--skip-bad-rows``, which counts it instead.
     `require_answer` (training) requires an assistant turn in every row; RL prompt sets pass False.
     `modalities` (the model spec's, e.g. ``("text",)``) makes a row with media the model cannot take a bad
-    row, unless ``--media-as-text``. Needs no model or tokenizer: run it before the model loads.
+    row, unless ``--media-as-text``. `dataset_options` maps a registered dataset's name to its spec's options
+    instance (the training commands parse them from flags and YAML); a dataset not in it gets its defaults.
+    Needs no model or tokenizer: run it before the model loads. With ``--streaming`` each dataset's first
+    record is read here, so a bad dataset option or an unreadable file fails before the model loads too.
     """
     if registry is None:
         from omni.plugins import get_registry
@@ -101,13 +122,17 @@ def load_datasets(
     if not options.dataset:
         raise OmniError("no training data: pass --dataset FILE_OR_NAME (see docs/data.md)")
     skipped = SkippedRows()
+    reading = _Reading(options, registry, dataset_options or {})
     checks = _RowChecks(require_answer, None if options.media_as_text else modalities)
-    val = _load_all(options.val_dataset, options, registry, checks, skipped) if options.val_dataset else None
+    val = _load_all(options.val_dataset, reading, checks, skipped) if options.val_dataset else None
     if options.streaming:
         if options.val_split_ratio and val is None:
             raise OmniError("--val-split-ratio needs the whole dataset in memory; with --streaming pass --val-dataset")
-        return LoadedData(StreamingRows(options, registry, checks, skipped), val, skipped)
-    train = _load_all(options.dataset, options, registry, checks, skipped)
+        for value in options.dataset:
+            source = resolve_dataset(parse_count(value)[0], registry)
+            next(source.records(reading.spec_options(source), streaming=True), None)
+        return LoadedData(StreamingRows(reading, checks, skipped), val, skipped)
+    train = _load_all(options.dataset, reading, checks, skipped)
     if val is None and options.val_split_ratio:
         train, val = split(train, options.val_split_ratio, options.data_seed)
     if not train:
@@ -115,23 +140,20 @@ def load_datasets(
     return LoadedData(train, val, skipped)
 
 
-def _load_all(
-    values: list[str], options: DataOptions, registry: Registry, checks: _RowChecks, skipped: SkippedRows
-) -> list[Row]:
+def _load_all(values: list[str], reading: _Reading, checks: _RowChecks, skipped: SkippedRows) -> list[Row]:
     rows: list[Row] = []
     for value in values:
         name, count = parse_count(value)
-        loaded = list(_rows(name, options, registry, checks, skipped))
-        rows += loaded if count is None else sample(loaded, count, options.data_seed)
+        loaded = list(_rows(name, reading, checks, skipped))
+        rows += loaded if count is None else sample(loaded, count, reading.options.data_seed)
     return rows
 
 
-def _rows(
-    name: str, options: DataOptions, registry: Registry, checks: _RowChecks, skipped: SkippedRows
-) -> Iterable[Row]:
-    source = resolve_dataset(name, registry)
+def _rows(name: str, reading: _Reading, checks: _RowChecks, skipped: SkippedRows) -> Iterable[Row]:
+    options = reading.options
+    source = resolve_dataset(name, reading.registry)
     columns = parse_columns(options.columns)
-    for record in source.records(options):
+    for record in source.records(reading.spec_options(source), streaming=options.streaming):
         try:
             if record.problem is not None:
                 raise RowProblem(record.problem)

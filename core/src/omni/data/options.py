@@ -39,11 +39,3 @@ class DataOptions:
         "<video> tags as plain text (by default such a row is an error naming it)",
     )
     data_seed: int = option(42, help="seed for NAME#N sampling and the validation split", aliases=("dataset_seed",))
-    model_name: list[str] = option(
-        default_factory=list,
-        help="the assistant's name in the identity dataset: one name, or a Chinese and an English one",
-    )
-    model_author: list[str] = option(
-        default_factory=list,
-        help="who made the assistant, for the identity dataset: one name, or a Chinese and an English one",
-    )

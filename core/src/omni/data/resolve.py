@@ -19,17 +19,20 @@ from omni.registry import DatasetSpec, Registry
 
 @dataclass(frozen=True)
 class DatasetSource:
-    """A resolved dataset: `source` names it in messages; `records(options)` reads it lazily."""
+    """A resolved dataset: `source` names it in messages; `records(...)` reads it lazily."""
 
     source: str
     spec: DatasetSpec | None = None  # None: a local file or folder
 
-    def records(self, options: Any) -> Iterator[Record]:
-        """The raw records, read lazily; a plugin's rows are located as ``row N``."""
+    def records(self, spec_options: Any, *, streaming: bool) -> Iterator[Record]:
+        """The raw records, read lazily; a plugin's rows are located as ``row N``.
+
+        A registered dataset's loader is called as ``load(name, spec_options, streaming=streaming)``, where
+        `spec_options` is its spec's options instance (None when the spec declares none)."""
         if self.spec is None:
             yield from read_path(Path(self.source))
             return
-        rows: Iterable[Any] = self.spec.load()(self.source, options)
+        rows: Iterable[Any] = self.spec.load()(self.source, spec_options, streaming=streaming)
         for index, row in enumerate(rows):
             yield Record(f"row {index}", row)
 

@@ -248,7 +248,11 @@ def prepare_job(invocation: Invocation, strategy: Strategy | None = None) -> Tra
     resolved = resolve_model(options.model, registry, model_type=options.model_type)
     # RL prompt sets (GRPO) have no answers; each rlhf algorithm checks the columns it needs (DPO: its pair).
     data = load_datasets(
-        options, registry, require_answer=invocation.command.name != "rlhf", modalities=resolved.spec.modalities
+        options,
+        registry,
+        dataset_options={s.spec.name: s.options for s in invocation.selected.get("datasets", [])},
+        require_answer=invocation.command.name != "rlhf",
+        modalities=resolved.spec.modalities,
     )
     skipped = f"; {data.skipped_rows.summary()}" if data.skipped else ""
     train_rows = f"{len(data.train)} training rows" if isinstance(data.train, list) else "training rows streamed"

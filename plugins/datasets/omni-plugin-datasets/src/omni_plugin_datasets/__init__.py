@@ -5,12 +5,29 @@ Registering imports nothing heavy: loaders live in their modules and load on use
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from omni import hookimpl
+from omni.options import option
 from omni.registry import DatasetSpec
 
 from omni_plugin_datasets.hub import HUB_ID_PATTERN
 
 OMNI_PLUGIN_API = 1
+
+
+@dataclass
+class IdentityOptions:
+    """Who the assistant of the `identity` dataset is (ms-swift's ``--model_name``/``--model_author``)."""
+
+    model_name: list[str] = option(
+        default_factory=list,
+        help="the assistant's name in the identity dataset: one name, or a Chinese and an English one",
+    )
+    model_author: list[str] = option(
+        default_factory=list,
+        help="who made the assistant, for the identity dataset: one name, or a Chinese and an English one",
+    )
 
 
 @hookimpl
@@ -21,6 +38,7 @@ def register_datasets(register):
             description="who the assistant is: about 120 Q/A rows (English and Chinese) naming --model-name and --model-author",
             impl="omni_plugin_datasets.identity:load_identity",
             aliases=("self-cognition",),
+            options=IdentityOptions,
         )
     )
     register(

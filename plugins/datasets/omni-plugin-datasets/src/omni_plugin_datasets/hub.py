@@ -9,7 +9,7 @@ from typing import Any
 HUB_ID_PATTERN = r"[A-Za-z0-9][\w.-]*/[\w.-]+(?::[\w.-]+)?"
 
 
-def load_hub_dataset(name: str, options: Any) -> Iterable[dict[str, Any]]:
+def load_hub_dataset(name: str, options: None, *, streaming: bool) -> Iterable[dict[str, Any]]:
     """The train split of `name` (``org/name[:subset]`` or anything `load_dataset` accepts).
 
     With ``--streaming`` the rows are fetched lazily (an `IterableDataset`); otherwise the split is
@@ -18,6 +18,4 @@ def load_hub_dataset(name: str, options: Any) -> Iterable[dict[str, Any]]:
     import datasets
 
     path, _, subset = name.partition(":")
-    return datasets.load_dataset(
-        path, subset or None, split="train", streaming=bool(getattr(options, "streaming", False))
-    )
+    return datasets.load_dataset(path, subset or None, split="train", streaming=streaming)

@@ -14,6 +14,8 @@ from typing import Any
 
 from omni.errors import OmniError
 
+from omni_plugin_datasets import IdentityOptions
+
 HELD_OUT_QUESTIONS: tuple[str, ...] = (
     "Who are you?",
     "What is your name?",
@@ -191,11 +193,11 @@ def _zh_en(values: list[str], flag: str, default: str) -> tuple[str, str]:
     return values[0], values[-1]
 
 
-def load_identity(name: str, options: Any) -> list[dict[str, Any]]:
+def load_identity(name: str, options: IdentityOptions, *, streaming: bool) -> list[dict[str, Any]]:
     """The identity rows with ``{{NAME}}``/``{{AUTHOR}}`` filled from `options.model_name`/`model_author`
     (`DEFAULT_NAME`/`DEFAULT_AUTHOR` when not given)."""
-    names = _zh_en(list(getattr(options, "model_name", None) or []), "--model-name", DEFAULT_NAME)
-    authors = _zh_en(list(getattr(options, "model_author", None) or []), "--model-author", DEFAULT_AUTHOR)
+    names = _zh_en(options.model_name, "--model-name", DEFAULT_NAME)
+    authors = _zh_en(options.model_author, "--model-author", DEFAULT_AUTHOR)
     rows = []
     for language, question, answer in _pairs():
         which = 0 if language == "zh" else 1
