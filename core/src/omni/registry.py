@@ -314,6 +314,8 @@ class Distribution:
 
 @dataclass(frozen=True)
 class Registration:
+    """One spec as registered, with the distribution that registered it."""
+
     spec: Spec
     distribution: Distribution
 

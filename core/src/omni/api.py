@@ -1,0 +1,263 @@
+"""omni's public plugin API: the one module a plugin imports from.
+
+Everything a plugin needs from omni-core is importable from here, and nothing else of omni is promised to
+plugins: other modules may change in any release. ``tests/core/test_plugin_api.py`` holds every plugin in
+this repository to that boundary (their tests may import `omni.testing` as well).
+
+Versioning. ``API_VERSION`` is ``"MAJOR.MINOR"``; ``PLUGIN_API_VERSION`` is its major. A release that
+removes or changes a name exported here, or a hook's contract, raises the major; one that only adds names
+raises the minor. A plugin declares what it was written against at module level, ``OMNI_PLUGIN_API = 1``
+(any 1.x) or ``OMNI_PLUGIN_API = "1.0"`` (1.0 or a later 1.x); omni reports a plugin it cannot serve
+(another major, or a newer minor) in ``omni plugins`` and does not load it.
+
+Importing this module is light: the names a plugin's entry module uses to register specs (hook marker,
+spec records, ``option``, errors) are plain imports of light modules; every other name (base classes and
+helpers that bring torch or transformers along) is imported on first attribute access, so
+``from omni.api import Tuner`` belongs in a plugin's ``impl`` module, not in its entry module. Because
+attribute access is lazy, ``impl="omni.api:load_pretrained"`` is a valid spec reference too.
+
+The names, by what they are for:
+
+- Registering: `hookimpl`, the spec records (`ModelSpec`, `TemplateSpec`, `EncoderSpec`, `TunerSpec`,
+  `AlgorithmSpec`, `RewardSpec`, `QuantizerSpec`, `EngineSpec`, `DatasetSpec`, `StrategySpec`,
+  `CommandSpec`, their base `Spec`), `ModelParts`, `Selector`, `option`.
+- Errors: `OmniError`, `DataError`, `MissingCapabilityError`.
+- Looking things up: `Registry`, `Registration`, `Distribution`, `import_ref`, `find_tuner`.
+- Models: `ModelOptions`, `LoadOptions`, `load_model`, `load_pretrained`, `pretrained_kwargs`,
+  `atomic_text_file`.
+- Templates: `Template`, `TemplateOptions`, `Encoded`, `RowTooLongError`, `IGNORE_INDEX` (the label of
+  tokens that take no loss, -100), `ChatMLTemplate`, `IM_START`/`IM_END` (ChatML's turn markers),
+  `answer_turn`, `Piece`, `PieceTemplate`.
+- Rows and media: `Row`, `row_error`, `with_origin`, `MEDIA_TAG` (tag pattern by modality), `media_tags`,
+  `tagged_row`, `MediaContext`, `load_image`, `load_audio`, `load_video`, `Video`,
+  `DEFAULT_SAMPLING_RATE` (audio, Hz), `DEFAULT_FPS` and `DEFAULT_MAX_FRAMES` (video sampling).
+- Training: `TrainingJob`, `TrainResult`, `log_line`, `Tuner`, `FullTuner`, `Quantizer`, `Strategy`,
+  `merge_extras`, `ProgressBarCallback`, `current_labels`.
+- Inference: `Engine`, `InferRequest`, `InferResponse`, `Choice`, `StreamDelta`, `GenerationConfig`,
+  `PromptEncoder`, `LoopEngine`, `LoopThread`, `RemoteEngine`, `ServerModes`, `PtEngine`, `cut_at_stop`,
+  `merged_weights`.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from omni import PLUGIN_API_VERSION, hookimpl
+from omni.errors import DataError, MissingCapabilityError, OmniError
+from omni.options import option
+from omni.registry import (
+    AlgorithmSpec,
+    CommandSpec,
+    DatasetSpec,
+    Distribution,
+    EncoderSpec,
+    EngineSpec,
+    ModelParts,
+    ModelSpec,
+    QuantizerSpec,
+    Registration,
+    Registry,
+    RewardSpec,
+    Selector,
+    Spec,
+    StrategySpec,
+    TemplateSpec,
+    TunerSpec,
+    import_ref,
+)
+
+API_VERSION = f"{PLUGIN_API_VERSION}.0"
+
+# Names imported on first access: their modules bring heavy libraries along, or are needed only at run time.
+_LAZY: dict[str, str] = {
+    # models
+    "ModelOptions": "omni.models.options",
+    "LoadOptions": "omni.models.options",
+    "load_model": "omni.models.loader",
+    "load_pretrained": "omni.models.loader",
+    "pretrained_kwargs": "omni.models.loader",
+    "atomic_text_file": "omni.models.atomic",
+    # templates
+    "Template": "omni.template.base",
+    "TemplateOptions": "omni.template.base",
+    "Encoded": "omni.template.base",
+    "RowTooLongError": "omni.template.base",
+    "IGNORE_INDEX": "omni.template.base",
+    "ChatMLTemplate": "omni.template.chatml",
+    "IM_START": "omni.template.chatml",
+    "IM_END": "omni.template.chatml",
+    "answer_turn": "omni.template.chatml",
+    "Piece": "omni.template.pieces",
+    "PieceTemplate": "omni.template.pieces",
+    # rows and media
+    "Row": "omni.data.rows",
+    "row_error": "omni.data.rows",
+    "with_origin": "omni.data.rows",
+    "MEDIA_TAG": "omni.data.convert",
+    "media_tags": "omni.data.convert",
+    "tagged_row": "omni.data.convert",
+    "MediaContext": "omni.encoders.sources",
+    "load_image": "omni.encoders.image",
+    "load_audio": "omni.encoders.audio",
+    "DEFAULT_SAMPLING_RATE": "omni.encoders.audio",
+    "load_video": "omni.encoders.video",
+    "Video": "omni.encoders.video",
+    "DEFAULT_FPS": "omni.encoders.video",
+    "DEFAULT_MAX_FRAMES": "omni.encoders.video",
+    # training
+    "TrainingJob": "omni.train.job",
+    "TrainResult": "omni.train.job",
+    "log_line": "omni.train.job",
+    "Tuner": "omni.train.tuner",
+    "FullTuner": "omni.train.tuners",
+    "Quantizer": "omni.train.quantizer",
+    "Strategy": "omni.train.strategy",
+    "merge_extras": "omni.train.collators",
+    "ProgressBarCallback": "omni.train.progress",
+    "current_labels": "omni.train.trainer",
+    # inference
+    "Engine": "omni.infer.engine",
+    "InferRequest": "omni.infer.engine",
+    "InferResponse": "omni.infer.engine",
+    "Choice": "omni.infer.engine",
+    "StreamDelta": "omni.infer.engine",
+    "GenerationConfig": "omni.infer.engine",
+    "PromptEncoder": "omni.infer.prompting",
+    "LoopEngine": "omni.infer.loop_thread",
+    "LoopThread": "omni.infer.loop_thread",
+    "RemoteEngine": "omni.infer.remote",
+    "ServerModes": "omni.infer.remote",
+    "PtEngine": "omni.infer.pt_engine",
+    "cut_at_stop": "omni.infer.stops",
+    "merged_weights": "omni.infer.weights",
+    "find_tuner": "omni.infer.adapters",
+}
+
+__all__ = [
+    "API_VERSION",
+    "PLUGIN_API_VERSION",
+    "hookimpl",
+    "option",
+    "OmniError",
+    "DataError",
+    "MissingCapabilityError",
+    "Spec",
+    "ModelSpec",
+    "TemplateSpec",
+    "EncoderSpec",
+    "TunerSpec",
+    "AlgorithmSpec",
+    "RewardSpec",
+    "QuantizerSpec",
+    "EngineSpec",
+    "DatasetSpec",
+    "StrategySpec",
+    "CommandSpec",
+    "ModelParts",
+    "Selector",
+    "Registry",
+    "Registration",
+    "Distribution",
+    "import_ref",
+    "ModelOptions",
+    "LoadOptions",
+    "load_model",
+    "load_pretrained",
+    "pretrained_kwargs",
+    "atomic_text_file",
+    "Template",
+    "TemplateOptions",
+    "Encoded",
+    "RowTooLongError",
+    "IGNORE_INDEX",
+    "ChatMLTemplate",
+    "IM_START",
+    "IM_END",
+    "answer_turn",
+    "Piece",
+    "PieceTemplate",
+    "Row",
+    "row_error",
+    "with_origin",
+    "MEDIA_TAG",
+    "media_tags",
+    "tagged_row",
+    "MediaContext",
+    "load_image",
+    "load_audio",
+    "DEFAULT_SAMPLING_RATE",
+    "load_video",
+    "Video",
+    "DEFAULT_FPS",
+    "DEFAULT_MAX_FRAMES",
+    "TrainingJob",
+    "TrainResult",
+    "log_line",
+    "Tuner",
+    "FullTuner",
+    "Quantizer",
+    "Strategy",
+    "merge_extras",
+    "ProgressBarCallback",
+    "current_labels",
+    "Engine",
+    "InferRequest",
+    "InferResponse",
+    "Choice",
+    "StreamDelta",
+    "GenerationConfig",
+    "PromptEncoder",
+    "LoopEngine",
+    "LoopThread",
+    "RemoteEngine",
+    "ServerModes",
+    "PtEngine",
+    "cut_at_stop",
+    "merged_weights",
+    "find_tuner",
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'omni.api' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
+
+if TYPE_CHECKING:  # type checkers and editors see the lazy names as plain imports
+    from omni.data.convert import MEDIA_TAG, media_tags, tagged_row
+    from omni.data.rows import Row, row_error, with_origin
+    from omni.encoders.audio import DEFAULT_SAMPLING_RATE, load_audio
+    from omni.encoders.image import load_image
+    from omni.encoders.sources import MediaContext
+    from omni.encoders.video import DEFAULT_FPS, DEFAULT_MAX_FRAMES, Video, load_video
+    from omni.infer.adapters import find_tuner
+    from omni.infer.engine import Choice, Engine, GenerationConfig, InferRequest, InferResponse, StreamDelta
+    from omni.infer.loop_thread import LoopEngine, LoopThread
+    from omni.infer.prompting import PromptEncoder
+    from omni.infer.pt_engine import PtEngine
+    from omni.infer.remote import RemoteEngine, ServerModes
+    from omni.infer.stops import cut_at_stop
+    from omni.infer.weights import merged_weights
+    from omni.models.atomic import atomic_text_file
+    from omni.models.loader import load_model, load_pretrained, pretrained_kwargs
+    from omni.models.options import LoadOptions, ModelOptions
+    from omni.template.base import IGNORE_INDEX, Encoded, RowTooLongError, Template, TemplateOptions
+    from omni.template.chatml import IM_END, IM_START, ChatMLTemplate, answer_turn
+    from omni.template.pieces import Piece, PieceTemplate
+    from omni.train.collators import merge_extras
+    from omni.train.job import TrainingJob, TrainResult, log_line
+    from omni.train.progress import ProgressBarCallback
+    from omni.train.quantizer import Quantizer
+    from omni.train.strategy import Strategy
+    from omni.train.trainer import current_labels
+    from omni.train.tuner import Tuner
+    from omni.train.tuners import FullTuner
