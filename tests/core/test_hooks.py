@@ -12,8 +12,11 @@ from omni import hookimpl
 from omni.cli.invocation import parse_invocation
 from omni.cli.main import main
 from omni.options import option
+from omni.errors import OmniError
 from omni.registry import (
     AlgorithmSpec,
+    BenchmarkSpec,
+    CallbackSpec,
     CommandSpec,
     DatasetSpec,
     EncoderSpec,
@@ -25,6 +28,7 @@ from omni.registry import (
     TemplateSpec,
     TunerSpec,
 )
+from omni.train.callback import TrainingCallback, active_callbacks
 from omni.train.job import active_strategy
 from omni.train.strategy import Strategy
 
@@ -231,3 +235,86 @@ def test_register_strategies(register_plugin, omni_host, capsys):
     assert isinstance(strategy, AcmeMeshStrategy) and strategy.options == AcmeMeshOptions("2x4")
     with pytest.raises(TypeError, match="switch 'mesh' is not one of its options"):
         StrategySpec(name="x", description="x", impl="json:loads", options=AcmeMeshOptions, switch="mesh")
+
+
+@dataclass
+class AcmeStopOptions:
+    stop_at_loss: float | None = option(None, help="stop training once the logged loss is below this")
+
+
+class AcmeStop(TrainingCallback):
+    def check(self, options, *, command):
+        if self.options.stop_at_loss <= 0:
+            raise OmniError("--stop-at-loss must be positive")
+
+    def training_arguments(self, options):
+        return {"logging_steps": 1}
+
+
+def test_register_callbacks(register_plugin, omni_host, capsys):
+    class Plugin:
+        @hookimpl
+        def register_callbacks(self, register):
+            register(
+                CallbackSpec(
+                    name="acme-stop",
+                    description="stop when the loss is low enough",
+                    impl="tests.core.test_hooks:AcmeStop",
+                    options=AcmeStopOptions,
+                    switch="stop_at_loss",
+                )
+            )
+
+    register_plugin(Plugin(), distribution="omni-plugin-acme")
+    assert "--stop-at-loss" in listed(capsys, "callbacks")
+    for command in ("sft", "pt"):  # the training commands take its flags
+        spec = omni_host.registry.get("commands", command).spec
+        assert active_callbacks(parse_invocation(spec, [], omni_host.registry)) == []  # installed, switched off
+    sft = omni_host.registry.get("commands", "sft").spec
+    (on,) = active_callbacks(parse_invocation(sft, ["--stop-at-loss", "0.5"], omni_host.registry))
+    assert isinstance(on, AcmeStop) and on.options == AcmeStopOptions(0.5)
+    assert on.training_arguments(None) == {"logging_steps": 1}
+    with pytest.raises(OmniError, match="must be positive"):  # checked when built, before anything loads
+        active_callbacks(parse_invocation(sft, ["--stop-at-loss", "-1"], omni_host.registry))
+    with pytest.raises(TypeError, match="switch 'stop' is not one of its options"):
+        CallbackSpec(name="x", description="x", impl="json:loads", options=AcmeStopOptions, switch="stop")
+
+
+class AcmeQuiz:
+    def __init__(self, options):
+        self.options = options
+
+    def load(self, path):
+        for line in path.read_text().splitlines():
+            question, answer = line.split("=")
+            yield {"subset": "sums", "question": question, "answer": answer}
+
+    def prompt(self, row):
+        return {"messages": [{"role": "user", "content": f"{row['question']} = ?"}]}
+
+    def score(self, answer, row):
+        return {"accuracy": float(answer.strip() == row["answer"]), "extracted": answer.strip()}
+
+
+def test_register_benchmarks(register_plugin, omni_host, capsys, tmp_path):
+    class Plugin:
+        @hookimpl
+        def register_benchmarks(self, register):
+            register(
+                BenchmarkSpec(
+                    name="acme-quiz",
+                    description="Acme's sums quiz",
+                    impl="tests.core.test_hooks:AcmeQuiz",
+                    layout="a text file of QUESTION=ANSWER lines",
+                )
+            )
+
+    register_plugin(Plugin(), distribution="omni-plugin-acme")
+    assert "acme-quiz  [omni-plugin-acme]" in listed(capsys, "benchmarks")
+    spec = omni_host.registry.get("benchmarks", "acme-quiz").spec
+    assert spec.metric == "accuracy" and spec.modalities == ("text",)
+    (tmp_path / "quiz.txt").write_text("1+1=2\n")
+    quiz = spec.load()(spec.default_options())
+    (row,) = quiz.load(tmp_path / "quiz.txt")
+    assert quiz.prompt(row) == {"messages": [{"role": "user", "content": "1+1 = ?"}]}
+    assert quiz.score(" 2", row)["accuracy"] == 1.0 and quiz.score("3", row)["accuracy"] == 0.0

@@ -20,7 +20,7 @@ The names, by what they are for:
 
 - Registering: `hookimpl`, the spec records (`ModelSpec`, `TemplateSpec`, `EncoderSpec`, `TunerSpec`,
   `AlgorithmSpec`, `RewardSpec`, `QuantizerSpec`, `EngineSpec`, `DatasetSpec`, `StrategySpec`,
-  `CommandSpec`, their base `Spec`), `ModelParts`, `Selector`, `option`.
+  `CallbackSpec`, `BenchmarkSpec`, `CommandSpec`, their base `Spec`), `ModelParts`, `Selector`, `option`.
 - Errors: `OmniError`, `DataError`, `MissingCapabilityError`.
 - Looking things up: `Registry`, `Registration`, `Distribution`, `import_ref`, `find_tuner`.
 - Models: `ModelOptions`, `LoadOptions`, `load_model`, `load_pretrained`, `pretrained_kwargs`,
@@ -32,10 +32,11 @@ The names, by what they are for:
   `tagged_row`, `MediaContext`, `load_image`, `load_audio`, `load_video`, `Video`,
   `DEFAULT_SAMPLING_RATE` (audio, Hz), `DEFAULT_FPS` and `DEFAULT_MAX_FRAMES` (video sampling).
 - Training: `TrainingJob`, `TrainResult`, `log_line`, `Tuner`, `FullTuner`, `Quantizer`, `Strategy`,
-  `merge_extras`, `ProgressBarCallback`, `current_labels`.
+  `merge_extras`, `ProgressBarCallback`, `current_labels`, `TrainingCallback` (callback plugins).
 - Inference: `Engine`, `InferRequest`, `InferResponse`, `Choice`, `StreamDelta`, `GenerationConfig`,
   `PromptEncoder`, `LoopEngine`, `LoopThread`, `RemoteEngine`, `ServerModes`, `PtEngine`, `cut_at_stop`,
-  `merged_weights`.
+  `merged_weights`; for commands that generate: `GenerationOptions`, `TemplateCliOptions`, `parse_adapters`,
+  `with_training_defaults` (an adapter's recorded base model and template fill the flags left empty).
 """
 
 from __future__ import annotations
@@ -48,6 +49,8 @@ from omni.errors import DataError, MissingCapabilityError, OmniError
 from omni.options import option
 from omni.registry import (
     AlgorithmSpec,
+    BenchmarkSpec,
+    CallbackSpec,
     CommandSpec,
     DatasetSpec,
     Distribution,
@@ -67,7 +70,7 @@ from omni.registry import (
     import_ref,
 )
 
-API_VERSION = f"{PLUGIN_API_VERSION}.0"
+API_VERSION = f"{PLUGIN_API_VERSION}.1"  # 1.1: CallbackSpec, BenchmarkSpec, TrainingCallback, generation helpers
 
 # Names imported on first access: their modules bring heavy libraries along, or are needed only at run time.
 _LAZY: dict[str, str] = {
@@ -116,6 +119,7 @@ _LAZY: dict[str, str] = {
     "merge_extras": "omni.train.collators",
     "ProgressBarCallback": "omni.train.progress",
     "current_labels": "omni.train.trainer",
+    "TrainingCallback": "omni.train.callback",
     # inference
     "Engine": "omni.infer.engine",
     "InferRequest": "omni.infer.engine",
@@ -132,6 +136,10 @@ _LAZY: dict[str, str] = {
     "cut_at_stop": "omni.infer.stops",
     "merged_weights": "omni.infer.weights",
     "find_tuner": "omni.infer.adapters",
+    "parse_adapters": "omni.infer.adapters",
+    "with_training_defaults": "omni.infer.recorded",
+    "GenerationOptions": "omni.infer.options",
+    "TemplateCliOptions": "omni.template.options",
 }
 
 __all__ = [
@@ -153,6 +161,8 @@ __all__ = [
     "EngineSpec",
     "DatasetSpec",
     "StrategySpec",
+    "CallbackSpec",
+    "BenchmarkSpec",
     "CommandSpec",
     "ModelParts",
     "Selector",
@@ -201,6 +211,7 @@ __all__ = [
     "merge_extras",
     "ProgressBarCallback",
     "current_labels",
+    "TrainingCallback",
     "Engine",
     "InferRequest",
     "InferResponse",
@@ -216,6 +227,10 @@ __all__ = [
     "cut_at_stop",
     "merged_weights",
     "find_tuner",
+    "parse_adapters",
+    "with_training_defaults",
+    "GenerationOptions",
+    "TemplateCliOptions",
 ]
 
 
@@ -239,7 +254,9 @@ if TYPE_CHECKING:  # type checkers and editors see the lazy names as plain impor
     from omni.encoders.image import load_image
     from omni.encoders.sources import MediaContext
     from omni.encoders.video import DEFAULT_FPS, DEFAULT_MAX_FRAMES, Video, load_video
-    from omni.infer.adapters import find_tuner
+    from omni.infer.adapters import find_tuner, parse_adapters
+    from omni.infer.options import GenerationOptions
+    from omni.infer.recorded import with_training_defaults
     from omni.infer.engine import Choice, Engine, GenerationConfig, InferRequest, InferResponse, StreamDelta
     from omni.infer.loop_thread import LoopEngine, LoopThread
     from omni.infer.prompting import PromptEncoder
@@ -252,7 +269,9 @@ if TYPE_CHECKING:  # type checkers and editors see the lazy names as plain impor
     from omni.models.options import LoadOptions, ModelOptions
     from omni.template.base import IGNORE_INDEX, Encoded, RowTooLongError, Template, TemplateOptions
     from omni.template.chatml import IM_END, IM_START, ChatMLTemplate, answer_turn
+    from omni.template.options import TemplateCliOptions
     from omni.template.pieces import Piece, PieceTemplate
+    from omni.train.callback import TrainingCallback
     from omni.train.collators import merge_extras
     from omni.train.job import TrainingJob, TrainResult, log_line
     from omni.train.progress import ProgressBarCallback

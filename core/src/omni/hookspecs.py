@@ -15,6 +15,8 @@ import pluggy
 
 from omni.registry import (
     AlgorithmSpec,
+    BenchmarkSpec,
+    CallbackSpec,
     CommandSpec,
     DatasetSpec,
     EncoderSpec,
@@ -122,6 +124,28 @@ def register_strategies(register: Callable[[StrategySpec], None]) -> None:
     Called when plugins load. ``impl`` names a `omni.train.strategy.Strategy` subclass; its ``options`` join
     the flags of ``omni sft``/``pt``/``rlhf`` whenever the plugin is installed, and ``switch`` names the option
     that turns it on (``--deepspeed zero3``, ``--fsdp full_shard``). At most one strategy is on in a run.
+    """
+
+
+@hookspec
+def register_callbacks(register: Callable[[CallbackSpec], None]) -> None:
+    """Register training callbacks with `register(CallbackSpec(...))`.
+
+    Called when plugins load. ``impl`` names a `omni.train.callback.TrainingCallback` subclass; its ``options`` join
+    the flags of ``omni sft``/``pt``/``rlhf`` whenever the plugin is installed, and when ``switch`` is set the run
+    builds it, merges its ``TrainingArguments`` fields and adds its transformers callbacks to the trainer of
+    whichever algorithm runs. Any number may be on in one run.
+    """
+
+
+@hookspec
+def register_benchmarks(register: Callable[[BenchmarkSpec], None]) -> None:
+    """Register benchmarks for ``omni eval`` (and evaluation during training) with `register(BenchmarkSpec(...))`.
+
+    Called when plugins load. ``impl`` names a class built with the spec's options instance whose instances
+    ``load(path)`` the rows of a local file or folder (each a dict with a ``subset``), ``prompt(row)`` a row as a
+    conversation in the messages format, and ``score(answer, row)`` the model's answer as a dict of metrics, the
+    spec's ``metric`` among them (each 0 to 1), plus optionally ``extracted``, what was read from the answer.
     """
 
 

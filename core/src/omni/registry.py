@@ -26,6 +26,8 @@ KINDS: tuple[str, ...] = (
     "engines",
     "datasets",
     "strategies",
+    "callbacks",
+    "benchmarks",
     "commands",
 )
 
@@ -275,6 +277,42 @@ class StrategySpec(Spec):
 
 
 @dataclass(frozen=True, kw_only=True)
+class CallbackSpec(Spec):
+    """Something that joins every training run when switched on. `impl` names a `omni.train.callback.TrainingCallback`.
+
+    Like a strategy, its options join the flags of ``omni sft``/``pt``/``rlhf`` whenever its plugin is installed;
+    `switch` is the option that turns it on (e.g. ``eval_benchmarks`` for ``--eval-benchmarks``). Any number may be
+    on in one run.
+    """
+
+    kind: ClassVar[str] = "callbacks"
+    switch: str
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        names = {f.name for f in dataclasses.fields(self.options)} if self.options is not None else set()
+        if self.switch not in names:
+            raise TypeError(f"callback {self.name!r}: switch {self.switch!r} is not one of its options")
+
+
+@dataclass(frozen=True, kw_only=True)
+class BenchmarkSpec(Spec):
+    """A benchmark for ``omni eval``: where its rows come from, how a row is asked, how an answer is scored.
+
+    `impl` names a class built as ``cls(options)`` with ``load(path) -> iterable of dict`` (the rows of a local file
+    or folder in `layout`; each row a dict with ``subset`` and what the class needs), ``prompt(row) -> dict`` (a row
+    in the messages format to answer) and ``score(answer, row) -> dict[str, float]`` (the metrics of one answer,
+    `metric` among them, plus optionally ``extracted``: what was read from the answer). `layout` describes the
+    files it reads (shown by ``omni list benchmarks`` and in errors); `modalities` what the model must take in.
+    """
+
+    kind: ClassVar[str] = "benchmarks"
+    layout: str
+    metric: str = "accuracy"
+    modalities: tuple[str, ...] = ("text",)
+
+
+@dataclass(frozen=True, kw_only=True)
 class CommandSpec(Spec):
     """A CLI command. `impl` names ``run(invocation) -> int | None``; `options` is its flags.
 
@@ -299,6 +337,8 @@ SPEC_TYPES: dict[str, type[Spec]] = {
         EngineSpec,
         DatasetSpec,
         StrategySpec,
+        CallbackSpec,
+        BenchmarkSpec,
         CommandSpec,
     )
 }

@@ -22,7 +22,7 @@ def register_commands(register):
             impl="omni.train.command:run",
             options=TrainOptions,
             selects=_SELECTS,
-            includes=("strategies", "datasets"),
+            includes=("strategies", "datasets", "callbacks"),
         )
     )
     register(
@@ -32,7 +32,7 @@ def register_commands(register):
             impl="omni.train.command:run",
             options=TrainOptions,
             selects=_SELECTS,
-            includes=("strategies", "datasets"),
+            includes=("strategies", "datasets", "callbacks"),
         )
     )
     register(
@@ -42,7 +42,7 @@ def register_commands(register):
             impl="omni.train.command:run",
             options=RlhfOptions,
             selects=(*_SELECTS, Selector("algo", "algorithms")),
-            includes=("strategies", "datasets"),
+            includes=("strategies", "datasets", "callbacks"),
         )
     )
 

@@ -22,6 +22,7 @@ from omni.errors import OmniError
 from omni.registry import Registry
 from omni.template.base import Template
 from omni.train import launch, outputs
+from omni.train.callback import TrainingCallback, active_callbacks
 from omni.train.options import TrainOptions
 from omni.train.parts import apply_part_freezing
 from omni.train.strategy import Strategy
@@ -74,11 +75,14 @@ class TrainingJob:
     selected: dict[str, list[Selected]] = field(default_factory=dict)
     strategy: Strategy | None = None  # the distributed strategy switched on (--deepspeed, --fsdp), if any
     extra_callbacks: list[Any] = field(default_factory=list)  # added by a program driving the job (benchmarks)
+    # Callback plugins switched on for this run (`register_callbacks`), e.g. benchmark scores at each evaluation.
+    plugin_callbacks: list[TrainingCallback] = field(default_factory=list)
 
     def training_arguments(self, *, has_eval: bool, **overrides: Any) -> Any:
         """transformers `TrainingArguments` from the options, then the tuner's fields (`Tuner.training_arguments`,
-        e.g. GaLore's optimizer), then the strategy's (`Strategy.training_arguments`, e.g. ``deepspeed``), then
-        `overrides`, which lets an algorithm add its own."""
+        e.g. GaLore's optimizer), then the strategy's (`Strategy.training_arguments`, e.g. ``deepspeed``), then the
+        callback plugins' (`TrainingCallback.training_arguments`), then `overrides`, which lets an algorithm add its
+        own."""
         from omni.train.trainer import training_arguments
 
         dtype = getattr(self.model, "dtype", None)
@@ -94,18 +98,20 @@ class TrainingJob:
         )
         # Text models use every trainable parameter in each forward; multimodal ones may leave a tower unused.
         own = {"ddp_find_unused_parameters": False} if self.model_spec is None or self.model_spec.parts is None else {}
-        fields = {**own, **from_tuner, **from_strategy, **overrides}
+        from_callbacks = {k: v for c in self.plugin_callbacks for k, v in c.training_arguments(self.options).items()}
+        fields = {**own, **from_tuner, **from_strategy, **from_callbacks, **overrides}
         return dataclasses.replace(args, **fields) if fields else args
 
     def callbacks(self) -> list[Any]:
         """The callbacks every omni run uses: throughput, logging.jsonl, the progress bar (in that order),
-        then the tuner's own (`Tuner.callbacks`, e.g. LISA's layer switching), then `extra_callbacks`, then the
-        one marking each checkpoint complete."""
+        then the tuner's own (`Tuner.callbacks`, e.g. LISA's layer switching), then the callback plugins'
+        (`TrainingCallback.trainer_callbacks`), then `extra_callbacks`, then the one marking each checkpoint complete."""
         from omni.train.progress import ProgressBarCallback, ThroughputCallback
 
         own = [ThroughputCallback(), outputs.JsonlLogCallback(self.output_dir), ProgressBarCallback()]
         # Last: a checkpoint is marked complete only after every other callback has seen it saved.
-        return [*own, *self.tuner.callbacks(), *self.extra_callbacks, outputs.CheckpointCompleteCallback()]
+        from_plugins = [c for plugin in self.plugin_callbacks for c in plugin.trainer_callbacks(self)]
+        return [*own, *self.tuner.callbacks(), *from_plugins, *self.extra_callbacks, outputs.CheckpointCompleteCallback()]
 
     def train(self, trainer: Any) -> TrainResult:
         """Train (resuming when asked), then write the final model, the loss plot and the metrics."""
@@ -121,6 +127,8 @@ class TrainingJob:
             trainer.optimizer = optimizer  # Trainer.create_optimizer keeps an optimizer that is already set
         if self.strategy is not None:
             self.strategy.prepare_trainer(trainer)
+        for plugin in self.plugin_callbacks:
+            plugin.prepare_trainer(trainer)
         resumed_at = 0
         if self.resume_from:
             log_line(f"resuming from {self.resume_from}")
@@ -144,7 +152,8 @@ class TrainingJob:
         if trainer.is_world_process_zero():
             model = trainer.accelerator.unwrap_model(trainer.model)
             saved = outputs.save_final(self.tuner, model, self.processor, self.output_dir, state_dict=state_dict)
-            plot = outputs.plot_loss(trainer.state.log_history, self.output_dir / outputs.LOSS_PLOT)
+            beside = [name for plugin in self.plugin_callbacks for name in plugin.plotted_metrics()]
+            plot = outputs.plot_loss(trainer.state.log_history, self.output_dir / outputs.LOSS_PLOT, metrics=beside)
             trainer.save_metrics("all", metrics, combined=False)
             kind = "model" if "config.json" in saved else "adapter"  # a whole model carries its config
             log_line(f"trained {step} steps; final {kind} in {self.output_dir}")
@@ -237,6 +246,7 @@ def prepare_job(invocation: Invocation, strategy: Strategy | None = None) -> Tra
         options = dataclasses.replace(options, quant_method="bnb")
     registry = invocation.registry
     transformers.set_seed(options.seed)
+    plugin_callbacks = active_callbacks(invocation)  # each checks its settings before anything loads
 
     tuner_sel = invocation.selected_one("tuner")
     if tuner_sel is None:
@@ -313,4 +323,5 @@ def prepare_job(invocation: Invocation, strategy: Strategy | None = None) -> Tra
         algorithm_options=algo.options if (algo := invocation.selected_one("algo")) else None,
         selected=invocation.selected,
         strategy=strategy,
+        plugin_callbacks=plugin_callbacks,
     )

@@ -55,6 +55,14 @@ class TrainingOptions:
     seed: int = option(42, help="seed for weight init, dropout and data order")
     logging_steps: int = option(5, help="log loss, learning rate and throughput every N steps")
     eval_steps: int | None = option(None, help="evaluate every N steps (default: at --save-steps)")
+    metric_for_best_model: str | None = option(
+        None,
+        help="an evaluation metric to track the best checkpoint by (trainer_state.json's best_model_checkpoint, kept "
+        "from rotation): loss (of --val-dataset), or one a callback plugin logs, e.g. gsm8k_accuracy",
+    )
+    greater_is_better: bool | None = option(
+        None, help="whether a larger --metric-for-best-model is better (default: false for names ending in loss)"
+    )
     save_strategy: Literal["steps", "epoch", "no"] = option("steps", help="when to write checkpoint-N directories")
     save_steps: int = option(500, help="write a checkpoint every N steps (with --save-strategy steps)")
     save_total_limit: int | None = option(2, help="keep at most N checkpoints (oldest deleted first)")

@@ -3,7 +3,7 @@
 OUTPUT_DIR/
   args.json            the resolved arguments (`model` is the base model's resolved path)
   logging.jsonl        one JSON object per log step
-  loss.png             training (and evaluation) loss against step
+  loss.png             training (and evaluation) loss against step; metrics of callback plugins beside it
   checkpoint-N/        written by the Trainer; resumable
   adapter_* | model*   the final adapter (PEFT format) or model (transformers format), with the tokenizer
 """
@@ -17,6 +17,7 @@ import re
 import shutil
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -190,18 +191,23 @@ class JsonlLogCallback(TrainerCallback):
         self._write({**record, "elapsed_s": round(now - self._start, 2), "time": round(now, 3)})
 
 
-def plot_loss(log_history: list[dict[str, Any]], path: Path) -> Path | None:
-    """Draw training and evaluation loss against step into a PNG (None when nothing was logged)."""
+def plot_loss(log_history: list[dict[str, Any]], path: Path, *, metrics: Sequence[str] = ()) -> Path | None:
+    """Draw training and evaluation loss against step into a PNG (None when nothing was logged).
+
+    `metrics`: other logged values (a benchmark's accuracy ...) drawn against step in a panel beside the loss."""
     train = [(r["step"], r["loss"]) for r in log_history if "loss" in r]
     evals = [(r["step"], r["eval_loss"]) for r in log_history if "eval_loss" in r]
-    if not train and not evals:
+    beside = {m: [(r["step"], r[m]) for r in log_history if m in r] for m in metrics}
+    beside = {m: points for m, points in beside.items() if points}
+    if not train and not evals and not beside:
         return None
     import matplotlib
 
     matplotlib.use("Agg")  # files only: no display on training machines
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7, 4))
+    fig, axes = plt.subplots(1, 2 if beside else 1, figsize=(12 if beside else 7, 4), squeeze=False)
+    ax = axes[0][0]
     for points, label, style in ((train, "train loss", "-"), (evals, "eval loss", "o--")):
         if points:
             steps, losses = zip(*points, strict=True)
@@ -210,6 +216,15 @@ def plot_loss(log_history: list[dict[str, Any]], path: Path) -> Path | None:
     ax.set_ylabel("loss")
     ax.grid(alpha=0.3)
     ax.legend()
+    if beside:
+        right = axes[0][1]
+        for name, points in beside.items():
+            steps, values = zip(*points, strict=True)
+            right.plot(steps, values, "o-", label=name)
+        right.set_xlabel("step")
+        right.set_ylabel("score")
+        right.grid(alpha=0.3)
+        right.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)

@@ -45,6 +45,8 @@ def training_arguments(
         logging_first_step=True,
         eval_strategy="steps" if has_eval else "no",
         eval_steps=eval_steps if has_eval else None,
+        metric_for_best_model=options.metric_for_best_model,
+        greater_is_better=options.greater_is_better,
         save_strategy=options.save_strategy,
         save_steps=options.save_steps,
         save_total_limit=options.save_total_limit,
