@@ -53,7 +53,7 @@ def test_specs_and_template_resolution():
     registry = load_plugins({"OMNI_PLUGINS": "llama"}).registry
     smollm2 = registry.get("models", "smollm2").spec
     assert smollm2.matches_hub_id("HuggingFaceTB/SmolLM2-135M-Instruct")
-    assert smollm2.impl == "omni.models.loader:load_pretrained"
+    assert smollm2.impl == "omni.api:load_pretrained"
     assert "q_proj" in smollm2.lora_targets and "down_proj" in smollm2.lora_targets
     assert isinstance(
         get_template(None, build_tokenizer("smollm2"), model_spec=smollm2, registry=registry), SmolLM2Template

@@ -80,7 +80,7 @@ def test_specs_resolve_their_templates():
         ("qwen2.5", "Qwen2ForCausalLM", Qwen25Template),
     ):
         spec = registry.get("models", model).spec
-        assert architecture in spec.architectures and spec.impl == "omni.models.loader:load_pretrained"
+        assert architecture in spec.architectures and spec.impl == "omni.api:load_pretrained"
         assert type(get_template(None, tokenizer, model_spec=spec, registry=registry)) is template
     assert registry.get("models", "qwen3").spec.matches_hub_id("Qwen/Qwen3-0.6B")
     assert registry.get("models", "qwen3").spec.lora_targets[-1] == "down_proj"

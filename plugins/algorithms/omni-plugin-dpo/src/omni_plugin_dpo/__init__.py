@@ -5,8 +5,7 @@ Registering imports nothing heavy: TRL loads when a run starts.
 
 from __future__ import annotations
 
-from omni import hookimpl
-from omni.registry import AlgorithmSpec
+from omni.api import AlgorithmSpec, hookimpl
 
 from omni_plugin_dpo.methods import METHODS
 

@@ -8,9 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from omni.data.rows import Row
-from omni.errors import DataError
-from omni.template.base import Template
+from omni.api import DataError, Row, Template
 
 Feature = dict[str, Any]
 # What TRL's own collators read; anything else in a feature is a modality tensor or position ids.

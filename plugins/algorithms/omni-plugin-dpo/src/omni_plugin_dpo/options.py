@@ -6,7 +6,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-from omni.options import option
+from omni.api import option
 
 
 @dataclass

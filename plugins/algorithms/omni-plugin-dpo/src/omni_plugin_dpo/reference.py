@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from omni.train.job import TrainingJob, log_line
+from omni.api import TrainingJob, log_line
 from transformers import TrainerCallback
 
 REF_ADAPTER = "ref"  # the name TRL gives its frozen copy of a pre-existing adapter
@@ -15,7 +15,7 @@ def reference_model(job: TrainingJob, path: str | None) -> Any:
     """`--ref-model` loaded with omni's loader; None when the policy is a PEFT model (TRL computes the
     reference from the same weights, so no second copy is held); else a fresh copy of the base model."""
     from accelerate.utils import is_peft_model
-    from omni.models.loader import load_model
+    from omni.api import load_model
 
     if path is None and is_peft_model(job.model):
         return None

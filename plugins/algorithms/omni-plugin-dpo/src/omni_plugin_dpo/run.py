@@ -5,9 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from omni.errors import OmniError
-from omni.registry import import_ref
-from omni.train.job import TrainingJob, TrainResult, log_line
+from omni.api import OmniError, TrainingJob, TrainResult, import_ref, log_line
 
 from omni_plugin_dpo.encoding import TOKEN_KEYS, encode_preference_rows, has_media
 from omni_plugin_dpo.methods import BY_OPTIONS, Method

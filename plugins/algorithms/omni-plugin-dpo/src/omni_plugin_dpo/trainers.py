@@ -18,9 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-from omni.registry import import_ref
-from omni.template.base import IGNORE_INDEX
-from omni.train.collators import merge_extras
+from omni.api import IGNORE_INDEX, import_ref, merge_extras
 
 from omni_plugin_dpo.encoding import TOKEN_KEYS, has_media
 

@@ -5,8 +5,7 @@ Registering imports nothing heavy: TRL, torch and math-verify load when a run st
 
 from __future__ import annotations
 
-from omni import hookimpl
-from omni.registry import AlgorithmSpec, RewardSpec
+from omni.api import AlgorithmSpec, RewardSpec, hookimpl
 
 from omni_plugin_grpo.algorithms import ALGORITHMS
 from omni_plugin_grpo.options import REWARD_SELECTOR

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from omni.encoders.sources import MediaContext
+from omni.api import MediaContext
 
 from omni_plugin_grpo.rewards.resolve import WeightedReward
 from omni_plugin_grpo.rewards.user_file import is_file_reference

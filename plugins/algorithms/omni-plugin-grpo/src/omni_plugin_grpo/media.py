@@ -14,8 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import torch
-from omni.template.base import Template
-from omni.train.collators import merge_extras
+from omni.api import Template, merge_extras
 
 MEDIA = "omni_media"  # the generation batch's per-sample media (a list, which TRL shuffles and splits in step)
 

@@ -12,8 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from omni.options import option
-from omni.registry import Selector
+from omni.api import Selector, option
 
 from omni_plugin_grpo.rewards.options import CosineOptions, GrpoRewardOptions, SoftOverlongOptions
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from omni.train.progress import ProgressBarCallback
+from omni.api import ProgressBarCallback
 from transformers import TrainerCallback
 
 

@@ -13,10 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from omni.errors import OmniError
-from omni.infer.engine import Engine, GenerationConfig, InferRequest
-from omni.template.base import Template
-from omni.train.job import TrainingJob, log_line
+from omni.api import Engine, GenerationConfig, InferRequest, OmniError, Template, TrainingJob, log_line
 
 from omni_plugin_grpo.options import GrpoOptions
 
@@ -54,7 +51,7 @@ def build_engine(job: TrainingJob, options: GrpoOptions, longest_prompt: int) ->
     from the registry with the run's model path and flags, and follow the training weights by `load_weights`."""
     name = options.rollout_engine
     if name == "pt":
-        from omni.infer.pt_engine import PtEngine
+        from omni.api import PtEngine
 
         return PtEngine.from_model(job.model, job.tokenizer, job.template)
     registration = job.registry.get("engines", name)

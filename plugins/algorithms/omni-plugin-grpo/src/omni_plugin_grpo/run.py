@@ -6,8 +6,7 @@ import dataclasses
 import math
 from typing import Any
 
-from omni.errors import OmniError
-from omni.train.job import TrainingJob, TrainResult, log_line
+from omni.api import OmniError, TrainingJob, TrainResult, log_line
 
 from omni_plugin_grpo.algorithms import BY_OPTIONS, Algorithm
 from omni_plugin_grpo.columns import ROW_INDEX, RowColumnsReward, reward_labels

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from omni.infer.engine import Engine
+from omni.api import Engine
 from transformers import TrainerCallback
 from trl import GRPOTrainer
 

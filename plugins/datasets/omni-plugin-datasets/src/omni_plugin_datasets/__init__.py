@@ -7,9 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from omni import hookimpl
-from omni.options import option
-from omni.registry import DatasetSpec
+from omni.api import DatasetSpec, hookimpl, option
 
 from omni_plugin_datasets.hub import HUB_ID_PATTERN
 

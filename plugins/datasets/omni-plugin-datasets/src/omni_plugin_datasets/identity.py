@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from omni.errors import OmniError
+from omni.api import OmniError
 
 from omni_plugin_datasets import IdentityOptions
 

@@ -6,8 +6,7 @@ checkpoints load through omni-core's generic transformers loader.
 
 from __future__ import annotations
 
-from omni import hookimpl
-from omni.registry import ModelSpec, TemplateSpec
+from omni.api import ModelSpec, TemplateSpec, hookimpl
 
 OMNI_PLUGIN_API = 1
 
@@ -20,7 +19,7 @@ def register_models(register):
         ModelSpec(
             name="llama",
             description="Llama 3.x (and other LlamaForCausalLM checkpoints)",
-            impl="omni.models.loader:load_pretrained",
+            impl="omni.api:load_pretrained",
             architectures=("LlamaForCausalLM",),
             model_types=("llama",),
             hub_ids=("meta-llama/Llama-3*", "meta-llama/Meta-Llama-3*"),
@@ -34,7 +33,7 @@ def register_models(register):
         ModelSpec(
             name="smollm2",
             description="SmolLM2 instruct models (Llama architecture, ChatML turns)",
-            impl="omni.models.loader:load_pretrained",
+            impl="omni.api:load_pretrained",
             hub_ids=("HuggingFaceTB/SmolLM2-*",),
             template="smollm2",
             lora_targets=LORA_TARGETS,

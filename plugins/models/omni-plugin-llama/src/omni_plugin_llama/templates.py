@@ -5,8 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from omni.template.chatml import ChatMLTemplate
-from omni.template.pieces import Piece, PieceTemplate
+from omni.api import ChatMLTemplate, Piece, PieceTemplate
 
 BOS, EOT = "<|begin_of_text|>", "<|eot_id|>"
 

@@ -5,8 +5,7 @@ Registering imports nothing heavy: the loader and template load on use.
 
 from __future__ import annotations
 
-from omni import hookimpl
-from omni.registry import ModelParts, ModelSpec, TemplateSpec
+from omni.api import ModelParts, ModelSpec, TemplateSpec, hookimpl
 
 OMNI_PLUGIN_API = 1
 

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from omni.models.loader import pretrained_kwargs
-from omni.models.options import LoadOptions, ModelOptions
+from omni.api import LoadOptions, ModelOptions, pretrained_kwargs
 
 
 def load(path_or_id: str, *, model_options: ModelOptions, load_options: LoadOptions) -> tuple[Any, Any]:

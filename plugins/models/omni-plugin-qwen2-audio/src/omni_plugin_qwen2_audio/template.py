@@ -13,11 +13,18 @@ import re
 from typing import Any
 
 import numpy as np
-from omni.data.convert import MEDIA_TAG, media_tags, tagged_row
-from omni.data.rows import row_error, with_origin
-from omni.encoders.audio import load_audio
-from omni.encoders.sources import MediaContext
-from omni.template.base import Encoded, RowTooLongError, TemplateOptions
+from omni.api import (
+    MEDIA_TAG,
+    Encoded,
+    MediaContext,
+    RowTooLongError,
+    TemplateOptions,
+    load_audio,
+    media_tags,
+    row_error,
+    tagged_row,
+    with_origin,
+)
 from omni_plugin_qwen3.templates import Qwen25Template
 
 

@@ -6,8 +6,7 @@ writes the spoken answer. Registering imports nothing heavy: the loader, process
 
 from __future__ import annotations
 
-from omni import hookimpl
-from omni.registry import ModelParts, ModelSpec, TemplateSpec
+from omni.api import ModelParts, ModelSpec, TemplateSpec, hookimpl
 
 OMNI_PLUGIN_API = 1
 

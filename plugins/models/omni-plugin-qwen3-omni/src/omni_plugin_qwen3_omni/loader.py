@@ -14,8 +14,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from omni.models.loader import pretrained_kwargs
-from omni.models.options import LoadOptions, ModelOptions
+from omni.api import LoadOptions, ModelOptions, pretrained_kwargs
 
 from omni_plugin_qwen3_omni.processor import Qwen3OmniProcessor
 

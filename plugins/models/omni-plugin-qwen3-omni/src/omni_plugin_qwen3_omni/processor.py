@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from omni.encoders.video import Video
+from omni.api import Video
 from PIL import Image
 
 VIDEO_CONFIG = "video_preprocessor_config.json"

@@ -14,14 +14,23 @@ from typing import Any
 
 import numpy as np
 import torch
-from omni.data.convert import MEDIA_TAG, media_tags, tagged_row
-from omni.data.rows import row_error, with_origin
-from omni.encoders.audio import load_audio
-from omni.encoders.image import load_image
-from omni.encoders.sources import MediaContext
-from omni.encoders.video import DEFAULT_FPS, DEFAULT_MAX_FRAMES, load_video
-from omni.template.base import Encoded, RowTooLongError, TemplateOptions
-from omni.template.chatml import ChatMLTemplate
+from omni.api import (
+    DEFAULT_FPS,
+    DEFAULT_MAX_FRAMES,
+    MEDIA_TAG,
+    ChatMLTemplate,
+    Encoded,
+    MediaContext,
+    RowTooLongError,
+    TemplateOptions,
+    load_audio,
+    load_image,
+    load_video,
+    media_tags,
+    row_error,
+    tagged_row,
+    with_origin,
+)
 from omni_plugin_qwen3.templates import EMPTY_THINK, Qwen3Template
 
 from omni_plugin_qwen3_omni.processor import MediaTensors, Qwen3OmniProcessor

@@ -6,14 +6,13 @@ checkpoints load through omni-core's generic transformers loader.
 
 from __future__ import annotations
 
-from omni import hookimpl
-from omni.registry import ModelSpec, TemplateSpec
+from omni.api import ModelSpec, TemplateSpec, hookimpl
 
 OMNI_PLUGIN_API = 1
 
 ATTENTION = ("q_proj", "k_proj", "v_proj", "o_proj")
 DENSE_LORA_TARGETS = (*ATTENTION, "gate_proj", "up_proj", "down_proj")
-LOADER = "omni.models.loader:load_pretrained"
+LOADER = "omni.api:load_pretrained"
 
 
 @hookimpl

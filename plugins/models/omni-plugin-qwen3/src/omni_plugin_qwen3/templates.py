@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from omni.template.chatml import IM_END, IM_START, ChatMLTemplate, answer_turn
-from omni.template.pieces import Piece
+from omni.api import IM_END, IM_START, ChatMLTemplate, Piece, answer_turn
 
 EMPTY_THINK = "<think>\n\n</think>\n\n"
 

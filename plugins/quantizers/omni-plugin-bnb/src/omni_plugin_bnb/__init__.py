@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from omni import hookimpl
-from omni.registry import QuantizerSpec
+from omni.api import QuantizerSpec, hookimpl
 
 from omni_plugin_bnb.options import BnbOptions
 

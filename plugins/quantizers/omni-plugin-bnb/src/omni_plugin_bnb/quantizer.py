@@ -5,8 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from omni.errors import OmniError
-from omni.train.quantizer import Quantizer
+from omni.api import OmniError, Quantizer
 from peft import prepare_model_for_kbit_training
 from transformers import BitsAndBytesConfig
 

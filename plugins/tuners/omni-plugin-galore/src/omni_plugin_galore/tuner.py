@@ -20,9 +20,7 @@ from typing import Any
 
 import torch
 from galore_torch.galore_projector import GaLoreProjector
-from omni.errors import OmniError
-from omni.train.job import log_line
-from omni.train.tuners import FullTuner
+from omni.api import FullTuner, OmniError, log_line
 from q_galore_torch.q_galore_projector import GaLoreProjector as QGaLoreProjector
 from transformers import TrainerCallback
 from transformers.trainer_utils import check_target_module_exists

@@ -5,8 +5,7 @@ Registering imports nothing heavy: the tuner class lives in `omni_plugin_lisa.tu
 
 from __future__ import annotations
 
-from omni import hookimpl
-from omni.registry import TunerSpec
+from omni.api import TunerSpec, hookimpl
 
 from omni_plugin_lisa.options import LisaOptions
 

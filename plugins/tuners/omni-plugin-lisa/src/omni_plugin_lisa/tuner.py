@@ -17,9 +17,7 @@ import random
 from typing import Any
 
 import torch
-from omni.errors import OmniError
-from omni.train.job import log_line
-from omni.train.tuners import FullTuner
+from omni.api import FullTuner, OmniError, log_line
 from transformers import TrainerCallback
 
 from omni_plugin_lisa.options import LisaOptions

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from omni.options import option
+from omni.api import option
 
 
 @dataclass

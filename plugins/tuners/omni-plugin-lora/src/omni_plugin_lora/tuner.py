@@ -7,8 +7,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from omni.errors import OmniError
-from omni.train.tuner import Tuner
+from omni.api import OmniError, Tuner
 from peft import LoraConfig, PeftModel, get_peft_model
 
 from omni_plugin_lora.options import LoraOptions

@@ -23,9 +23,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import torch
-from omni.errors import OmniError
-from omni.template.base import IGNORE_INDEX
-from omni.train.trainer import current_labels
+from omni.api import IGNORE_INDEX, OmniError, current_labels
 from torch import nn
 from transformers.activations import ACT2FN
 

@@ -6,8 +6,7 @@ import json
 import re
 from dataclasses import dataclass
 
-from omni.errors import OmniError
-from omni.options import option
+from omni.api import OmniError, option
 
 # --reft-intervention-type spellings -> the method. ms-swift/pyreft use the class names.
 INTERVENTION_TYPES = {

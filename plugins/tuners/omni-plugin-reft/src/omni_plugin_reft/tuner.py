@@ -6,9 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from omni.errors import OmniError
-from omni.models.atomic import atomic_text_file
-from omni.train.tuner import Tuner
+from omni.api import OmniError, Tuner, atomic_text_file
 from safetensors.torch import load_file, save_file
 
 from omni_plugin_reft.interventions import (

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from omni.errors import OmniError
+from omni.api import OmniError
 
 from omni_plugin_grpo.rewards.inputs import Completion, completion_text
 from omni_plugin_grpo.rewards.options import FormatOptions

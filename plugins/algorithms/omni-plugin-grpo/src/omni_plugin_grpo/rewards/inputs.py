@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from omni.errors import OmniError
+from omni.api import OmniError
 
 Completion = str | list[dict[str, Any]]
 

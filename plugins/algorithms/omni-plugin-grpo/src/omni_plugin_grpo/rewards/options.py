@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from omni.options import option
+from omni.api import option
 
 # The DeepSeek-R1 / ms-swift reasoning format: a think block, then an answer block, nothing else.
 THINK_ANSWER_PATTERN = r"<think>.*?</think>\s*<answer>.*?</answer>"

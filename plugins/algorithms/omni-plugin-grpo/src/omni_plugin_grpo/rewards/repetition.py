@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from omni.errors import OmniError
+from omni.api import OmniError
 
 from omni_plugin_grpo.rewards.inputs import Completion, completion_text
 from omni_plugin_grpo.rewards.options import RepetitionOptions

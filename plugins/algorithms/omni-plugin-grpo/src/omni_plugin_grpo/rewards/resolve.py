@@ -13,8 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from omni.errors import OmniError
-from omni.registry import Registry
+from omni.api import OmniError, Registry
 
 from omni_plugin_grpo.rewards.user_file import is_file_reference, load_from_file
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from omni.errors import OmniError
+from omni.api import OmniError
 
 
 def is_file_reference(ref: str) -> bool:

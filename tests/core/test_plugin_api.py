@@ -1,0 +1,151 @@
+"""The public plugin API: `omni.api` is light, documented, and the only part of omni plugins here use."""
+
+from __future__ import annotations
+
+import ast
+import inspect
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import omni.api
+
+REPO = Path(__file__).resolve().parents[2]
+PLUGINS = REPO / "plugins"
+HEAVY = ("torch", "transformers", "peft", "trl", "datasets", "accelerate", "vllm", "deepspeed", "bitsandbytes")
+
+# Distributions not moved onto omni.api yet. Their owners empty this set as they move them; the test fails
+# once one of them imports only omni.api, so that it is taken out of here.
+PENDING = {
+    "omni-plugin-vllm",
+    "omni-plugin-sglang",
+    "omni-plugin-lmdeploy",
+    "omni-plugin-deepspeed",
+}
+
+# An `impl` (or other) string naming omni code: "omni.module:attr".
+OMNI_REFERENCE = re.compile(r"omni(\.\w+)*:[\w.]+")
+
+
+def distribution_of(path: Path) -> str:
+    return path.relative_to(PLUGINS).parts[1]
+
+
+def _allowed(module: str, in_tests: bool) -> bool:
+    if module == "omni.api":
+        return True
+    return in_tests and (module == "omni.testing" or module.startswith("omni.testing."))
+
+
+def boundary_violations(path: Path, plugins: Path = PLUGINS) -> list[str]:
+    """`file:line: ...` for every import of omni other than `omni.api` (and `omni.testing` in tests), and every
+    `"omni.module:attr"` reference outside `omni.api`, in one file under the `plugins` folder."""
+    in_tests = "tests" in path.relative_to(plugins).parts
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    where = path.relative_to(plugins.parent)
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            modules = [node.module] if node.module.split(".")[0] == "omni" else []
+        elif isinstance(node, ast.Import):
+            modules = [alias.name for alias in node.names if alias.name.split(".")[0] == "omni"]
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str) and OMNI_REFERENCE.fullmatch(node.value):
+            module = node.value.split(":")[0]
+            if module != "omni.api":
+                found.append(f"{where}:{node.lineno}: refers to {node.value!r}; name it through omni.api")
+            continue
+        else:
+            continue
+        for module in modules:
+            if not _allowed(module, in_tests):
+                found.append(f"{where}:{node.lineno}: imports {module}; plugins import only omni.api")
+    return found
+
+
+def plugin_sources() -> dict[str, list[Path]]:
+    by_distribution: dict[str, list[Path]] = {}
+    for path in sorted(PLUGINS.glob("*/*/**/*.py")):
+        by_distribution.setdefault(distribution_of(path), []).append(path)
+    return by_distribution
+
+
+def test_plugins_import_only_the_public_api():
+    sources = plugin_sources()
+    assert len(sources) >= 15, sorted(sources)
+    violations = [
+        v for dist, paths in sources.items() if dist not in PENDING for p in paths for v in boundary_violations(p)
+    ]
+    assert not violations, "\n".join(violations)
+
+
+def test_pending_distributions_still_need_moving():
+    sources = plugin_sources()
+    moved = [dist for dist in PENDING if not any(boundary_violations(p) for p in sources.get(dist, []))]
+    assert not moved, f"{moved} import only omni.api now (or are gone): take them out of PENDING"
+
+
+def test_the_check_names_file_and_line(tmp_path):
+    plugins = tmp_path / "plugins"
+    entry = plugins / "models" / "omni-plugin-acme" / "src" / "omni_plugin_acme" / "__init__.py"
+    entry.parent.mkdir(parents=True)
+    entry.write_text(
+        'from omni.api import hookimpl\nfrom omni.registry import ModelSpec\nLOADER = "omni.models.loader:load"\n'
+    )
+    test = plugins / "models" / "omni-plugin-acme" / "tests" / "test_acme.py"
+    test.parent.mkdir(parents=True)
+    test.write_text("from omni.testing import build_tiny\nimport omni.cli.main\n")
+    where = "plugins/models/omni-plugin-acme"
+    assert boundary_violations(entry, plugins) == [
+        f"{where}/src/omni_plugin_acme/__init__.py:2: imports omni.registry; plugins import only omni.api",
+        f"{where}/src/omni_plugin_acme/__init__.py:3: refers to 'omni.models.loader:load'; name it through omni.api",
+    ]
+    assert boundary_violations(test, plugins) == [
+        f"{where}/tests/test_acme.py:2: imports omni.cli.main; plugins import only omni.api"
+    ]
+
+
+def test_every_exported_name_resolves_and_is_documented():
+    undocumented = []
+    for name in omni.api.__all__:
+        value = getattr(omni.api, name)
+        if inspect.isclass(value) or inspect.isfunction(value):
+            own = value.__dict__.get("__doc__") if inspect.isclass(value) else value.__doc__
+            # dataclasses write a signature as the docstring of a class that has none
+            if not (own or "").strip() or own.startswith(f"{value.__name__}("):
+                undocumented.append(name)
+        elif not callable(value):
+            assert re.search(rf"`{name}`", omni.api.__doc__ or ""), f"omni.api's docstring does not describe {name}"
+    assert undocumented == UNDOCUMENTED_IN_FILES_OWNED_ELSEWHERE
+
+
+# omni/infer/engine.py is being reworked by its owner; its records get docstrings there.
+UNDOCUMENTED_IN_FILES_OWNED_ELSEWHERE = ["InferResponse", "Choice", "GenerationConfig"]
+
+
+def test_api_version_carries_the_plugin_api_major():
+    major, minor = omni.api.API_VERSION.split(".")
+    assert int(major) == omni.api.PLUGIN_API_VERSION and int(minor) >= 0
+
+
+def test_importing_the_api_stays_light():
+    probe = (
+        "import json, sys\n"
+        "before = set(sys.modules)\n"
+        "import omni.api\n"
+        f"print(json.dumps(sorted(m for m in {HEAVY!r} if m in sys.modules)))\n"
+        "print(json.dumps(sorted(m for m in set(sys.modules) - before if m.startswith('omni.'))))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True)
+    heavy_line, omni_line = result.stdout.splitlines()
+    assert json.loads(heavy_line) == []
+    # Only the modules a plugin's entry module needs: no models, templates, training or inference code yet.
+    assert not {m for m in json.loads(omni_line) if m.split(".")[1] in ("train", "infer", "models", "template")}
+
+
+def test_lazy_names_resolve_to_their_implementations():
+    from omni.train.tuner import Tuner
+
+    assert omni.api.Tuner is Tuner
+    assert omni.api.import_ref("omni.api:Tuner") is Tuner
