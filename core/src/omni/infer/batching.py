@@ -30,7 +30,7 @@ from transformers import StoppingCriteria
 from transformers.generation.streamers import BaseStreamer
 
 from omni.errors import OmniError
-from omni.infer.engine import InferRequest, InferResponse, StreamDelta
+from omni.infer.engine import InferRequest, InferResponse, StreamDelta, TokenLogprob
 from omni.infer.stops import StopStringFilter
 
 _MEDIA_COLUMNS = ("images", "audios", "videos")
@@ -90,7 +90,15 @@ class _ChoiceText:
         self.decoded = ""
         self.sent = ""
         self.done = False
+        self.logprobs: list[TokenLogprob] = []  # the tokens' log-probabilities not sent yet
+        self.logprobs_sent = 0
         self._stops = StopStringFilter(stops)
+
+    def take_logprobs(self) -> tuple[TokenLogprob, ...]:
+        """The log-probabilities gathered since the last call, to go with the next delta."""
+        taken, self.logprobs = tuple(self.logprobs), []
+        self.logprobs_sent += len(taken)
+        return taken
 
     def advance(self, text: str) -> str:
         """Take the row's whole decoded text so far; return the part that can be shown now."""
@@ -134,9 +142,11 @@ class _StreamSink:
         always add up to the response's text.
         """
         for index, choice in enumerate(response.choices):
-            sent = self.choices[index].sent if index in self.choices else ""
+            streamed = self.choices.get(index)
+            sent = streamed.sent if streamed is not None else ""
             rest = choice.text[len(sent) :] if choice.text.startswith(sent) else ""
-            self.send(StreamDelta(text=rest, index=index, finish_reason=choice.finish_reason))
+            logprobs = tuple(choice.token_logprobs()[streamed.logprobs_sent if streamed is not None else 0 :])
+            self.send(StreamDelta(text=rest, index=index, finish_reason=choice.finish_reason, logprobs=logprobs))
         self.send(response)
 
 
@@ -154,6 +164,8 @@ class BatchStreamer(BaseStreamer):
         self.end_token_ids = set(end_token_ids)
         self.sinks = list(sinks)
         self._rows: list[tuple[_StreamSink, int, _ChoiceText] | None] | None = None
+        # Set by the engine when the streamed requests want log-probabilities: each step's, before `put`.
+        self.step_logprobs: Any = None
 
     def put(self, value: Any) -> None:
         """Take the prompt (first call) or one decoding step's tokens, one per row."""
@@ -161,13 +173,17 @@ class BatchStreamer(BaseStreamer):
             self._rows = self._assign_rows(value.shape[0])
             return
         live = []
-        for row, token in zip(self._rows, value.reshape(-1).tolist(), strict=True):
+        tokens = value.reshape(-1)
+        logprobs = self.step_logprobs.entries(tokens) if self.step_logprobs is not None else None
+        for position, (row, token) in enumerate(zip(self._rows, tokens.tolist(), strict=True)):
             if row is None or row[2].done or row[0].abandoned:
                 continue
             if token in self.end_token_ids:
                 row[2].done = True
                 continue
             row[2].tokens.append(token)
+            if logprobs is not None:
+                row[2].logprobs.append(logprobs[position])
             live.append(row)
         if not live:
             return
@@ -177,7 +193,7 @@ class BatchStreamer(BaseStreamer):
         for (sink, index, text), decoded in zip(live, texts, strict=True):
             delta = text.advance(decoded)
             if delta:
-                sink.send(StreamDelta(text=delta, index=index))
+                sink.send(StreamDelta(text=delta, index=index, logprobs=text.take_logprobs()))
 
     def end(self) -> None:
         """Nothing to flush: the scheduler finishes each stream from the batch's responses."""

@@ -9,6 +9,12 @@ from typing import Any
 # Temperatures below this decode greedily, as in vLLM: dividing logits by them would overflow.
 MIN_SAMPLING_TEMPERATURE = 1e-5
 
+# Optional request features an engine names in `Engine.features` when it implements them; a server refuses a
+# request that needs one its engine lacks (a 400 naming the parameter).
+PROMPT_IDS = "prompt_ids"  # `InferRequest.prompt_ids`: a prompt given as token ids
+TOP_LOGPROBS = "top_logprobs"  # `GenerationConfig.top_logprobs` above 0: the most likely tokens at each step
+SCORING = "scoring"  # `GenerationConfig.prompt_logprobs`, and `max_new_tokens` 0 (score the prompt only)
+
 
 @dataclass
 class GenerationConfig:
@@ -20,7 +26,11 @@ class GenerationConfig:
     seed: int | None = None
     stop: list[str] = field(default_factory=list)
     n: int = 1
-    logprobs: bool = False
+    logprobs: bool = False  # the chosen tokens' log-probabilities (`Choice.logprobs`)
+    top_logprobs: int = 0  # with logprobs: this many most likely tokens per step too (`Choice.top_logprobs`)
+    # The prompt tokens' log-probabilities and this many most likely tokens at each position
+    # (`InferResponse.prompt_logprobs`); None: not computed.
+    prompt_logprobs: int | None = None
 
     @property
     def sampling(self) -> bool:
@@ -33,13 +43,26 @@ class InferRequest:
     """One conversation to continue. `row` is in the messages format (images/audios/videos included).
 
     With `prompt` set, that text is continued as it is, without the chat template, and `row` is unused
-    (OpenAI's `/v1/completions`).
+    (OpenAI's `/v1/completions`); with `prompt_ids` set, those token ids are (engines that list `PROMPT_IDS`
+    in their `features`).
     """
 
     row: dict[str, Any] = field(default_factory=dict)
     generation: GenerationConfig = field(default_factory=GenerationConfig)
     adapter: str | None = None  # name of a loaded adapter; None means the base model
     prompt: str | None = None
+    prompt_ids: list[int] | None = None
+
+
+@dataclass(frozen=True)
+class TokenLogprob:
+    """One position's token with its log-probability, its rank (1: the most likely) when known, and the
+    most likely tokens there with theirs, most likely first."""
+
+    token_id: int
+    logprob: float
+    top: dict[int, float] = field(default_factory=dict)
+    rank: int | None = None
 
 
 @dataclass
@@ -48,15 +71,27 @@ class Choice:
     finish_reason: str  # "stop" or "length"
     token_ids: list[int] = field(default_factory=list)
     logprobs: list[float] | None = None
+    # With `GenerationConfig.top_logprobs`: per token, the most likely tokens' log-probabilities, most likely first.
+    top_logprobs: list[dict[int, float]] | None = None
+
+    def token_logprobs(self) -> list[TokenLogprob]:
+        """The generated tokens with their log-probabilities (and top alternatives); empty without logprobs."""
+        tops = self.top_logprobs or [{}] * len(self.logprobs or [])
+        return [TokenLogprob(t, lp, top) for t, lp, top in zip(self.token_ids, self.logprobs or [], tops, strict=False)]
 
 
 @dataclass(frozen=True)
 class StreamDelta:
-    """New text of one choice while it is generated; its last delta carries the `finish_reason`."""
+    """New text of one choice while it is generated; its last delta carries the `finish_reason`.
+
+    With `GenerationConfig.logprobs`, `logprobs` holds the tokens generated since the previous delta (a delta
+    may hold tokens whose text comes later); a choice's deltas add up to its tokens.
+    """
 
     text: str
     index: int = 0  # which choice (of a request's n)
     finish_reason: str | None = None
+    logprobs: tuple[TokenLogprob, ...] = ()
 
 
 @dataclass
@@ -64,6 +99,10 @@ class InferResponse:
     choices: list[Choice]
     prompt_tokens: int
     completion_tokens: int
+    # With `GenerationConfig.prompt_logprobs`: the prompt's ids, and per position its `TokenLogprob` (None for
+    # the first, which nothing predicts).
+    prompt_token_ids: list[int] | None = None
+    prompt_logprobs: list[TokenLogprob | None] | None = None
 
 
 class Engine:
@@ -82,6 +121,8 @@ class Engine:
     max_model_len: int | None = None
     # What the model takes in ("text", "image", "audio", "video"); None when the engine does not say.
     modalities: tuple[str, ...] | None = None
+    # The optional request features it implements (`PROMPT_IDS`, `TOP_LOGPROBS`, `SCORING`).
+    features: frozenset[str] = frozenset()
 
     def __init__(
         self,
@@ -120,6 +161,11 @@ class Engine:
         What `serve` streams: the deltas of a choice add up to its text in the response, its last delta
         carries its finish reason, and the response carries the token counts.
         """
+        raise NotImplementedError
+
+    def prompt_token_ids(self, request: InferRequest) -> list[int]:
+        """The token ids the engine would continue for `request` (its template's for a conversation), without
+        generating; what a server's ``/tokenize`` answers."""
         raise NotImplementedError
 
     def load_weights(self, model: Any) -> None:

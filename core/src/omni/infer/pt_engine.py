@@ -15,12 +15,23 @@ from collections.abc import AsyncIterator, Hashable, Iterator, Sequence
 from typing import Any
 
 import torch
-from transformers import StoppingCriteria, StopStringCriteria, TextIteratorStreamer
+from transformers import LogitsProcessor, StoppingCriteria, StopStringCriteria, TextIteratorStreamer
 
 from omni.errors import OmniError
 from omni.infer.adapters import AdapterSet
 from omni.infer.batching import AbandonedRows, BatchScheduler, BatchStreamer, batch_key
-from omni.infer.engine import Choice, Engine, GenerationConfig, InferRequest, InferResponse, StreamDelta
+from omni.infer.engine import (
+    PROMPT_IDS,
+    SCORING,
+    TOP_LOGPROBS,
+    Choice,
+    Engine,
+    GenerationConfig,
+    InferRequest,
+    InferResponse,
+    StreamDelta,
+    TokenLogprob,
+)
 from omni.infer.limits import check_prompt_length
 from omni.infer.options import PtEngineOptions
 from omni.infer.stops import StopStringFilter, cut_at_stop
@@ -38,6 +49,7 @@ class PtEngine(Engine):
     """Generation with transformers on one model, with named adapters switched per request."""
 
     options_class = PtEngineOptions
+    features = frozenset({PROMPT_IDS, TOP_LOGPROBS, SCORING})
 
     def __init__(self, model: str, **flags: Any) -> None:
         super().__init__(model, **flags)
@@ -187,18 +199,26 @@ class PtEngine(Engine):
         self.adapters.activate(self.model, requests[0].adapter)
         return self._generate_prompts([self._encode(r) for r in requests], config, streamer, stopping)
 
-    def _encode(self, request: InferRequest) -> Encoded:
-        """Prompt ids: the chat template's for a conversation, the tokenizer's for a plain-text prompt.
+    def prompt_token_ids(self, request: InferRequest) -> list[int]:
+        """The prompt ids `request` is continued from (the chat template's for a conversation)."""
+        return list(self._encode(request, check_length=False).input_ids)
+
+    def _encode(self, request: InferRequest, *, check_length: bool = True) -> Encoded:
+        """Prompt ids: the chat template's for a conversation, the tokenizer's for a plain-text prompt, or the
+        request's own.
 
         Raises `PromptTooLong` for a prompt over ``--max-length`` or one that leaves the model's context no
         room for an answer, and for an empty one.
         """
-        if request.prompt is None:
-            encoded = self.template.encode_prompt(request.row)
-        else:
+        if request.prompt_ids is not None:
+            encoded = Encoded(list(request.prompt_ids), [IGNORE_INDEX] * len(request.prompt_ids))
+        elif request.prompt is not None:
             ids = self.tokenizer(request.prompt)["input_ids"]
             encoded = Encoded(ids, [IGNORE_INDEX] * len(ids))
-        check_prompt_length(len(encoded), self.template.options.max_length, self.max_model_len)
+        else:
+            encoded = self.template.encode_prompt(request.row)
+        if check_length:
+            check_prompt_length(len(encoded), self.template.options.max_length, self.max_model_len)
         return encoded
 
     def _generate_prompts(
@@ -208,6 +228,13 @@ class PtEngine(Engine):
         streamer: BatchStreamer | None = None,
         stopping: Sequence[StoppingCriteria] = (),
     ) -> list[InferResponse]:
+        scored = self._prompt_logprobs(prompts, config.prompt_logprobs) if config.prompt_logprobs is not None else None
+        if config.max_new_tokens == 0:  # scoring only
+            empty = Choice("", "length", [], [] if config.logprobs else None, [] if config.top_logprobs else None)
+            return [
+                InferResponse([empty] * config.n, len(p), 0, list(p.input_ids), scores)
+                for p, scores in zip(prompts, scored or [None] * len(prompts), strict=True)
+            ]
         inputs = self._model_inputs(prompts)
         width = inputs["input_ids"].shape[1]
         if self.max_model_len is not None and width + config.max_new_tokens > self.max_model_len:
@@ -217,23 +244,52 @@ class PtEngine(Engine):
         generation_config = self._hf_generation_config(config, num_return_sequences=sampled_copies)
         _seed(config)
         generation_config.update(return_dict_in_generate=True, output_logits=config.logprobs)
+        recorder = _StepLogprobs(config.top_logprobs) if streamer is not None and config.logprobs else None
+        if recorder is not None:
+            streamer.step_logprobs = recorder
         with torch.inference_mode():
             out = self.model.generate(
                 **inputs,
                 generation_config=generation_config,
                 stopping_criteria=[*self._stopping_criteria(config), *stopping],
+                logits_processor=[recorder] if recorder is not None else None,
                 streamer=streamer,
             )
         new_tokens = out.sequences[:, width:]
-        logprobs = _chosen_logprobs(out.logits, new_tokens) if config.logprobs else None
+        logprobs = _generated_logprobs(out.logits, new_tokens, config.top_logprobs) if config.logprobs else None
         responses = []
         for i, prompt in enumerate(prompts):
             rows = range(i * sampled_copies, (i + 1) * sampled_copies)
             choices = [self._choice(new_tokens[r], config, None if logprobs is None else logprobs[r]) for r in rows]
             # Greedy decoding gives the same answer every time: n copies of it.
             choices = (choices * config.n)[: config.n] if sampled_copies == 1 else choices
-            responses.append(InferResponse(choices, len(prompt), sum(len(c.token_ids) for c in choices)))
+            response = InferResponse(choices, len(prompt), sum(len(c.token_ids) for c in choices))
+            if scored is not None:
+                response.prompt_token_ids, response.prompt_logprobs = list(prompt.input_ids), scored[i]
+            responses.append(response)
         return responses
+
+    def _prompt_logprobs(self, prompts: list[Encoded], top: int) -> list[list[TokenLogprob | None]]:
+        """Each prompt token's log-probability given the tokens before it, with its rank and the `top` most
+        likely tokens there. The prompts are right-padded, so every real token keeps its position and sees
+        only real tokens before it: the same numbers as scoring each prompt alone."""
+        if len(prompts) > 1 and any(p.extras for p in prompts):
+            raise ValueError("rows with images, audio or video are scored alone (see batching.batch_key)")
+        batch = self.tokenizer.pad(
+            {"input_ids": [p.input_ids for p in prompts]}, padding=True, padding_side="right", return_tensors="pt"
+        )
+        inputs: dict[str, Any] = {k: v.to(self.model.device) for k, v in batch.items()}
+        if prompts[0].extras:
+            inputs.update({k: v.to(self.model.device) if hasattr(v, "to") else v for k, v in prompts[0].extras.items()})
+        with torch.inference_mode():
+            logits = self.model(**inputs).logits
+        scored = []
+        for row, prompt in enumerate(prompts):
+            ids = torch.tensor(prompt.input_ids[1:], device=logits.device)
+            # Row by row: a whole batch's log-softmax over the vocabulary would hold batch x length x vocab floats.
+            steps = logits[row, : len(ids)].float().log_softmax(dim=-1)
+            scored.append([None, *_token_logprobs(steps, ids, top, ranked=True)])
+        return scored
 
     def _stream(self, request: InferRequest, cancel: threading.Event) -> Iterator[str]:
         config = request.generation
@@ -318,7 +374,7 @@ class PtEngine(Engine):
         self._stop_criteria.move_to_end(stops)
         return [self._stop_criteria[stops]]
 
-    def _choice(self, tokens: torch.Tensor, config: GenerationConfig, logprobs: list[float] | None) -> Choice:
+    def _choice(self, tokens: torch.Tensor, config: GenerationConfig, logprobs: list[TokenLogprob] | None) -> Choice:
         """One answer: tokens up to end-of-sequence, text up to the first stop string.
 
         It finished by "length" only when it used all `max_new_tokens` without ending or meeting a stop string.
@@ -327,11 +383,13 @@ class PtEngine(Engine):
         ends = _end_token_ids(self.model.generation_config, self.tokenizer)
         ids = ids[: next((i for i, t in enumerate(ids) if t in ends), len(ids))]
         text, stopped = cut_at_stop(self.tokenizer.decode(ids, skip_special_tokens=True), self._stop_strings(config))
+        kept = None if logprobs is None else logprobs[: len(ids)]
         return Choice(
             text=text,
             finish_reason="stop" if stopped or len(ids) < config.max_new_tokens else "length",
             token_ids=ids,
-            logprobs=None if logprobs is None else logprobs[: len(ids)],
+            logprobs=None if kept is None else [t.logprob for t in kept],
+            top_logprobs=[t.top for t in kept] if kept is not None and config.top_logprobs else None,
         )
 
 
@@ -366,7 +424,45 @@ def _end_token_ids(generation_config: Any, tokenizer: Any) -> set[int]:
     return ends
 
 
-def _chosen_logprobs(logits: tuple[torch.Tensor, ...], tokens: torch.Tensor) -> list[list[float]]:
-    """Log-probability of each generated token under the model's raw (unwarped) distribution."""
+def _generated_logprobs(logits: tuple[torch.Tensor, ...], tokens: torch.Tensor, top: int) -> list[list[TokenLogprob]]:
+    """Each generated token's log-probability under the model's raw (unwarped) distribution, with the `top`
+    most likely tokens at its step."""
     steps = torch.stack(logits, dim=1).float().log_softmax(dim=-1)
-    return steps.gather(-1, tokens[:, : steps.shape[1], None]).squeeze(-1).tolist()
+    return [_token_logprobs(steps[row], tokens[row, : steps.shape[1]], top) for row in range(steps.shape[0])]
+
+
+def _token_logprobs(steps: torch.Tensor, ids: torch.Tensor, top: int, *, ranked: bool = False) -> list[TokenLogprob]:
+    """`TokenLogprob`s of `ids` from per-position log-probabilities `steps` (positions x vocabulary): each
+    chosen token's, its rank (with `ranked`) and the `top` most likely tokens'."""
+    chosen = steps.gather(-1, ids[:, None]).squeeze(-1)
+    ranks = (steps > chosen[:, None]).sum(dim=-1) + 1 if ranked else None
+    best = steps.topk(top, dim=-1) if top else None
+    entries = []
+    for position, (token, logprob) in enumerate(zip(ids.tolist(), chosen.tolist(), strict=True)):
+        alternatives = (
+            dict(zip(best.indices[position].tolist(), best.values[position].tolist(), strict=True)) if best else {}
+        )
+        rank = None if ranks is None else int(ranks[position])
+        entries.append(TokenLogprob(token, logprob, alternatives, rank))
+    return entries
+
+
+class _StepLogprobs(LogitsProcessor):
+    """Keeps each decoding step's log-probabilities, for a streamer to send with the step's tokens.
+
+    transformers runs it after its own processors (repetition penalty ...) and before the sampling ones
+    (temperature, top-p, top-k), leaving the scores as they are.
+    """
+
+    def __init__(self, top: int) -> None:
+        self.top = top
+        self.latest: torch.Tensor | None = None
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        self.latest = scores.float().log_softmax(dim=-1)
+        return scores
+
+    def entries(self, tokens: torch.Tensor) -> list[TokenLogprob]:
+        """The latest step's `TokenLogprob` of each row's token."""
+        assert self.latest is not None
+        return _token_logprobs(self.latest, tokens.to(self.latest.device), self.top)

@@ -1,7 +1,7 @@
 """The OpenAI-compatible HTTP app of `omni serve`: FastAPI routes in front of any omni engine.
 
 Routes: ``GET /health``, ``GET /v1/models``, ``POST /v1/chat/completions``, ``POST /v1/completions``,
-``GET /metrics``. Every error is an OpenAI error body with a fitting status (400 invalid request or a
+``POST /tokenize``, ``POST /detokenize``, ``GET /metrics``. Every error is an OpenAI error body with a fitting status (400 invalid request or a
 limit passed, 401 bad API key, 404 unknown model or route, 408 past the request timeout, 500 engine
 failure), streams included: a stream's headers go out only once its first token is ready, so a request
 the engine refuses gets its status code. The server keeps serving after any of them.
@@ -35,11 +35,13 @@ from omni.data.convert import MEDIA_COLUMNS
 from omni.data.validate import media_problem
 from omni.encoders.sources import MediaPolicy, read_source
 from omni.errors import DataError, OmniError
-from omni.infer.engine import Engine, InferRequest, InferResponse, StreamDelta
+from omni.infer.engine import PROMPT_IDS, SCORING, TOP_LOGPROBS, Engine, InferRequest, InferResponse, StreamDelta
 from omni.serve.protocol import (
     ApiError,
     ChatCompletionRequest,
     CompletionRequest,
+    DetokenizeRequest,
+    TokenizeRequest,
     TokenText,
     chat_completion,
     chat_stream_choice,
@@ -136,9 +138,10 @@ def create_app(
     async def chat_completions(body: ChatCompletionRequest, http: Request) -> Any:
         deadline = asyncio.get_running_loop().time() + request_timeout_s
         adapter = models.adapter_for(body.model)
-        if body.stream and body.logprobs:
-            raise ApiError(400, "logprobs are only returned without stream", param="logprobs")
-        generation = body.generation(default_max_tokens, token_limit, logprobs=body.logprobs)
+        top = body.top_logprobs or 0
+        if top:
+            _require(engine, TOP_LOGPROBS, "top_logprobs")
+        generation = body.generation(default_max_tokens, token_limit, logprobs=body.logprobs, top_logprobs=top)
         row = body.row()
         if engine.modalities is not None and (problem := media_problem(row, engine.modalities)):
             raise ApiError(400, f"the request {problem}", param="messages")
@@ -149,25 +152,135 @@ def create_app(
             response = await _within(_answer(engine, request), http, deadline)
             return chat_completion(response, **head, token_text=name_token)
         chunk = functools.partial(stream_chunk, "chat.completion.chunk", **head, include_usage=body.include_usage)
+        choice = functools.partial(chat_stream_choice, token_text=name_token if body.logprobs else None)
         opening = chat_stream_opening(body.n)
-        return await _stream(engine, request, http, deadline, chunk, chat_stream_choice, opening, body.include_usage)
+        return await _stream(engine, request, http, deadline, chunk, choice, opening, body.include_usage)
 
     @app.post("/v1/completions")
     async def completions(body: CompletionRequest, http: Request) -> Any:
         deadline = asyncio.get_running_loop().time() + request_timeout_s
         adapter = models.adapter_for(body.model)
-        if body.stream and body.logprobs is not None:
-            raise ApiError(400, "logprobs are only returned without stream", param="logprobs")
-        generation = body.generation(default_max_tokens, token_limit, logprobs=body.logprobs is not None)
-        request = InferRequest(generation=generation, adapter=adapter, prompt=body.text())
+        prompts = body.prompts()
+        _check_completion_request(engine, body, prompts)
+        generation = body.generation(
+            default_max_tokens,
+            token_limit,
+            logprobs=body.logprobs is not None,
+            top_logprobs=body.logprobs or 0,
+            prompt_logprobs=body.prompt_logprobs_wanted(),
+        )
+        requests = [
+            InferRequest(
+                generation=generation, adapter=adapter, **{"prompt" if isinstance(p, str) else "prompt_ids": p}
+            )
+            for p in prompts
+        ]
         head = {"request_id": f"cmpl-{uuid.uuid4().hex}", "created": int(time.time()), "model": body.model}
         if not body.stream:
-            response = await _within(_answer(engine, request), http, deadline)
-            return text_completion(response, **head, token_text=name_token)
+            # All prompts at once, so that the engine batches them.
+            answers = asyncio.gather(*(_answer(engine, r) for r in requests))
+            responses = await _within(answers, http, deadline)
+            texts = [_prompt_text(engine, p) for p in prompts] if body.echo else [""] * len(prompts)
+            return text_completion(
+                responses,
+                texts,
+                **head,
+                token_text=name_token,
+                echo=body.echo,
+                prompt_logprobs=body.prompt_logprobs is not None,
+            )
         chunk = functools.partial(stream_chunk, "text_completion", **head, include_usage=body.include_usage)
-        return await _stream(engine, request, http, deadline, chunk, completion_stream_choice, [], body.include_usage)
+        return await _stream(
+            engine, requests[0], http, deadline, chunk, completion_stream_choice, [], body.include_usage
+        )
+
+    @app.post("/tokenize")
+    async def tokenize(body: TokenizeRequest) -> dict[str, Any]:
+        if body.model is not None:
+            models.adapter_for(body.model)
+        tokenizer = _tokenizer(engine)
+        if body.prompt is not None:
+            special = True if body.add_special_tokens is None else body.add_special_tokens
+            ids = list(tokenizer(body.prompt, add_special_tokens=special)["input_ids"])
+        else:
+            if body.add_special_tokens:
+                raise ApiError(
+                    400, "omni's chat templates write every special token themselves", param="add_special_tokens"
+                )
+            try:
+                ids = await asyncio.to_thread(engine.prompt_token_ids, InferRequest(body.row()))
+            except NotImplementedError:
+                raise ApiError(400, "this server's engine does not tokenize conversations", param="messages") from None
+            except OmniError as exc:
+                raise _engine_error(exc) from exc
+        answer: dict[str, Any] = {"count": len(ids), "max_model_len": engine.max_model_len or 0, "tokens": ids}
+        answer["token_strs"] = tokenizer.convert_ids_to_tokens(ids) if body.return_token_strs else None
+        return answer
+
+    @app.post("/detokenize")
+    async def detokenize(body: DetokenizeRequest) -> dict[str, str]:
+        if body.model is not None:
+            models.adapter_for(body.model)
+        tokenizer = _tokenizer(engine)
+        _check_token_ids(tokenizer, body.tokens, "tokens")
+        return {"prompt": tokenizer.decode(body.tokens)}
 
     return app
+
+
+def _require(engine: Engine, feature: str, param: str) -> None:
+    """A 400 naming `param` unless `engine` implements `feature`."""
+    if feature not in engine.features:
+        raise ApiError(400, f"this server's engine ({type(engine).__name__}) does not support '{param}'", param=param)
+
+
+def _tokenizer(engine: Engine) -> Any:
+    tokenizer = getattr(engine, "tokenizer", None)
+    if tokenizer is None:
+        raise ApiError(400, "this server's engine has no tokenizer to use")
+    return tokenizer
+
+
+def _check_token_ids(tokenizer: Any, ids: Sequence[int], param: str) -> None:
+    """A 400 for a token id outside the tokenizer's vocabulary (the model would fail on it)."""
+    vocabulary = len(tokenizer)
+    if any(not 0 <= token < vocabulary for token in ids):
+        raise ApiError(400, f"token ids must be from 0 to {vocabulary - 1}", param=param)
+
+
+def _check_completion_request(engine: Engine, body: CompletionRequest, prompts: list[str | list[int]]) -> None:
+    """What a completion request asks of the engine and of its stream, each lack a 400 naming the parameter."""
+    if any(not isinstance(p, str) for p in prompts):
+        _require(engine, PROMPT_IDS, "prompt")
+        tokenizer = getattr(engine, "tokenizer", None)
+        if tokenizer is not None:
+            for p in prompts:
+                _check_token_ids(tokenizer, p, "prompt")  # type: ignore[arg-type]
+    if body.logprobs:
+        _require(engine, TOP_LOGPROBS, "logprobs")
+    if body.max_tokens == 0:
+        _require(engine, SCORING, "max_tokens")
+    if body.prompt_logprobs is not None:
+        _require(engine, SCORING, "prompt_logprobs")
+    if body.echo and body.logprobs is not None:
+        _require(engine, SCORING, "echo")
+    if body.stream:
+        unstreamed = {
+            "prompt": len(prompts) > 1,
+            "echo": body.echo,
+            "logprobs": body.logprobs is not None,
+            "prompt_logprobs": body.prompt_logprobs is not None,
+        }
+        for param, asked in unstreamed.items():
+            if asked:
+                raise ApiError(400, f"stream takes one prompt, without '{param}'", param=param)
+
+
+def _prompt_text(engine: Engine, prompt: str | list[int]) -> str:
+    """A prompt as text, for `echo`: token ids decoded by the engine's tokenizer."""
+    if isinstance(prompt, str):
+        return prompt
+    return _tokenizer(engine).decode(prompt)
 
 
 def _read_media(row: dict[str, Any], policy: MediaPolicy) -> dict[str, Any]:
@@ -299,7 +412,7 @@ async def _events(
             if isinstance(item, InferResponse):
                 if include_usage:
                     yield {**chunk([]), "usage": usage(item)}
-            elif item.text or item.finish_reason:
+            elif item.text or item.finish_reason or item.logprobs:
                 yield chunk([choice(item)])
             # Each wait is bounded by the deadline; cancelling it closes the engine's stream (its rows stop).
             item = await asyncio.wait_for(_next(items), max(deadline - loop.time(), 0))

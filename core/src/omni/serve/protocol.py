@@ -7,14 +7,14 @@ answered 400 with an OpenAI error body, never guessed at. Fields omni does not u
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any, Literal
+from collections.abc import Callable, Sequence
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from omni.data.convert import to_messages_row
 from omni.data.rows import RowProblem
-from omni.infer.engine import Choice, GenerationConfig, InferResponse, StreamDelta
+from omni.infer.engine import Choice, GenerationConfig, InferResponse, StreamDelta, TokenLogprob
 
 
 class ApiError(Exception):
@@ -54,6 +54,10 @@ class _Strict(BaseModel):
 # decoding step's text.
 MAX_STOP_STRINGS = 4
 MAX_STOP_CHARS = 128
+# OpenAI's bounds on alternatives per token: 5 for completions' `logprobs`, 20 for chat's `top_logprobs`
+# (also vLLM's default bound, which `prompt_logprobs` shares).
+MAX_COMPLETION_LOGPROBS = 5
+MAX_CHAT_TOP_LOGPROBS = 20
 
 
 class StreamOptions(_Strict):
@@ -89,7 +93,15 @@ class SamplingRequest(_Strict):
     def include_usage(self) -> bool:
         return self.stream_options is not None and self.stream_options.include_usage
 
-    def generation(self, default_max_tokens: int, max_tokens_limit: int | None, *, logprobs: bool) -> GenerationConfig:
+    def generation(
+        self,
+        default_max_tokens: int,
+        max_tokens_limit: int | None,
+        *,
+        logprobs: bool,
+        top_logprobs: int = 0,
+        prompt_logprobs: int | None = None,
+    ) -> GenerationConfig:
         """The engine's generation settings for this request.
 
         Asking for more than `max_tokens_limit` tokens is a 400; a request that asks for none gets
@@ -104,7 +116,7 @@ class SamplingRequest(_Strict):
             )
         default = default_max_tokens if max_tokens_limit is None else min(default_max_tokens, max_tokens_limit)
         return GenerationConfig(
-            max_new_tokens=asked or default,
+            max_new_tokens=default if asked is None else asked,
             temperature=self.temperature,
             top_p=self.top_p,
             top_k=self.top_k,
@@ -113,6 +125,8 @@ class SamplingRequest(_Strict):
             stop=stop,
             n=self.n,
             logprobs=logprobs,
+            top_logprobs=top_logprobs,
+            prompt_logprobs=prompt_logprobs,
         )
 
     def answer_limit(self) -> int | None:
@@ -134,7 +148,13 @@ class ChatCompletionRequest(SamplingRequest):
     messages: list[ChatMessage] = Field(min_length=1)
     max_completion_tokens: int | None = Field(None, ge=1)
     logprobs: bool = False
-    top_logprobs: int | None = Field(None, ge=0, le=0)  # alternatives per token are not computed
+    top_logprobs: int | None = Field(None, ge=0, le=MAX_CHAT_TOP_LOGPROBS)
+
+    @model_validator(mode="after")
+    def _top_logprobs_need_logprobs(self) -> ChatCompletionRequest:
+        if self.top_logprobs and not self.logprobs:
+            raise ValueError("top_logprobs needs logprobs: true")
+        return self
 
     def answer_limit(self) -> int | None:
         return self.max_completion_tokens or self.max_tokens
@@ -154,53 +174,155 @@ class ChatCompletionRequest(SamplingRequest):
 
 
 class CompletionRequest(SamplingRequest):
-    """A ``POST /v1/completions`` body: plain text continued without the chat template."""
+    """A ``POST /v1/completions`` body: prompts continued as they are, without the chat template.
 
-    prompt: str | list[str]
-    logprobs: int | None = Field(None, ge=0, le=0)  # the chosen tokens' log-probabilities; no alternatives
-    echo: Literal[False] = False
+    `prompt` is a string, a list of strings, a list of token ids or a list of such lists; each prompt gets its
+    own `n` choices. `echo` puts the prompt before each choice's text (with `logprobs`, the prompt tokens'
+    log-probabilities too), and with `echo`, `max_tokens` 0 scores the prompt without generating.
+    """
 
-    def text(self) -> str:
-        """The one prompt of this request; an empty one is a 400."""
-        if not isinstance(self.prompt, str) and len(self.prompt) != 1:
-            raise ApiError(400, "send one prompt per request (concurrent requests are batched)", param="prompt")
-        text = self.prompt if isinstance(self.prompt, str) else self.prompt[0]
-        if not text:
-            raise ApiError(400, "the prompt is empty", param="prompt")
-        return text
+    prompt: str | list[str] | list[int] | list[list[int]]
+    max_tokens: int | None = Field(None, ge=0)
+    logprobs: int | None = Field(None, ge=0, le=MAX_COMPLETION_LOGPROBS)
+    echo: bool = False
+    prompt_logprobs: int | None = Field(None, ge=0, le=MAX_CHAT_TOP_LOGPROBS)  # vLLM's extension
+
+    @field_validator("prompt")
+    @classmethod
+    def _no_empty_prompt(cls, prompt: Any) -> Any:
+        prompts = [prompt] if isinstance(prompt, str) or (prompt and isinstance(prompt[0], int)) else prompt
+        if not prompts or any(len(p) == 0 for p in prompts):
+            raise ValueError("prompts must not be empty")
+        return prompt
+
+    @model_validator(mode="after")
+    def _generate_or_echo(self) -> CompletionRequest:
+        if self.max_tokens == 0 and not self.echo:
+            raise ValueError("max_tokens 0 (nothing generated) needs echo: true")
+        return self
+
+    def prompts(self) -> list[str | list[int]]:
+        """Each prompt of this request: a text, or token ids."""
+        if isinstance(self.prompt, str):
+            return [self.prompt]
+        if all(isinstance(p, int) for p in self.prompt):
+            return [list(self.prompt)]  # type: ignore[arg-type]
+        return list(self.prompt)  # type: ignore[arg-type]
+
+    def prompt_logprobs_wanted(self) -> int | None:
+        """How many alternatives each prompt token's log-probability comes with; None when none are wanted."""
+        echoed = self.logprobs if self.echo else None
+        wanted = [n for n in (echoed, self.prompt_logprobs) if n is not None]
+        return max(wanted) if wanted else None
+
+
+class TokenizeRequest(_Strict):
+    """A ``POST /tokenize`` body, as vLLM takes it: a `prompt`, or chat `messages` (with the chat template)."""
+
+    model: str | None = None
+    prompt: str | None = None
+    messages: list[ChatMessage] | None = None
+    add_special_tokens: bool | None = None  # vLLM's default: true for a prompt, false for messages
+    add_generation_prompt: Literal[True] = True  # omni's templates always end a prompt ready for the answer
+    return_token_strs: bool = False
+
+    @model_validator(mode="after")
+    def _prompt_or_messages(self) -> TokenizeRequest:
+        if (self.prompt is None) == (self.messages is None):
+            raise ValueError("send either prompt or messages")
+        return self
+
+    def row(self) -> dict[str, Any]:
+        return ChatCompletionRequest.model_validate({"model": "", "messages": self.messages}).row()
+
+
+class DetokenizeRequest(_Strict):
+    """A ``POST /detokenize`` body, as vLLM takes it."""
+
+    model: str | None = None
+    tokens: list[Annotated[int, Field(ge=0, le=2**63 - 1)]]
 
 
 TokenText = Callable[[int], str]
 """The text of one token id, for log-probability entries."""
 
 
-def usage(response: InferResponse) -> dict[str, int]:
-    return {
-        "prompt_tokens": response.prompt_tokens,
-        "completion_tokens": response.completion_tokens,
-        "total_tokens": response.prompt_tokens + response.completion_tokens,
-    }
+def usage(*responses: InferResponse) -> dict[str, int]:
+    """Token counts of one request's responses together (one response per prompt)."""
+    prompt = sum(r.prompt_tokens for r in responses)
+    completion = sum(r.completion_tokens for r in responses)
+    return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+
+
+def _top_entries(top: dict[int, float], token_text: TokenText) -> list[dict[str, Any]]:
+    entries = []
+    for token_id, logprob in top.items():
+        text = token_text(token_id)
+        entries.append({"token": text, "logprob": logprob, "bytes": list(text.encode())})
+    return entries
+
+
+def chat_logprob_entries(tokens: Sequence[TokenLogprob], token_text: TokenText) -> list[dict[str, Any]]:
+    """Chat ``logprobs.content`` entries: each token with its log-probability and ``top_logprobs``."""
+    return [
+        {**_top_entries({t.token_id: t.logprob}, token_text)[0], "top_logprobs": _top_entries(t.top, token_text)}
+        for t in tokens
+    ]
 
 
 def _chat_logprobs(choice: Choice, token_text: TokenText) -> dict[str, Any] | None:
     if choice.logprobs is None:
         return None
-    content = []
-    for token_id, logprob in zip(choice.token_ids, choice.logprobs, strict=False):
-        text = token_text(token_id)
-        content.append({"token": text, "logprob": logprob, "bytes": list(text.encode()), "top_logprobs": []})
-    return {"content": content}
+    return {"content": chat_logprob_entries(choice.token_logprobs(), token_text)}
 
 
-def _completion_logprobs(choice: Choice, token_text: TokenText) -> dict[str, Any] | None:
+def _completion_logprobs(
+    choice: Choice, response: InferResponse, echo: bool, token_text: TokenText
+) -> dict[str, Any] | None:
+    """OpenAI's completion ``logprobs``: every token (the prompt's first, with `echo`), its log-probability,
+    its most likely alternatives (the token itself included, as vLLM does) and where its text starts."""
     if choice.logprobs is None:
         return None
-    tokens = [token_text(t) for t in choice.token_ids[: len(choice.logprobs)]]
+    ids: list[int] = []
+    logprobs: list[float | None] = []
+    tops: list[dict[str, float] | None] = []
+    if echo:
+        for token_id, scored in zip(response.prompt_token_ids or [], response.prompt_logprobs or [], strict=False):
+            ids.append(token_id)
+            logprobs.append(None if scored is None else scored.logprob)
+            tops.append(None if scored is None else _named_top(scored, token_text))
+    for token in choice.token_logprobs():
+        ids.append(token.token_id)
+        logprobs.append(token.logprob)
+        tops.append(_named_top(token, token_text))
+    tokens = [token_text(t) for t in ids]
     offsets, position = [], 0
     for token in tokens:
         offsets.append(position)
         position += len(token)
-    return {"tokens": tokens, "token_logprobs": choice.logprobs, "top_logprobs": None, "text_offset": offsets}
+    return {"tokens": tokens, "token_logprobs": logprobs, "top_logprobs": tops, "text_offset": offsets}
+
+
+def _named_top(token: TokenLogprob, token_text: TokenText) -> dict[str, float]:
+    named = {token_text(t): lp for t, lp in token.top.items()}
+    named.setdefault(token_text(token.token_id), token.logprob)
+    return named
+
+
+def vllm_prompt_logprobs(response: InferResponse, token_text: TokenText) -> list[dict[str, Any] | None]:
+    """vLLM's ``prompt_logprobs`` of a choice: per prompt token (None for the first), the token and its most
+    likely alternatives, keyed by token id, with log-probability, rank and text."""
+    entries: list[dict[str, Any] | None] = []
+    for scored in response.prompt_logprobs or []:
+        if scored is None:
+            entries.append(None)
+            continue
+        ranked = {t: (lp, rank) for rank, (t, lp) in enumerate(scored.top.items(), start=1)}
+        ranked.setdefault(scored.token_id, (scored.logprob, scored.rank))
+        entries.append(
+            {str(t): {"logprob": lp, "rank": rank, "decoded_token": token_text(t)} for t, (lp, rank) in ranked.items()}
+        )
+    return entries
 
 
 def chat_completion(
@@ -226,24 +348,40 @@ def chat_completion(
 
 
 def text_completion(
-    response: InferResponse, *, request_id: str, created: int, model: str, token_text: TokenText
+    responses: Sequence[InferResponse],
+    prompt_texts: Sequence[str],
+    *,
+    request_id: str,
+    created: int,
+    model: str,
+    token_text: TokenText,
+    echo: bool = False,
+    prompt_logprobs: bool = False,
 ) -> dict[str, Any]:
-    """A ``text_completion`` object."""
+    """A ``text_completion`` object answering one prompt per response: prompt i's choice j has index i*n + j.
+
+    With `echo` each text starts with its prompt; with `prompt_logprobs` each choice has vLLM's
+    ``prompt_logprobs``.
+    """
+    choices = []
+    for response, prompt_text in zip(responses, prompt_texts, strict=True):
+        for c in response.choices:
+            choice = {
+                "index": len(choices),
+                "text": prompt_text + c.text if echo else c.text,
+                "logprobs": _completion_logprobs(c, response, echo, token_text),
+                "finish_reason": c.finish_reason,
+            }
+            if prompt_logprobs:
+                choice["prompt_logprobs"] = vllm_prompt_logprobs(response, token_text)
+            choices.append(choice)
     return {
         "id": request_id,
         "object": "text_completion",
         "created": created,
         "model": model,
-        "choices": [
-            {
-                "index": i,
-                "text": c.text,
-                "logprobs": _completion_logprobs(c, token_text),
-                "finish_reason": c.finish_reason,
-            }
-            for i, c in enumerate(response.choices)
-        ],
-        "usage": usage(response),
+        "choices": choices,
+        "usage": usage(*responses),
     }
 
 
@@ -272,10 +410,12 @@ def chat_stream_opening(n: int) -> list[dict[str, Any]]:
     ]
 
 
-def chat_stream_choice(delta: StreamDelta) -> dict[str, Any]:
-    """A chat chunk's choice for one delta (an empty ``delta`` object when only the finish reason is new)."""
+def chat_stream_choice(delta: StreamDelta, token_text: TokenText | None = None) -> dict[str, Any]:
+    """A chat chunk's choice for one delta (an empty ``delta`` object when only the finish reason is new); with
+    `token_text`, the log-probabilities of the delta's tokens."""
     content = {"content": delta.text} if delta.text else {}
-    return {"index": delta.index, "delta": content, "logprobs": None, "finish_reason": delta.finish_reason}
+    logprobs = None if token_text is None else {"content": chat_logprob_entries(delta.logprobs, token_text)}
+    return {"index": delta.index, "delta": content, "logprobs": logprobs, "finish_reason": delta.finish_reason}
 
 
 def completion_stream_choice(delta: StreamDelta) -> dict[str, Any]:
