@@ -197,7 +197,11 @@ def test_register_callback_rejects_another_kind(register_plugin, omni_host):
             register(RewardSpec(name="wrong", description="a reward in the tuners hook", impl="json:dumps"))
 
     info = register_plugin(Plugin(), distribution="omni-plugin-acme")
-    assert info.error == "TypeError: register_tuners expects TunerSpec records, got RewardSpec"
+    line = Plugin.register_tuners.__code__.co_firstlineno + 2  # the register(...) call
+    assert info.error == (
+        f"hook register_tuners raised at {__file__}:{line}: "
+        "TypeError: register_tuners expects TunerSpec records, got RewardSpec"
+    )
     assert omni_host.registry.find("rewards", "wrong") is None
 
 

@@ -9,11 +9,12 @@ from __future__ import annotations
 import dataclasses
 import fnmatch
 import importlib
+import importlib.util
 import re
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from omni.errors import MissingCapabilityError, OmniError
+from omni.errors import ImplementationError, MissingCapabilityError, OmniError, raised_at
 
 KINDS: tuple[str, ...] = (
     "models",
@@ -54,6 +55,15 @@ KNOWN_PROVIDERS: dict[tuple[str, str], str] = {
     **{("datasets", n): "omni-plugin-datasets" for n in ("identity", "hub")},
     ("strategies", "deepspeed"): "omni-plugin-deepspeed",
 }
+
+
+def package_dir(module: str) -> str | None:
+    """The folder of `module`'s top-level package, found without importing it (None when there is none)."""
+    try:
+        found = importlib.util.find_spec(module.split(".")[0])
+    except (ImportError, ValueError):
+        return None
+    return next(iter(found.submodule_search_locations or []), None) if found else None
 
 
 def import_ref(ref: str) -> Any:
@@ -109,8 +119,15 @@ class Spec:
                 )
 
     def load(self) -> Any:
-        """Import the implementation (this is where heavy libraries may get imported)."""
-        return import_ref(self.impl)
+        """Import the implementation (this is where heavy libraries may get imported).
+
+        Raises `ImplementationError` naming this spec, the reference and where importing it failed."""
+        try:
+            return import_ref(self.impl)
+        except Exception as exc:  # whatever a plugin's module raises, the user needs to know whose it is
+            raise ImplementationError(
+                self, f"{type(exc).__name__}: {exc}", raised_at(exc, within=package_dir(self.impl.partition(":")[0]))
+            ) from exc
 
     def default_options(self) -> Any:
         """An instance of the options dataclass with its defaults (None when the spec has no options)."""
@@ -358,6 +375,7 @@ class Registration:
 
     spec: Spec
     distribution: Distribution
+    origin: str | None = None  # file:line of the plugin's `register(...)` call
 
 
 @dataclass
@@ -390,10 +408,31 @@ class Registry:
     def all(self, kind: str) -> list[Registration]:
         return [self.entries[kind][n] for n in self.names(kind)]
 
+    def clashing(self, kind: str) -> list[Registration]:
+        """Every registration of a name of `kind` that several distributions registered (none of them usable)."""
+        return [reg for (k, _), clash in sorted(self.conflicts.items()) if k == kind for reg in clash]
+
+    def clash_for(self, kind: str, name: str) -> list[Registration] | None:
+        """The clashing registrations when `name` (spelled as `find` accepts) is one of `kind`'s clashes, else None."""
+        key = _normalise(name)
+        for (k, clashed), clash in self.conflicts.items():
+            if k == kind and key in {_normalise(clashed), *(_normalise(a) for r in clash for a in r.spec.aliases)}:
+                return clash
+        return None
+
+    def registration_of(self, spec: Spec) -> Registration | None:
+        """The registration holding this very spec object, if any."""
+        for table in self.entries.values():
+            for reg in table.values():
+                if reg.spec is spec:
+                    return reg
+        return next((r for clash in self.conflicts.values() for r in clash if r.spec is spec), None)
+
     def find(self, kind: str, name: str) -> Registration | None:
         """The registration for a name or alias (case-insensitive; `_` and `-` are the same), or None."""
-        if (kind, name) in self.conflicts:
-            raise OmniError(collision_message(kind, name, self.conflicts[(kind, name)]))
+        clash = self.clash_for(kind, name)
+        if clash:
+            raise OmniError(collision_message(kind, clash[0].spec.name, clash))
         key = _normalise(name)
         for reg in self.all(kind):
             if key == _normalise(reg.spec.name) or key in map(_normalise, reg.spec.aliases):

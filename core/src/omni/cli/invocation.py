@@ -12,7 +12,7 @@ from typing import Any, NoReturn
 from omni.cli.defaults import installed_instead, say_default_replaced
 from omni.errors import MissingCapabilityError, OmniError
 from omni.options import FieldInfo, add_arguments, build_options, fields_of, kebab, load_config, snake, suggest
-from omni.registry import CommandSpec, Registration, Registry, provider_of, singular
+from omni.registry import CommandSpec, Registration, Registry, collision_message, provider_of, singular
 
 
 class _Parser(argparse.ArgumentParser):
@@ -146,7 +146,26 @@ def parse_invocation(spec: CommandSpec, argv: list[str], registry: Registry, *, 
     for option, reg, infos in groups:
         opts = build_options(reg.spec.options, infos, flags, config, config_name) if reg.spec.options else None
         invocation.selected.setdefault(option, []).append(Selected(reg, opts))
+    _refuse_clashing_names(invocation)
     return invocation
+
+
+def _refuse_clashing_names(invocation: Invocation) -> None:
+    """A value naming something two plugins registered (a template, a dataset ...) stops the command now, before
+    any model loads, rather than where the name is first looked up."""
+    registry = invocation.registry
+    if not registry.conflicts:
+        return
+    option_sets = [invocation.options, *(s.options for chosen in invocation.selected.values() for s in chosen)]
+    for options in option_sets:
+        for field_ in dataclasses.fields(options) if dataclasses.is_dataclass(options) else ():
+            for value in _selected_names(getattr(options, field_.name)):
+                name = value.split("#", 1)[0]  # `--dataset NAME#COUNT` samples COUNT rows of NAME
+                for kind in {kind for kind, _ in registry.conflicts}:
+                    clash = registry.clash_for(kind, name)
+                    if clash:
+                        message = collision_message(kind, clash[0].spec.name, clash)
+                        raise OmniError(f"--{kebab(field_.name)} {value}: {message}")
 
 
 def _refuse_uninstalled_switches(

@@ -44,10 +44,13 @@ def _extra_fields(spec: Spec) -> dict[str, Any]:
 
 def run(invocation: Invocation) -> int:
     kind = _kind(invocation.options.kind)
-    regs = invocation.registry.all(kind)
+    registry = invocation.registry
+    # A name two plugins registered is listed under each of them, marked, rather than left out.
+    regs = sorted([*registry.all(kind), *registry.clashing(kind)], key=lambda r: r.spec.name)
     rows = [
         {
             "name": r.spec.name,
+            "clashes_with": [c.distribution.name for c in registry.clash_for(kind, r.spec.name) or [] if c is not r],
             "description": r.spec.description,
             "aliases": list(r.spec.aliases),
             "distribution": r.distribution.name,
@@ -65,6 +68,11 @@ def run(invocation: Invocation) -> int:
     for row in rows:
         aliases = f" (aliases: {', '.join(row['aliases'])})" if row["aliases"] else ""
         print(f"{row['name']}{aliases}  [{row['distribution']}]")
+        if row["clashes_with"]:
+            others = ", ".join(row["clashes_with"])
+            print(
+                f"    !! CLASH: also registered by {others}; unusable until one is uninstalled or overrides the other"
+            )
         print(f"    {row['description']}")
         for opt in row["options"]:
             default = "" if is_blank_default(opt["default"]) else f" (default: {opt['default']})"

@@ -10,7 +10,7 @@ import warnings
 
 from omni import __version__
 from omni.cli.invocation import HelpShown, parse_invocation, print_error
-from omni.errors import OmniError
+from omni.errors import ImplementationError, OmniError
 from omni.options import suggest
 
 USAGE = """usage: omni [--version] [--debug] COMMAND [options]
@@ -78,6 +78,14 @@ def main(argv: list[str] | None = None) -> int:
         hide_library_deprecations()
     try:
         return _run(args, debug)
+    except ImplementationError as exc:
+        if debug:
+            traceback.print_exc()
+        from omni.plugins import get_host
+
+        exc.registration = get_host().registry.registration_of(exc.spec)
+        print_error(str(exc))
+        return 2
     except OmniError as exc:
         if debug:
             traceback.print_exc()
@@ -94,9 +102,14 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args: list[str], debug: bool) -> int:
-    from omni.plugins import get_registry
+    from omni.plugins import get_host
 
-    registry = get_registry()
+    # `omni plugins` diagnoses broken plugins, so it loads them leniently whatever OMNI_STRICT_PLUGINS says.
+    host = get_host(lenient=args[:1] == ["plugins"])
+    if debug:
+        for failed in host.errors:
+            sys.stderr.write(f"omni: {failed.label}:\n{failed.traceback or failed.error}\n")
+    registry = host.registry
     if not args or args[0] in ("-h", "--help", "help"):
         print(USAGE + "\ncommands:")
         for reg in registry.all("commands"):
