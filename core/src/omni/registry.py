@@ -10,7 +10,6 @@ import dataclasses
 import fnmatch
 import importlib
 import importlib.util
-import re
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -173,28 +172,11 @@ class ModelSpec(Spec):
     model_types: tuple[str, ...] = ()  # config.json `model_type` values
     hub_ids: tuple[str, ...] = ()  # hub ids or fnmatch patterns, e.g. "Qwen/Qwen3-*"
     template: str | None = None  # default template name
-    lora_targets: tuple[str, ...] = ()  # default LoRA target modules
+    lora_targets: tuple[str, ...] = ()  # module names adapter tuners (LoRA ...) target by default
     modalities: tuple[str, ...] = ("text",)
     parts: ModelParts | None = None  # multimodal models: what the --freeze-* flags name
     # Layer classes FSDP wraps one unit each (default: the model's `_no_split_modules`)
     layer_classes: tuple[str, ...] = ()
-
-    def default_lora_targets(self) -> list[str] | str:
-        """`lora_targets` as peft's `target_modules`: for a model with `parts`, a regex limiting them to
-        the language model, so LoRA leaves the vision and audio towers alone (their layers share names)."""
-        if self.parts is None or not self.parts.llm or not self.lora_targets:
-            return list(self.lora_targets)
-        prefixes = "|".join(re.escape(p) for p in self.parts.llm)
-        names = "|".join(re.escape(t) for t in self.lora_targets)
-        return rf"(?:{prefixes})\..*\.(?:{names})"
-
-    def lora_exclude_modules(self) -> str | None:
-        """A regex of the non-LLM parts' modules for peft's `exclude_modules`, or None without `parts`
-        (peft may reduce a target regex to bare names, so the towers are excluded explicitly too)."""
-        if self.parts is None:
-            return None
-        towers = [p for part in ("vision", "audio", "aligner") for p in getattr(self.parts, part)]
-        return rf"(?:{'|'.join(re.escape(p) for p in towers)})(?:\..*)?" if towers else None
 
     def matches_hub_id(self, model_id: str) -> bool:
         return any(fnmatch.fnmatchcase(model_id.lower(), p.lower()) for p in self.hub_ids)

@@ -99,6 +99,7 @@ def test_padding_free_batches_of_mixed_media_give_the_padded_loss(omni_dir, temp
     import transformers
     from omni.train.collators import PaddingCollator, PaddingFreeCollator
     from omni.train.trainer import causal_lm_loss
+    from omni_plugin_lora.tuner import family_exclusions, family_targets
     from peft import LoraConfig, get_peft_model
 
     rows, _ = mixed_rows(tmp_path)
@@ -111,8 +112,8 @@ def test_padding_free_batches_of_mixed_media_give_the_padded_loss(omni_dir, temp
     torch.manual_seed(0)
     config = LoraConfig(
         r=4,
-        target_modules=spec.default_lora_targets(),
-        exclude_modules=spec.lora_exclude_modules(),
+        target_modules=family_targets(spec),
+        exclude_modules=family_exclusions(spec),
         init_lora_weights=False,
     )
     model = get_peft_model(model, config).eval()

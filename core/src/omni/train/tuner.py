@@ -80,3 +80,11 @@ class Tuner:
     def merge(cls, model: Any) -> Any:
         """Fold the loaded adapter into the base weights; returns a plain transformers model."""
         raise NotImplementedError
+
+    @classmethod
+    def merged_weights(cls, model: Any) -> dict[str, Any] | None:
+        """Every weight of `model` as new or detached tensors, named as in the base checkpoint, with this tuner's
+        active adapters merged in, leaving `model` (a training model) unchanged; None when `model` carries none
+        of this tuner's adapters. Engines send these to their running model on `Engine.load_weights` (RL
+        rollouts), through `omni.infer.weights.merged_weights`."""
+        return None

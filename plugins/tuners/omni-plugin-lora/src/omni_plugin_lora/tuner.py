@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
 
+import torch
 from omni.api import OmniError, Tuner
 from peft import LoraConfig, PeftModel, get_peft_model
+from peft.tuners.lora import LoraLayer
+from peft.utils import ModulesToSaveWrapper
 
 from omni_plugin_lora.options import LoraOptions
 
@@ -24,11 +28,27 @@ def _init_value(text: str) -> bool | str:
     return lowered
 
 
-def _family_targets(model_spec: Any) -> list[str] | str:
-    """The model family's default targets (a regex for multimodal families: the language model's only)."""
-    if hasattr(model_spec, "default_lora_targets"):
-        return model_spec.default_lora_targets()
-    return list(getattr(model_spec, "lora_targets", ()) or ())
+def family_targets(model_spec: Any) -> list[str] | str:
+    """The model family's default `lora_targets` as peft's `target_modules`: for a model with `parts`, a regex
+    limiting them to the language model, so LoRA leaves the vision and audio towers alone (their layers share
+    names)."""
+    targets = tuple(getattr(model_spec, "lora_targets", ()) or ())
+    parts = getattr(model_spec, "parts", None)
+    if parts is None or not parts.llm or not targets:
+        return list(targets)
+    prefixes = "|".join(re.escape(p) for p in parts.llm)
+    names = "|".join(re.escape(t) for t in targets)
+    return rf"(?:{prefixes})\..*\.(?:{names})"
+
+
+def family_exclusions(model_spec: Any) -> str | None:
+    """A regex of a multimodal family's non-language parts for peft's `exclude_modules`, or None without `parts`
+    (peft may reduce a target regex to bare names, so the towers are excluded explicitly too)."""
+    parts = getattr(model_spec, "parts", None)
+    if parts is None:
+        return None
+    towers = [p for part in ("vision", "audio", "aligner") for p in getattr(parts, part)]
+    return rf"(?:{'|'.join(re.escape(p) for p in towers)})(?:\..*)?" if towers else None
 
 
 class LoraTuner(Tuner):
@@ -43,7 +63,7 @@ class LoraTuner(Tuner):
     def config(self) -> LoraConfig:
         """The peft `LoraConfig` these options describe."""
         o = self.options
-        targets: list[str] | str = list(o.target_modules) or _family_targets(self.model_spec)
+        targets: list[str] | str = list(o.target_modules) or family_targets(self.model_spec)
         return LoraConfig(
             task_type="CAUSAL_LM",
             r=o.lora_rank,
@@ -53,9 +73,7 @@ class LoraTuner(Tuner):
             target_modules="all-linear" if targets in ([], ["all-linear"]) else targets,
             modules_to_save=list(o.modules_to_save) or None,
             # The family's default targets stay out of a multimodal model's towers.
-            exclude_modules=None
-            if o.target_modules
-            else getattr(self.model_spec, "lora_exclude_modules", lambda: None)(),
+            exclude_modules=None if o.target_modules else family_exclusions(self.model_spec),
             use_dora=o.use_dora,
             use_rslora=o.use_rslora,
             init_lora_weights=_init_value(o.init_weights),
@@ -113,6 +131,32 @@ class LoraTuner(Tuner):
         return PeftModel.from_pretrained(model, str(path), adapter_name=name, is_trainable=False)
 
     @classmethod
+    @torch.no_grad()
+    def merged_weights(cls, model: Any) -> dict[str, Any] | None:
+        """Base weights plus each active adapter's delta (peft's `get_delta_weight`), computed into new tensors:
+        no merge/unmerge round trip that would disturb the optimizer state or gradients of a training model."""
+        base = model.get_base_model() if isinstance(model, PeftModel) else model
+        lora_layers = {n: m for n, m in base.named_modules() if isinstance(m, LoraLayer)}
+        saved_copies = {n: m for n, m in base.named_modules() if isinstance(m, ModulesToSaveWrapper)}
+        if not lora_layers and not saved_copies:
+            return None
+        covered = tuple(f"{name}." for name in [*lora_layers, *saved_copies])
+        weights: dict[str, Any] = {}
+        for name, layer in lora_layers.items():
+            weights[f"{name}.weight"] = _merged_lora_weight(layer, name)
+            if getattr(layer.get_base_layer(), "bias", None) is not None:
+                weights[f"{name}.bias"] = layer.get_base_layer().bias.detach()
+        for name, wrapper in saved_copies.items():
+            active = wrapper.modules_to_save[wrapper.active_adapters[0]] if wrapper.active_adapters else None
+            module = active if active is not None else wrapper.original_module
+            for param_name, param in module.named_parameters():
+                weights[f"{name}.{param_name}"] = param.detach()
+        for name, param in base.named_parameters():
+            if not name.startswith(covered):
+                weights[name] = param.detach()
+        return weights
+
+    @classmethod
     def set_active(cls, model: Any, name: str | None) -> None:
         """Use adapter `name`, or the bare base model for None."""
         if name is None:
@@ -127,3 +171,21 @@ class LoraTuner(Tuner):
     def merge(cls, model: Any) -> Any:
         """Fold the active adapter into the base weights and return the plain transformers model."""
         return model.merge_and_unload()
+
+
+def _merged_lora_weight(layer: Any, name: str) -> Any:
+    """The base weight plus every active adapter's delta, as a new tensor (the weight if already merged)."""
+    weight = layer.get_base_layer().weight.detach()
+    if layer.merged:  # peft merged the adapters into the base weight already
+        return weight
+    merged = weight.clone()
+    for adapter in layer.active_adapters:
+        if adapter not in layer.lora_A:
+            continue
+        if layer.use_dora.get(adapter, False):
+            raise OmniError(
+                f"{name}: DoRA adapters cannot be merged into an engine's weights on the fly; train with plain LoRA "
+                "or merge the adapter first"
+            )
+        merged += layer.get_delta_weight(adapter).to(merged.dtype)
+    return merged
