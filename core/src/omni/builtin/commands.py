@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
 
 from omni import hookimpl
 from omni.options import option
 from omni.registry import KINDS, CommandSpec
+from omni.scaffold import ScaffoldKind
 
 
 @dataclass
@@ -23,7 +23,7 @@ class ListOptions:
 
 @dataclass
 class NewPluginOptions:
-    kind: Literal["command", "dataset", "model", "reward", "tuner"] = option(
+    kind: ScaffoldKind = option(
         help="the kind of capability the plugin registers", positional=True
     )
     name: str = option(help="the plugin name; the distribution is omni-plugin-NAME", positional=True)
