@@ -7,6 +7,14 @@ They render what the families' published tokenizers render for conversations of 
 
 from __future__ import annotations
 
+# Plain ChatML without a default system prompt: the tiny tokenizers of families omni has no template for.
+CHATML = (
+    "{%- for message in messages %}"
+    "{{- '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n' }}"
+    "{%- endfor %}"
+    "{%- if add_generation_prompt %}{{- '<|im_start|>assistant\\n' }}{%- endif %}"
+)
+
 # Llama 3.1 / 3.2 / 3.3 instruct: a system header that always carries the knowledge and today dates.
 LLAMA3 = (
     "{{- bos_token }}"

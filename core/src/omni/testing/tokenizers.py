@@ -22,7 +22,7 @@ from omni.testing import chat_templates
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerFast
 
-Family = Literal["llama", "smollm2", "qwen3", "qwen2.5", "qwen3-omni"]
+Family = Literal["llama", "smollm2", "qwen3", "qwen2.5", "qwen3-omni", "generic"]
 
 _QWEN_SPECIAL = (
     "<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|object_ref_start|>", "<|object_ref_end|>",
@@ -125,6 +125,18 @@ _FAMILIES: dict[str, FamilyTokens] = {
         pad="<|im_end|>",
         unk="<|endoftext|>",
         chat_template=chat_templates.SMOLLM2,
+        prepend_bos=False,
+    ),
+    # Any other family: SentencePiece-style BOS/EOS/UNK first, ChatML turn markers, plain ChatML.
+    "generic": FamilyTokens(
+        leading_special=("<unk>", "<s>", "</s>"),
+        trailing_special=("<|im_start|>", "<|im_end|>", "<pad>"),
+        plain_added=(),
+        bos="<s>",
+        eos="<|im_end|>",
+        pad="<pad>",
+        unk="<unk>",
+        chat_template=chat_templates.CHATML,
         prepend_bos=False,
     ),
     "qwen3": _qwen(chat_templates.QWEN3),

@@ -1,0 +1,57 @@
+"""`omni.testing.build_tiny` builds a tiny checkpoint of any transformers model type that loads and runs."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+import transformers
+from omni.testing import build_tiny
+from omni.testing.tokenizers import build_tokenizer
+
+# Decoder-only text models, a vision-language model (nested text and vision configs, multimodal RoPE) and an
+# encoder-decoder speech model (nested encoder and decoder sizes, decoder start token).
+MODEL_TYPES = ["llama", "qwen2", "qwen3", "mistral", "gemma", "phi3", "qwen2_vl", "whisper"]
+
+
+def _model_class(config):
+    return getattr(transformers, config.architectures[0])
+
+
+@pytest.mark.parametrize("model_type", MODEL_TYPES)
+def test_builds_loads_and_runs_forward(model_type, tmp_path):
+    path = build_tiny(model_type, tmp_path / model_type)
+    config = transformers.AutoConfig.from_pretrained(path)
+    tokenizer = transformers.AutoTokenizer.from_pretrained(path)
+    model = _model_class(config).from_pretrained(path)
+    assert sum(p.numel() for p in model.parameters()) < 1_000_000
+    assert model.get_input_embeddings().num_embeddings == len(tokenizer)
+    ids = torch.tensor([tokenizer("What is 2 + 2?")["input_ids"]])
+    if config.is_encoder_decoder:  # Whisper: 30 s of (silent) log-mel features in, text out
+        features = torch.zeros(1, config.num_mel_bins, 2 * config.max_source_positions)
+        logits = model(input_features=features, decoder_input_ids=ids).logits
+    else:
+        logits = model(input_ids=ids).logits
+    assert logits.shape == (1, ids.shape[1], len(tokenizer)) and torch.isfinite(logits).all()
+
+
+def test_the_tokenizer_carries_the_family_tokens_and_chat_template(tmp_path):
+    path = build_tiny("qwen2_vl", tmp_path / "vl")
+    config = json.loads((path / "config.json").read_text())
+    tokenizer = transformers.AutoTokenizer.from_pretrained(path)
+    # Qwen's own image and video placeholders back the ids the config names.
+    assert config["image_token_id"] == tokenizer.convert_tokens_to_ids("<|image_pad|>")
+    assert config["video_token_id"] == tokenizer.convert_tokens_to_ids("<|video_pad|>")
+    chat = tokenizer.apply_chat_template([{"role": "user", "content": "Hi"}], tokenize=False)
+    assert chat == build_tokenizer("qwen2.5").apply_chat_template([{"role": "user", "content": "Hi"}], tokenize=False)
+
+
+def test_a_config_is_shrunk_and_overrides_apply(tmp_path):
+    big = transformers.MistralConfig(hidden_size=4096, num_hidden_layers=32, vocab_size=32000)
+    path = build_tiny(big, tmp_path / "acme", architectures=["AcmeForCausalLM"], num_hidden_layers=1)
+    config = json.loads((path / "config.json").read_text())
+    assert config["architectures"] == ["AcmeForCausalLM"]  # what a family plugin's ModelSpec matches
+    assert (config["hidden_size"], config["num_hidden_layers"], config["model_type"]) == (64, 1, "mistral")
+    assert big.hidden_size == 4096  # the config passed in is left as it was
+    assert transformers.AutoModelForCausalLM.from_pretrained(path).config.num_hidden_layers == 1
