@@ -31,30 +31,6 @@ KINDS: tuple[str, ...] = (
     "commands",
 )
 
-# Where the capabilities this project publishes live, so a missing one can be named with its install line.
-KNOWN_PROVIDERS: dict[tuple[str, str], str] = {
-    **{("models", n): "omni-plugin-llama" for n in ("llama", "smollm2")},
-    **{("models", n): "omni-plugin-qwen3" for n in ("qwen3", "qwen3-moe", "qwen2.5")},
-    ("models", "qwen3-omni"): "omni-plugin-qwen3-omni",
-    **{("templates", n): "omni-plugin-llama" for n in ("llama3", "smollm2")},
-    **{("templates", n): "omni-plugin-qwen3" for n in ("qwen3", "qwen2.5")},
-    ("templates", "qwen3-omni"): "omni-plugin-qwen3-omni",
-    ("tuners", "lora"): "omni-plugin-lora",
-    ("tuners", "reft"): "omni-plugin-reft",
-    ("tuners", "galore"): "omni-plugin-galore",
-    ("tuners", "lisa"): "omni-plugin-lisa",
-    ("quantizers", "bnb"): "omni-plugin-bnb",
-    **{("algorithms", n): "omni-plugin-dpo" for n in ("dpo", "kto", "simpo", "orpo", "cpo")},
-    **{("algorithms", n): "omni-plugin-grpo" for n in ("grpo", "dapo", "dr-grpo", "rloo", "reinforce++")},
-    **{
-        ("rewards", n): "omni-plugin-grpo"
-        for n in ("accuracy", "format", "length", "cosine", "repetition", "soft-overlong")
-    },
-    **{("engines", n): f"omni-plugin-{n}" for n in ("vllm", "sglang", "lmdeploy")},
-    **{("datasets", n): "omni-plugin-datasets" for n in ("identity", "hub")},
-    ("strategies", "deepspeed"): "omni-plugin-deepspeed",
-}
-
 
 def package_dir(module: str) -> str | None:
     """The folder of `module`'s top-level package, found without importing it (None when there is none)."""
@@ -448,8 +424,10 @@ def collision_message(kind: str, name: str, clash: list[Registration]) -> str:
 
 
 def provider_of(kind: str, name: str) -> str | None:
-    """The distribution this project publishes that provides `name` of `kind`, or None."""
-    return KNOWN_PROVIDERS.get((kind, _normalise(name)))
+    """The distribution the plugin indexes (`omni.plugin_index`) name for `name` of `kind`, or None."""
+    from omni import plugin_index  # read only when something is missing
+
+    return plugin_index.provider_of(kind, name)
 
 
 def missing_message(kind: str, name: str, installed: list[str]) -> str:

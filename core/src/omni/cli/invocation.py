@@ -171,12 +171,13 @@ def _refuse_clashing_names(invocation: Invocation) -> None:
 def _refuse_uninstalled_switches(
     parser: argparse.ArgumentParser, argv: list[str], config: dict[str, Any], registry: Registry
 ) -> None:
-    """A flag or config key that switches on a strategy nobody installed (``--deepspeed``) names the plugin."""
+    """A flag or config key that switches on a strategy or callback nobody installed (``--deepspeed``) names the
+    plugin that provides it (from the plugin indexes)."""
     known = parser._option_string_actions  # argparse keeps no public map of its flags
     used = [snake(a.split("=", 1)[0]) for a in argv if a.startswith("--")] + list(config)
     for name in used:
         if f"--{kebab(name)}" not in known and f"--{name}" not in known:
-            provider = provider_of("strategies", name)
+            provider = provider_of("switches", name)
             if provider:
                 raise MissingCapabilityError(f"--{kebab(name)} needs the {provider} plugin: pip install {provider}")
 

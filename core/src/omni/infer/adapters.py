@@ -11,10 +11,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from omni import plugin_index
 from omni.data.rows import row_error
 from omni.errors import OmniError
 from omni.infer.recorded import recorded_adapter_name
-from omni.registry import KNOWN_PROVIDERS, Registry
+from omni.registry import Registry
 from omni.train.tuner import Tuner
 
 ADAPTER_COLUMN = "adapter"  # a row's own choice of adapter in `omni infer --input` files
@@ -48,9 +49,10 @@ def find_tuner(path: Path, registry: Registry) -> type[Tuner]:
         if tuner_cls.is_saved_here(path):
             return tuner_cls
     installed = ", ".join(registry.names("tuners")) or "none"
+    published = "; ".join(f"{dist} ({', '.join(names)})" for dist, names in plugin_index.providers("tuners").items())
     raise OmniError(
-        f"no installed tuner recognises the adapter folder {path} (installed tuners: {installed}); "
-        f"LoRA adapters need pip install {KNOWN_PROVIDERS[('tuners', 'lora')]}"
+        f"no installed tuner recognises the adapter folder {path} (installed tuners: {installed}); install the "
+        f"tuner plugin that saved it{': ' + published if published else ''}"
     )
 
 
