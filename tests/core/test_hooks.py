@@ -11,8 +11,8 @@ import pytest
 from omni import hookimpl
 from omni.cli.invocation import parse_invocation
 from omni.cli.main import main
-from omni.options import option
 from omni.errors import OmniError
+from omni.options import option
 from omni.registry import (
     AlgorithmSpec,
     BenchmarkSpec,
@@ -175,7 +175,9 @@ def test_register_commands(register_plugin, capsys):
         @hookimpl
         def register_commands(self, register):
             register(
-                CommandSpec(name="hello", description="greet", impl="tests.core.test_hooks:_hello", options=HelloOptions)
+                CommandSpec(
+                    name="hello", description="greet", impl="tests.core.test_hooks:_hello", options=HelloOptions
+                )
             )
 
     register_plugin(Plugin(), distribution="omni-plugin-acme")
@@ -233,9 +235,9 @@ def test_register_strategies(register_plugin, omni_host, capsys):
     assert "--acme-mesh" in listed(capsys, "strategies")
     sft = omni_host.registry.get("commands", "sft").spec
     idle = parse_invocation(sft, [], omni_host.registry)
-    assert active_strategy(idle) is None  # installed, but its switch is not set
+    assert active_strategy(idle.options, idle.selected) is None  # installed, but its switch is not set
     on = parse_invocation(sft, ["--acme-mesh", "2x4"], omni_host.registry)
-    strategy = active_strategy(on)
+    strategy = active_strategy(on.options, on.selected)
     assert isinstance(strategy, AcmeMeshStrategy) and strategy.options == AcmeMeshOptions("2x4")
     with pytest.raises(TypeError, match="switch 'mesh' is not one of its options"):
         StrategySpec(name="x", description="x", impl="json:loads", options=AcmeMeshOptions, switch="mesh")

@@ -10,6 +10,7 @@ import dataclasses
 import fnmatch
 import importlib
 import importlib.util
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -334,6 +335,25 @@ class Registration:
     spec: Spec
     distribution: Distribution
     origin: str | None = None  # file:line of the plugin's `register(...)` call
+
+
+@dataclass(frozen=True)
+class Selected:
+    """A spec chosen for a run (named by a selecting option, or included because it is installed), with the
+    options parsed for it."""
+
+    registration: Registration
+    options: Any
+
+    @property
+    def spec(self) -> Any:
+        return self.registration.spec
+
+
+def selected_one(selected: Mapping[str, list[Selected]], option: str) -> Selected | None:
+    """The single spec that the selecting `option` chose (None when that option was left empty)."""
+    chosen = selected.get(option, [])
+    return chosen[0] if chosen else None
 
 
 @dataclass

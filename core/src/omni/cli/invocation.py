@@ -12,7 +12,16 @@ from typing import Any, NoReturn
 from omni.cli.defaults import installed_instead, say_default_replaced
 from omni.errors import MissingCapabilityError, OmniError
 from omni.options import FieldInfo, add_arguments, build_options, fields_of, kebab, load_config, snake, suggest
-from omni.registry import CommandSpec, Registration, Registry, collision_message, provider_of, singular
+from omni.registry import (
+    CommandSpec,
+    Registration,
+    Registry,
+    Selected,
+    collision_message,
+    provider_of,
+    selected_one,
+    singular,
+)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -20,18 +29,6 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         raise OmniError(f"{self.prog}: {message}")
-
-
-@dataclass(frozen=True)
-class Selected:
-    """A spec a command selected by name, with its parsed options."""
-
-    registration: Registration
-    options: Any
-
-    @property
-    def spec(self) -> Any:
-        return self.registration.spec
 
 
 @dataclass
@@ -47,8 +44,7 @@ class Invocation:
 
     def selected_one(self, option: str) -> Selected | None:
         """The single spec selected by `option` (None when that option was left empty)."""
-        chosen = self.selected.get(option, [])
-        return chosen[0] if chosen else None
+        return selected_one(self.selected, option)
 
 
 def _selected_names(value: Any) -> list[str]:

@@ -64,13 +64,14 @@ def run(invocation: Invocation) -> int:
     Asked for several processes (``--nproc-per-node``, ``NPROC_PER_NODE``), it starts them instead, each
     running this same command."""
     from omni.train import launch
+    from omni.train.callback import active_callbacks
     from omni.train.job import active_strategy, prepare_job
 
     options: TrainOptions = invocation.options
     algorithm = algorithm_for(invocation)  # before loading a model, so a wrong --algo fails fast
     check_streaming(options, algorithm)
     check_tuner(invocation, algorithm)
-    strategy = active_strategy(invocation)
+    strategy = active_strategy(options, invocation.selected)
     processes = options.resolved(os.environ)
     if launch.wants_launch(processes):
         launch.check(processes, output_dir=options.output_dir)
@@ -79,7 +80,14 @@ def run(invocation: Invocation) -> int:
         raise OmniError(
             "a run of several processes needs --output-dir under torchrun or accelerate launch: a folder they all write into"
         )
-    job = prepare_job(invocation, strategy)
+    job = prepare_job(
+        invocation.command.name,
+        options,
+        invocation.registry,
+        invocation.selected,
+        strategy=strategy,
+        plugin_callbacks=active_callbacks(invocation),  # each checks its settings before anything loads
+    )
     algorithm.spec.load()(job)
     launch.leave_process_group()
     return 0

@@ -12,17 +12,17 @@ import dataclasses
 import json
 import sys
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from omni import __version__
-from omni.cli.invocation import Invocation, Selected
 from omni.errors import OmniError
-from omni.registry import Registry
+from omni.registry import Registry, Selected, selected_one
 from omni.template.base import Template
 from omni.train import launch, outputs
-from omni.train.callback import TrainingCallback, active_callbacks
+from omni.train.callback import TrainingCallback
 from omni.train.options import TrainOptions
 from omni.train.parts import apply_part_freezing
 from omni.train.strategy import Strategy
@@ -111,7 +111,13 @@ class TrainingJob:
         own = [ThroughputCallback(), outputs.JsonlLogCallback(self.output_dir), ProgressBarCallback()]
         # Last: a checkpoint is marked complete only after every other callback has seen it saved.
         from_plugins = [c for plugin in self.plugin_callbacks for c in plugin.trainer_callbacks(self)]
-        return [*own, *self.tuner.callbacks(), *from_plugins, *self.extra_callbacks, outputs.CheckpointCompleteCallback()]
+        return [
+            *own,
+            *self.tuner.callbacks(),
+            *from_plugins,
+            *self.extra_callbacks,
+            outputs.CheckpointCompleteCallback(),
+        ]
 
     def train(self, trainer: Any) -> TrainResult:
         """Train (resuming when asked), then write the final model, the loss plot and the metrics."""
@@ -163,16 +169,16 @@ class TrainingJob:
         return TrainResult(self.output_dir, step, metrics, saved)
 
 
-def _quantization(invocation: Invocation, options: TrainOptions) -> tuple[Any, Any]:
+def _quantization(options: TrainOptions, registry: Registry, selected: Mapping[str, list[Selected]]) -> tuple[Any, Any]:
     """(quantizer, transformers quantization config), or (None, None) without quantization."""
     method = options.quant_method
     if method is None:
         return None, None
     if not options.quant_bits:
         raise OmniError(f"--quant-method {method} needs --quant-bits (4 or 8)")
-    selected = invocation.selected_one("quant_method")
-    registration = selected.registration if selected else invocation.registry.get("quantizers", method)
-    quant_options = selected.options if selected else registration.spec.default_options()
+    chosen = selected_one(selected, "quant_method")
+    registration = chosen.registration if chosen else registry.get("quantizers", method)
+    quant_options = chosen.options if chosen else registration.spec.default_options()
     quantizer = registration.spec.load()(quant_options)
     return quantizer, quantizer.quantization_config(options.quant_bits, torch_dtype=options.torch_dtype)
 
@@ -187,13 +193,13 @@ def _count_parameters(model: Any) -> tuple[int, int]:
 
 
 def _write_args(
-    invocation: Invocation, options: TrainOptions, loaded: Any, tuner: Selected, plugin_options: dict, output_dir: Path
+    command: str, options: TrainOptions, loaded: Any, tuner: Selected, plugin_options: dict, output_dir: Path
 ) -> None:
     outputs.write_args(
         output_dir,
         {
             "omni_version": __version__,
-            "command": invocation.command.name,
+            "command": command,
             **dataclasses.asdict(options),
             "model": loaded.path,  # the resolved base, so `omni infer --adapters DIR` finds it
             "model_type": loaded.spec.name,
@@ -206,31 +212,44 @@ def _write_args(
     )
 
 
-def active_strategy(invocation: Invocation) -> Strategy | None:
+def active_strategy(options: Any, selected: Mapping[str, list[Selected]]) -> Strategy | None:
     """The distributed strategy whose switch option is set (``--deepspeed``, ``--fsdp``), built; None without.
 
-    More than one switched on is an error naming them."""
-    chosen = [s for s in invocation.selected.get("strategies", []) if getattr(s.options, s.spec.switch, None)]
+    `options` are the command's, `selected` the run's chosen specs by option (the installed strategies under
+    ``"strategies"``). More than one switched on is an error naming them."""
+    chosen = [s for s in selected.get("strategies", []) if getattr(s.options, s.spec.switch, None)]
     if len(chosen) > 1:
         flags = " and ".join(f"--{s.spec.switch.replace('_', '-')}" for s in chosen)
         raise OmniError(f"{flags} cannot be combined: choose one distributed strategy")
     if not chosen:
         return None
     strategy: Strategy = chosen[0].spec.load()(chosen[0].options)
-    tuner = invocation.selected_one("tuner")
+    tuner = selected_one(selected, "tuner")
     if tuner is not None and not tuner.spec.shardable and strategy.shards_parameters():
         raise OmniError(
             f"--tuner {tuner.spec.name} does not train with sharded parameters ({strategy.describe()}); "
             "use data parallel (no strategy) or a strategy that keeps whole parameters on each process"
         )
-    strategy.check(invocation.options, tuner=tuner.spec.name if tuner else "")
+    strategy.check(options, tuner=tuner.spec.name if tuner else "")
     return strategy
 
 
-def prepare_job(invocation: Invocation, strategy: Strategy | None = None) -> TrainingJob:
+def prepare_job(
+    command: str,
+    options: TrainOptions,
+    registry: Registry,
+    selected: Mapping[str, list[Selected]],
+    *,
+    strategy: Strategy | None = None,
+    plugin_callbacks: list[TrainingCallback] | None = None,
+) -> TrainingJob:
     """Load the model (quantized if asked), apply the tuner, load the rows and the template.
 
-    `strategy`: the distributed strategy the run uses (see `active_strategy`), already checked."""
+    `command` is the training command (``sft``, ``pt``, ``rlhf``), `options` its options, `registry` the specs
+    the run resolves names in, `selected` the specs chosen for the run by option, with their options (the
+    ``tuner``, ``algo``, ``quant_method``, the installed ``datasets`` ...). `strategy`: the distributed strategy
+    the run uses (see `active_strategy`), already checked; `plugin_callbacks`: the switched-on training callbacks,
+    already checked."""
     import transformers
 
     from omni.data import load_datasets
@@ -239,19 +258,16 @@ def prepare_job(invocation: Invocation, strategy: Strategy | None = None) -> Tra
     from omni.template import get_template
 
     transformers.logging.set_verbosity_warning()
-    options: TrainOptions = invocation.options
-    if invocation.command.name == "pt":  # pre-training learns every token, not just the answers
+    if command == "pt":  # pre-training learns every token, not just the answers
         options = dataclasses.replace(options, loss_scope="all")
     if options.quant_bits and not options.quant_method:  # ms-swift's rule: bits alone mean bitsandbytes
         options = dataclasses.replace(options, quant_method="bnb")
-    registry = invocation.registry
     transformers.set_seed(options.seed)
-    plugin_callbacks = active_callbacks(invocation)  # each checks its settings before anything loads
 
-    tuner_sel = invocation.selected_one("tuner")
+    tuner_sel = selected_one(selected, "tuner")
     if tuner_sel is None:
         raise OmniError("--tuner is empty; choose one of: " + ", ".join(registry.names("tuners")))
-    quantizer, quantization_config = _quantization(invocation, options)
+    quantizer, quantization_config = _quantization(options, registry, selected)
 
     # The rows are read and checked before the model loads: a bad row costs seconds, not a model load. The
     # model's spec (from its config.json alone) says which media it takes.
@@ -260,8 +276,8 @@ def prepare_job(invocation: Invocation, strategy: Strategy | None = None) -> Tra
     data = load_datasets(
         options,
         registry,
-        dataset_options={s.spec.name: s.options for s in invocation.selected.get("datasets", [])},
-        require_answer=invocation.command.name != "rlhf",
+        dataset_options={s.spec.name: s.options for s in selected.get("datasets", [])},
+        require_answer=command != "rlhf",
         modalities=resolved.spec.modalities,
     )
     skipped = f"; {data.skipped_rows.summary()}" if data.skipped else ""
@@ -297,16 +313,16 @@ def prepare_job(invocation: Invocation, strategy: Strategy | None = None) -> Tra
     else:
         output_dir = outputs.resolve_output_dir(options.output_dir, options.model or loaded.spec.name)
     resume_from = outputs.resolve_checkpoint(options.resume_from_checkpoint, output_dir)
-    plugin_options = {opt: [s.options for s in chosen] for opt, chosen in invocation.selected.items()}
+    plugin_options = {opt: [s.options for s in chosen] for opt, chosen in selected.items()}
     processes = launch.current()
     if processes.is_main:
-        _write_args(invocation, options, loaded, tuner_sel, plugin_options, output_dir)
+        _write_args(command, options, loaded, tuner_sel, plugin_options, output_dir)
     log_line(f"outputs: {output_dir}")
     if processes.world_size > 1:
         how = strategy.describe() if strategy else "data parallel (DDP)"
         log_line(f"{processes.world_size} processes: {how}")
     return TrainingJob(
-        command=invocation.command.name,
+        command=command,
         options=options,
         registry=registry,
         model=model,
@@ -320,8 +336,8 @@ def prepare_job(invocation: Invocation, strategy: Strategy | None = None) -> Tra
         val_rows=data.val,
         output_dir=output_dir,
         resume_from=resume_from,
-        algorithm_options=algo.options if (algo := invocation.selected_one("algo")) else None,
-        selected=invocation.selected,
+        algorithm_options=algo.options if (algo := selected_one(selected, "algo")) else None,
+        selected=dict(selected),
         strategy=strategy,
-        plugin_callbacks=plugin_callbacks,
+        plugin_callbacks=list(plugin_callbacks or []),
     )
