@@ -7,7 +7,6 @@ no options), and its instances are called like the function.
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -36,6 +35,8 @@ class WeightedReward:
         """The unweighted scores of the wrapped reward, one per completion."""
         scores = self.func(prompts, completions, **columns)
         if inspect.isawaitable(scores):  # an async reward (a remote judge, say) is awaited here
+            import asyncio  # here: this module loads with the plugin, on every omni start
+
             scores = asyncio.run(scores)
         return scores
 
