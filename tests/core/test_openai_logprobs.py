@@ -13,6 +13,7 @@ import httpx
 import openai
 import pytest
 import torch
+from omni.infer import pt_engine as pt_engine_module
 from omni.infer.pt_engine import PtEngine
 from omni.infer.remote import RemoteEngine
 from omni.serve.app import ServedModels, create_app
@@ -70,6 +71,18 @@ def test_prompt_list_echo_scores_every_prompt_in_one_batch(client: openai.OpenAI
         assert logprobs.text_offset == [sum(len(t) for t in logprobs.tokens[:i]) for i in range(len(ids))]
     assert scored.usage.prompt_tokens == sum(len(engine.tokenizer(p)["input_ids"]) for p in PROMPTS)
     assert scored.usage.completion_tokens == 0
+
+
+def test_prompts_scored_in_groups_score_as_together(
+    client: openai.OpenAI, engine: PtEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    together = client.completions.create(model=BASE, prompt=PROMPTS, echo=True, logprobs=0, max_tokens=0)
+    # A bound on the logits of one forward pass that holds one prompt at a time.
+    monkeypatch.setattr(pt_engine_module, "_SCORED_LOGITS", 1)
+    apart = client.completions.create(model=BASE, prompt=PROMPTS, echo=True, logprobs=0, max_tokens=0)
+    for one, other in zip(together.choices, apart.choices, strict=True):
+        assert one.logprobs.tokens == other.logprobs.tokens
+        assert one.logprobs.token_logprobs[1:] == pytest.approx(other.logprobs.token_logprobs[1:], abs=1e-5)
 
 
 def test_token_id_prompts_answer_as_their_text_with_n_choices_each(client: openai.OpenAI, engine: PtEngine) -> None:
@@ -148,6 +161,7 @@ def test_tokenize_and_detokenize_as_vllm(url: str, engine: PtEngine) -> None:
         ("/v1/completions", {"prompt": "Hi", "max_tokens": 0}, None),  # 0 only with echo
         ("/v1/completions", {"prompt": [[1, 2], [10**9]]}, "prompt"),  # outside the vocabulary
         ("/v1/completions", {"prompt": [[]]}, "prompt"),
+        ("/v1/completions", {"prompt": ["Hi"] * 257}, "prompt"),
         ("/v1/completions", {"prompt": ["a", "b"], "stream": True}, "prompt"),
         ("/v1/completions", {"prompt": "Hi", "echo": True, "stream": True}, "echo"),
         ("/v1/completions", {"prompt": "Hi", "prompt_logprobs": 21}, "prompt_logprobs"),

@@ -43,6 +43,8 @@ from omni.template.base import IGNORE_INDEX, Encoded, Template
 from omni.template.options import TemplateCliOptions
 
 _STOP_CRITERIA_KEPT = 32
+# Most logits (prompts x positions x vocabulary) one scoring forward pass computes: a gibibyte in float32.
+_SCORED_LOGITS = 2**28
 
 
 class PtEngine(Engine):
@@ -271,10 +273,28 @@ class PtEngine(Engine):
 
     def _prompt_logprobs(self, prompts: list[Encoded], top: int) -> list[list[TokenLogprob | None]]:
         """Each prompt token's log-probability given the tokens before it, with its rank and the `top` most
-        likely tokens there. The prompts are right-padded, so every real token keeps its position and sees
-        only real tokens before it: the same numbers as scoring each prompt alone."""
+        likely tokens there.
+
+        Prompts are scored in groups whose logits (prompts x longest x vocabulary) stay within
+        `_SCORED_LOGITS`, a long prompt alone; each group is right-padded, so every real token keeps its
+        position and sees only real tokens before it: the same numbers as scoring each prompt alone.
+        """
         if len(prompts) > 1 and any(p.extras for p in prompts):
             raise ValueError("rows with images, audio or video are scored alone (see batching.batch_key)")
+        vocabulary = self.model.get_output_embeddings().weight.shape[0]
+        scored: list[list[TokenLogprob | None]] = []
+        group: list[Encoded] = []
+        for prompt in sorted(prompts, key=len, reverse=True):
+            if group and (len(group) + 1) * len(group[0]) * vocabulary > _SCORED_LOGITS:
+                scored += self._score_group(group, top)
+                group = []
+            group.append(prompt)
+        scored += self._score_group(group, top)
+        order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]), reverse=True)
+        by_prompt: dict[int, list[TokenLogprob | None]] = dict(zip(order, scored, strict=True))
+        return [by_prompt[i] for i in range(len(prompts))]
+
+    def _score_group(self, prompts: list[Encoded], top: int) -> list[list[TokenLogprob | None]]:
         batch = self.tokenizer.pad(
             {"input_ids": [p.input_ids for p in prompts]}, padding=True, padding_side="right", return_tensors="pt"
         )
@@ -283,10 +303,10 @@ class PtEngine(Engine):
             inputs.update({k: v.to(self.model.device) if hasattr(v, "to") else v for k, v in prompts[0].extras.items()})
         with torch.inference_mode():
             logits = self.model(**inputs).logits
-        scored = []
+        scored: list[list[TokenLogprob | None]] = []
         for row, prompt in enumerate(prompts):
             ids = torch.tensor(prompt.input_ids[1:], device=logits.device)
-            # Row by row: a whole batch's log-softmax over the vocabulary would hold batch x length x vocab floats.
+            # Row by row: the log-softmax of the whole group would double its memory.
             steps = logits[row, : len(ids)].float().log_softmax(dim=-1)
             scored.append([None, *_token_logprobs(steps, ids, top, ranked=True)])
         return scored

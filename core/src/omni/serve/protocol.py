@@ -57,6 +57,8 @@ MAX_STOP_CHARS = 128
 # OpenAI's bounds on alternatives per token: 5 for completions' `logprobs`, 20 for chat's `top_logprobs`
 # (also vLLM's default bound, which `prompt_logprobs` shares).
 MAX_COMPLETION_LOGPROBS = 5
+# Prompts per completion request: each is a request to the engine, so the count is bounded as `n` is.
+MAX_PROMPTS = 256
 MAX_CHAT_TOP_LOGPROBS = 20
 
 
@@ -193,6 +195,8 @@ class CompletionRequest(SamplingRequest):
         prompts = [prompt] if isinstance(prompt, str) or (prompt and isinstance(prompt[0], int)) else prompt
         if not prompts or any(len(p) == 0 for p in prompts):
             raise ValueError("prompts must not be empty")
+        if len(prompts) > MAX_PROMPTS:
+            raise ValueError(f"at most {MAX_PROMPTS} prompts are allowed per request, got {len(prompts)}")
         return prompt
 
     @model_validator(mode="after")
