@@ -198,11 +198,15 @@ class AlgorithmSpec(Spec):
     """A training algorithm; `command` is the CLI command that offers it (sft, pt or rlhf).
 
     `streaming`: it trains from ``--streaming`` rows (a re-iterable read lazily), not only from a list.
+    `sequence_parallel`: it trains with each row split across processes when the strategy asks for it
+    (`omni.train.strategy.Strategy.sequence_parallel_size`): its collator is wrapped in
+    `omni.train.collators.SequenceShardCollator` and its loss adds up the shards'.
     """
 
     kind: ClassVar[str] = "algorithms"
     command: str
     streaming: bool = False
+    sequence_parallel: bool = False
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -143,6 +143,43 @@ class PaddingFreeCollator:
         }
 
 
+@dataclass
+class SequenceShardCollator:
+    """Batches for rows split across `shards` processes (sequence parallel, see `Strategy.sequence_parallel_size`).
+
+    The wrapped collator's batch is padded at the end to a length divisible by `shards`, with
+    ``position_ids`` (each shard keeps its tokens' positions in the whole row). ``attention_mask`` is
+    dropped: pads only follow a row's last token, which causal attention never lets earlier tokens see.
+    ``loss_positions`` is dropped: the strategy cuts the sequence, so the trainer finds each shard's own.
+    """
+
+    collator: Any
+    shards: int
+    pad_token_id: int
+
+    def __call__(self, features: Sequence[Feature]) -> dict[str, Any]:
+        """Collate with the wrapped collator, then make the batch divisible into `shards` shards."""
+        batch = self.collator(features)
+        media = sorted(set(batch) - _TOKEN_KEYS - {"attention_mask", *BATCH_INFO_KEYS})
+        if media:
+            raise OmniError(f"sequence parallel splits text rows only; these rows carry {', '.join(media)}")
+        batch.pop("loss_positions", None)
+        batch.pop("attention_mask", None)
+        input_ids, labels = batch["input_ids"], batch["labels"]
+        rows, length = input_ids.shape
+        positions = batch.get("position_ids")
+        if positions is None:
+            positions = torch.arange(length).expand(rows, length)
+        if positions.dim() != 2:
+            raise OmniError("sequence parallel splits text rows only; these rows have multimodal rotary positions")
+        pad = -length % self.shards
+        if pad:
+            input_ids = torch.nn.functional.pad(input_ids, (0, pad), value=self.pad_token_id)
+            labels = torch.nn.functional.pad(labels, (0, pad), value=IGNORE_INDEX)
+            positions = torch.cat([positions, positions[:, -1:] + torch.arange(1, pad + 1)], dim=1)
+        return {**batch, "input_ids": input_ids, "labels": labels, "position_ids": positions.contiguous()}
+
+
 def pack_rows(rows: Iterable[Feature], max_length: int, *, open_bins: int | None = None) -> Iterator[Feature]:
     """Bin-pack encoded rows into rows of at most `max_length` tokens (first fit, in data order).
 

@@ -72,6 +72,11 @@ def run(invocation: Invocation) -> int:
     check_streaming(options, algorithm)
     check_tuner(invocation, algorithm)
     strategy = active_strategy(options, invocation.selected)
+    if strategy is not None and strategy.sequence_parallel_size() > 1 and not algorithm.spec.sequence_parallel:
+        raise OmniError(
+            f"{algorithm.spec.name} does not train with rows split across processes ({strategy.describe()}); "
+            "train it without sequence parallelism"
+        )
     processes = options.resolved(os.environ)
     if launch.wants_launch(processes):
         launch.check(processes, output_dir=options.output_dir)

@@ -217,7 +217,21 @@ def active_strategy(options: Any, selected: Mapping[str, list[Selected]]) -> Str
 
     `options` are the command's, `selected` the run's chosen specs by option (the installed strategies under
     ``"strategies"``). More than one switched on is an error naming them."""
-    chosen = [s for s in selected.get("strategies", []) if getattr(s.options, s.spec.switch, None)]
+    installed = selected.get("strategies", [])
+    chosen = [s for s in installed if getattr(s.options, s.spec.switch, None)]
+    for idle in (s for s in installed if s not in chosen):
+        defaults = idle.spec.default_options()
+        changed = [
+            f.name
+            for f in dataclasses.fields(idle.options)
+            if getattr(idle.options, f.name) != getattr(defaults, f.name)
+        ]
+        if changed:
+            switch = idle.spec.switch.replace("_", "-")
+            raise OmniError(
+                f"--{changed[0].replace('_', '-')} is an option of the {idle.spec.name} strategy, which is off: "
+                f"switch it on with --{switch}"
+            )
     if len(chosen) > 1:
         flags = " and ".join(f"--{s.spec.switch.replace('_', '-')}" for s in chosen)
         raise OmniError(f"{flags} cannot be combined: choose one distributed strategy")

@@ -6,7 +6,7 @@ options already decide; both are ``run(job) -> TrainResult`` as every algorithm 
 
 from __future__ import annotations
 
-from omni.train.collators import PaddingCollator, PaddingFreeCollator, pack_rows
+from omni.train.collators import PaddingCollator, PaddingFreeCollator, SequenceShardCollator, pack_rows
 from omni.train.encoding import EncodedSet, EncodedStream, RowEncoder, encode_rows
 from omni.train.job import TrainingJob, TrainResult, log_line
 from omni.train.packed_attention import use_packed_attention
@@ -54,6 +54,9 @@ def run_sft(job: TrainingJob) -> TrainResult:
             log_line("padding-free: attention runs per sequence")
     else:
         collator = PaddingCollator(pad_token_id=job.tokenizer.pad_token_id)
+    shards = job.strategy.sequence_parallel_size() if job.strategy else 1
+    if shards > 1:
+        collator = SequenceShardCollator(collator, shards=shards, pad_token_id=job.tokenizer.pad_token_id)
     has_eval = bool(val and val.features)
     trainer = OmniTrainer(
         model=job.model,

@@ -28,6 +28,15 @@ class Strategy:
         """Whether each process holds only a shard of the parameters (ZeRO-3, FSDP), not all of them."""
         return False
 
+    def sequence_parallel_size(self) -> int:
+        """How many processes split each row's sequence between them (1: none, the default).
+
+        Above 1, training batches carry ``position_ids`` and a length divisible by it
+        (`omni.train.collators.SequenceShardCollator`), the strategy cuts them into the processes' shards,
+        and `omni.train.trainer.OmniTrainer` adds up the shards' losses. Only algorithms whose spec says
+        ``sequence_parallel=True`` train this way."""
+        return 1
+
     def check(self, options: Any, *, tuner: str) -> None:
         """Raise `omni.errors.OmniError` for settings this strategy cannot train with (e.g. 4-bit weights
         under ZeRO-3). `options` are the command's `TrainOptions`; called before any model loads."""

@@ -113,12 +113,22 @@ class OmniTrainer(Trainer):
             # Counted on the host by the collator: throughput without a per-step device sync. It lives in
             # the TrainerState, so it is checkpointed and survives --resume-from-checkpoint.
             self.state.num_input_tokens_seen += num_tokens
+        if "shift_labels" in inputs:  # this process's shard of rows split across processes (sequence parallel)
+            loss, outputs = sequence_shard_loss(model, inputs, data_parallel=self._data_parallel_size())
+            return (loss, outputs) if return_outputs else loss
         loss, outputs = causal_lm_loss(model, inputs, num_items_in_batch)
         if self.args.average_tokens_across_devices and num_items_in_batch is not None:
-            # The divisor counts every process's targets and data parallelism averages the gradients over the
-            # processes: scaling back by their number gives the gradient (and logged loss) of one global batch.
-            loss = loss * self.accelerator.num_processes
+            # The divisor counts every process's targets (transformers divides it by the processes sharing a row)
+            # and data parallelism averages the gradients over the groups of processes training on different
+            # rows: scaling back by their number gives the gradient (and logged loss) of one global batch.
+            loss = loss * self._data_parallel_size()
         return (loss, outputs) if return_outputs else loss
+
+    def _data_parallel_size(self) -> int:
+        """Groups of processes training on different rows: all of them, less those that share a row."""
+        config = getattr(self.accelerator, "parallelism_config", None)
+        shards = config.sp_size if config is not None and config.sp_enabled else 1
+        return self.accelerator.num_processes // shards
 
 
 # The labels of the batch the model is forwarding inside `causal_lm_loss`, None elsewhere. The model never
@@ -155,3 +165,35 @@ def causal_lm_loss(
     if num_items_in_batch is None:
         num_items_in_batch = (targets != IGNORE_INDEX).sum().clamp(min=1)
     return loss / num_items_in_batch, outputs
+
+
+def sequence_shard_loss(model: Any, batch: dict[str, Any], *, data_parallel: int) -> tuple[torch.Tensor, Any]:
+    """The loss of one process's shard of rows split across processes (sequence parallel).
+
+    The strategy cut each row into shards and shifted its labels (``shift_labels``: the next token of
+    every position of this shard). Targets are counted over every process, so each token weighs the same
+    as in one process. The gradient flows through this shard's own sum only (the strategy adds up the
+    shards' gradients and averages over the `data_parallel` groups); the value returned is the whole
+    step's loss, so every process logs the same figure.
+    """
+    targets = batch.pop("shift_labels")
+    batch.pop("labels", None)
+    positions = (targets != IGNORE_INDEX).any(dim=0).nonzero().flatten()
+    if positions.numel() == 0:
+        # No target here: still forward one position so backward runs the collective ops every shard joins.
+        positions = torch.tensor([targets.shape[1] - 1], device=targets.device)
+    outputs = model(**batch, logits_to_keep=positions, use_cache=False)
+    logits = outputs.logits.float()
+    shard_sum = F.cross_entropy(
+        logits.reshape(-1, logits.shape[-1]),
+        targets[:, positions].reshape(-1),
+        ignore_index=IGNORE_INDEX,
+        reduction="sum",
+    )
+    totals = torch.stack([shard_sum.detach(), (targets != IGNORE_INDEX).sum().to(shard_sum.dtype)])
+    torch.distributed.all_reduce(totals)
+    count = totals[1].clamp(min=1)
+    own = shard_sum / count * data_parallel
+    import os, sys
+    if os.environ.get('SPDBG'): print('DBG', os.environ.get('RANK'), float(shard_sum), float(count), data_parallel, file=sys.stderr)
+    return own + (totals[0] / count - own).detach(), outputs

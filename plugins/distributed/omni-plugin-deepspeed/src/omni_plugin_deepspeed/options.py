@@ -18,3 +18,8 @@ class DeepSpeedOptions:
         help=f"train under DeepSpeed: {', '.join(PRESETS)} (ms-swift's presets; _offload keeps optimizer state, "
         "and for zero3 parameters, in CPU memory) or a DeepSpeed config JSON; 'auto' values come from omni's options",
     )
+    sequence_parallel_size: int = option(
+        1,
+        help="split each row's sequence across this many processes (DeepSpeed Ulysses): rows too long for one "
+        "device train; the number of processes must be a multiple of it (ms-swift: --sequence_parallel_size)",
+    )

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import json
+import os
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from omni.errors import OmniError
+from omni.train import launch
 from omni.train.strategy import Strategy
 
 from omni_plugin_deepspeed.options import PRESETS, DeepSpeedOptions
+
+ULYSSES_ATTENTION = ("sdpa", "flash_attention_2", "flash_attention_3")  # the kernels Ulysses can wrap
 
 
 def load_config(value: str) -> dict[str, Any]:
@@ -46,7 +50,9 @@ class DeepSpeedStrategy(Strategy):
     def describe(self) -> str:
         offload = [k.removeprefix("offload_") for k, v in self.zero.items() if k.startswith("offload_") and _on(v)]
         where = f", {' and '.join(offload)} offloaded to CPU" if offload else ""
-        return f"DeepSpeed ZeRO-{self.stage}{where} ({self.options.deepspeed})"
+        sequence = self.options.sequence_parallel_size
+        split = f", each row split across {sequence} processes (Ulysses)" if sequence > 1 else ""
+        return f"DeepSpeed ZeRO-{self.stage}{where}{split} ({self.options.deepspeed})"
 
     @property
     def zero(self) -> dict[str, Any]:
@@ -55,7 +61,11 @@ class DeepSpeedStrategy(Strategy):
     def shards_parameters(self) -> bool:
         return self.stage == 3
 
+    def sequence_parallel_size(self) -> int:
+        return self.options.sequence_parallel_size
+
     def check(self, options: Any, *, tuner: str) -> None:
+        self._check_sequence_parallel(options)
         if self.stage == 3 and (options.quant_method or options.quant_bits):
             raise OmniError("--deepspeed ZeRO-3 cannot partition quantized weights: use zero2 for QLoRA")
         if self.stage == 3 and not self.zero.get("stage3_gather_16bit_weights_on_model_save"):
@@ -64,15 +74,71 @@ class DeepSpeedStrategy(Strategy):
                 "final weights could not be saved whole; set it to true"
             )
 
-    def training_arguments(self, options: Any, *, model: Any, model_spec: Any) -> dict[str, Any]:
-        import torch
+    def _check_sequence_parallel(self, options: Any) -> None:
+        size = self.options.sequence_parallel_size
+        if size < 1:
+            raise OmniError(f"--sequence-parallel-size {size}: must be at least 1")
+        if size == 1:
+            return
+        if launch.under_launcher():
+            processes = launch.current().world_size
+        else:
+            asked = options.resolved(os.environ)
+            processes = asked.nproc_per_node * asked.nnodes
+        if processes % size:
+            raise OmniError(
+                f"--sequence-parallel-size {size} does not divide the run's {processes} processes: each row is split "
+                f"across {size} of them, so use a multiple of {size} processes (--nproc-per-node)"
+            )
+        if options.attn_impl not in ULYSSES_ATTENTION:
+            raise OmniError(
+                f"--attn-impl {options.attn_impl} cannot run with --sequence-parallel-size: Ulysses splits the heads "
+                f"of {', '.join(ULYSSES_ATTENTION)} attention only"
+            )
+        if (options.padding_free or options.packing) and not (options.attn_impl.startswith("flash") and _on_gpu()):
+            raise OmniError(
+                "--padding-free and --packing with --sequence-parallel-size need flash attention on a GPU "
+                "(--attn-impl flash_attention_2): Ulysses runs sdpa causally over the whole row, so the sequences "
+                "packed into it would attend to each other"
+            )
 
+    def training_arguments(self, options: Any, *, model: Any, model_spec: Any) -> dict[str, Any]:
         config = json.loads(json.dumps(self.config))  # the Trainer fills in "auto" values in place
-        if not torch.cuda.is_available():
+        if not _on_gpu():
             for key in ("offload_optimizer", "offload_param"):
                 if isinstance(config["zero_optimization"].get(key), dict):
                     config["zero_optimization"][key]["pin_memory"] = False  # pinning needs a CUDA device
-        return {"deepspeed": config}
+        arguments: dict[str, Any] = {"deepspeed": config}
+        if self.options.sequence_parallel_size > 1:
+            arguments["parallelism_config"] = _ulysses(self.options.sequence_parallel_size, model)
+        return arguments
+
+    def prepare_trainer(self, trainer: Any) -> None:
+        import deepspeed
+
+        # accelerate starts DeepSpeed's communication on GPUs only; Ulysses needs it before the model is prepared.
+        if self.options.sequence_parallel_size > 1 and not deepspeed.comm.is_initialized():
+            deepspeed.init_distributed(dist_backend="nccl" if _on_gpu() else "gloo")
+
+
+def _ulysses(size: int, model: Any) -> Any:
+    """accelerate's parallelism config for DeepSpeed Ulysses over `size` processes of each group of rows, with the
+    model's attention kernel inside it."""
+    from accelerate.parallelism_config import ParallelismConfig
+    from accelerate.utils import DeepSpeedSequenceParallelConfig
+
+    handler = DeepSpeedSequenceParallelConfig(
+        sp_seq_length_is_variable=True, sp_attn_implementation=model.config._attn_implementation
+    )
+    # The groups of processes that train on different rows; accelerate sizes DeepSpeed's global batch by them.
+    groups = launch.current().world_size // size
+    return ParallelismConfig(sp_backend="deepspeed", sp_size=size, dp_replicate_size=groups, sp_handler=handler)
+
+
+def _on_gpu() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
 
 
 def _on(offload: Any) -> bool:
