@@ -311,3 +311,18 @@ def test_incompatible_plugin_api_is_reported_not_loaded(site_dir: Path):
     assert rows["newer"]["error"].startswith("written for plugin API 1.999, this omni-core")
     assert rows["future"]["registered"] == {} and rows["newer"]["registered"] == {}
     assert rows["alpha"]["error"] is None
+
+
+def test_hook_with_other_arguments_is_named_with_its_line(register_plugin, omni_host):
+    from omni.api import ModelSpec, hookimpl
+
+    class Plugin:
+        @hookimpl
+        def register_models(self, reg):
+            reg(ModelSpec(name="never", description="never registered", impl="json:loads"))
+
+    with pytest.warns(UserWarning, match="not loaded: hook register_models at"):
+        info = register_plugin(Plugin(), distribution="omni-plugin-args")
+    line = Plugin.register_models.__code__.co_firstlineno
+    assert info.error == f"hook register_models at {__file__}:{line} takes reg; omni passes only register"
+    assert omni_host.registry.find("models", "never") is None
