@@ -10,9 +10,9 @@ import transformers
 from omni.testing import build_tiny
 from omni.testing.tokenizers import build_tokenizer
 
-# Decoder-only text models, a vision-language model (nested text and vision configs, multimodal RoPE) and an
-# encoder-decoder speech model (nested encoder and decoder sizes, decoder start token).
-MODEL_TYPES = ["llama", "qwen2", "qwen3", "mistral", "gemma", "phi3", "qwen2_vl", "whisper"]
+# Decoder-only text models, vision-language models (nested text and vision configs; multimodal RoPE; an image
+# token the generic tokenizer lacks) and an encoder-decoder speech model (nested sizes, decoder start token).
+MODEL_TYPES = ["llama", "qwen2", "qwen3", "mistral", "gemma", "phi3", "qwen2_vl", "llava", "whisper"]
 
 
 def _model_class(config):
@@ -45,6 +45,14 @@ def test_the_tokenizer_carries_the_family_tokens_and_chat_template(tmp_path):
     assert config["video_token_id"] == tokenizer.convert_tokens_to_ids("<|video_pad|>")
     chat = tokenizer.apply_chat_template([{"role": "user", "content": "Hi"}], tokenize=False)
     assert chat == build_tokenizer("qwen2.5").apply_chat_template([{"role": "user", "content": "Hi"}], tokenize=False)
+
+
+def test_a_token_the_tokenizer_lacks_is_added_for_the_config(tmp_path):
+    path = build_tiny("llava", tmp_path / "llava")  # no omni tokenizer family: the generic ChatML one
+    config = json.loads((path / "config.json").read_text())
+    tokenizer = transformers.AutoTokenizer.from_pretrained(path)
+    assert tokenizer.convert_ids_to_tokens(config["image_token_index"]) == "<|image|>"
+    assert config["image_token_index"] < config["text_config"]["vocab_size"] == len(tokenizer)
 
 
 def test_a_config_is_shrunk_and_overrides_apply(tmp_path):

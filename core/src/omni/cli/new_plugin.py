@@ -39,7 +39,7 @@ _KINDS: dict[str, _KindText] = {
     "template": _KindText(
         "    omni template render --model path/to/checkpoint --template ${name} --dataset train.jsonl\n"
         "    omni sft --template ${name} --dataset train.jsonl\n\n"
-        "A model plugin makes it its family's default with `ModelSpec(template=\"${name}\")`.",
+        'A model plugin makes it its family\'s default with `ModelSpec(template="${name}")`.',
         has_options=False,
     ),
     "tuner": _KindText("    omni sft --tuner ${name} --${dashed}-patterns norm bias --dataset train.jsonl"),

@@ -12,6 +12,7 @@ its tokenizer agree.
 from __future__ import annotations
 
 import copy
+import importlib.util
 import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -111,7 +112,7 @@ def _configs(config: Any) -> list[Any]:
 
 
 def _shrink(config: Any, *, vocab_size: int) -> None:
-    multimodal = any(getattr(config, name, None) is not None for name in ("vision_config", "audio_config"))
+    mrope = _uses_mrope(config)
     for part in _configs(config):
         for name, size in _SIZE_OF.items():
             if isinstance(getattr(part, name, None), int) and not isinstance(getattr(part, name), bool):
@@ -121,18 +122,24 @@ def _shrink(config: Any, *, vocab_size: int) -> None:
         layers = getattr(part, "num_hidden_layers", None)
         if isinstance(getattr(part, "layer_types", None), list) and isinstance(layers, int):
             part.layer_types = part.layer_types[:layers]
-        text_part = part is not config and hasattr(part, "vocab_size")
-        _shrink_rope_sections(part, multimodal=multimodal and text_part)
+        _shrink_rope_sections(part, mrope=mrope and hasattr(part, "vocab_size"))
 
 
-def _shrink_rope_sections(part: Any, *, multimodal: bool) -> None:
+def _uses_mrope(config: Any) -> bool:
+    """Whether the config's modelling code splits rotary embeddings into multimodal sections (``mrope_section``)."""
+    modelling = type(config).__module__.replace(".configuration_", ".modeling_")
+    found = importlib.util.find_spec(modelling) if modelling.startswith("transformers.models.") else None
+    return found is not None and found.origin is not None and "mrope_section" in Path(found.origin).read_text()
+
+
+def _shrink_rope_sections(part: Any, *, mrope: bool) -> None:
     """Multimodal RoPE splits each head's rotary half into sections (time, height, width): rescale them.
 
-    Vision-language models whose config leaves the sections out take a split of 128-wide heads in their
-    modelling code (Qwen2-VL's [16, 24, 24]); a multimodal config gets that split written down, rescaled."""
+    Models whose config leaves the sections out take a split of 128-wide heads in their modelling code
+    (Qwen2-VL's [16, 24, 24]); their text config gets that split written down, rescaled."""
     for name in ("rope_scaling", "rope_parameters"):
         rope = getattr(part, name, None)
-        if isinstance(rope, dict) and multimodal and "mrope_section" not in rope:
+        if isinstance(rope, dict) and mrope and "mrope_section" not in rope:
             rope["mrope_section"] = [16, 24, 24]
         if isinstance(rope, dict) and isinstance(rope.get("mrope_section"), list):
             sections = rope["mrope_section"]
