@@ -54,7 +54,9 @@ class PromptEncoder:
         return cls(path, processor, tokenizer, template, _end_token_ids(generation_config, tokenizer))
 
     def token_ids(self, request: InferRequest) -> list[int]:
-        """The prompt's ids: the template's for a conversation, the tokenizer's for a raw prompt."""
+        """The prompt's ids: the template's for a conversation, the tokenizer's for a raw prompt, or the request's own."""
+        if request.prompt_ids is not None:
+            return list(request.prompt_ids)
         if request.prompt is not None:
             return list(self.tokenizer(request.prompt)["input_ids"])
         return list(self.template.encode_prompt(request.row).input_ids)

@@ -211,7 +211,7 @@ def create_app(
                 ids = await asyncio.to_thread(engine.prompt_token_ids, InferRequest(body.row()))
             except NotImplementedError:
                 raise ApiError(400, "this server's engine does not tokenize conversations", param="messages") from None
-            except OmniError as exc:
+            except Exception as exc:
                 raise _engine_error(exc) from exc
         answer: dict[str, Any] = {"count": len(ids), "max_model_len": engine.max_model_len or 0, "tokens": ids}
         answer["token_strs"] = tokenizer.convert_ids_to_tokens(ids) if body.return_token_strs else None

@@ -308,7 +308,10 @@ def _completion_logprobs(
 
 
 def _named_top(token: TokenLogprob, token_text: TokenText) -> dict[str, float]:
-    named = {token_text(t): lp for t, lp in token.top.items()}
+    """The alternatives keyed by their text: of tokens with the same text (byte pieces ...), the likeliest."""
+    named: dict[str, float] = {}
+    for token_id, logprob in token.top.items():
+        named.setdefault(token_text(token_id), logprob)
     named.setdefault(token_text(token.token_id), token.logprob)
     return named
 

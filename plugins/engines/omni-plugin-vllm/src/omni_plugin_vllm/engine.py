@@ -22,7 +22,17 @@ from typing import Any
 
 from omni.errors import OmniError
 from omni.infer.adapters import find_tuner
-from omni.infer.engine import Choice, GenerationConfig, InferRequest, InferResponse, StreamDelta
+from omni.infer.engine import (
+    PROMPT_IDS,
+    SCORING,
+    TOP_LOGPROBS,
+    Choice,
+    GenerationConfig,
+    InferRequest,
+    InferResponse,
+    StreamDelta,
+    TokenLogprob,
+)
 from omni.infer.loop_thread import LoopEngine, LoopThread
 from omni.infer.prompting import PromptEncoder
 from omni.infer.stops import cut_at_stop
@@ -52,6 +62,7 @@ class VllmEngine(LoopEngine):
     """Generation with vLLM: continuous batching, streaming, per-request LoRA, in-place weight updates."""
 
     options_class = VllmOptions
+    features = frozenset({PROMPT_IDS, TOP_LOGPROBS, SCORING})
 
     def __init__(self, model: str, **flags: Any) -> None:
         super().__init__(model, **flags)
@@ -63,12 +74,20 @@ class VllmEngine(LoopEngine):
         self._lora_ids = {name: index for index, name in enumerate(self.adapter_paths, start=1)}
         self._scratch = tempfile.TemporaryDirectory(prefix="omni-vllm-")
         self._base_lora = self._base_adapter() if self.adapter_paths else None
+        if self._base_lora is not None:
+            # vLLM's CPU LoRA kernels fail on prompt log-probabilities (its engine process dies: the LoRA logits
+            # op gets one row per request for a prompt's many positions), so this engine refuses to score prompts.
+            self.features = self.features - {SCORING}
         self._loop = LoopThread("omni-vllm-loop")
         try:
             self.llm = self._loop.run(self._start(self._engine_args(model_options or ModelOptions())))
         except BaseException:
             self._loop.close()
             raise
+
+    def prompt_token_ids(self, request: InferRequest) -> list[int]:
+        """The prompt ids `request` is continued from (omni's template's for a conversation)."""
+        return self.prompts.token_ids(request)
 
     def load_weights(self, model: Any) -> None:
         """Generate with `model`'s current weights from now on (peft adapters merged; `model` unchanged).
@@ -171,36 +190,61 @@ class VllmEngine(LoopEngine):
         lora = self._lora_request(request.adapter)
         tokens: list[list[int]] = [[] for _ in range(config.n)]
         streamed = [""] * config.n
-        logprobs: list[list[float]] = [[] for _ in range(config.n)]
+        logprobs: list[list[TokenLogprob]] = [[] for _ in range(config.n)]
+        unsent: list[list[TokenLogprob]] = [[] for _ in range(config.n)]  # streamed with the next text
         finished: dict[int, str] = {}
         prompt_tokens = len(prompt["prompt_token_ids"])
+        prompt_logprobs = None
+        prompt_ids = prompt["prompt_token_ids"]
         try:
             async for output in self.llm.generate(prompt, params, uuid.uuid4().hex, lora_request=lora):
                 prompt_tokens = len(output.prompt_token_ids or ()) or prompt_tokens  # media placeholders expanded
+                if output.prompt_logprobs and prompt_logprobs is None:
+                    prompt_ids = list(output.prompt_token_ids or prompt_ids)
+                    prompt_logprobs = _prompt_logprobs(prompt_ids, output.prompt_logprobs, config)
                 for part in output.outputs:
                     i = part.index
                     tokens[i] += part.token_ids
                     if part.logprobs is not None:
-                        logprobs[i] += [step[t].logprob for t, step in zip(part.token_ids, part.logprobs, strict=True)]
+                        top = config.top_logprobs
+                        entries = [
+                            _token_logprob(t, step, top) for t, step in zip(part.token_ids, part.logprobs, strict=True)
+                        ]
+                        logprobs[i] += entries
+                        unsent[i] += entries
                     if part.finish_reason is not None:
                         finished[i] = "length" if part.finish_reason == "length" else "stop"
                     elif stream and part.text:
                         streamed[i] += part.text
-                        yield StreamDelta(text=part.text, index=i)
+                        yield StreamDelta(text=part.text, index=i, logprobs=tuple(unsent[i]))
+                        unsent[i] = []
         except Exception as exc:
             raise _request_error(exc) from exc
         stops = self.prompts.stop_strings(config)
         choices = []
         for i in range(config.n):
-            ids = self.prompts.cut_at_end(tokens[i])
+            ids = self.prompts.cut_at_end(tokens[i]) if config.max_new_tokens else []  # 0: scoring only
             text, _ = cut_at_stop(self.tokenizer.decode(ids, skip_special_tokens=True), stops)
+            kept = logprobs[i][: len(ids)]
+            finish = finished.get(i, "stop") if config.max_new_tokens else "length"
             choices.append(
-                Choice(text, finished.get(i, "stop"), ids, logprobs[i][: len(ids)] if config.logprobs else None)
+                Choice(
+                    text,
+                    finish,
+                    ids,
+                    [t.logprob for t in kept] if config.logprobs else None,
+                    [t.top for t in kept] if config.logprobs and config.top_logprobs else None,
+                )
             )
             if stream:
                 rest = text[len(streamed[i]) :] if text.startswith(streamed[i]) else ""
-                yield StreamDelta(text=rest, index=i, finish_reason=choices[i].finish_reason)
-        yield InferResponse(choices, prompt_tokens, sum(len(c.token_ids) for c in choices))
+                sent = len(logprobs[i]) - len(unsent[i])
+                last = tuple(kept[sent:])
+                yield StreamDelta(text=rest, index=i, finish_reason=choices[i].finish_reason, logprobs=last)
+        response = InferResponse(choices, prompt_tokens, sum(len(c.token_ids) for c in choices))
+        if prompt_logprobs is not None:
+            response.prompt_token_ids, response.prompt_logprobs = prompt_ids, prompt_logprobs
+        yield response
 
     def _prompt(self, request: InferRequest) -> dict[str, Any]:
         """vLLM's tokens prompt: omni's template ids (or the raw prompt's), plus the row's images and audio.
@@ -212,7 +256,7 @@ class VllmEngine(LoopEngine):
         Idefics3's image wrapper tokens, would need its template's unexpanded prompt instead.)
         """
         ids = self.prompts.token_ids(request)
-        media = _multi_modal_data(request.row) if request.prompt is None else {}
+        media = _multi_modal_data(request.row) if request.prompt is None and request.prompt_ids is None else {}
         if not media:
             return {"prompt_token_ids": ids}
         for modality in media:
@@ -228,7 +272,7 @@ class VllmEngine(LoopEngine):
         try:
             return SamplingParams(
                 n=config.n,
-                max_tokens=config.max_new_tokens,
+                max_tokens=max(config.max_new_tokens, 1),  # vLLM generates at least one; 0 drops it (scoring)
                 temperature=config.temperature if sampling else 0.0,
                 top_p=config.top_p if sampling else 1.0,
                 top_k=config.top_k if sampling else 0,
@@ -236,7 +280,9 @@ class VllmEngine(LoopEngine):
                 seed=config.seed,
                 stop=self.prompts.stop_strings(config) or None,
                 stop_token_ids=sorted(self.prompts.end_token_ids),
-                logprobs=0 if config.logprobs else None,  # 0: the chosen token's log-probability only
+                # The chosen token's log-probability and the top_logprobs most likely tokens'.
+                logprobs=config.top_logprobs if config.logprobs else None,
+                prompt_logprobs=config.prompt_logprobs,
                 skip_special_tokens=True,
                 output_kind=output_kind,
             )
@@ -270,6 +316,21 @@ class VllmEngine(LoopEngine):
         from vllm.lora.request import LoRARequest
 
         return LoRARequest(adapter, self._lora_ids[adapter], str(Path(self.adapter_paths[adapter]).resolve()))
+
+
+def _token_logprob(token_id: int, step: Any, top: int) -> TokenLogprob:
+    """One position of vLLM's log-probabilities (token id -> `Logprob`: the chosen token's and the `top` most
+    likely) as omni's `TokenLogprob`."""
+    best = sorted(
+        (entry.rank, t, entry.logprob) for t, entry in step.items() if entry.rank is not None and entry.rank <= top
+    )
+    return TokenLogprob(token_id, step[token_id].logprob, {t: lp for _, t, lp in best}, step[token_id].rank)
+
+
+def _prompt_logprobs(ids: Any, positions: Any, config: GenerationConfig) -> list[TokenLogprob | None]:
+    """vLLM's prompt log-probabilities (None, or nothing, at the first position) as `TokenLogprob`s."""
+    top = config.prompt_logprobs or 0
+    return [_token_logprob(t, step, top) if step else None for t, step in zip(ids, positions, strict=True)]
 
 
 async def _shutdown(llm: Any) -> None:
