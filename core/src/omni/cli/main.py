@@ -39,17 +39,23 @@ def _is_omnis(logger_name: str) -> bool:
     return logger_name.startswith("omni")  # omni and its plugins (omni_plugin_*)
 
 
-def _is_not_a_deprecation(record: logging.LogRecord) -> bool:
-    return "deprecat" not in record.getMessage().lower()
+# Log records libraries write for their developers rather than for a user of the CLI: deprecations (transformers
+# logs some instead of warning), bitsandbytes missing an optional CPU kernel from the hub, DeepSpeed finding no GPU.
+_LIBRARY_NOTICE_MARKS = ("deprecat", "kernels-community", "setting accelerator to cpu")
 
 
-class _LoggerWithoutDeprecations(logging.Logger):
-    """A library's logger that drops deprecation notices (transformers logs some instead of warning)."""
+def _is_not_a_library_notice(record: logging.LogRecord) -> bool:
+    message = record.getMessage().lower()
+    return not any(mark in message for mark in _LIBRARY_NOTICE_MARKS)
+
+
+class _LoggerWithoutNotices(logging.Logger):
+    """A library's logger that drops the notices meant for that library's developers."""
 
     def __init__(self, name: str, level: int = logging.NOTSET) -> None:
         super().__init__(name, level)
         if not _is_omnis(name):
-            self.addFilter(_is_not_a_deprecation)
+            self.addFilter(_is_not_a_library_notice)
 
 
 def hide_library_deprecations() -> None:
@@ -58,10 +64,10 @@ def hide_library_deprecations() -> None:
         warnings.filterwarnings("ignore", category=category)
     # A logger's filters see only its own records, so every library logger gets one: those created from now on
     # (libraries are imported after this) and any already there.
-    logging.setLoggerClass(_LoggerWithoutDeprecations)
+    logging.setLoggerClass(_LoggerWithoutNotices)
     for name, logger in list(logging.Logger.manager.loggerDict.items()):
         if isinstance(logger, logging.Logger) and not _is_omnis(name):
-            logger.addFilter(_is_not_a_deprecation)
+            logger.addFilter(_is_not_a_library_notice)
 
 
 def main(argv: list[str] | None = None) -> int:
