@@ -194,6 +194,4 @@ def sequence_shard_loss(model: Any, batch: dict[str, Any], *, data_parallel: int
     torch.distributed.all_reduce(totals)
     count = totals[1].clamp(min=1)
     own = shard_sum / count * data_parallel
-    import os, sys
-    if os.environ.get('SPDBG'): print('DBG', os.environ.get('RANK'), float(shard_sum), float(count), data_parallel, file=sys.stderr)
     return own + (totals[0] / count - own).detach(), outputs
