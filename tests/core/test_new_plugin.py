@@ -32,13 +32,17 @@ def _scaffold_and_install(kinds: tuple[str, ...], folder: Path) -> dict[str, str
     return {"PYTHONPATH": str(site)}
 
 
+def _plural(kind: str) -> str:
+    return "strategies" if kind == "strategy" else f"{kind}s"
+
+
 def _registered(kinds: tuple[str, ...], env: dict[str, str]) -> None:
     listing = {row["name"]: row for row in json.loads(run_omni("plugins", "--json", env=env).stdout)}
     for kind in kinds:
         row = listing[f"demo-{kind}"]
         assert row["distribution"] == f"omni-plugin-demo-{kind}" and row["error"] is None
-        assert row["registered"] == {f"{kind}s": [f"demo-{kind}"]}
-        assert f"demo-{kind}" in run_omni("list", f"{kind}s", env=env).stdout
+        assert row["registered"] == {_plural(kind): [f"demo-{kind}"]}
+        assert f"demo-{kind}" in run_omni("list", _plural(kind), env=env).stdout
 
 
 def _run_their_tests(kinds: tuple[str, ...], folder: Path, env: dict[str, str]) -> None:

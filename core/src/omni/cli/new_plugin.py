@@ -60,6 +60,11 @@ _KINDS: dict[str, _KindText] = {
         'template loads its images with `registry.get("encoders", "${name}").spec.load()`.',
         has_options=False,
     ),
+    "strategy": _KindText(
+        "    omni sft --${dashed}-bucket-mb 25 --nproc-per-node 2 --dataset train.jsonl\n\n"
+        "`--${dashed}-bucket-mb` is a flag of `omni sft`, `omni pt` and `omni rlhf` wherever this plugin is installed;\n"
+        "setting it turns the strategy on."
+    ),
     "command": _KindText("    omni ${name} --kind rewards"),
 }
 
@@ -86,6 +91,7 @@ def scaffold(kind: str, name: str, parent: Path) -> Path:
         "dashed": name,
         "cls": "".join(part.capitalize() for part in name.split("-")),
         "kind": kind,
+        "kinds": "strategies" if kind == "strategy" else f"{kind}s",
         "api": PLUGIN_API_VERSION,
         "core_version": __version__,
         "core_next_major": f"{major + 1}",

@@ -10,6 +10,16 @@ from __future__ import annotations
 from typing import Literal, get_args
 
 ScaffoldKind = Literal[
-    "model", "dataset", "template", "tuner", "reward", "algorithm", "engine", "quantizer", "encoder", "command"
+    "model",
+    "dataset",
+    "template",
+    "tuner",
+    "reward",
+    "algorithm",
+    "engine",
+    "quantizer",
+    "encoder",
+    "strategy",
+    "command",
 ]
 SCAFFOLDED_KINDS: tuple[str, ...] = get_args(ScaffoldKind)
