@@ -1,10 +1,11 @@
 """The OpenAI-compatible HTTP app of `omni serve`: FastAPI routes in front of any omni engine.
 
 Routes: ``GET /health``, ``GET /v1/models``, ``POST /v1/chat/completions``, ``POST /v1/completions``,
-``POST /tokenize``, ``POST /detokenize``, ``GET /metrics``. Every error is an OpenAI error body with a fitting status (400 invalid request or a
-limit passed, 401 bad API key, 404 unknown model or route, 408 past the request timeout, 500 engine
-failure), streams included: a stream's headers go out only once its first token is ready, so a request
-the engine refuses gets its status code. The server keeps serving after any of them.
+``POST /tokenize``, ``POST /detokenize``, ``GET /metrics``. Every error is an OpenAI error body with a
+fitting status (400 invalid request, a limit passed or a parameter the engine does not implement, 401 bad
+API key, 404 unknown model or route, 408 past the request timeout, 500 engine failure), streams included:
+a stream's headers go out only once its first token is ready, so a request the engine refuses gets its
+status code. The server keeps serving after any of them.
 
 No request can stall the others or read the host: the API key is checked before a body is read; media
 items are read here, under a `MediaPolicy`, so an engine only ever sees their bytes; `max_tokens`, prompt
