@@ -26,6 +26,9 @@ def test_builds_loads_and_runs_forward(model_type, tmp_path):
     tokenizer = transformers.AutoTokenizer.from_pretrained(path)
     model = _model_class(config).from_pretrained(path)
     assert sum(p.numel() for p in model.parameters()) < 1_000_000
+    text = config.get_text_config(decoder=True)
+    assert text.hidden_size == 64
+    assert getattr(text, "head_dim", None) in (None, 32)  # heads of 32, as vLLM's CPU backend needs
     assert model.get_input_embeddings().num_embeddings == len(tokenizer)
     ids = torch.tensor([tokenizer("What is 2 + 2?")["input_ids"]])
     if config.is_encoder_decoder:  # Whisper: 30 s of (silent) log-mel features in, text out

@@ -22,23 +22,23 @@ if TYPE_CHECKING:
 
 WIDTH = 64  # hidden size of every tower; vision mergers project into the text model, so they must agree
 HEAD_DIM = 32  # vLLM's CPU backend needs at least 32
-_SIZES: dict[int, tuple[str, ...]] = {
-    WIDTH: ("hidden_size", "d_model", "n_embd", "embed_dim", "hidden_dim", "out_hidden_size", "output_dim"),
-    2 * WIDTH: (
+_SIZES: tuple[tuple[int, tuple[str, ...]], ...] = (
+    (WIDTH, ("hidden_size", "d_model", "n_embd", "embed_dim", "hidden_dim", "out_hidden_size", "output_dim")),
+    (2 * WIDTH, (
         "intermediate_size", "ffn_dim", "encoder_ffn_dim", "decoder_ffn_dim", "n_inner", "vision_intermediate_size",
-    ),
-    2: (
+    )),
+    (2, (
         "num_hidden_layers", "num_layers", "n_layer", "depth", "encoder_layers", "decoder_layers",
         "num_attention_heads", "num_heads", "n_head", "encoder_attention_heads", "decoder_attention_heads",
         "num_experts_per_tok",
-    ),
-    1: ("num_key_value_heads", "first_k_dense_replace"),
-    HEAD_DIM: ("head_dim",),
-    4: ("num_experts", "num_local_experts", "n_routed_experts"),
-    WIDTH // 2: ("moe_intermediate_size", "shared_expert_intermediate_size"),
-    2048: ("max_position_embeddings",),
-}  # fmt: skip
-_SIZE_OF = {name: size for size, names in _SIZES.items() for name in names}
+    )),
+    (1, ("num_key_value_heads", "first_k_dense_replace")),
+    (HEAD_DIM, ("head_dim",)),
+    (4, ("num_experts", "num_local_experts", "n_routed_experts")),
+    (WIDTH // 2, ("moe_intermediate_size", "shared_expert_intermediate_size")),
+    (2048, ("max_position_embeddings",)),
+)  # fmt: skip
+_SIZE_OF = {name: size for size, names in _SIZES for name in names}
 # omni's tiny tokenizer families by model type; other model types get the generic family.
 _TOKENIZER_FAMILIES = {
     "llama": "llama",
@@ -187,7 +187,7 @@ def _set_special_ids(config: Any, tokenizer: PreTrainedTokenizerFast) -> None:
     for part in _configs(config):
         for name, value in ids.items():
             if hasattr(part, name) or part is config:
-                setattr(part, name, value if value is not None else tokenizer.eos_token_id)
+                setattr(part, name, value)
         if getattr(part, "decoder_start_token_id", None) is not None:
             part.decoder_start_token_id = ids["bos_token_id"] or ids["eos_token_id"]
         for name in ("suppress_tokens", "begin_suppress_tokens", "forced_decoder_ids"):
