@@ -249,7 +249,7 @@ class AcmeStopOptions:
 
 
 class AcmeStop(TrainingCallback):
-    def check(self, options, *, command):
+    def check(self, options, *, command, registry):
         if self.options.stop_at_loss <= 0:
             raise OmniError("--stop-at-loss must be positive")
 

@@ -20,9 +20,9 @@ class TrainingCallback:
     def __init__(self, options: Any) -> None:
         self.options = options
 
-    def check(self, options: Any, *, command: str) -> None:
-        """Raise `omni.errors.OmniError` for settings it cannot run with; `options` are the command's
-        `TrainOptions`. Called before the data and the model load."""
+    def check(self, options: Any, *, command: str, registry: Any) -> None:
+        """Raise `omni.errors.OmniError` for settings it cannot run with (or data it cannot read); `options` are the
+        command's `TrainOptions`, `registry` the plugins' specs. Called before the data and the model load."""
 
     def training_arguments(self, options: Any) -> dict[str, Any]:
         """transformers `TrainingArguments` fields it needs (applied after the tuner's and the strategy's)."""
@@ -45,5 +45,5 @@ def active_callbacks(invocation: Any) -> list[TrainingCallback]:
     chosen = [s for s in invocation.selected.get("callbacks", []) if getattr(s.options, s.spec.switch, None)]
     built: list[TrainingCallback] = [s.spec.load()(s.options) for s in chosen]
     for callback in built:
-        callback.check(invocation.options, command=invocation.command.name)
+        callback.check(invocation.options, command=invocation.command.name, registry=invocation.registry)
     return built
