@@ -194,7 +194,7 @@ class CompletionRequest(SamplingRequest):
     def _no_empty_prompt(cls, prompt: Any) -> Any:
         prompts = [prompt] if isinstance(prompt, str) or (prompt and isinstance(prompt[0], int)) else prompt
         if not prompts or any(len(p) == 0 for p in prompts):
-            raise ValueError("prompts must not be empty")
+            raise ValueError("the prompt is empty")
         if len(prompts) > MAX_PROMPTS:
             raise ValueError(f"at most {MAX_PROMPTS} prompts are allowed per request, got {len(prompts)}")
         return prompt
