@@ -295,11 +295,11 @@ def test_allow_list_and_deny_list(site_dir: Path):
 
 def test_unknown_names_in_the_plugin_variables_are_warned_about(site_dir: Path):
     result = omni_with(site_dir, "plugins", "--json", plugins="alpah,beta", OMNI_DISABLE_PLUGINS="omni-plugin-brokn")
-    assert "omni: warning: OMNI_PLUGINS names 'alpah', which is no installed plugin; did you mean 'alpha'?" in (
+    assert "omni: warning: OMNI_PLUGINS names 'alpah', which is not an installed plugin; did you mean 'alpha'?" in (
         result.stderr
     )
     assert (
-        "omni: warning: OMNI_DISABLE_PLUGINS names 'omni-plugin-brokn', which is no installed plugin; "
+        "omni: warning: OMNI_DISABLE_PLUGINS names 'omni-plugin-brokn', which is not an installed plugin; "
         "did you mean 'omni-plugin-broken'?" in result.stderr
     )
     assert "beta" in plugin_rows(result)

@@ -228,7 +228,7 @@ def _warn_unknown_names(variable: str, names: set[str] | None, installed: set[st
         hint = f"; did you mean {close[0]!r}?" if close else ""
         available = ", ".join(sorted(installed)) or "none"
         warnings.warn(
-            f"{variable} names {name!r}, which is no installed plugin{hint} (installed: {available})",
+            f"{variable} names {name!r}, which is not an installed plugin{hint} (installed: {available})",
             PluginWarning,
             stacklevel=3,
         )

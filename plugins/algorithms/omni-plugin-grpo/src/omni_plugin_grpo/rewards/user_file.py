@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import sys
 from pathlib import Path
@@ -44,6 +43,8 @@ def load_from_file(ref: str) -> Any:
 
 
 def _import_file(path: Path) -> ModuleType:
+    import hashlib  # here: this module loads with the plugin, on every omni start
+
     # A name derived from the path keeps two files called rewards.py apart.
     name = f"omni_reward_file_{hashlib.sha1(str(path).encode()).hexdigest()[:12]}"
     if name in sys.modules:
