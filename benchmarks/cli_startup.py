@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -46,6 +47,17 @@ def median_wall_time(argv: list[str], runs: int, env: dict[str, str] | None = No
     return statistics.median(times)
 
 
+def median_cpu_time(argv: list[str], runs: int, env: dict[str, str]) -> float:
+    """Median user + system CPU seconds of one run: steadier than wall time on a machine other work shares."""
+    times = []
+    for _ in range(runs):
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, check=False)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        times.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
+    return statistics.median(times)
+
+
 def plugin_count_table(runs: int, base_env: dict[str, str]) -> None:
     """`omni --help` with the built-ins only, with 20 extra plugins, and with every installed plugin plus them."""
     with tempfile.TemporaryDirectory() as site:
@@ -56,9 +68,10 @@ def plugin_count_table(runs: int, base_env: dict[str, str]) -> None:
             ("20 plugins", {**env, "OMNI_PLUGINS": ",".join(names)}),
             ("repo plugins + 20", {k: v for k, v in env.items() if k != "OMNI_PLUGINS"}),
         ]
-        print(f"\n{'omni --help with':<28} {'median s':>9}")
+        print(f"\n{'omni --help with':<28} {'median s':>9} {'cpu s':>7}")
         for label, row_env in rows:
-            print(f"{label:<28} {median_wall_time([OMNI, '--help'], runs, row_env):>9.3f}")
+            wall = median_wall_time([OMNI, "--help"], runs, row_env)
+            print(f"{label:<28} {wall:>9.3f} {median_cpu_time([OMNI, '--help'], runs, row_env):>7.3f}")
 
 
 def main() -> None:
