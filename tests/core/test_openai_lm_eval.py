@@ -2,11 +2,14 @@
 
 lm-eval runs with its `local-completions` defaults (prompts sent as token ids, several per request with
 `batch_size`, scoring requests with `echo`, `logprobs` and `max_tokens` 1) two local tasks: one multiple-choice
-(scored by log-likelihood) and one generation task. One run proves several things, as it is the slow part.
+(scored by log-likelihood) and one generation task. Given only the server's URL and model name, it finds
+`/tokenizer_info` and tokenizes through the server's `/tokenize`. One run proves several things, as it is the
+slow part.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -50,26 +53,26 @@ def in_process_loglikelihood(engine: PtEngine, context: str, continuation: str) 
     return sum(scored.logprob for scored in response.prompt_logprobs[context_length:])
 
 
-def test_lm_eval_scores_and_generates_through_omni_serve(engine: PtEngine, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_lm_eval_scores_and_generates_through_omni_serve(
+    engine: PtEngine, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
     lm_eval = pytest.importorskip("lm_eval")
     from lm_eval.tasks import TaskManager
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    with serving(create_app(engine, ServedModels(SERVED))) as url:
+    caplog.set_level(logging.INFO, logger="omni.serve")  # one line per request the server answers
+    with serving(create_app(engine, ServedModels(SERVED), tokenizer_info=True)) as url:
         results = lm_eval.simple_evaluate(
             model="local-completions",
-            model_args={
-                "model": SERVED,
-                "base_url": f"{url}/v1/completions",
-                "tokenizer": engine.loaded.path,  # the local model's tokenizer; the hub is not reachable
-                "batch_size": BATCH,
-            },
+            model_args={"model": SERVED, "base_url": f"{url}/v1/completions", "batch_size": BATCH},
             tasks=["omni_capitals", "omni_sequences"],
             task_manager=TaskManager(include_path=str(TASKS), include_defaults=False),
             log_samples=True,
         )
     # Several prompts per request were batched by the engine, not answered one by one.
     assert engine.stats()["largest"] >= BATCH
+    routes = {record.getMessage().split()[2] for record in caplog.records if record.name == "omni.serve"}
+    assert {"/tokenizer_info", "/tokenize", "/v1/completions"} <= routes
 
     choices = results["samples"]["omni_capitals"]
     assert len(choices) == 6

@@ -152,6 +152,11 @@ def test_tokenize_and_detokenize_as_vllm(url: str, engine: PtEngine) -> None:
     assert text == {"prompt": PROMPTS[0]}
     chat = httpx.post(f"{url}/tokenize", json={"model": BASE, "messages": QUESTION}, headers=AUTH).json()
     assert chat["tokens"] == engine.template.encode_prompt({"messages": QUESTION}).input_ids
+    assert httpx.get(f"{url}/tokenizer_info", headers=AUTH).status_code == 404  # only when asked for
+    with serving(create_app(engine, ServedModels(BASE), tokenizer_info=True)) as shown:
+        info = httpx.get(f"{shown}/tokenizer_info").json()
+    assert info["eos_token"] == engine.tokenizer.eos_token
+    assert info["tokenizer_class"] == type(engine.tokenizer).__name__
 
 
 @pytest.mark.parametrize(

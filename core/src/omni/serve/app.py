@@ -96,6 +96,7 @@ def create_app(
     request_timeout_s: float = 600.0,
     media: MediaPolicy | None = None,
     max_request_bytes: int = 64 * 1024 * 1024,
+    tokenizer_info: bool = False,
 ) -> FastAPI:
     """An app answering OpenAI API requests with `engine`.
 
@@ -104,7 +105,8 @@ def create_app(
     set no ``max_tokens``; asking for more than `max_tokens_limit` (and the engine's `max_model_len`) is a
     400. A request still running after `request_timeout_s` ends with a 408. `media` says what the media
     items of requests may name (default: only data sent inline). A body over `max_request_bytes` is a 413,
-    refused before it is held whole in memory.
+    refused before it is held whole in memory. With `tokenizer_info`, ``GET /tokenizer_info`` answers the
+    tokenizer's configuration, as vLLM does with ``--enable-tokenizer-info-endpoint``.
     """
     app = FastAPI(title="omni", docs_url=None, redoc_url=None)
     app.add_middleware(BodyLimit, max_bytes=max_request_bytes)
@@ -218,6 +220,12 @@ def create_app(
         answer["token_strs"] = tokenizer.convert_ids_to_tokens(ids) if body.return_token_strs else None
         return answer
 
+    if tokenizer_info:
+
+        @app.get("/tokenizer_info")
+        async def get_tokenizer_info() -> dict[str, Any]:
+            return _tokenizer_config(_tokenizer(engine))
+
     @app.post("/detokenize")
     async def detokenize(body: DetokenizeRequest) -> dict[str, str]:
         if body.model is not None:
@@ -275,6 +283,21 @@ def _check_completion_request(engine: Engine, body: CompletionRequest, prompts: 
         for param, asked in unstreamed.items():
             if asked:
                 raise ApiError(400, f"stream takes one prompt, without '{param}'", param=param)
+
+
+def _tokenizer_config(tokenizer: Any) -> dict[str, Any]:
+    """The tokenizer's configuration as vLLM's ``/tokenizer_info`` gives it: its init arguments that JSON can
+    hold (special tokens as text, no file paths) and its class. The chat template is left out: omni's own
+    templates write the prompts, not the tokenizer's."""
+    config: dict[str, Any] = {}
+    for name, value in (getattr(tokenizer, "init_kwargs", None) or {}).items():
+        if name.endswith("_file") or name in ("name_or_path", "chat_template"):
+            continue
+        value = getattr(value, "content", value)  # an AddedToken's text
+        if value is None or isinstance(value, str | int | float | bool):
+            config[name] = value
+    special = {name: getattr(tokenizer, name, None) for name in ("bos_token", "eos_token", "pad_token", "unk_token")}
+    return {**config, **special, "tokenizer_class": type(tokenizer).__name__}
 
 
 def _prompt_text(engine: Engine, prompt: str | list[int]) -> str:

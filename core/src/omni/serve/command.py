@@ -66,6 +66,7 @@ def _serve(
             request_timeout_s=options.request_timeout,
             media=media,
             max_request_bytes=options.max_request_bytes,
+            tokenizer_info=options.enable_tokenizer_info_endpoint,
         )
         level = options.log_level.upper()
         logging.basicConfig(level=level, format="%(asctime)s %(name)s %(levelname)s %(message)s")

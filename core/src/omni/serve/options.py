@@ -64,6 +64,11 @@ class ServeOptions(TemplateCliOptions, ModelOptions):
     media_fetch_timeout: float = option(10.0, help="seconds allowed for downloading one media URL")
     infer_backend: str = option("pt", help="inference engine (see `omni list engines`)", aliases=("engine",))
     log_level: Literal["debug", "info", "warning", "error"] = option("info", help="how much the server logs")
+    enable_tokenizer_info_endpoint: bool = option(
+        False,
+        help="serve GET /tokenizer_info (vLLM's flag): the tokenizer's configuration, with which lm-eval's "
+        "local-completions tokenizes through the server's /tokenize",
+    )
 
     def media_policy(self) -> MediaPolicy:
         """What requests' media items may name, as these flags say; a folder that is not one is an `OmniError`."""
