@@ -65,6 +65,11 @@ _KINDS: dict[str, _KindText] = {
         "`--${dashed}-bucket-mb` is a flag of `omni sft`, `omni pt` and `omni rlhf` wherever this plugin is installed;\n"
         "setting it turns the strategy on."
     ),
+    "callback": _KindText(
+        "    omni sft --${dashed}-stop-below 0.5 --dataset train.jsonl\n\n"
+        "`--${dashed}-stop-below` is a flag of `omni sft`, `omni pt` and `omni rlhf` wherever this plugin is installed;\n"
+        "setting it turns the callback on."
+    ),
     "command": _KindText("    omni ${name} --kind rewards"),
 }
 

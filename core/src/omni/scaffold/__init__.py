@@ -20,6 +20,7 @@ ScaffoldKind = Literal[
     "quantizer",
     "encoder",
     "strategy",
+    "callback",
     "command",
 ]
 SCAFFOLDED_KINDS: tuple[str, ...] = get_args(ScaffoldKind)
