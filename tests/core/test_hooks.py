@@ -33,6 +33,12 @@ from omni.train.job import active_strategy
 from omni.train.strategy import Strategy
 
 
+def active_callbacks_of(invocation):
+    return active_callbacks(
+        invocation.options, invocation.selected, command=invocation.command.name, registry=invocation.registry
+    )
+
+
 def listed(capsys, kind: str) -> str:
     assert main(["list", kind]) == 0
     return capsys.readouterr().out
@@ -275,13 +281,13 @@ def test_register_callbacks(register_plugin, omni_host, capsys):
     assert "--stop-at-loss" in listed(capsys, "callbacks")
     for command in ("sft", "pt"):  # the training commands take its flags
         spec = omni_host.registry.get("commands", command).spec
-        assert active_callbacks(parse_invocation(spec, [], omni_host.registry)) == []  # installed, switched off
+        assert active_callbacks_of(parse_invocation(spec, [], omni_host.registry)) == []  # installed, switched off
     sft = omni_host.registry.get("commands", "sft").spec
-    (on,) = active_callbacks(parse_invocation(sft, ["--stop-at-loss", "0.5"], omni_host.registry))
+    (on,) = active_callbacks_of(parse_invocation(sft, ["--stop-at-loss", "0.5"], omni_host.registry))
     assert isinstance(on, AcmeStop) and on.options == AcmeStopOptions(0.5)
     assert on.training_arguments(None) == {"logging_steps": 1}
     with pytest.raises(OmniError, match="must be positive"):  # checked when built, before anything loads
-        active_callbacks(parse_invocation(sft, ["--stop-at-loss", "-1"], omni_host.registry))
+        active_callbacks_of(parse_invocation(sft, ["--stop-at-loss", "-1"], omni_host.registry))
     with pytest.raises(TypeError, match="switch 'stop' is not one of its options"):
         CallbackSpec(name="x", description="x", impl="json:loads", options=AcmeStopOptions, switch="stop")
 

@@ -8,6 +8,7 @@ trainer of whichever algorithm runs, and plots the metrics it names next to the 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 
@@ -40,10 +41,13 @@ class TrainingCallback:
         return []
 
 
-def active_callbacks(invocation: Any) -> list[TrainingCallback]:
-    """The installed training callbacks whose switch option is set, built from their options and checked."""
-    chosen = [s for s in invocation.selected.get("callbacks", []) if getattr(s.options, s.spec.switch, None)]
+def active_callbacks(
+    options: Any, selected: Mapping[str, list[Any]], *, command: str, registry: Any
+) -> list[TrainingCallback]:
+    """The installed training callbacks (``selected["callbacks"]``) whose switch option is set, built from their
+    options and checked against the command's `options`."""
+    chosen = [s for s in selected.get("callbacks", []) if getattr(s.options, s.spec.switch, None)]
     built: list[TrainingCallback] = [s.spec.load()(s.options) for s in chosen]
     for callback in built:
-        callback.check(invocation.options, command=invocation.command.name, registry=invocation.registry)
+        callback.check(options, command=command, registry=registry)
     return built

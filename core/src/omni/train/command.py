@@ -91,7 +91,10 @@ def run(invocation: Invocation) -> int:
         invocation.registry,
         invocation.selected,
         strategy=strategy,
-        plugin_callbacks=active_callbacks(invocation),  # each checks its settings before anything loads
+        # each checks its settings before anything loads
+        plugin_callbacks=active_callbacks(
+            options, invocation.selected, command=invocation.command.name, registry=invocation.registry
+        ),
     )
     algorithm.spec.load()(job)
     launch.leave_process_group()
