@@ -7,7 +7,6 @@ import random
 from pathlib import Path
 
 import pytest
-
 from omni_plugin_eval.benchmarks.math import INSTRUCTION as MATH_INSTRUCTION
 
 # Questions a 135M chat model gets partly right: an agreement check needs answers that are neither all right nor
@@ -46,7 +45,7 @@ def general_mcq(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("mcq") / "general.jsonl"
     with path.open("w") as handle:
         for question, options, answer in GENERAL_KNOWLEDGE:
-            handle.write(json.dumps({"question": question, **dict(zip("ABCD", options)), "answer": answer}) + "\n")
+            handle.write(json.dumps({"question": question, **dict(zip("ABCD", options, strict=True)), "answer": answer}) + "\n")
     return path
 
 

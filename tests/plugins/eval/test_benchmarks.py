@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import csv
 import json
-from pathlib import Path
 
 import pytest
-
 from omni.errors import DataError, OmniError
 from omni.plugins import load_plugins
 from omni_plugin_eval.evaluate import Answer, Results, resolve_benchmarks, summarize
@@ -26,8 +24,10 @@ def _resolve(registry, *values, data_dir="eval_data", limit=None):
 def test_mmlu_release_folder_one_subset_per_subject(registry, tmp_path):
     test = tmp_path / "mmlu" / "data" / "test"
     test.mkdir(parents=True)
-    for subject, rows in {"astronomy": [["Which is a planet?", "Mars", "Moon", "Sun", "Io", "A"]],
-                          "virology": [["What causes flu?", "Bacteria", "A virus", "Fungi", "Cold", "B"]] * 2}.items():
+    for subject, rows in {
+        "astronomy": [["Which is a planet?", "Mars", "Moon", "Sun", "Io", "A"]],
+        "virology": [["What causes flu?", "Bacteria", "A virus", "Fungi", "Cold", "B"]] * 2,
+    }.items():
         with (test / f"{subject}_test.csv").open("w", newline="") as handle:
             csv.writer(handle).writerows(rows)
     (bench,) = _resolve(registry, f"mmlu={tmp_path / 'mmlu'}")
@@ -40,9 +40,14 @@ def test_mmlu_release_folder_one_subset_per_subject(registry, tmp_path):
 def test_ceval_and_arc_layouts(registry, tmp_path):
     val = tmp_path / "ceval" / "val"
     val.mkdir(parents=True)
-    (val / "law_val.csv").write_text("id,question,A,B,C,D,answer,explanation\n0,法律问题,甲,乙,丙,丁,C,\n", encoding="utf-8")
+    (val / "law_val.csv").write_text(
+        "id,question,A,B,C,D,answer,explanation\n0,法律问题,甲,乙,丙,丁,C,\n", encoding="utf-8"
+    )
     arc = tmp_path / "ARC-Challenge-Test.jsonl"
-    question = {"stem": "Which is hardest?", "choices": [{"text": t, "label": str(i + 1)} for i, t in enumerate(["Talc", "Diamond", "Gold"])]}
+    question = {
+        "stem": "Which is hardest?",
+        "choices": [{"text": t, "label": str(i + 1)} for i, t in enumerate(["Talc", "Diamond", "Gold"])],
+    }
     arc.write_text(json.dumps({"id": "q1", "question": question, "answerKey": "2"}) + "\n")
     ceval, arc_bench = _resolve(registry, f"ceval={tmp_path / 'ceval'}", str(arc))  # a lone ARC file is recognised
     assert ceval.rows[0]["subset"] == "law" and ceval.rows[0]["answer"] == "C"
@@ -52,7 +57,9 @@ def test_ceval_and_arc_layouts(registry, tmp_path):
 
 def test_gsm8k_answers_checked_with_math_verify(registry, tmp_path):
     path = tmp_path / "test.jsonl"
-    path.write_text(json.dumps({"question": "Tom has 3 boxes of 4 pens. How many pens?", "answer": "3*4=12\n#### 12"}) + "\n")
+    path.write_text(
+        json.dumps({"question": "Tom has 3 boxes of 4 pens. How many pens?", "answer": "3*4=12\n#### 12"}) + "\n"
+    )
     (bench,) = _resolve(registry, str(path))
     assert bench.spec.name == "gsm8k"
     score = bench.instance.score
@@ -63,7 +70,9 @@ def test_gsm8k_answers_checked_with_math_verify(registry, tmp_path):
 
 def test_qa_exact_match_and_f1(registry, tmp_path):
     path = tmp_path / "qa.jsonl"
-    path.write_text(json.dumps({"question": "Who wrote Hamlet?", "answers": ["William Shakespeare", "Shakespeare"]}) + "\n")
+    path.write_text(
+        json.dumps({"question": "Who wrote Hamlet?", "answers": ["William Shakespeare", "Shakespeare"]}) + "\n"
+    )
     (bench,) = _resolve(registry, f"qa={path}")
     assert bench.instance.score("Shakespeare.", bench.rows[0])["exact_match"] == 1.0
     partial = bench.instance.score("the poet William Blake", bench.rows[0])
@@ -81,11 +90,15 @@ def test_media_mcq_rows_carry_absolute_media_paths(registry, tmp_path):
     (bench,) = _resolve(registry, str(tmp_path / "q.jsonl"))
     assert bench.spec.name == "media-mcq"
     prompt = bench.prompts[0]
-    assert prompt["messages"][0]["content"].startswith("<image>What color?") and prompt["images"] == [str(tmp_path / "red.png")]
+    assert prompt["messages"][0]["content"].startswith("<image>What color?") and prompt["images"] == [
+        str(tmp_path / "red.png")
+    ]
 
 
 def test_missing_data_says_where_it_looked(registry, tmp_path, omni_cli):
-    with pytest.raises(OmniError, match=r"benchmark 'gsm8k': no data at .*nowhere/gsm8k \(looked for that file or folder"):
+    with pytest.raises(
+        OmniError, match=r"benchmark 'gsm8k': no data at .*nowhere/gsm8k \(looked for that file or folder"
+    ):
         _resolve(registry, "gsm8k", data_dir=tmp_path / "nowhere")
     done = omni_cli("eval", "--eval-dataset", f"mmlu={tmp_path / 'missing'}", env={"OMNI_PLUGINS": "eval"})
     assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1, done.stderr
@@ -94,7 +107,12 @@ def test_missing_data_says_where_it_looked(registry, tmp_path, omni_cli):
 
 def test_bad_row_names_file_and_line(registry, tmp_path):
     path = tmp_path / "mc.jsonl"
-    path.write_text(json.dumps({"question": "q", "A": "x", "B": "y", "answer": "A"}) + "\n" + json.dumps({"question": "q", "A": "x", "B": "y", "answer": "E"}) + "\n")
+    path.write_text(
+        json.dumps({"question": "q", "A": "x", "B": "y", "answer": "A"})
+        + "\n"
+        + json.dumps({"question": "q", "A": "x", "B": "y", "answer": "E"})
+        + "\n"
+    )
     with pytest.raises(DataError, match=rf"{path}:2: answer 'E' is not one of the options A, B"):
         _resolve(registry, f"mcq={path}")
 
@@ -105,7 +123,9 @@ def test_eval_limit_takes_the_first_rows(registry, general_mcq):
 
 
 def test_evalscope_backend_says_why_in_one_line(omni_cli, general_mcq):
-    done = omni_cli("eval", "--eval-backend", "evalscope", "--eval-dataset", str(general_mcq), env={"OMNI_PLUGINS": "eval"})
+    done = omni_cli(
+        "eval", "--eval-backend", "evalscope", "--eval-dataset", str(general_mcq), env={"OMNI_PLUGINS": "eval"}
+    )
     assert done.returncode == 2
     assert done.stderr.count("\n") == 1 and "datasets==3.6.0" in done.stderr, done.stderr
 
@@ -115,7 +135,10 @@ def test_report_files_are_complete_and_compare_runs(registry, general_mcq, tmp_p
     results = Results([bench])
     for run, right in (("base", 1), ("tuned", 3)):
         results.answers[run] = {
-            "mcq": [Answer(i, "default", row["answer"] if i < right else "Z", None, {"accuracy": float(i < right)}) for i, row in enumerate(bench.rows)]
+            "mcq": [
+                Answer(i, "default", row["answer"] if i < right else "Z", None, {"accuracy": float(i < right)})
+                for i, row in enumerate(bench.rows)
+            ]
         }
     written = write_report(tmp_path / "out", results, summarize(results), {"model": "m"})
     summary = json.loads(written["summary"].read_text())["results"]

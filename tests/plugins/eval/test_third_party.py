@@ -51,11 +51,29 @@ def test_private_benchmark_plugin_is_listed_and_runs(register_plugin, tiny_model
     assert "ticket-routing  [acme-omni-tickets]" in listed and "mmlu  [omni-plugin-eval]" in listed
 
     data = tmp_path / "tickets.txt"
-    data.write_text("billing|I was charged twice|billing\nbilling|Refund please|billing\nit|My laptop is broken|hardware\n")
+    data.write_text(
+        "billing|I was charged twice|billing\nbilling|Refund please|billing\nit|My laptop is broken|hardware\n"
+    )
     out = tmp_path / "report"
-    assert main(["eval", "--model", str(tiny_model_dir), "--eval-dataset", f"ticket-routing={data}", "--eval-output-dir", str(out)]) == 0
+    assert (
+        main(
+            [
+                "eval",
+                "--model",
+                str(tiny_model_dir),
+                "--eval-dataset",
+                f"ticket-routing={data}",
+                "--eval-output-dir",
+                str(out),
+            ]
+        )
+        == 0
+    )
     entry = json.loads((out / "summary.json").read_text())["results"][tiny_model_dir.name]["ticket-routing"]
     assert entry["count"] == 3 and entry["subsets"]["billing"]["count"] == 2 and entry["subsets"]["it"]["count"] == 1
-    answers = [json.loads(line) for line in (out / "answers" / tiny_model_dir.name / "ticket-routing.jsonl").read_text().splitlines()]
+    answers = [
+        json.loads(line)
+        for line in (out / "answers" / tiny_model_dir.name / "ticket-routing.jsonl").read_text().splitlines()
+    ]
     assert [a["row"]["queue"] for a in answers] == ["billing", "billing", "hardware"]
     assert entry["correct"] == sum(a["accuracy"] for a in answers)  # the summary adds up the answers' scores

@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-
 from omni.api import OmniError, RemoteEngine, parse_adapters, with_training_defaults
+
 from omni_plugin_eval.evaluate import Benchmark, resolve_benchmarks, score, summarize
 from omni_plugin_eval.options import EvalOptions
 from omni_plugin_eval.report import write_report
@@ -44,7 +44,9 @@ def run(invocation: Any) -> int:
     finally:
         engine.close()
     summary = summarize(results)
-    output_dir = Path(options.eval_output_dir or Path("eval_output") / Path(model).name / time.strftime("%Y%m%d-%H%M%S"))
+    output_dir = Path(
+        options.eval_output_dir or Path("eval_output") / Path(model).name / time.strftime("%Y%m%d-%H%M%S")
+    )
     meta = {
         "model": model,
         "adapters": adapters,
@@ -54,7 +56,9 @@ def run(invocation: Any) -> int:
     }
     written = write_report(output_dir, results, summary, meta)
     print_summary(summary)
-    print(f"report: {written['page']} (chart {written['chart']}, summary {written['summary']}, answers {written['answers']})")
+    print(
+        f"report: {written['page']} (chart {written['chart']}, summary {written['summary']}, answers {written['answers']})"
+    )
     return 0
 
 
@@ -81,7 +85,9 @@ def remote_engine(options: EvalOptions, adapters: dict[str, str]) -> RemoteEngin
         try:
             listed = httpx.get(f"{url}/v1/models", headers=headers, timeout=30).json().get("data") or []
         except (httpx.HTTPError, ValueError) as exc:
-            raise OmniError(f"--eval-url {url}: could not list its models at /v1/models ({exc}); pass --model") from None
+            raise OmniError(
+                f"--eval-url {url}: could not list its models at /v1/models ({exc}); pass --model"
+            ) from None
         if not listed:
             raise OmniError(f"--eval-url {url}: the server lists no models; pass --model")
         served = listed[0]["id"]

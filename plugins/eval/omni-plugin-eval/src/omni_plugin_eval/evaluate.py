@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from omni.api import GenerationConfig, InferRequest, OmniError, Registry
+
 from omni_plugin_eval.benchmarks.files import SUFFIXES, read_records
 
 ROWS_PER_CALL = 256  # rows handed to the engine at once; progress is reported between calls
@@ -61,7 +62,9 @@ def resolve_benchmarks(values: list[str], registry: Registry, *, data_dir: str, 
 
     Raises `OmniError` naming the value, and where its data was looked for, when it cannot be read."""
     if not values:
-        raise OmniError("--eval-dataset is empty; name a benchmark: NAME=PATH, NAME or FILE (see `omni list benchmarks`)")
+        raise OmniError(
+            "--eval-dataset is empty; name a benchmark: NAME=PATH, NAME or FILE (see `omni list benchmarks`)"
+        )
     resolved = [_locate(value, registry, Path(data_dir)) for value in values]
     labels = [name for name, _, _ in resolved]
     benchmarks = []
@@ -191,7 +194,11 @@ def summarize(results: Results) -> dict[str, Any]:
                 "count": len(answers),
                 "metrics": overall,
                 "subsets": {
-                    name: {"count": len(group), "score": means(group).get(benchmark.spec.metric, 0.0), "metrics": means(group)}
+                    name: {
+                        "count": len(group),
+                        "score": means(group).get(benchmark.spec.metric, 0.0),
+                        "metrics": means(group),
+                    }
                     for name, group in sorted(subsets.items())
                 },
             }

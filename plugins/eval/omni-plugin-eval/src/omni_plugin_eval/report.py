@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from omni.api import atomic_text_file
+
 from omni_plugin_eval.evaluate import Results
 
 SUMMARY = "summary.json"
@@ -55,7 +56,12 @@ def write_report(output_dir: Path, results: Results, summary: dict[str, Any], me
     _write_bytes(output_dir / CHART, png)
     with atomic_text_file(output_dir / PAGE) as handle:
         handle.write(html_page(summary, png, meta))
-    return {"summary": summary_path, "chart": output_dir / CHART, "page": output_dir / PAGE, "answers": output_dir / "answers"}
+    return {
+        "summary": summary_path,
+        "chart": output_dir / CHART,
+        "page": output_dir / PAGE,
+        "answers": output_dir / "answers",
+    }
 
 
 def _bars(summary: dict[str, Any]) -> tuple[list[str], list[str], dict[str, list[float]]]:
@@ -67,7 +73,9 @@ def _bars(summary: dict[str, Any]) -> tuple[list[str], list[str], dict[str, list
         groups.append((label, None))
         if 1 < len(entry["subsets"]) <= MAX_SUBSET_BARS:
             groups.extend((label, subset) for subset in entry["subsets"])
-    names = [f"{label} ({first[label]['metric']})" if subset is None else f"{label}/{subset}" for label, subset in groups]
+    names = [
+        f"{label} ({first[label]['metric']})" if subset is None else f"{label}/{subset}" for label, subset in groups
+    ]
     scores = {
         run: [
             summary[run][label]["score"] if subset is None else summary[run][label]["subsets"][subset]["score"]
@@ -92,7 +100,9 @@ def chart_png(summary: dict[str, Any]) -> bytes:
         positions = [g + (i - (len(runs) - 1) / 2) * width for g in range(len(names))]
         bars = ax.bar(positions, scores[run], width, label=run)
         ax.bar_label(bars, labels=[f"{s:.2f}" for s in scores[run]], fontsize=8, padding=2)
-    ax.set_xticks(range(len(names)), names, rotation=20 if len(names) > 3 else 0, ha="right" if len(names) > 3 else "center")
+    ax.set_xticks(
+        range(len(names)), names, rotation=20 if len(names) > 3 else 0, ha="right" if len(names) > 3 else "center"
+    )
     ax.set_ylim(0, 1.1)
     ax.set_ylabel("score")
     ax.set_title("omni eval: " + " vs ".join(runs))
@@ -123,9 +133,7 @@ def html_page(summary: dict[str, Any], png: bytes, meta: dict[str, Any]) -> str:
         lines = [("all", lambda run, label=label: summary[run][label])]
         lines += [(s, lambda run, label=label, s=s: summary[run][label]["subsets"][s]) for s in entry["subsets"]]
         for name, pick in lines:
-            cells = "".join(
-                f"<td>{pick(run)['score']:.4f} ({pick(run).get('count')})</td>" for run in runs
-            )
+            cells = "".join(f"<td>{pick(run)['score']:.4f} ({pick(run).get('count')})</td>" for run in runs)
             parts.append(f"<tr><td>{esc(name)}</td>{cells}</tr>")
         parts.append("</table>")
     parts.append("</body></html>\n")

@@ -12,9 +12,9 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from omni.api import GenerationConfig, OmniError, PtEngine, TrainingCallback, log_line
 from transformers import TrainerCallback
 
-from omni.api import GenerationConfig, OmniError, PtEngine, TrainingCallback, log_line
 from omni_plugin_eval.evaluate import Benchmark, resolve_benchmarks, score, summarize
 
 
@@ -77,12 +77,18 @@ class BenchmarkScorer(TrainerCallback):
         finally:
             model.train(was_training)
         (by_benchmark,) = summarize(results).values()
-        metrics = {f"eval_{label}_{name}": value for label, entry in by_benchmark.items() for name, value in entry["metrics"].items()}
+        metrics = {
+            f"eval_{label}_{name}": value
+            for label, entry in by_benchmark.items()
+            for name, value in entry["metrics"].items()
+        }
         self.scored_step = step
         log_line("benchmarks at step {}: {}".format(step, ", ".join(f"{k} {v:.4f}" for k, v in metrics.items())))
         return metrics
 
-    def on_evaluate(self, args: Any, state: Any, control: Any, metrics: dict | None = None, model: Any = None, **kw: Any) -> None:
+    def on_evaluate(
+        self, args: Any, state: Any, control: Any, metrics: dict | None = None, model: Any = None, **kw: Any
+    ) -> None:
         # The Trainer's own evaluation: the scores join its metrics (which --metric-for-best-model reads next).
         if metrics is None or self.scored_step == state.global_step:
             return
@@ -93,7 +99,9 @@ class BenchmarkScorer(TrainerCallback):
     def on_step_end(self, args: Any, state: Any, control: Any, model: Any = None, **kw: Any) -> None:
         if args.eval_strategy != "no" or state.global_step % self.every:
             return  # the Trainer evaluates (on_evaluate), or it is not an evaluation step
+        pending_log = control.should_log
         self._score_alone(args, state, model)
+        control.should_log = pending_log  # logging the scores must not cancel this step's loss log
 
     def on_train_end(self, args: Any, state: Any, control: Any, model: Any = None, **kw: Any) -> None:
         if args.eval_strategy == "no" and self.scored_step != state.global_step:

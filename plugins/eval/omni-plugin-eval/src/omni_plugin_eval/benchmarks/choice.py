@@ -136,7 +136,10 @@ class MediaChoice(MultipleChoice):
             value = record.fields.get(column, record.fields.get(single))
             if value in (None, "", []):
                 continue
-            paths = [str((record.file.parent / str(item)).resolve()) for item in (value if isinstance(value, list) else [value])]
+            paths = [
+                str((record.file.parent / str(item)).resolve())
+                for item in (value if isinstance(value, list) else [value])
+            ]
             missing = [p for p in paths if not Path(p).is_file()]
             if missing:
                 raise record.error(f"{single} file not found: {missing[0]}")

@@ -55,7 +55,9 @@ def read_records(file: Path, *, header: bool = True, columns: tuple[str, ...] = 
                 if not any(v.strip() for v in values):
                     continue
                 if len(values) != len(names):
-                    raise DataError(str(file), number, f"{len(values)} columns, expected {len(names)} ({', '.join(names)})")
+                    raise DataError(
+                        str(file), number, f"{len(values)} columns, expected {len(names)} ({', '.join(names)})"
+                    )
                 yield Record(dict(zip(names, values, strict=True)), file, number)
         return
     if file.suffix == ".json":
