@@ -326,3 +326,25 @@ def test_hook_with_other_arguments_is_named_with_its_line(register_plugin, omni_
     line = Plugin.register_models.__code__.co_firstlineno
     assert info.error == f"hook register_models at {__file__}:{line} takes reg; omni passes only register"
     assert omni_host.registry.find("models", "never") is None
+
+
+def test_a_plugin_option_spelled_like_an_existing_flag_is_refused_by_name(register_plugin, capsys):
+    from dataclasses import dataclass
+
+    from omni import hookimpl
+    from omni.cli.main import main
+    from omni.options import option
+    from omni.registry import DatasetSpec
+
+    @dataclass
+    class ClashingOptions:
+        seed: int = option(0, help="the dataset's own shuffling seed")
+
+    class Plugin:
+        @hookimpl
+        def register_datasets(self, register):
+            register(DatasetSpec(name="acme-rows", description="rows", impl="json:loads", options=ClashingOptions))
+
+    register_plugin(Plugin(), distribution="omni-plugin-acme")
+    assert main(["sft", "--help"]) == 2
+    assert "dataset 'acme-rows' (omni-plugin-acme) redefines option(s) ['seed']" in capsys.readouterr().err

@@ -103,29 +103,13 @@ def parse_invocation(spec: CommandSpec, argv: list[str], registry: Registry, *, 
             if reg.spec.options is None:
                 groups.append((selector.option, reg, []))
                 continue
-            dist = reg.distribution.name
-            title = f"{singular(selector.kind)} {reg.spec.name!r} options ({dist})"
-            clash = [f.name for f in fields_of(reg.spec.options) if set(f.spellings) & taken]
-            if clash:
-                raise OmniError(f"{singular(selector.kind)} {reg.spec.name!r} ({dist}) redefines option(s) {clash}")
-            added = add_arguments(parser, reg.spec.options, title=title)
-            taken |= {s for info in added for s in info.spellings}
+            added = _add_spec_options(parser, selector.kind, reg, taken)
             groups.append((selector.option, reg, added))
             pending.extend((reg.spec.options, added, nested) for nested in reg.spec.selects)
 
     for kind in spec.includes:  # every installed spec of these kinds brings its options (e.g. strategies)
         for reg in registry.all(kind):
-            added = (
-                add_arguments(
-                    parser,
-                    reg.spec.options,
-                    title=f"{singular(kind)} {reg.spec.name!r} options ({reg.distribution.name})",
-                )
-                if reg.spec.options
-                else []
-            )
-            taken |= {s for info in added for s in info.spellings}
-            groups.append((kind, reg, added))
+            groups.append((kind, reg, _add_spec_options(parser, kind, reg, taken) if reg.spec.options else []))
     _refuse_uninstalled_switches(parser, argv, config, registry)
 
     unknown = sorted(set(config) - taken)
@@ -144,6 +128,18 @@ def parse_invocation(spec: CommandSpec, argv: list[str], registry: Registry, *, 
         invocation.selected.setdefault(option, []).append(Selected(reg, opts))
     _refuse_clashing_names(invocation)
     return invocation
+
+
+def _add_spec_options(parser: Any, kind: str, reg: Registration, taken: set[str]) -> list[FieldInfo]:
+    """Add a spec's options to the parser as their own group, and their spellings to `taken`; a spec whose
+    option is spelled like one already there (the command's, or another plugin's) is refused by name."""
+    dist = reg.distribution.name
+    clash = [f.name for f in fields_of(reg.spec.options) if set(f.spellings) & taken]
+    if clash:
+        raise OmniError(f"{singular(kind)} {reg.spec.name!r} ({dist}) redefines option(s) {clash}")
+    added = add_arguments(parser, reg.spec.options, title=f"{singular(kind)} {reg.spec.name!r} options ({dist})")
+    taken |= {s for info in added for s in info.spellings}
+    return added
 
 
 def _refuse_clashing_names(invocation: Invocation) -> None:
