@@ -186,7 +186,8 @@ def _quantization(options: TrainOptions, registry: Registry, selected: Mapping[s
 def _count_parameters(model: Any) -> tuple[int, int]:
     trainable = total = 0
     for p in model.parameters():
-        n = p.numel() * (2 if p.__class__.__name__ == "Params4bit" else 1)  # 4-bit weights pack 2 per element
+        n = getattr(p, "ds_numel", None) or p.numel()  # a parameter DeepSpeed partitioned holds only its shard
+        n *= 2 if p.__class__.__name__ == "Params4bit" else 1  # 4-bit weights pack 2 per element
         total += n
         trainable += n if p.requires_grad else 0
     return trainable, total
@@ -301,6 +302,8 @@ def prepare_job(
     if not launch.current().is_main:  # one set of loading bars, not one per process
         transformers.utils.logging.disable_progress_bar()
     started = time.perf_counter()
+    if strategy is not None:
+        strategy.before_model_load(options, model_path=resolved.path_or_id)
     loaded = load_model(
         options, registry, quantization_config=quantization_config, for_training=True, resolved=resolved
     )

@@ -37,6 +37,11 @@ class Strategy:
         ``sequence_parallel=True`` train this way."""
         return 1
 
+    def before_model_load(self, options: Any, *, model_path: str) -> None:
+        """Called on every process just before the model loads from `model_path` (a folder or hub id), e.g. to
+        have transformers load each parameter straight into this process's shard (DeepSpeed ZeRO-3's
+        ``zero.Init``). `options` are the command's `TrainOptions`."""
+
     def check(self, options: Any, *, tuner: str) -> None:
         """Raise `omni.errors.OmniError` for settings this strategy cannot train with (e.g. 4-bit weights
         under ZeRO-3). `options` are the command's `TrainOptions`; called before any model loads."""

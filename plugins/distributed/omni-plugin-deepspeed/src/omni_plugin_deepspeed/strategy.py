@@ -61,6 +61,41 @@ class DeepSpeedStrategy(Strategy):
     def shards_parameters(self) -> bool:
         return self.stage == 3
 
+    def before_model_load(self, options: Any, *, model_path: str) -> None:
+        if self.stage != 3:
+            return
+        from transformers import AutoConfig
+        from transformers.integrations import HfDeepSpeedConfig
+
+        # While this object lives, transformers loads each parameter straight into its ZeRO-3 partition
+        # (deepspeed.zero.Init): no process ever holds the whole model. It lives as long as the strategy.
+        dtype = _training_dtype(options.torch_dtype, AutoConfig.from_pretrained(model_path))
+        self._partitioned_loading = HfDeepSpeedConfig(self._loading_config(options, dtype))
+        _start_communication()  # partitioning talks to the other processes
+
+    def _loading_config(self, options: Any, dtype: str) -> dict[str, Any]:
+        """The config with the "auto" values partitioning needs filled as the Trainer will fill them; the rest
+        (bucket sizes from the model's width) are left to DeepSpeed's defaults until the Trainer fills them."""
+        config = json.loads(json.dumps(self.config))
+        # Counted over every process: while the model loads, no sequence-parallel groups exist yet.
+        processes = launch.current().world_size
+        filled = {
+            "train_micro_batch_size_per_gpu": options.per_device_train_batch_size,
+            "gradient_accumulation_steps": options.gradient_accumulation_steps,
+            "gradient_clipping": options.max_grad_norm,
+        }
+        filled["train_batch_size"] = (
+            filled["train_micro_batch_size_per_gpu"] * filled["gradient_accumulation_steps"] * processes
+        )
+        for key, value in filled.items():
+            if config.get(key) == "auto":
+                config[key] = value
+        for precision in ("bf16", "fp16"):
+            if config.get(precision, {}).get("enabled") == "auto":
+                config[precision]["enabled"] = dtype == precision
+        config["zero_optimization"] = {k: v for k, v in self.zero.items() if v != "auto"}
+        return config
+
     def sequence_parallel_size(self) -> int:
         return self.options.sequence_parallel_size
 
@@ -114,11 +149,8 @@ class DeepSpeedStrategy(Strategy):
         return arguments
 
     def prepare_trainer(self, trainer: Any) -> None:
-        import deepspeed
-
-        # accelerate starts DeepSpeed's communication on GPUs only; Ulysses needs it before the model is prepared.
-        if self.options.sequence_parallel_size > 1 and not deepspeed.comm.is_initialized():
-            deepspeed.init_distributed(dist_backend="nccl" if _on_gpu() else "gloo")
+        if self.options.sequence_parallel_size > 1:
+            _start_communication()  # Ulysses' groups are made before accelerate would start it
 
 
 def _ulysses(size: int, model: Any) -> Any:
@@ -133,6 +165,28 @@ def _ulysses(size: int, model: Any) -> Any:
     # The groups of processes that train on different rows; accelerate sizes DeepSpeed's global batch by them.
     groups = launch.current().world_size // size
     return ParallelismConfig(sp_backend="deepspeed", sp_size=size, dp_replicate_size=groups, sp_handler=handler)
+
+
+def _start_communication() -> None:
+    """Start DeepSpeed's communication (and put this process on its GPU) if it has not started yet: accelerate
+    starts it only when the Trainer is built, and only on GPUs."""
+    import deepspeed
+    from deepspeed.accelerator import get_accelerator
+
+    if deepspeed.comm.is_initialized():
+        return
+    if _on_gpu():
+        get_accelerator().set_device(launch.current().local_rank)
+    deepspeed.init_distributed(dist_backend="nccl" if _on_gpu() else "gloo")
+
+
+def _training_dtype(torch_dtype: str, model_config: Any) -> str:
+    """The half precision the Trainer will train in ("bf16", "fp16"), or "fp32": omni trains bfloat16 weights
+    under bf16 on a GPU (`--torch-dtype auto` keeps the checkpoint's dtype there) and float32 on a CPU."""
+    if not _on_gpu():
+        return "fp32"
+    dtype = str(getattr(model_config, "dtype", None) or "") if torch_dtype == "auto" else torch_dtype
+    return "bf16" if dtype.endswith("bfloat16") else "fp32"
 
 
 def _on_gpu() -> bool:
