@@ -16,15 +16,6 @@ REPO = Path(__file__).resolve().parents[2]
 PLUGINS = REPO / "plugins"
 HEAVY = ("torch", "transformers", "peft", "trl", "datasets", "accelerate", "vllm", "deepspeed", "bitsandbytes")
 
-# Distributions not moved onto omni.api yet. Their owners empty this set as they move them; the test fails
-# once one of them imports only omni.api, so that it is taken out of here.
-PENDING = {
-    "omni-plugin-vllm",
-    "omni-plugin-sglang",
-    "omni-plugin-lmdeploy",
-    "omni-plugin-deepspeed",
-}
-
 # An `impl` (or other) string naming omni code: "omni.module:attr".
 OMNI_REFERENCE = re.compile(r"omni(\.\w+)*:[\w.]+")
 
@@ -74,16 +65,8 @@ def plugin_sources() -> dict[str, list[Path]]:
 def test_plugins_import_only_the_public_api():
     sources = plugin_sources()
     assert len(sources) >= 15, sorted(sources)
-    violations = [
-        v for dist, paths in sources.items() if dist not in PENDING for p in paths for v in boundary_violations(p)
-    ]
+    violations = [v for paths in sources.values() for p in paths for v in boundary_violations(p)]
     assert not violations, "\n".join(violations)
-
-
-def test_pending_distributions_still_need_moving():
-    sources = plugin_sources()
-    moved = [dist for dist in PENDING if not any(boundary_violations(p) for p in sources.get(dist, []))]
-    assert not moved, f"{moved} import only omni.api now (or are gone): take them out of PENDING"
 
 
 def test_the_check_names_file_and_line(tmp_path):

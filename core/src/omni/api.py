@@ -22,7 +22,8 @@ The names, by what they are for:
   `AlgorithmSpec`, `RewardSpec`, `QuantizerSpec`, `EngineSpec`, `DatasetSpec`, `StrategySpec`,
   `CallbackSpec`, `BenchmarkSpec`, `CommandSpec`, their base `Spec`), `ModelParts`, `Selector`, `option`.
 - Errors: `OmniError`, `DataError`, `MissingCapabilityError`.
-- Looking things up: `Registry`, `Registration`, `Distribution`, `import_ref`, `find_tuner`.
+- Looking things up: `Registry`, `Registration`, `Distribution`, `import_ref`, `find_tuner`, `get_registry`
+  (the running omni's registry, for code that is not handed one).
 - Models: `ModelOptions`, `LoadOptions`, `load_model`, `load_pretrained`, `pretrained_kwargs`,
   `atomic_text_file`.
 - Templates: `Template`, `TemplateOptions`, `Encoded`, `RowTooLongError`, `IGNORE_INDEX` (the label of
@@ -32,8 +33,10 @@ The names, by what they are for:
   `tagged_row`, `MediaContext`, `load_image`, `load_audio`, `load_video`, `Video`,
   `DEFAULT_SAMPLING_RATE` (audio, Hz), `DEFAULT_FPS` and `DEFAULT_MAX_FRAMES` (video sampling).
 - Training: `TrainingJob`, `TrainResult`, `log_line`, `Tuner`, `FullTuner`, `Quantizer`, `Strategy`,
+  `current_processes` (this process's rank and the run's number of processes),
   `merge_extras`, `ProgressBarCallback`, `current_labels`, `TrainingCallback` (callback plugins).
 - Inference: `Engine`, `InferRequest`, `InferResponse`, `Choice`, `StreamDelta`, `GenerationConfig`,
+  `TokenLogprob`, the optional features an engine declares (`PROMPT_IDS`, `TOP_LOGPROBS`, `SCORING`),
   `PromptEncoder`, `LoopEngine`, `LoopThread`, `RemoteEngine`, `ServerModes`, `PtEngine`, `cut_at_stop`,
   `merged_weights`; for commands that generate: `GenerationOptions`, `TemplateCliOptions`, `parse_adapters`,
   `with_training_defaults` (an adapter's recorded base model and template fill the flags left empty).
@@ -116,6 +119,7 @@ _LAZY: dict[str, str] = {
     "FullTuner": "omni.train.tuners",
     "Quantizer": "omni.train.quantizer",
     "Strategy": "omni.train.strategy",
+    "current_processes": "omni.train.launch",
     "merge_extras": "omni.train.collators",
     "ProgressBarCallback": "omni.train.progress",
     "current_labels": "omni.train.trainer",
@@ -126,6 +130,10 @@ _LAZY: dict[str, str] = {
     "InferResponse": "omni.infer.engine",
     "Choice": "omni.infer.engine",
     "StreamDelta": "omni.infer.engine",
+    "TokenLogprob": "omni.infer.engine",
+    "PROMPT_IDS": "omni.infer.engine",
+    "TOP_LOGPROBS": "omni.infer.engine",
+    "SCORING": "omni.infer.engine",
     "GenerationConfig": "omni.infer.engine",
     "PromptEncoder": "omni.infer.prompting",
     "LoopEngine": "omni.infer.loop_thread",
@@ -136,6 +144,7 @@ _LAZY: dict[str, str] = {
     "cut_at_stop": "omni.infer.stops",
     "merged_weights": "omni.infer.weights",
     "find_tuner": "omni.infer.adapters",
+    "get_registry": "omni.plugins",
     "parse_adapters": "omni.infer.adapters",
     "with_training_defaults": "omni.infer.recorded",
     "GenerationOptions": "omni.infer.options",
@@ -208,6 +217,7 @@ __all__ = [
     "FullTuner",
     "Quantizer",
     "Strategy",
+    "current_processes",
     "merge_extras",
     "ProgressBarCallback",
     "current_labels",
@@ -217,6 +227,10 @@ __all__ = [
     "InferResponse",
     "Choice",
     "StreamDelta",
+    "TokenLogprob",
+    "PROMPT_IDS",
+    "TOP_LOGPROBS",
+    "SCORING",
     "GenerationConfig",
     "PromptEncoder",
     "LoopEngine",
@@ -227,6 +241,7 @@ __all__ = [
     "cut_at_stop",
     "merged_weights",
     "find_tuner",
+    "get_registry",
     "parse_adapters",
     "with_training_defaults",
     "GenerationOptions",
@@ -255,18 +270,30 @@ if TYPE_CHECKING:  # type checkers and editors see the lazy names as plain impor
     from omni.encoders.sources import MediaContext
     from omni.encoders.video import DEFAULT_FPS, DEFAULT_MAX_FRAMES, Video, load_video
     from omni.infer.adapters import find_tuner, parse_adapters
-    from omni.infer.options import GenerationOptions
-    from omni.infer.recorded import with_training_defaults
-    from omni.infer.engine import Choice, Engine, GenerationConfig, InferRequest, InferResponse, StreamDelta
+    from omni.infer.engine import (
+        PROMPT_IDS,
+        SCORING,
+        TOP_LOGPROBS,
+        Choice,
+        Engine,
+        GenerationConfig,
+        InferRequest,
+        InferResponse,
+        StreamDelta,
+        TokenLogprob,
+    )
     from omni.infer.loop_thread import LoopEngine, LoopThread
+    from omni.infer.options import GenerationOptions
     from omni.infer.prompting import PromptEncoder
     from omni.infer.pt_engine import PtEngine
+    from omni.infer.recorded import with_training_defaults
     from omni.infer.remote import RemoteEngine, ServerModes
     from omni.infer.stops import cut_at_stop
     from omni.infer.weights import merged_weights
     from omni.models.atomic import atomic_text_file
     from omni.models.loader import load_model, load_pretrained, pretrained_kwargs
     from omni.models.options import LoadOptions, ModelOptions
+    from omni.plugins import get_registry
     from omni.template.base import IGNORE_INDEX, Encoded, RowTooLongError, Template, TemplateOptions
     from omni.template.chatml import IM_END, IM_START, ChatMLTemplate, answer_turn
     from omni.template.options import TemplateCliOptions
@@ -274,6 +301,7 @@ if TYPE_CHECKING:  # type checkers and editors see the lazy names as plain impor
     from omni.train.callback import TrainingCallback
     from omni.train.collators import merge_extras
     from omni.train.job import TrainingJob, TrainResult, log_line
+    from omni.train.launch import current_processes
     from omni.train.progress import ProgressBarCallback
     from omni.train.quantizer import Quantizer
     from omni.train.strategy import Strategy

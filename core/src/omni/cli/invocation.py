@@ -207,8 +207,8 @@ class HelpShown(Exception):
 
 def print_error(message: str) -> None:
     """Print a one-line error; a process of a multi-process run says its rank."""
-    from omni.train.launch import current  # light: no torch
+    from omni.train.launch import current_processes  # light: no torch
 
-    processes = current()
+    processes = current_processes()
     rank = f"[rank {processes.rank}] " if processes.world_size > 1 else ""
     sys.stderr.write(f"omni: error: {rank}{message}\n")  # one write: processes of a run share the terminal

@@ -33,7 +33,7 @@ def log_line(message: str) -> None:
     """One line of run information for the person at the terminal (stderr, so stdout stays clean).
 
     In a run of several processes only the main one speaks."""
-    if launch.current().is_main:
+    if launch.current_processes().is_main:
         print(f"[omni] {message}", file=sys.stderr, flush=True)
 
 
@@ -299,7 +299,7 @@ def prepare_job(
     train_rows = f"{len(data.train)} training rows" if isinstance(data.train, list) else "training rows streamed"
     log_line(f"data: {train_rows}, {len(data.val or [])} validation rows{skipped}")
 
-    if not launch.current().is_main:  # one set of loading bars, not one per process
+    if not launch.current_processes().is_main:  # one set of loading bars, not one per process
         transformers.utils.logging.disable_progress_bar()
     started = time.perf_counter()
     if strategy is not None:
@@ -331,7 +331,7 @@ def prepare_job(
         output_dir = outputs.resolve_output_dir(options.output_dir, options.model or loaded.spec.name)
     resume_from = outputs.resolve_checkpoint(options.resume_from_checkpoint, output_dir)
     plugin_options = {opt: [s.options for s in chosen] for opt, chosen in selected.items()}
-    processes = launch.current()
+    processes = launch.current_processes()
     if processes.is_main:
         _write_args(command, options, loaded, tuner_sel, plugin_options, output_dir)
     log_line(f"outputs: {output_dir}")

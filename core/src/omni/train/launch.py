@@ -30,7 +30,7 @@ class Processes:
         return self.rank == 0
 
 
-def current() -> Processes:
+def current_processes() -> Processes:
     """This process's place in the run, from the variables every launcher sets (one process when unset)."""
     env = os.environ
     return Processes(

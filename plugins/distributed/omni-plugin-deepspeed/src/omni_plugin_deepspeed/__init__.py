@@ -5,8 +5,7 @@ Registering imports nothing heavy: the strategy lives in `omni_plugin_deepspeed.
 
 from __future__ import annotations
 
-from omni import hookimpl
-from omni.registry import StrategySpec
+from omni.api import StrategySpec, hookimpl
 
 from omni_plugin_deepspeed.options import DeepSpeedOptions
 

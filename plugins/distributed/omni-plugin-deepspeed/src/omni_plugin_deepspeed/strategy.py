@@ -8,9 +8,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from omni.errors import OmniError
-from omni.train import launch
-from omni.train.strategy import Strategy
+from omni.api import OmniError, Strategy, current_processes
 
 from omni_plugin_deepspeed.options import PRESETS, DeepSpeedOptions
 
@@ -78,7 +76,7 @@ class DeepSpeedStrategy(Strategy):
         (bucket sizes from the model's width) are left to DeepSpeed's defaults until the Trainer fills them."""
         config = json.loads(json.dumps(self.config))
         # Counted over every process: while the model loads, no sequence-parallel groups exist yet.
-        processes = launch.current().world_size
+        processes = current_processes().world_size
         filled = {
             "train_micro_batch_size_per_gpu": options.per_device_train_batch_size,
             "gradient_accumulation_steps": options.gradient_accumulation_steps,
@@ -115,9 +113,9 @@ class DeepSpeedStrategy(Strategy):
             raise OmniError(f"--sequence-parallel-size {size}: must be at least 1")
         if size == 1:
             return
-        if launch.under_launcher():
-            processes = launch.current().world_size
-        else:
+        # One of the run's processes, or the command that is about to start them.
+        processes = current_processes().world_size
+        if processes == 1:
             asked = options.resolved(os.environ)
             processes = asked.nproc_per_node * asked.nnodes
         if processes % size:
@@ -163,7 +161,7 @@ def _ulysses(size: int, model: Any) -> Any:
         sp_seq_length_is_variable=True, sp_attn_implementation=model.config._attn_implementation
     )
     # The groups of processes that train on different rows; accelerate sizes DeepSpeed's global batch by them.
-    groups = launch.current().world_size // size
+    groups = current_processes().world_size // size
     return ParallelismConfig(sp_backend="deepspeed", sp_size=size, dp_replicate_size=groups, sp_handler=handler)
 
 
@@ -176,7 +174,7 @@ def _start_communication() -> None:
     if deepspeed.comm.is_initialized():
         return
     if _on_gpu():
-        get_accelerator().set_device(launch.current().local_rank)
+        get_accelerator().set_device(current_processes().local_rank)
     deepspeed.init_distributed(dist_backend="nccl" if _on_gpu() else "gloo")
 
 

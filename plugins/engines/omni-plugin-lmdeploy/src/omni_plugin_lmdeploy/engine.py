@@ -15,12 +15,20 @@ import threading
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
-from omni.errors import OmniError
-from omni.infer.engine import Choice, Engine, GenerationConfig, InferRequest, InferResponse, StreamDelta
-from omni.infer.prompting import PromptEncoder
-from omni.infer.remote import RemoteEngine, ServerModes
-from omni.infer.stops import cut_at_stop
-from omni.models.options import ModelOptions
+from omni.api import (
+    Choice,
+    Engine,
+    GenerationConfig,
+    InferRequest,
+    InferResponse,
+    ModelOptions,
+    OmniError,
+    PromptEncoder,
+    RemoteEngine,
+    ServerModes,
+    StreamDelta,
+    cut_at_stop,
+)
 
 from omni_plugin_lmdeploy.options import LmdeployOptions
 

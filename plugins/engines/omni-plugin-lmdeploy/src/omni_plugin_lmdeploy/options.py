@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from omni.options import option
+from omni.api import option
 
 
 @dataclass

@@ -5,8 +5,7 @@ Registering imports nothing heavy: the engine lives in `omni_plugin_sglang.engin
 
 from __future__ import annotations
 
-from omni import hookimpl
-from omni.registry import EngineSpec
+from omni.api import EngineSpec, hookimpl
 
 from omni_plugin_sglang.options import SglangOptions
 

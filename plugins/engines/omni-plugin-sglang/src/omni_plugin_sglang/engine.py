@@ -13,13 +13,21 @@ import sys
 from collections.abc import AsyncIterator
 from typing import Any
 
-from omni.errors import OmniError
-from omni.infer.engine import Choice, GenerationConfig, InferRequest, InferResponse, StreamDelta
-from omni.infer.loop_thread import LoopEngine, LoopThread
-from omni.infer.prompting import PromptEncoder
-from omni.infer.remote import RemoteEngine, ServerModes
-from omni.infer.weights import merged_weights
-from omni.models.options import ModelOptions
+from omni.api import (
+    Choice,
+    GenerationConfig,
+    InferRequest,
+    InferResponse,
+    LoopEngine,
+    LoopThread,
+    ModelOptions,
+    OmniError,
+    PromptEncoder,
+    RemoteEngine,
+    ServerModes,
+    StreamDelta,
+    merged_weights,
+)
 
 from omni_plugin_sglang.options import SglangOptions
 

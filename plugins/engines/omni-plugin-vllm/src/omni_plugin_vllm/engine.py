@@ -20,9 +20,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-from omni.errors import OmniError
-from omni.infer.adapters import find_tuner
-from omni.infer.engine import (
+from omni.api import (
     PROMPT_IDS,
     SCORING,
     TOP_LOGPROBS,
@@ -30,15 +28,18 @@ from omni.infer.engine import (
     GenerationConfig,
     InferRequest,
     InferResponse,
+    LoopEngine,
+    LoopThread,
+    ModelOptions,
+    OmniError,
+    PromptEncoder,
     StreamDelta,
     TokenLogprob,
+    cut_at_stop,
+    find_tuner,
+    get_registry,
+    merged_weights,
 )
-from omni.infer.loop_thread import LoopEngine, LoopThread
-from omni.infer.prompting import PromptEncoder
-from omni.infer.stops import cut_at_stop
-from omni.infer.weights import merged_weights
-from omni.models.options import ModelOptions
-from omni.plugins import get_registry
 
 from omni_plugin_vllm.options import VllmOptions
 
@@ -351,7 +352,7 @@ def _request_error(exc: Exception) -> Exception:
 
 def _multi_modal_data(row: dict[str, Any]) -> dict[str, list[Any]]:
     """The row's images (PIL) and audio (waveform, rate) as vLLM's `multi_modal_data`."""
-    from omni.encoders.sources import MediaContext
+    from omni.api import MediaContext
 
     context = MediaContext.of_row(row)
     data: dict[str, list[Any]] = {}
@@ -360,11 +361,11 @@ def _multi_modal_data(row: dict[str, Any]) -> dict[str, list[Any]]:
         if not items:
             continue
         if modality == "image":
-            from omni.encoders.image import load_image
+            from omni.api import load_image
 
             data[modality] = [load_image(item, context=context) for item in items]
         elif modality == "audio":
-            from omni.encoders.audio import DEFAULT_SAMPLING_RATE, load_audio
+            from omni.api import DEFAULT_SAMPLING_RATE, load_audio
 
             data[modality] = [(load_audio(item, context=context), DEFAULT_SAMPLING_RATE) for item in items]
         else:

@@ -10,8 +10,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from omni.errors import OmniError
-from omni.options import option
+from omni.api import OmniError, option
 
 
 def _aliases(name: str) -> tuple[str, ...]:
