@@ -62,7 +62,16 @@ def main() -> None:
     parser.add_argument("--max-new-tokens", type=int, default=32)
     parser.add_argument("--max-batch-size", type=int, default=16)
     parser.add_argument("--skip-vllm", action="store_true")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch CPU threads (default: torch's choice); on a CPU shared with other work, 1 avoids stalls where "
+        "one thread of a matrix product waits for another that is not scheduled",
+    )
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
     folder = Path(tempfile.mkdtemp(prefix="eval-throughput-"))
     write_questions(folder / "questions.jsonl", args.questions)
