@@ -79,6 +79,25 @@ def test_qa_exact_match_and_f1(registry, tmp_path):
     assert partial["exact_match"] == 0.0 and partial["f1"] == pytest.approx(0.4)
 
 
+@pytest.mark.parametrize(
+    ("benchmark", "row"),
+    [
+        ("gsm8k", {"question": "2+2?", "answer": "#### 4"}),
+        ("qa", {"question": "Capital of France?", "answer": "Paris"}),
+        ("mcq", {"question": "2+2?", "A": "3", "B": "4", "answer": "B"}),
+    ],
+)
+def test_every_layout_takes_the_subset_from_the_row_else_from_its_file(registry, tmp_path, benchmark, row):
+    folder = tmp_path / benchmark
+    folder.mkdir()
+    (folder / "easy.jsonl").write_text(json.dumps(row) + "\n" + json.dumps({**row, "subject": "sums"}) + "\n")
+    (folder / "hard.jsonl").write_text(json.dumps({**row, "category": "algebra"}) + "\n")
+    (bench,) = _resolve(registry, f"{benchmark}={folder}")
+    assert [r["subset"] for r in bench.rows] == ["easy", "sums", "algebra"]
+    (single,) = _resolve(registry, f"{benchmark}={folder / 'easy.jsonl'}")
+    assert [r["subset"] for r in single.rows] == ["default", "sums"]
+
+
 def test_media_mcq_rows_carry_absolute_media_paths(registry, tmp_path):
     import numpy as np
     from omni.testing.synthetic import draw_shape

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from omni_plugin_eval.benchmarks.files import Record, files_under, read_records, required
+from omni_plugin_eval.benchmarks.files import Record, files_under, read_records, required, subset_of
 
 INSTRUCTION = "Answer with the option's letter from the given choices directly."
 LETTERS = string.ascii_uppercase
@@ -43,14 +43,10 @@ class MultipleChoice:
         files = files_under(path)
         for file in files:
             for record in self.records(file):
-                yield self.row(record, subset=self.subset(record, file, several=len(files) > 1))
+                yield self.row(record, subset=subset_of(record, several_files=len(files) > 1))
 
     def records(self, file: Path) -> Iterator[Record]:
         return read_records(file)
-
-    def subset(self, record: Record, file: Path, *, several: bool) -> str:
-        named = next((record.fields[k] for k in ("subject", "subset", "category") if record.fields.get(k)), None)
-        return str(named) if named else (file.stem if several else "default")
 
     def row(self, record: Record, *, subset: str) -> dict[str, Any]:
         fields = record.fields
@@ -122,8 +118,8 @@ class Arc(MultipleChoice):
                     "choices": [c.get("text", "") for c in question["choices"]],
                     "answer": letters[key],
                 }
-                subset = file.stem if len(files) > 1 else "default"
-                yield self.row(Record(fields, record.file, record.line), subset=subset)
+                arc = Record(fields, record.file, record.line)
+                yield self.row(arc, subset=subset_of(arc, several_files=len(files) > 1))
 
 
 class MediaChoice(MultipleChoice):

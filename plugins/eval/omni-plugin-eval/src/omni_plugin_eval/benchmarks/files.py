@@ -87,6 +87,13 @@ def _object(item: Any, file: Path, line: int) -> dict[str, Any]:
     return item
 
 
+def subset_of(record: Record, *, several_files: bool) -> str:
+    """The subset a record is reported under: its own ``subset``/``subject``/``category`` field, else its file's
+    name when the benchmark reads several files, else ``default``."""
+    named = next((record.fields[k] for k in ("subset", "subject", "category") if record.fields.get(k)), None)
+    return str(named) if named else (record.file.stem if several_files else "default")
+
+
 def required(record: Record, *names: str) -> Any:
     """The first of the fields `names` that the record has (non-empty); an error naming the file and line if none."""
     for name in names:

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from omni_plugin_eval.benchmarks.files import files_under, read_records, required
+from omni_plugin_eval.benchmarks.files import files_under, read_records, required, subset_of
 
 INSTRUCTION = "Please reason step by step, and put your final answer after ####."
 
@@ -26,8 +26,7 @@ class Gsm8k:
             for record in read_records(file):
                 reference = str(required(record, "answer", "solution"))
                 final = reference.rsplit("####", 1)[-1].strip().replace(",", "")
-                named = record.fields.get("subset") or record.fields.get("subject")
-                subset = str(named) if named else (file.stem if len(files) > 1 else "default")
+                subset = subset_of(record, several_files=len(files) > 1)
                 question = str(required(record, "question", "problem"))
                 yield {"subset": subset, "question": question, "answer": final, "source": record.where()}
 

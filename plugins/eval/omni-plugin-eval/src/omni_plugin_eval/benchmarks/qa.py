@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from omni_plugin_eval.benchmarks.files import files_under, read_records, required
+from omni_plugin_eval.benchmarks.files import files_under, read_records, required, subset_of
 
 INSTRUCTION = "Answer with a short phrase only."
 
@@ -49,9 +49,8 @@ class ShortAnswer:
             for record in read_records(file):
                 gold = required(record, "answers", "answer")
                 answers = [str(a) for a in gold] if isinstance(gold, list) else [str(gold)]
-                named = record.fields.get("subset") or record.fields.get("subject")
                 yield {
-                    "subset": str(named) if named else (file.stem if len(files) > 1 else "default"),
+                    "subset": subset_of(record, several_files=len(files) > 1),
                     "question": str(required(record, "question")),
                     "context": str(record.fields.get("context") or ""),
                     "answers": answers,
