@@ -39,7 +39,9 @@ The names, by what they are for:
   `TokenLogprob`, the optional features an engine declares (`PROMPT_IDS`, `TOP_LOGPROBS`, `SCORING`),
   `PromptEncoder`, `LoopEngine`, `LoopThread`, `RemoteEngine`, `ServerModes`, `PtEngine`, `cut_at_stop`,
   `merged_weights`; for commands that generate: `GenerationOptions`, `TemplateCliOptions`, `parse_adapters`,
-  `with_training_defaults` (an adapter's recorded base model and template fill the flags left empty).
+  `with_training_defaults` (an adapter's recorded base model and template fill the flags left empty),
+  `open_engine` (the `--infer-backend` engine with the command's model, adapter and template flags) and
+  `EMBEDDED_MODEL` (the model used when no `--model` is given).
 """
 
 from __future__ import annotations
@@ -147,6 +149,8 @@ _LAZY: dict[str, str] = {
     "get_registry": "omni.plugins",
     "parse_adapters": "omni.infer.adapters",
     "with_training_defaults": "omni.infer.recorded",
+    "open_engine": "omni.infer.command",
+    "EMBEDDED_MODEL": "omni.models.embedded",
     "GenerationOptions": "omni.infer.options",
     "TemplateCliOptions": "omni.template.options",
 }
@@ -244,6 +248,8 @@ __all__ = [
     "get_registry",
     "parse_adapters",
     "with_training_defaults",
+    "open_engine",
+    "EMBEDDED_MODEL",
     "GenerationOptions",
     "TemplateCliOptions",
 ]
@@ -270,6 +276,7 @@ if TYPE_CHECKING:  # type checkers and editors see the lazy names as plain impor
     from omni.encoders.sources import MediaContext
     from omni.encoders.video import DEFAULT_FPS, DEFAULT_MAX_FRAMES, Video, load_video
     from omni.infer.adapters import find_tuner, parse_adapters
+    from omni.infer.command import open_engine
     from omni.infer.engine import (
         PROMPT_IDS,
         SCORING,
@@ -291,6 +298,7 @@ if TYPE_CHECKING:  # type checkers and editors see the lazy names as plain impor
     from omni.infer.stops import cut_at_stop
     from omni.infer.weights import merged_weights
     from omni.models.atomic import atomic_text_file
+    from omni.models.embedded import EMBEDDED_MODEL
     from omni.models.loader import load_model, load_pretrained, pretrained_kwargs
     from omni.models.options import LoadOptions, ModelOptions
     from omni.plugins import get_registry

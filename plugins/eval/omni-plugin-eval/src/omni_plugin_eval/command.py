@@ -7,13 +7,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from omni.api import OmniError, RemoteEngine, parse_adapters, with_training_defaults
+from omni.api import EMBEDDED_MODEL, OmniError, RemoteEngine, open_engine, parse_adapters, with_training_defaults
 
 from omni_plugin_eval.evaluate import Benchmark, resolve_benchmarks, score, summarize
 from omni_plugin_eval.options import EvalOptions
 from omni_plugin_eval.report import write_report
-
-EMBEDDED_MODEL = "smollm2-135m-instruct"  # omni's default model when neither --model nor an adapter names one
 
 
 def run(invocation: Any) -> int:
@@ -30,7 +28,7 @@ def run(invocation: Any) -> int:
     benchmarks = resolve_benchmarks(
         options.eval_dataset, invocation.registry, data_dir=options.eval_data_dir, limit=options.eval_limit
     )
-    engine = remote_engine(options, adapters) if options.eval_url else local_engine(invocation, options, adapters)
+    engine = remote_engine(options, adapters) if options.eval_url else open_engine(invocation, adapters)
     try:
         check_modalities(engine, benchmarks)
         model = engine.served_model if options.eval_url else options.model or EMBEDDED_MODEL
@@ -60,20 +58,6 @@ def run(invocation: Any) -> int:
         f"report: {written['page']} (chart {written['chart']}, summary {written['summary']}, answers {written['answers']})"
     )
     return 0
-
-
-def local_engine(invocation: Any, options: EvalOptions, adapters: dict[str, str]) -> Any:
-    """The engine `--infer-backend` selected, with the model, every adapter and the template flags."""
-    selected = invocation.selected_one("infer_backend")
-    if selected is None:
-        raise OmniError("--infer-backend is empty; pass an engine name (see `omni list engines`)")
-    return selected.spec.load()(
-        options.model or EMBEDDED_MODEL,
-        adapters=adapters,
-        options=selected.options,
-        model_options=options,
-        template_options=options,
-    )
 
 
 def remote_engine(options: EvalOptions, adapters: dict[str, str]) -> RemoteEngine:
