@@ -230,7 +230,9 @@ def test_qlora_trains_under_zero2(tiny_qwen3, colors, tmp_path):
 
 
 PARTITIONED_LOAD = """
+import os
 import sys
+from pathlib import Path
 from omni_plugin_deepspeed.options import DeepSpeedOptions
 from omni_plugin_deepspeed.strategy import DeepSpeedStrategy
 from omni.train.options import TrainOptions
@@ -241,7 +243,7 @@ strategy.before_model_load(TrainOptions(), model_path=sys.argv[1])
 model = AutoModelForCausalLM.from_pretrained(sys.argv[1])
 held = sum(p.numel() for p in model.parameters())
 whole = sum(p.ds_numel for p in model.parameters())
-print(f"holds {held} of {whole}", flush=True)
+Path(sys.argv[2], f"rank{os.environ['RANK']}.txt").write_text(f"{held} {whole}")
 """
 
 
@@ -251,10 +253,11 @@ def test_under_zero3_each_process_loads_only_its_partition(tiny_qwen3, tmp_path)
     script = tmp_path / "load.py"
     script.write_text(PARTITIONED_LOAD)
     result = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", str(script), str(tiny_qwen3)],
+        [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", str(script), str(tiny_qwen3),
+         str(tmp_path)],
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
     # zero.Init partitioned every parameter as it loaded: no process holds any whole weight.
-    held = [line.split() for line in result.stdout.splitlines() if line.startswith("holds")]
-    assert len(held) == 2 and all(h[1] == "0" and int(h[3]) > 100_000 for h in held), result.stdout
+    counts = [tuple(map(int, (tmp_path / f"rank{rank}.txt").read_text().split())) for rank in (0, 1)]
+    assert all(held == 0 and whole > 100_000 for held, whole in counts), counts

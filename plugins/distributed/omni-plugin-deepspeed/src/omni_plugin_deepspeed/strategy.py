@@ -67,11 +67,11 @@ class DeepSpeedStrategy(Strategy):
 
         # While this object lives, transformers loads each parameter straight into its ZeRO-3 partition
         # (deepspeed.zero.Init): no process ever holds the whole model. It lives as long as the strategy.
-        dtype = _training_dtype(options.torch_dtype, AutoConfig.from_pretrained(model_path))
-        self._partitioned_loading = HfDeepSpeedConfig(self._loading_config(options, dtype))
+        bf16 = _trains_in_bf16(options.torch_dtype, AutoConfig.from_pretrained(model_path))
+        self._partitioned_loading = HfDeepSpeedConfig(self._loading_config(options, bf16=bf16))
         _start_communication()  # partitioning talks to the other processes
 
-    def _loading_config(self, options: Any, dtype: str) -> dict[str, Any]:
+    def _loading_config(self, options: Any, *, bf16: bool) -> dict[str, Any]:
         """The config with the "auto" values partitioning needs filled as the Trainer will fill them; the rest
         (bucket sizes from the model's width) are left to DeepSpeed's defaults until the Trainer fills them."""
         config = json.loads(json.dumps(self.config))
@@ -88,9 +88,9 @@ class DeepSpeedStrategy(Strategy):
         for key, value in filled.items():
             if config.get(key) == "auto":
                 config[key] = value
-        for precision in ("bf16", "fp16"):
+        for precision, on in (("bf16", bf16), ("fp16", False)):  # omni never trains in float16
             if config.get(precision, {}).get("enabled") == "auto":
-                config[precision]["enabled"] = dtype == precision
+                config[precision]["enabled"] = on
         config["zero_optimization"] = {k: v for k, v in self.zero.items() if v != "auto"}
         return config
 
@@ -178,13 +178,11 @@ def _start_communication() -> None:
     deepspeed.init_distributed(dist_backend="nccl" if _on_gpu() else "gloo")
 
 
-def _training_dtype(torch_dtype: str, model_config: Any) -> str:
-    """The half precision the Trainer will train in ("bf16", "fp16"), or "fp32": omni trains bfloat16 weights
-    under bf16 on a GPU (`--torch-dtype auto` keeps the checkpoint's dtype there) and float32 on a CPU."""
-    if not _on_gpu():
-        return "fp32"
+def _trains_in_bf16(torch_dtype: str, model_config: Any) -> bool:
+    """Whether the Trainer will train under bf16, as `omni.train.trainer.training_arguments` decides once the model
+    is loaded: bfloat16 weights on a GPU (`--torch-dtype auto` keeps the checkpoint's dtype there)."""
     dtype = str(getattr(model_config, "dtype", None) or "") if torch_dtype == "auto" else torch_dtype
-    return "bf16" if dtype.endswith("bfloat16") else "fp32"
+    return _on_gpu() and dtype.endswith("bfloat16")
 
 
 def _on_gpu() -> bool:
