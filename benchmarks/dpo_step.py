@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.step_runs import bench_model, run_variant  # noqa: E402
-from tests.plugins.dpo.preference_task import preference_rows, write_jsonl  # noqa: E402
+from tests.preference_task import preference_rows, write_jsonl  # noqa: E402
 
 NAMES = {
     "omni": "omni rlhf --algo dpo",

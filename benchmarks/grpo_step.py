@@ -6,7 +6,7 @@ is installed) against TRL's own GRPOTrainer, on the same model, prompts and rewa
 
 Every run: LoRA r=8, alpha 32, dropout 0.05 on all linear layers; 16 completions per step (2 prompts x 8),
 up to 32 new tokens, temperature 1.0, lr 1e-4, gradient checkpointing off, seed 42; the reward is the token
-band of tests/plugins/grpo/token_task.py (any reward would do: scoring is not what is timed). Generation is
+band of tests/token_task.py (any reward would do: scoring is not what is timed). Generation is
 the rollout call (omni: the engine's `generate`; TRL: its `_generate_single_turn`); training is the rest of
 the optimizer step (rewards, log-probs, forward and backward). Figures are medians over the steps after the
 first. Completion lengths are sampled, so the mean length is printed beside the times. Each run is its own
@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.step_runs import bench_model, run_variant  # noqa: E402
-from tests.plugins.grpo.token_task import band_share, prompt_rows, write_task  # noqa: E402
+from tests.token_task import band_share, prompt_rows, write_task  # noqa: E402
 
 NAMES = {"omni": "omni grpo, pt engine", "trl": "TRL GRPOTrainer (transformers)", "omni-vllm": "omni grpo, vLLM"}
 SETTINGS = {"generations": 8, "batch": 16, "length": 32, "lr": 1e-4, "seed": 42, "rank": 8, "alpha": 32}

@@ -1,18 +1,33 @@
-"""Helpers shared by several test packages (core and plugins): the colour task, `omni serve` in a subprocess,
-transformers' own Qwen3-Omni processor."""
+"""Helpers shared by the core tests and the plugins' tests: `omni` in a subprocess, the colour task, `omni serve` in a
+subprocess, transformers' own Qwen3-Omni processor."""
 
 from __future__ import annotations
 
 import json
+import os
 import random
 import re
 import subprocess
+import sys
 import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+OMNI = Path(sys.executable).with_name("omni")
+
+
+def run_omni(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 120, **kwargs
+) -> subprocess.CompletedProcess:
+    """Run the installed `omni` console script in a subprocess; OMNI_* variables come only from `env`."""
+    inherited = {k: v for k, v in os.environ.items() if not k.startswith("OMNI_") or k == "OMNI_CACHE"}
+    full_env = {**inherited, **(env or {})}
+    return subprocess.run([str(OMNI), *args], capture_output=True, text=True, env=full_env, timeout=timeout, **kwargs)
+
 
 COLORS = {"apple": "red", "sky": "blue", "grass": "green", "snow": "white", "coal": "black", "banana": "yellow"}
 COLOR_QUESTIONS = (

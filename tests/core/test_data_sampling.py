@@ -61,11 +61,7 @@ def test_ms_swift_spellings_parse():
 
     parser = argparse.ArgumentParser()
     infos = add_arguments(parser, DataOptions)
-    flags = vars(
-        parser.parse_args(
-            ["--dataset", "a.jsonl", "--split_dataset_ratio", "0.1", "--dataset_seed", "7"]
-        )
-    )
+    flags = vars(parser.parse_args(["--dataset", "a.jsonl", "--split_dataset_ratio", "0.1", "--dataset_seed", "7"]))
     options = build_options(DataOptions, infos, flags, {}, "")
     assert options.val_split_ratio == 0.1 and options.data_seed == 7
     assert {f.name for f in fields_of(DataOptions)} >= {"dataset", "val_dataset", "streaming", "skip_bad_rows"}

@@ -13,7 +13,7 @@ from omni.cli.main import main
 from omni.plugins import load_plugins, using_host
 from omni.train.options import LaunchOptions
 
-from tests.conftest import OMNI, run_omni
+from tests.helpers import OMNI, run_omni
 
 STEPS = "--max-steps 4 --logging-steps 1 --save-strategy no --gradient-checkpointing false --learning-rate 3e-3".split()
 

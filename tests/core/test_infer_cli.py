@@ -17,7 +17,7 @@ QUESTION = "What is the capital of France?"
 @pytest.fixture(scope="module")
 def query_answer(tiny_chat_model):
     """The answer `omni infer --query` prints (streamed), checked against the non-streamed one."""
-    from tests.conftest import run_omni
+    from tests.helpers import run_omni
 
     common = ["infer", "--model", str(tiny_chat_model), "--max-new-tokens", "10"]
     streamed = run_omni(*common, "--query", QUESTION)

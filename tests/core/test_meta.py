@@ -7,14 +7,12 @@ import re
 from pathlib import Path
 
 import pytest
-
 from omni import hookspecs
+
 from tests.core import test_hooks
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "hooks.md"
-HOOKS = sorted(
-    name for name, fn in inspect.getmembers(hookspecs, inspect.isfunction) if hasattr(fn, "omni_spec")
-)
+HOOKS = sorted(name for name, fn in inspect.getmembers(hookspecs, inspect.isfunction) if hasattr(fn, "omni_spec"))
 
 
 def test_hooks_are_found():

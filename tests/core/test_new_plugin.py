@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from omni.scaffold import SCAFFOLDED_KINDS
 
-from tests.conftest import run_omni
+from tests.helpers import run_omni
 
 END_TO_END = ("model", "dataset", "reward", "engine")  # what a newcomer builds in docs/plugins.md
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import run_omni
+from tests.helpers import run_omni
 
 PLUGINS: dict[str, str] = {
     # Its entry module raises on import (line 4).

@@ -16,9 +16,8 @@ from omni.plugins import load_plugins, using_host
 from omni.train.tuners import FullTuner
 from transformers import TrainerCallback
 
-from tests.conftest import REPO
 from tests.core.test_distributed import assert_same_weights
-from tests.helpers import write_color_task
+from tests.helpers import REPO, write_color_task
 
 TRAIN = "--tuner full --max-steps 6 --save-steps 2 --batch-size 4 --logging-steps 2 --learning-rate 3e-3"
 TRAIN += " --gradient-checkpointing false --save-total-limit 5"

@@ -1,0 +1,130 @@
+"""DPO on preference rows with images, on a tiny Qwen3-Omni: the batch TRL builds is right, and it learns.
+
+The task: "What colour is the shape?" about a synthetic image; the chosen answer names the shape's colour,
+the rejected one another colour. Text alone cannot tell them apart (every colour is chosen and rejected
+equally often), so held-out reward accuracy above 50% means the image reached the model.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from omni.api import Row
+from omni.cli.main import main
+
+from tests.preference_task import score, template_for, write_jsonl
+
+# 90 full-tuning steps of 8 pairs at lr 2e-3 on 64 training pairs; 32 held-out pairs.
+# Measured: reward accuracy 0.5 before (policy = reference), 0.97 after (31 of 32; mean margin 35 nats).
+MIN_ACCURACY = 0.9
+
+
+def image_pairs(jsonl: Path) -> list[Row]:
+    """The shapes rows as preference pairs: the right colour chosen, a wrong one (cycling) rejected."""
+    from omni.testing.synthetic import SHAPE_COLOURS
+
+    rows = []
+    for i, line in enumerate(jsonl.read_text().splitlines()):
+        row = json.loads(line)
+        wrong = [c for c in SHAPE_COLOURS if c != row["solution"]]
+        row["rejected_response"] = wrong[i % len(wrong)]
+        row["images"] = [str(jsonl.parent / p) for p in row["images"]]
+        rows.append(Row(row, str(jsonl), i + 1))
+    return rows
+
+
+@pytest.fixture(scope="module")
+def omni_model(tmp_path_factory) -> Path:
+    from omni.testing.omni_models import build_tiny_qwen3_omni
+
+    return build_tiny_qwen3_omni(tmp_path_factory.mktemp("tiny-qwen3-omni"))
+
+
+@pytest.fixture(scope="module")
+def shapes(tmp_path_factory) -> tuple[list[Row], list[Row]]:
+    from omni.testing.synthetic import write_shapes
+
+    written = write_shapes(tmp_path_factory.mktemp("shapes"), train=64, held_out=32, seed=3)
+    return image_pairs(written.train), image_pairs(written.held_out)
+
+
+def load_thinker(path: Path):
+    from omni.api import get_registry, load_model
+    from omni.train.options import TrainOptions
+
+    return load_model(TrainOptions(model=str(path)), get_registry()).model
+
+
+def test_pairs_carry_the_prompts_media_and_each_sequences_positions(omni_model, shapes):
+    from omni_plugin_dpo.encoding import encode_pair
+
+    template = template_for(omni_model)
+    row = shapes[0][0]
+    pair = encode_pair(template, row, "dpo")
+    chosen = template.encode(row)
+    assert pair["prompt_ids"] + pair["chosen_ids"] == chosen.input_ids
+    assert pair["pixel_values"].equal(chosen.extras["pixel_values"])
+    assert pair["image_grid_thw"].equal(chosen.extras["image_grid_thw"])
+    assert pair["chosen_position_ids"].equal(chosen.extras["position_ids"])
+    rejected_length = len(pair["prompt_ids"]) + len(pair["rejected_ids"])
+    assert pair["rejected_position_ids"].shape == (4, rejected_length)
+
+
+def test_the_concatenated_batch_scores_every_sequence_as_alone(omni_model, shapes):
+    """TRL's forward over [chosen..., rejected...] with the collated media gives each sequence the
+    log-probability it has when run by itself with its own image and positions (pads differ in length)."""
+    import torch
+    from omni_plugin_dpo.encoding import encode_pair
+    from omni_plugin_dpo.trainers import MediaPreferenceCollator, _serve_fused_calls_from_logits
+    from trl.trainer.dpo_trainer import DataCollatorForPreference
+    from trl.trainer.utils import add_fused_lm_head
+
+    from tests.preference_task import _answer_logps
+
+    template = template_for(omni_model)
+    rows = shapes[1][:3]
+    features = [encode_pair(template, row, "dpo") for row in rows]
+    assert len({len(f["rejected_ids"]) for f in features} | {len(f["chosen_ids"]) for f in features}) > 1
+    batch = MediaPreferenceCollator(DataCollatorForPreference(pad_token_id=template.tokenizer.pad_token_id))(features)
+    assert batch["pixel_values"].shape[0] == 2 * sum(len(f["pixel_values"]) for f in features)
+    assert batch["position_ids"].shape == (4, 6, batch["input_ids"].shape[1])
+
+    model = load_thinker(omni_model).eval()
+    add_fused_lm_head(model, outputs=("log_probs", "entropy", "mean_logits", "is_top1"))
+    _serve_fused_calls_from_logits(model)
+    labels = batch["input_ids"].masked_fill(batch["completion_mask"] == 0, -100)
+    inputs = {k: v for k, v in batch.items() if k != "completion_mask"}
+    with torch.no_grad():
+        batched = model(**inputs, labels=labels, fused_lm_head=True, use_cache=False).log_probs.sum(1)
+    alone = _answer_logps(model, template, rows, "chosen_ids") + _answer_logps(model, template, rows, "rejected_ids")
+    assert batched.tolist() == pytest.approx(alone, abs=1e-4)
+
+
+def test_dpo_on_image_rows_raises_held_out_reward_accuracy(omni_model, shapes, tmp_path):
+    train_rows, held_out = shapes
+    out = tmp_path / "out"
+    argv = ["rlhf", "--algo", "dpo", "--model", str(omni_model), "--output-dir", str(out), "--tuner", "full"]
+    argv += ["--dataset", str(write_jsonl(train_rows, tmp_path / "pairs.jsonl"))]
+    argv += ["--max-steps", "90", "--learning-rate", "2e-3", "--per-device-train-batch-size", "8"]
+    argv += ["--lr-scheduler-type", "constant", "--warmup-ratio", "0", "--gradient-checkpointing", "false"]
+    argv += ["--save-strategy", "no", "--logging-steps", "20"]
+    assert main(argv) == 0
+    logged = [json.loads(line) for line in (out / "logging.jsonl").read_text().splitlines()]
+    assert [r["rewards/accuracies"] for r in logged if "loss" in r][-1] > 0.5  # TRL's own metric, on training rows
+
+    template = template_for(omni_model)
+    reference = load_thinker(omni_model)
+    before = score(reference, reference, template, held_out)
+    after = score(load_thinker(out), reference, template, held_out)
+    assert before.reward_accuracy == 0.5
+    assert after.reward_accuracy >= MIN_ACCURACY, after
+    assert after.margin > 0
+
+
+def test_other_methods_refuse_image_rows(omni_model, shapes, tmp_path, capsys):
+    data = write_jsonl(shapes[0][:2], tmp_path / "pairs.jsonl")
+    argv = ["rlhf", "--algo", "simpo", "--model", str(omni_model), "--dataset", str(data)]
+    assert main([*argv, "--output-dir", str(tmp_path / "out"), "--tuner", "full"]) == 2
+    assert "--algo simpo trains on text rows only; rows with images, audio or video need dpo" in capsys.readouterr().err
