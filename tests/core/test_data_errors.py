@@ -28,7 +28,10 @@ USER_ONLY = {"messages": [{"role": "user", "content": "Hi"}]}
         ),
         ({"messages": [*CHAT["messages"], {"role": "system", "content": "late"}]}, "only the first message may be one"),
         (USER_ONLY, "no assistant answer to train on"),
-        ({**CHAT, "images": ["a.png"]}, "0 <image> tag(s) in the messages but 1 file(s) in images"),
+        (
+            {**CHAT, "messages": [{"role": "user", "content": "<image><image>"}, CHAT["messages"][1]], "images": ["a"]},
+            "2 <image> tag(s) in the messages but 1 file(s) in images",
+        ),
         ({"question": "x"}, "no conversation found"),
         ({"conversations": [{"from": "alien", "value": "x"}]}, "unknown speaker 'alien'"),
         ({"messages": "nope"}, "messages is a string that is not valid JSON"),

@@ -17,6 +17,10 @@ from omni.errors import OmniError
 ROLES: tuple[str, ...] = ("system", "user", "assistant", "tool")
 MEDIA_COLUMNS: dict[str, str] = {"image": "images", "audio": "audios", "video": "videos"}
 MEDIA_TAG = re.compile(r"<(image|audio|video)>")
+# Column names read as each media column: ms-swift's (``images``/``image`` ...) and the ``*_path`` ones exports use.
+MEDIA_SPELLINGS: dict[str, tuple[str, ...]] = {
+    column: (column, modality, f"{modality}_path") for modality, column in MEDIA_COLUMNS.items()
+}
 
 _SHAREGPT_ROLES = {
     "system": "system",
@@ -69,13 +73,20 @@ def to_messages_row(raw: dict[str, Any]) -> dict[str, Any]:
 
     Recognised inputs: ``messages`` (contents may be OpenAI content parts), ShareGPT ``conversations``
     (``from``/``value``), Alpaca (``instruction``/``input``/``output``, optional ``system``/``history``),
-    ms-swift ``query``/``response`` (optional ``system``/``history``), TRL ``prompt`` with ``completion``
-    or ``chosen``/``rejected`` (the rejected answer becomes ``rejected_response``), and plain ``text``
-    (a pre-training row, returned as it is).
+    ms-swift ``query``/``response`` (optional ``system``/``history``; ``text`` answers when there is no
+    ``response``), TRL ``prompt`` with ``completion`` or ``chosen``/``rejected`` (the rejected answer becomes
+    ``rejected_response``), and ``text``: with media, the answer to them (a caption or transcript); without,
+    a pre-training row, returned as it is.
+
+    Media columns may be spelled as in `MEDIA_SPELLINGS` (one spelling per modality). A modality whose files
+    have no tag at all in the messages gets one tag per file in front of the first non-system message, as
+    ms-swift's templates add them; a modality with some tags keeps them, and `validate_row` checks the count.
     """
     if not isinstance(raw, dict):
         raise RowProblem(f"a row must be a JSON object, got {type(raw).__name__}")
     row = dict(raw)
+    _gather_media(row)
+    has_media = any(row.get(column) for column in MEDIA_COLUMNS.values())
     if "messages" in row:
         messages = _decoded(row.pop("messages"), "messages")
     elif "conversations" in row:
@@ -85,15 +96,17 @@ def to_messages_row(raw: dict[str, Any]) -> dict[str, Any]:
         query = f"{instruction}\n{extra}" if _present(extra) else instruction
         messages = _from_pairs(row.pop("system", None), row.pop("history", None), query, row.pop("output", None))
     elif "query" in row:
-        messages = _from_pairs(
-            row.pop("system", None), row.pop("history", None), row.pop("query"), row.pop("response", None)
-        )
+        response = row.pop("response") if "response" in row else row.pop("text", None)
+        messages = _from_pairs(row.pop("system", None), row.pop("history", None), row.pop("query"), response)
     elif "prompt" in row:
         messages = _from_prompt(row)
     elif "text" in row:
         if not isinstance(row["text"], str):
             raise RowProblem(f"text must be a string, got {type(row['text']).__name__}")
-        return row  # pre-training text stays as it is: it is learned whole, without a chat template
+        if not has_media:
+            return row  # pre-training text stays as it is: it is learned whole, without a chat template
+        # Text beside media is about them: the answer to a user turn that holds only the media's tags.
+        messages = [{"role": "user", "content": ""}, {"role": "assistant", "content": row.pop("text")}]
     else:
         columns = ", ".join(sorted(map(str, raw))) or "none"
         raise RowProblem(
@@ -102,11 +115,9 @@ def to_messages_row(raw: dict[str, Any]) -> dict[str, Any]:
         )
     if not isinstance(messages, list):
         raise RowProblem(f"messages must be a list of {{role, content}} objects, got {type(messages).__name__}")
-    for column in MEDIA_COLUMNS.values():
-        if column in row:
-            row[column] = _media_list(row[column], column)
     given = frozenset(c for c in MEDIA_COLUMNS.values() if row.get(c))
     row["messages"] = [_normalise_message(m, i, row, given) for i, m in enumerate(messages)]
+    _add_missing_tags(row)
     return row
 
 
@@ -196,6 +207,32 @@ def _answer_text(value: Any, column: str) -> str:
     if isinstance(value, list) and value and isinstance(value[-1], dict):
         return str(value[-1].get("content", ""))
     raise RowProblem(f"{column} must be text or a list of messages")
+
+
+def _gather_media(row: dict[str, Any]) -> None:
+    """Move each media column, however it is spelled, to its canonical name as a list of files."""
+    for column, spellings in MEDIA_SPELLINGS.items():
+        present = [name for name in spellings if name in row]
+        if len(present) > 1:
+            raise RowProblem(f"has both {present[0]} and {present[1]} columns; give the files in one of them")
+        if present:
+            row[column] = _media_list(row.pop(present[0]), present[0])
+
+
+def _add_missing_tags(row: dict[str, Any]) -> None:
+    """One tag per file for each modality whose files no message tags, in front of the first non-system message.
+
+    ms-swift's `Template._add_default_tags` does the same at encoding time (each modality's tags go in front
+    of those already added: video, audio, image, then the text); omni does it when rows are read, so what is
+    validated is what trains."""
+    messages = [m for m in row["messages"] if m.get("role") != "system"]
+    if not messages:
+        return
+    tagged = set(media_tags(row))
+    for modality, column in MEDIA_COLUMNS.items():
+        files = len(row.get(column) or [])
+        if files and modality not in tagged:
+            messages[0]["content"] = f"<{modality}>" * files + messages[0]["content"]
 
 
 def _media_list(value: Any, column: str) -> list[Any]:

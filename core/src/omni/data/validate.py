@@ -51,7 +51,10 @@ def validate_row(row: dict[str, Any], *, require_answer: bool) -> None:
         tags = sum(m["content"].count(f"<{modality}>") for m in messages)
         files = len(row.get(column) or [])
         if tags != files:
-            raise RowProblem(f"{tags} <{modality}> tag(s) in the messages but {files} file(s) in {column}")
+            raise RowProblem(
+                f"{tags} <{modality}> tag(s) in the messages but {files} file(s) in {column}; give one tag per "
+                f"file, or no {modality} tag at all to have them added in front of the first message"
+            )
 
 
 def media_problem(row: dict[str, Any], modalities: Collection[str]) -> str | None:
