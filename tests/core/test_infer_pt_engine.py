@@ -126,3 +126,32 @@ def test_seeded_sampling_gives_the_same_answers_batched_or_alone(engine):
     config = GenerationConfig(max_new_tokens=8, temperature=1.0, seed=11)
     alone = [texts(engine.generate([ask(q, config)]))[0] for q in QUESTIONS[:2]]
     assert texts(engine.generate([ask(q, config) for q in QUESTIONS[:2]])) == alone
+
+
+def test_an_engine_looks_names_up_in_the_registry_it_was_opened_with(tiny_chat_model):
+    """A template only the command's registry has is found; the process's plugin host is not consulted."""
+    from omni import hookimpl
+    from omni.infer.pt_engine import PtEngine
+    from omni.registry import Distribution, TemplateSpec
+    from omni.template.options import TemplateCliOptions
+
+    class AcmeTemplates:
+        @hookimpl
+        def register_templates(self, register):
+            register(
+                TemplateSpec(
+                    name="acme-chat", description="the tokenizer's", impl="omni.template.default:DefaultTemplate"
+                )
+            )
+
+    command_host = load_plugins({"OMNI_PLUGINS": ""})
+    command_host.add(AcmeTemplates(), name="acme", distribution=Distribution("acme-omni-templates", "1.0"))
+    chat = TemplateCliOptions(template="acme-chat")
+    with using_host(load_plugins({"OMNI_PLUGINS": ""})):
+        engine = PtEngine(str(tiny_chat_model), template_options=chat, registry=command_host.registry)
+        try:
+            assert texts(engine.generate([ask("Hi")]))[0]
+        finally:
+            engine.close()
+        with pytest.raises(OmniError, match="acme-chat"):
+            PtEngine(str(tiny_chat_model), template_options=chat)

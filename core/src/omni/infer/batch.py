@@ -14,7 +14,7 @@ from omni.data.rows import Row
 from omni.infer.adapters import AdapterRouter
 from omni.infer.engine import Engine, GenerationConfig, InferRequest
 from omni.models.atomic import atomic_text_file
-from omni.plugins import get_registry
+from omni.registry import Registry
 
 # Rows handed to the engine at a time: the engine batches within them, and progress is reported between them.
 ROWS_PER_CALL = 64
@@ -29,9 +29,10 @@ class RoutedRows:
     label: bool  # whether output lines name their adapter (several were loaded)
 
 
-def read_rows(source: str, router: AdapterRouter) -> RoutedRows:
-    """Read `source` (a file or dataset name) and pick each row's adapter; a bad choice fails here, on its row."""
-    rows = list(load_datasets(DataOptions(dataset=[source]), get_registry(), require_answer=False).train)
+def read_rows(source: str, router: AdapterRouter, registry: Registry) -> RoutedRows:
+    """Read `source` (a file, or a dataset name in `registry`) and pick each row's adapter; a bad choice fails
+    here, on its row."""
+    rows = list(load_datasets(DataOptions(dataset=[source]), registry, require_answer=False).train)
     return RoutedRows(rows, [router.adapter_for(row) for row in rows], router.routing)
 
 

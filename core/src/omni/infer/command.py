@@ -40,7 +40,7 @@ def run(invocation: Invocation) -> int:
         )
     router = AdapterRouter(tuple(adapters), adapter, options.route_by, parse_routes(options.routes))
     # --input rows are read and routed before the model loads: a bad row fails at once.
-    routed = read_rows(options.input, router) if options.input is not None else None
+    routed = read_rows(options.input, router, invocation.registry) if options.input is not None else None
     engine = open_engine(invocation, adapters)
     try:
         if options.query is not None:
@@ -72,6 +72,7 @@ def open_engine(invocation: Invocation, adapters: dict[str, str]) -> Engine:
         options=selected.options,
         model_options=options,
         template_options=options,
+        registry=invocation.registry,
     )
 
 

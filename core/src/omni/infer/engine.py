@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from omni.registry import Registry
 
 # Temperatures below this decode greedily, as in vLLM: dividing logits by them would overflow.
 MIN_SAMPLING_TEMPERATURE = 1e-5
@@ -18,6 +21,8 @@ SCORING = "scoring"  # `GenerationConfig.prompt_logprobs`, and `max_new_tokens` 
 
 @dataclass
 class GenerationConfig:
+    """How to decode one request: length, sampling, stop strings, choices and log-probabilities asked for."""
+
     max_new_tokens: int = 512
     temperature: float = 0.0  # 0 means greedy
     top_p: float = 1.0
@@ -67,6 +72,8 @@ class TokenLogprob:
 
 @dataclass
 class Choice:
+    """One answer to a request: its text, why it ended, its token ids and (when asked) their log-probabilities."""
+
     text: str
     finish_reason: str  # "stop" or "length"
     token_ids: list[int] = field(default_factory=list)
@@ -96,6 +103,8 @@ class StreamDelta:
 
 @dataclass
 class InferResponse:
+    """An engine's answer to one request: its choices and token counts (OpenAI `usage`)."""
+
     choices: list[Choice]
     prompt_tokens: int
     completion_tokens: int
@@ -112,7 +121,8 @@ class Engine:
     request, the spec's options, the user's model flags (`omni.models.options.ModelOptions`: dtype,
     attention implementation, device map) and template flags (`omni.template.options.TemplateCliOptions`:
     template name, system prompt, prompt length); None means their defaults. An engine with options names
-    their dataclass in `options_class`, so that None means its defaults too.
+    their dataclass in `options_class`, so that None means its defaults too. `registry` is where it looks up
+    models, templates and tuners: the command's (None: the process's plugin host, for library use).
     """
 
     options_class: type | None = None
@@ -132,7 +142,13 @@ class Engine:
         options: Any = None,
         model_options: Any = None,
         template_options: Any = None,
+        registry: Registry | None = None,
     ) -> None:
+        if registry is None:
+            from omni.plugins import get_registry
+
+            registry = get_registry()
+        self.registry = registry
         self.model_name = model
         self.adapter_paths = dict(adapters or {})
         self.options = options if options is not None or self.options_class is None else self.options_class()

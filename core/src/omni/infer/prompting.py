@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from omni.infer.engine import GenerationConfig, InferRequest
 from omni.models.options import ModelOptions
 from omni.models.resolve import resolve_model
-from omni.plugins import get_registry
 from omni.template.base import Template
 from omni.template.options import TemplateCliOptions
+
+if TYPE_CHECKING:
+    from omni.registry import Registry
 
 
 @dataclass
@@ -30,14 +32,19 @@ class PromptEncoder:
 
     @classmethod
     def load(
-        cls, model: str, model_options: ModelOptions | None = None, template_options: TemplateCliOptions | None = None
+        cls,
+        model: str,
+        model_options: ModelOptions | None = None,
+        template_options: TemplateCliOptions | None = None,
+        *,
+        registry: Registry,
     ) -> PromptEncoder:
-        """Resolve `model` as the `pt` engine does (names, aliases, the embedded default) and load its prompt side."""
+        """Resolve `model` as the `pt` engine does (names, aliases, the embedded default) and load its prompt side;
+        models and templates are looked up in `registry` (an engine passes its own)."""
         from transformers import AutoProcessor, GenerationConfig
 
         from omni.template import get_template
 
-        registry = get_registry()
         flags = dataclasses.replace(model_options, model=model) if model_options else ModelOptions(model=model)
         resolved = resolve_model(flags.model, registry, model_type=flags.model_type)
         path = str(resolved.path_or_id)

@@ -37,7 +37,6 @@ from omni.infer.options import PtEngineOptions
 from omni.infer.stops import StopStringFilter, cut_at_stop
 from omni.models.loader import load_model
 from omni.models.options import ModelOptions
-from omni.plugins import get_registry
 from omni.template import get_template
 from omni.template.base import IGNORE_INDEX, Encoded, Template
 from omni.template.options import TemplateCliOptions
@@ -56,7 +55,7 @@ class PtEngine(Engine):
     def __init__(self, model: str, **flags: Any) -> None:
         super().__init__(model, **flags)
         model_options, template_options = self.model_options, self.template_options
-        registry = get_registry()
+        registry = self.registry
         flags = dataclasses.replace(model_options, model=model) if model_options else ModelOptions(model=model)
         self.loaded = load_model(flags, registry)
         self.tokenizer = self.loaded.tokenizer

@@ -20,7 +20,7 @@ import time
 from collections.abc import AsyncIterator, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
@@ -30,6 +30,9 @@ from omni.errors import OmniError
 from omni.infer.engine import Choice, Engine, GenerationConfig, InferRequest, InferResponse, StreamDelta
 from omni.models.resolve import resolve_model
 from omni.plugins import get_registry
+
+if TYPE_CHECKING:
+    from omni.registry import Registry
 
 _TIMEOUT = httpx.Timeout(600.0, connect=10.0)
 
@@ -137,12 +140,18 @@ class RemoteEngine(Engine):
         options: Any = None,
         model_options: Any = None,
         template_options: Any = None,
+        registry: Registry | None = None,
         tokenizer: Any = None,
         server: ServerProcess | None = None,
         max_concurrency: int = 64,
     ) -> None:
         super().__init__(
-            model, adapters=adapters, options=options, model_options=model_options, template_options=template_options
+            model,
+            adapters=adapters,
+            options=options,
+            model_options=model_options,
+            template_options=template_options,
+            registry=registry,
         )
         self.url = url.rstrip("/")
         self.served_model = served_model or model
@@ -161,6 +170,7 @@ class RemoteEngine(Engine):
         adapters: dict[str, str] | None = None,
         model_options: Any = None,
         template_options: Any = None,
+        registry: Registry | None = None,
     ) -> RemoteEngine:
         """The engine for `options.server_url`, or for a server launched with `launch_command` on a free port.
 
@@ -168,11 +178,13 @@ class RemoteEngine(Engine):
         serves `model` under its own name and is stopped on `close`.
         """
         adapters = dict(adapters or {})
+        if registry is None:
+            registry = get_registry()
         server = None
         url = options.server_url
         path = model
         if url is None:
-            path = str(resolve_model(model, get_registry()).path_or_id)
+            path = str(resolve_model(model, registry).path_or_id)
             port = free_port()
             url = f"http://127.0.0.1:{port}"
             command = cls.launch_command(path, model, port, options, adapters, model_options)
@@ -186,6 +198,7 @@ class RemoteEngine(Engine):
             options=options,
             model_options=model_options,
             template_options=template_options,
+            registry=registry,
             tokenizer=local_tokenizer(path),
             server=server,
         )

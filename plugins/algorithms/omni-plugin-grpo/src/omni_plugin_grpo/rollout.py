@@ -68,6 +68,7 @@ def build_engine(job: TrainingJob, options: GrpoOptions, longest_prompt: int) ->
         options=engine_options,
         model_options=job.options,
         template_options=job.options,
+        registry=job.registry,
     )
     engine.load_weights(job.model)  # e.g. a LoRA adapter attached before training starts
     return engine

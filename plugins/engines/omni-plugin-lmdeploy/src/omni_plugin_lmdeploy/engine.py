@@ -75,7 +75,7 @@ class LmdeployEngine(ServerModes, Engine):
         super().__init__(model, **flags)
         model_options, template_options = self.model_options, self.template_options
         lmdeploy = import_lmdeploy()
-        self.prompts = PromptEncoder.load(model, model_options, template_options)
+        self.prompts = PromptEncoder.load(model, model_options, template_options, registry=self.registry)
         self.tokenizer = self.prompts.tokenizer
         config_class, config = backend_config(self.options, self.adapter_paths)
         self.pipe = lmdeploy.pipeline(

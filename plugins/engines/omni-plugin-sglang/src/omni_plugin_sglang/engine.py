@@ -76,7 +76,7 @@ class SglangEngine(ServerModes, LoopEngine):
         super().__init__(model, **flags)
         model_options, template_options = self.model_options, self.template_options
         sglang = import_sglang()
-        self.prompts = PromptEncoder.load(model, model_options, template_options)
+        self.prompts = PromptEncoder.load(model, model_options, template_options, registry=self.registry)
         self.tokenizer = self.prompts.tokenizer
         self._loop = LoopThread("omni-sglang-loop")
         arguments = engine_arguments(self.prompts.path, self.options, self.adapter_paths, model_options)
@@ -89,7 +89,7 @@ class SglangEngine(ServerModes, LoopEngine):
 
     def load_weights(self, model: Any) -> None:
         """Push `model`'s current weights (peft adapters merged) into SGLang with `update_weights_from_tensor`."""
-        weights = merged_weights(model)
+        weights = merged_weights(model, self.registry)
         if weights:
             self.sgl.update_weights_from_tensor(named_tensors=list(weights.items()), flush_cache=True)
 

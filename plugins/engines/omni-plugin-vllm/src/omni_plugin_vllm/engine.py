@@ -37,7 +37,6 @@ from omni.api import (
     TokenLogprob,
     cut_at_stop,
     find_tuner,
-    get_registry,
     merged_weights,
 )
 
@@ -69,7 +68,7 @@ class VllmEngine(LoopEngine):
         super().__init__(model, **flags)
         model_options, template_options = self.model_options, self.template_options
         _import_vllm()
-        self.prompts = PromptEncoder.load(model, model_options, template_options)
+        self.prompts = PromptEncoder.load(model, model_options, template_options, registry=self.registry)
         self.tokenizer = self.prompts.tokenizer
         self._placeholders = _placeholder_ids(self.prompts.processor, self.tokenizer)
         self._lora_ids = {name: index for index, name in enumerate(self.adapter_paths, start=1)}
@@ -100,7 +99,7 @@ class VllmEngine(LoopEngine):
         """
         from safetensors.torch import save_file
 
-        weights = merged_weights(model)
+        weights = merged_weights(model, self.registry)
         if not weights:
             return
         folder = "/dev/shm" if os.path.isdir("/dev/shm") else None
@@ -149,7 +148,7 @@ class VllmEngine(LoopEngine):
         if self.adapter_paths:
             args.update(
                 enable_lora=True,
-                max_lora_rank=options.max_lora_rank or _lora_rank_bound(self.adapter_paths),
+                max_lora_rank=options.max_lora_rank or _lora_rank_bound(self.adapter_paths, self.registry),
                 max_loras=options.max_loras or len(self.adapter_paths) + (self._base_lora is not None),
             )
         args.update(options.parsed_engine_kwargs())
@@ -404,9 +403,9 @@ def _write_zero_adapter(source: Path, folder: Path) -> None:
     save_file({k: torch.zeros_like(v) if "lora_B" in k else v for k, v in weights.items()}, folder / weights_file.name)
 
 
-def _lora_rank_bound(adapters: dict[str, str]) -> int:
-    """The smallest rank vLLM accepts that fits every adapter's `r` (from its adapter_config.json)."""
-    registry = get_registry()
+def _lora_rank_bound(adapters: dict[str, str], registry: Any) -> int:
+    """The smallest rank vLLM accepts that fits every adapter's `r` (from its adapter_config.json); `registry`
+    finds the tuner that reads each folder."""
     largest = 1
     for name, folder in adapters.items():
         find_tuner(Path(folder), registry)  # a clear error for folders that hold no adapter

@@ -7,7 +7,15 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from omni.api import EMBEDDED_MODEL, OmniError, RemoteEngine, open_engine, parse_adapters, with_training_defaults
+from omni.api import (
+    EMBEDDED_MODEL,
+    OmniError,
+    Registry,
+    RemoteEngine,
+    open_engine,
+    parse_adapters,
+    with_training_defaults,
+)
 
 from omni_plugin_eval.evaluate import Benchmark, resolve_benchmarks, score, summarize
 from omni_plugin_eval.options import EvalOptions
@@ -28,7 +36,9 @@ def run(invocation: Any) -> int:
     benchmarks = resolve_benchmarks(
         options.eval_dataset, invocation.registry, data_dir=options.eval_data_dir, limit=options.eval_limit
     )
-    engine = remote_engine(options, adapters) if options.eval_url else open_engine(invocation, adapters)
+    engine = (
+        remote_engine(options, adapters, invocation.registry) if options.eval_url else open_engine(invocation, adapters)
+    )
     try:
         check_modalities(engine, benchmarks)
         model = engine.served_model if options.eval_url else options.model or EMBEDDED_MODEL
@@ -60,7 +70,7 @@ def run(invocation: Any) -> int:
     return 0
 
 
-def remote_engine(options: EvalOptions, adapters: dict[str, str]) -> RemoteEngine:
+def remote_engine(options: EvalOptions, adapters: dict[str, str], registry: Registry) -> RemoteEngine:
     """An engine over the OpenAI-compatible server at `--eval-url`; the model is `--model`, else the server's first."""
     url = options.eval_url.rstrip("/")
     headers = {"Authorization": f"Bearer {options.eval_api_key}"} if options.eval_api_key else {}
@@ -75,7 +85,9 @@ def remote_engine(options: EvalOptions, adapters: dict[str, str]) -> RemoteEngin
         if not listed:
             raise OmniError(f"--eval-url {url}: the server lists no models; pass --model")
         served = listed[0]["id"]
-    return RemoteEngine(served, url=url, served_model=served, api_key=options.eval_api_key, adapters=adapters)
+    return RemoteEngine(
+        served, url=url, served_model=served, api_key=options.eval_api_key, adapters=adapters, registry=registry
+    )
 
 
 def check_modalities(engine: Any, benchmarks: list[Benchmark]) -> None:
