@@ -84,3 +84,17 @@ def test_a_bad_option_type_in_yaml_names_the_file(register_plugin, omni_host, tm
     config.write_text("counting_upto: many\n")
     with pytest.raises(OmniError, match=r"run\.yaml: counting_upto must be int, got 'many'"):
         _sft(omni_host.registry, ["--config", str(config), "--dataset", "counting"])
+
+
+def test_template_render_takes_the_dataset_options_as_training_does(register_plugin, tiny_model_dir, capsys):
+    import json
+
+    from omni.cli.main import main
+
+    register_plugin(CountingPlugin(), name="counting")
+    render = ["template", "render", "--model", str(tiny_model_dir), "--template", "default", "--dataset", "counting"]
+    assert main([*render, "--counting-upto", "7", "--index", "6", "--json"]) == 0
+    rendered = json.loads(capsys.readouterr().out)
+    assert rendered["row"] == "counting:row 6" and "after 6?" in "".join(t["text"] for t in rendered["tokens"])
+    assert main([*render, "--index", "6"]) == 2  # three rows by default
+    assert "has no row 6" in capsys.readouterr().err

@@ -26,5 +26,6 @@ def register_commands(register):
             description="show how a template encodes a dataset row: tokens, with the trained ones marked",
             impl="omni.template.render_cmd:run",
             options=TemplateRenderOptions,
+            includes=("datasets",),  # a dataset plugin's options shape its rows here as in training
         )
     )

@@ -35,7 +35,12 @@ def run(invocation: Invocation) -> int:
     tokenizer = AutoTokenizer.from_pretrained(resolved.path_or_id)
     name = template_name(options.template, resolved.spec)
     template = get_template(name, tokenizer, options.template_options(), registry=registry)
-    rows = load_datasets(DataOptions(dataset=[options.dataset], streaming=True), registry, require_answer=False)
+    rows = load_datasets(
+        DataOptions(dataset=[options.dataset], streaming=True),
+        registry,
+        dataset_options={s.spec.name: s.options for s in invocation.selected.get("datasets", [])},
+        require_answer=False,
+    )
     row = next(itertools.islice(rows.train, options.index, None), None)
     if row is None:
         raise OmniError(f"{options.dataset} has no row {options.index}")
