@@ -26,6 +26,8 @@ def run(invocation: Invocation) -> int:
         raise OmniError("--input and --output go together: rows are read from one and answers written to the other")
     if options.speak is not None and options.query is None:
         raise OmniError("--speak speaks the answer to --query; pass --query too")
+    if options.voice is not None and options.speak is None:
+        raise OmniError("--voice is the voice of --speak's answer; pass --speak too")
     if options.input is not None and (options.image or options.audio or options.video):
         raise OmniError("--image/--audio/--video go with --query or chat; --input rows name their own media")
     adapters = parse_adapters(options.adapters)
@@ -85,12 +87,14 @@ def answer_query(engine: Engine, options: InferOptions, adapter: str | None) -> 
     if options.speak is None:
         print_answer(engine, request, stream=options.stream)
         return
-    speak = getattr(engine, "speak", None)
-    if speak is None:
-        raise OmniError(f"--speak: the {options.infer_backend} engine cannot speak; use --infer-backend pt")
-    text, wave, rate = speak(request)
-    print(text, flush=True)
-    write_wav(Path(options.speak), wave, rate)
+    try:
+        answer = engine.speak(request, options.voice)
+    except NotImplementedError:
+        raise OmniError(f"--speak: the {options.infer_backend} engine cannot speak; use --infer-backend pt") from None
+    except OmniError as exc:
+        raise OmniError(f"--speak: {exc}") from None
+    print(answer.text, flush=True)
+    write_wav(Path(options.speak), answer.waveform, answer.sampling_rate)
 
 
 def user_turn(text: str, media: dict[str, list[str]]) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -57,6 +58,9 @@ class InferRequest:
     adapter: str | None = None  # name of a loaded adapter; None means the base model
     prompt: str | None = None
     prompt_ids: list[int] | None = None
+    # Whether each video's audio track is heard too (templates of models that hear video); None: the engine's
+    # template flag (`--use-audio-in-video`) decides.
+    use_audio_in_video: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -114,6 +118,26 @@ class InferResponse:
     prompt_logprobs: list[TokenLogprob | None] | None = None
 
 
+@dataclass
+class SpokenAnswer:
+    """An answer in text and speech: its text and token ids, the mono float32 waveform and its sampling rate."""
+
+    text: str
+    token_ids: list[int]
+    waveform: Any  # a 1-D numpy array of samples in [-1, 1]
+    sampling_rate: int
+    prompt_tokens: int
+    finish_reason: str  # "stop" or "length"
+
+
+@dataclass(frozen=True)
+class SpeechDelta:
+    """A piece of a spoken answer while it is generated: new text, or the next samples of its waveform."""
+
+    text: str = ""
+    audio: Any = None  # a 1-D numpy array of float32 samples, following the previous delta's
+
+
 class Engine:
     """Implemented by every spec registered through `register_engines`.
 
@@ -133,6 +157,8 @@ class Engine:
     modalities: tuple[str, ...] | None = None
     # The optional request features it implements (`PROMPT_IDS`, `TOP_LOGPROBS`, `SCORING`).
     features: frozenset[str] = frozenset()
+    # The voices its model answers aloud in (`speak`), the default first; empty when it answers in text only.
+    voices: tuple[str, ...] = ()
 
     def __init__(
         self,
@@ -177,6 +203,23 @@ class Engine:
         What `serve` streams: the deltas of a choice add up to its text in the response, its last delta
         carries its finish reason, and the response carries the token counts.
         """
+        raise NotImplementedError
+
+    def speak(
+        self, request: InferRequest, voice: str | None = None, cancel: threading.Event | None = None
+    ) -> SpokenAnswer:
+        """Answer `request` greedily in text and in speech, in `voice` (one of `voices`; None: the first).
+
+        Setting `cancel` stops generating (what is spoken so far is returned). An engine whose model cannot
+        speak (empty `voices`) raises `OmniError`.
+        """
+        raise NotImplementedError
+
+    def speak_stream(
+        self, request: InferRequest, voice: str | None = None, cancel: threading.Event | None = None
+    ) -> Iterator[SpeechDelta | SpokenAnswer]:
+        """`speak` while it is generated: the text's `SpeechDelta`s, the waveform's, then the whole `SpokenAnswer`
+        (its waveform is the audio deltas joined). Setting `cancel` (or closing the iterator) stops generating."""
         raise NotImplementedError
 
     def prompt_token_ids(self, request: InferRequest) -> list[int]:

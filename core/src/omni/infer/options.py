@@ -76,6 +76,9 @@ class InferOptions(GenerationOptions, TemplateCliOptions, ModelOptions):
     speak: str | None = option(
         None, help="models with a talker (Qwen3-Omni): also speak --query's answer into this WAV file", metavar="WAV"
     )
+    voice: str | None = option(
+        None, help="the voice --speak answers in (one the model has, e.g. Qwen3-Omni's ethan; default: its first)"
+    )
     stream: bool = option(True, help="print answers as they are generated (interactive chat and --query)")
     infer_backend: str = option("pt", help="inference engine (see `omni list engines`)")
 

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import queue
 import threading
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Hashable, Iterator, Sequence
 from typing import Any
 
 import torch
-from transformers import LogitsProcessor, StoppingCriteria, StopStringCriteria, TextIteratorStreamer
+from transformers import LogitsProcessor, StoppingCriteria, StopStringCriteria, TextIteratorStreamer, TextStreamer
 
 from omni.errors import OmniError
 from omni.infer.adapters import AdapterSet
@@ -29,6 +30,8 @@ from omni.infer.engine import (
     GenerationConfig,
     InferRequest,
     InferResponse,
+    SpeechDelta,
+    SpokenAnswer,
     StreamDelta,
     TokenLogprob,
 )
@@ -95,6 +98,7 @@ class PtEngine(Engine):
     def _start(self) -> None:
         """The generation state shared by both constructors (model, tokenizer and template are set)."""
         self._lock = threading.Lock()
+        self.voices = tuple(getattr(getattr(self.model, "speak", None), "voices", ()))
         self.max_model_len = _context_length(self.model.config)
         # transformers' own cache of stop-string tables misses for fast tokenizers, and rebuilding them costs
         # most of a second per `generate` call: build one criteria per distinct set of stop strings instead,
@@ -128,22 +132,81 @@ class PtEngine(Engine):
         """Yield the first choice's text as it is generated; stops early when the consumer stops reading."""
         return self._stream(request, threading.Event())
 
-    def speak(self, request: InferRequest) -> tuple[str, Any, int]:
-        """Answer `request` greedily in text and speech: (text, mono float waveform, sampling rate).
+    def speak(
+        self, request: InferRequest, voice: str | None = None, cancel: threading.Event | None = None
+    ) -> SpokenAnswer:
+        """Answer `request` greedily in text and speech, in `voice` (`Engine.speak`).
 
         Needs a model whose loader gave it a ``speak`` function (a talker, as Qwen3-Omni's); else `OmniError`.
         """
-        speaker = getattr(self.loaded.model, "speak", None)
+        interrupt = [_Cancelled(cancel)] if cancel is not None else []
+        return self._speak(request, self._speaker(voice), voice, interrupt=interrupt)
+
+    def speak_stream(
+        self, request: InferRequest, voice: str | None = None, cancel: threading.Event | None = None
+    ) -> Iterator[SpeechDelta | SpokenAnswer]:
+        """`speak` as it is generated (`Engine.speak_stream`): the text while the thinker writes it, then the
+        speech in pieces while the talker says it, then the whole answer."""
+        speaker = self._speaker(voice)
+        cancel = cancel or threading.Event()
+        deltas: queue.Queue[SpeechDelta | SpokenAnswer | BaseException] = queue.Queue()
+
+        def run() -> None:
+            try:
+                streaming = {
+                    "text_streamer": _QueuedText(self.tokenizer, deltas),
+                    "on_audio": lambda wave: deltas.put(SpeechDelta(audio=wave)),
+                    "interrupt": [_Cancelled(cancel)],
+                }
+                deltas.put(self._speak(request, speaker, voice, **streaming))
+            except BaseException as exc:  # re-raised in the consumer's thread below
+                deltas.put(exc)
+
+        worker = threading.Thread(target=run, name="omni-pt-speech", daemon=True)
+        worker.start()
+        stops = StopStringFilter(self._stop_strings(request.generation))
+        try:
+            while True:
+                item = deltas.get()
+                if isinstance(item, BaseException):
+                    raise item
+                if isinstance(item, SpokenAnswer):
+                    if rest := stops.flush():
+                        yield SpeechDelta(text=rest)
+                    yield item
+                    return
+                if item.text:
+                    if text := stops.feed(item.text):
+                        yield SpeechDelta(text=text)
+                else:
+                    yield item
+        finally:
+            cancel.set()
+            worker.join()
+
+    def _speaker(self, voice: str | None) -> Any:
+        """The model's ``speak`` function; a model without one, or a voice it lacks, is an `OmniError`."""
+        speaker = getattr(self.model, "speak", None)
         if speaker is None:
-            raise OmniError(f"--speak: {self.model_name} has no speech output (a talker); it answers in text only")
+            raise OmniError(f"{self.model_name} has no speech output (a talker); it answers in text only")
+        if voice is not None and voice not in self.voices:
+            raise OmniError(f"voice {voice!r} is not one of this model's voices: {', '.join(self.voices)}")
+        return speaker
+
+    def _speak(self, request: InferRequest, speaker: Any, voice: str | None, **streaming: Any) -> SpokenAnswer:
         config = request.generation
         with self._lock:
             self.adapters.activate(self.model, request.adapter)
-            ids, wave, rate = speaker(self._model_inputs([self._encode(request)]), max_new_tokens=config.max_new_tokens)
-        ends = _end_token_ids(self.model.generation_config, self.tokenizer)
-        ids = ids[: next((i for i, t in enumerate(ids) if t in ends), len(ids))]
-        text, _ = cut_at_stop(self.tokenizer.decode(ids, skip_special_tokens=True), self._stop_strings(config))
-        return text, wave, rate
+            prompt = self._encode(request)
+            ids, wave, rate = speaker(
+                self._model_inputs([prompt]),
+                max_new_tokens=config.max_new_tokens,
+                voice=voice,
+                stopping_criteria=self._stopping_criteria(config),
+                **streaming,
+            )
+        choice = self._choice(torch.tensor(ids, dtype=torch.long), config, None)
+        return SpokenAnswer(choice.text, choice.token_ids, wave, rate, len(prompt), choice.finish_reason)
 
     async def generate_async(self, request: InferRequest) -> InferResponse:
         """Answer one request, batched with the requests that arrive alongside it."""
@@ -217,10 +280,19 @@ class PtEngine(Engine):
             ids = self.tokenizer(request.prompt)["input_ids"]
             encoded = Encoded(ids, [IGNORE_INDEX] * len(ids))
         else:
-            encoded = self.template.encode_prompt(request.row)
+            encoded = self._template_for(request).encode_prompt(request.row)
         if check_length:
             check_prompt_length(len(encoded), self.template.options.max_length, self.max_model_len)
         return encoded
+
+    def _template_for(self, request: InferRequest) -> Template:
+        """The engine's template, or a copy hearing videos' audio tracks as `request.use_audio_in_video` asks."""
+        wanted = request.use_audio_in_video
+        if wanted is None or wanted == self.template.options.use_audio_in_video:
+            return self.template
+        template = copy.copy(self.template)
+        template.options = dataclasses.replace(self.template.options, use_audio_in_video=wanted)
+        return template
 
     def _generate_prompts(
         self,
@@ -410,6 +482,18 @@ class PtEngine(Engine):
             logprobs=None if kept is None else [t.logprob for t in kept],
             top_logprobs=[t.top for t in kept] if kept is not None and config.top_logprobs else None,
         )
+
+
+class _QueuedText(TextStreamer):
+    """Puts the answer's text, as the model writes it, on a queue as `SpeechDelta`s."""
+
+    def __init__(self, tokenizer: Any, deltas: queue.Queue[Any]) -> None:
+        super().__init__(tokenizer, skip_prompt=True, skip_special_tokens=True)
+        self.deltas = deltas
+
+    def on_finalized_text(self, text: str, stream_end: bool = False) -> None:
+        if text:
+            self.deltas.put(SpeechDelta(text=text))
 
 
 class _Cancelled(StoppingCriteria):
