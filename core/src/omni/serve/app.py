@@ -16,10 +16,12 @@ which frees its rows in a running batch at the next decoding step.
 from __future__ import annotations
 
 import asyncio
+import base64
 import functools
 import json
 import logging
 import secrets
+import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -36,18 +38,33 @@ from omni.data.convert import MEDIA_COLUMNS
 from omni.data.validate import media_problem
 from omni.encoders.sources import MediaPolicy, read_source
 from omni.errors import DataError, OmniError
-from omni.infer.engine import PROMPT_IDS, SCORING, TOP_LOGPROBS, Engine, InferRequest, InferResponse, StreamDelta
+from omni.infer.engine import (
+    PROMPT_IDS,
+    SCORING,
+    TOP_LOGPROBS,
+    Engine,
+    InferRequest,
+    InferResponse,
+    SpeechDelta,
+    SpokenAnswer,
+    StreamDelta,
+)
 from omni.serve.protocol import (
     ApiError,
+    AudioOutput,
     ChatCompletionRequest,
     CompletionRequest,
     DetokenizeRequest,
     TokenizeRequest,
     TokenText,
+    audio_bytes,
     chat_completion,
     chat_stream_choice,
     chat_stream_opening,
     completion_stream_choice,
+    pcm16_bytes,
+    spoken_chat_completion,
+    spoken_stream_choice,
     stream_chunk,
     text_completion,
     usage,
@@ -148,9 +165,18 @@ def create_app(
         row = body.row()
         if engine.modalities is not None and (problem := media_problem(row, engine.modalities)):
             raise ApiError(400, f"the request {problem}", param="messages")
+        audio = body.audio_output()
+        voice = _voice(engine, audio) if audio is not None else None
         row = await _within(asyncio.to_thread(_read_media, row, media), http, deadline)
-        request = InferRequest(row, generation, adapter)
+        request = InferRequest(row, generation, adapter, use_audio_in_video=body.hears_video_audio())
         head = {"request_id": f"chatcmpl-{uuid.uuid4().hex}", "created": int(time.time()), "model": body.model}
+        if audio is not None:
+            if not body.stream:
+                answer = await _within(_spoken_answer(engine, request, voice), http, deadline)
+                data = audio_bytes(answer.waveform, answer.sampling_rate, audio.format)
+                return spoken_chat_completion(answer, data, **head)
+            chunk = functools.partial(stream_chunk, "chat.completion.chunk", **head, include_usage=body.include_usage)
+            return await _speech_stream(engine, request, voice, http, deadline, chunk, body.include_usage)
         if not body.stream:
             response = await _within(_answer(engine, request), http, deadline)
             return chat_completion(response, **head, token_text=name_token)
@@ -235,6 +261,20 @@ def create_app(
         return {"prompt": tokenizer.decode(body.tokens)}
 
     return app
+
+
+def _voice(engine: Engine, audio: AudioOutput) -> str:
+    """The engine's name of the voice a spoken request asks for; a model without speech, or a voice it does
+    not have, is a 400 that lists the voices there are."""
+    if not engine.voices:
+        raise ApiError(
+            400, 'this server\'s model answers in text only; ask for modalities ["text"]', param="modalities"
+        )
+    voice = audio.voice.lower()  # Qwen3-Omni's speakers are named in lower case, and found so
+    if voice not in engine.voices:
+        voices = ", ".join(engine.voices)
+        raise ApiError(400, f"unknown voice {audio.voice!r}; this model's voices: {voices}", param="audio.voice")
+    return voice
 
 
 def _require(engine: Engine, feature: str, param: str) -> None:
@@ -383,6 +423,78 @@ def _engine_error(exc: Exception) -> ApiError:
         return ApiError(400, str(exc))
     logger.exception("the engine failed on a request")
     return ApiError(500, f"the engine failed: {type(exc).__name__}: {exc}", type="server_error")
+
+
+async def _spoken_answer(engine: Engine, request: InferRequest, voice: str | None) -> SpokenAnswer:
+    cancel = threading.Event()  # set when the client leaves or time runs out: the worker thread stops speaking
+    try:
+        return await asyncio.to_thread(engine.speak, request, voice, cancel)
+    except Exception as exc:
+        raise _engine_error(exc) from exc
+    finally:
+        cancel.set()
+
+
+async def _spoken_items(
+    engine: Engine, request: InferRequest, voice: str | None
+) -> AsyncIterator[SpeechDelta | SpokenAnswer]:
+    """`Engine.speak_stream` from a worker thread; leaving early stops its generation."""
+    cancel = threading.Event()
+    items = engine.speak_stream(request, voice, cancel)
+    try:
+        while (item := await asyncio.to_thread(next, items, None)) is not None:
+            yield item
+    finally:
+        cancel.set()
+
+
+async def _speech_stream(
+    engine: Engine,
+    request: InferRequest,
+    voice: str | None,
+    http: Request,
+    deadline: float,
+    chunk: Callable[[list[dict[str, Any]]], dict[str, Any]],
+    include_usage: bool,
+) -> StreamingResponse:
+    """A server-sent-events response speaking the answer, started once its first piece is ready (so a refused
+    request gets its status code): ``delta.audio`` chunks carry the transcript as the thinker writes it, then
+    base64 pcm16 pieces of the speech as the talker says them, then ``expires_at``."""
+    items = aiter(_spoken_items(engine, request, voice))
+    try:
+        first = await _within(_next(items), http, deadline)
+    except _ClientGone:
+        raise
+    except Exception as exc:
+        raise _engine_error(exc) from exc
+
+    async def events() -> AsyncIterator[dict[str, Any]]:
+        yield chunk(chat_stream_opening(1))
+        yield chunk([spoken_stream_choice({"id": f"audio_{uuid.uuid4().hex}"})])
+        item, loop = first, asyncio.get_running_loop()
+        try:
+            while item is not None:
+                if isinstance(item, SpokenAnswer):
+                    yield chunk([spoken_stream_choice({"expires_at": int(time.time())})])
+                    yield chunk([spoken_stream_choice({}, item.finish_reason)])
+                    if include_usage:
+                        prompt, completion = item.prompt_tokens, len(item.token_ids)
+                        counts = {"prompt_tokens": prompt, "completion_tokens": completion}
+                        yield {**chunk([]), "usage": {**counts, "total_tokens": prompt + completion}}
+                elif item.text:
+                    yield chunk([spoken_stream_choice({"transcript": item.text})])
+                else:
+                    data = base64.b64encode(pcm16_bytes(item.audio)).decode("ascii")
+                    yield chunk([spoken_stream_choice({"data": data})])
+                item = await asyncio.wait_for(_next(items), max(deadline - loop.time(), 0))
+        except TimeoutError:
+            yield _timeout_error().body()
+        except Exception as exc:
+            yield _engine_error(exc).body()
+
+    return StreamingResponse(
+        _event_lines(events()), media_type="text/event-stream", headers={"Cache-Control": "no-cache"}
+    )
 
 
 async def _stream(

@@ -7,6 +7,7 @@ answered 400 with an OpenAI error body, never guessed at. Fields omni does not u
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Callable, Sequence
 from typing import Annotated, Any, Literal
 
@@ -14,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from omni.data.convert import to_messages_row
 from omni.data.rows import RowProblem
-from omni.infer.engine import Choice, GenerationConfig, InferResponse, StreamDelta, TokenLogprob
+from omni.infer.engine import Choice, GenerationConfig, InferResponse, SpokenAnswer, StreamDelta, TokenLogprob
 
 
 class ApiError(Exception):
@@ -144,19 +145,60 @@ class ChatMessage(BaseModel):
     content: str | list[dict[str, Any]] | None = None
 
 
+class AudioOutput(_Strict):
+    """A chat request's ``audio``: the voice and format of a spoken answer (with ``modalities: ["text", "audio"]``)."""
+
+    voice: str
+    format: Literal["wav", "pcm16"]
+
+
 class ChatCompletionRequest(SamplingRequest):
-    """A ``POST /v1/chat/completions`` body."""
+    """A ``POST /v1/chat/completions`` body.
+
+    ``modalities`` with "audio" and ``audio: {voice, format}`` ask for a spoken answer, as OpenAI's audio
+    output does. ``use_audio_in_video`` (or vLLM's ``mm_processor_kwargs: {"use_audio_in_video": ...}``)
+    says whether videos' audio tracks are heard, over the server's `--use-audio-in-video`.
+    """
 
     messages: list[ChatMessage] = Field(min_length=1)
     max_completion_tokens: int | None = Field(None, ge=1)
     logprobs: bool = False
     top_logprobs: int | None = Field(None, ge=0, le=MAX_CHAT_TOP_LOGPROBS)
+    modalities: list[Literal["text", "audio"]] | None = None
+    audio: AudioOutput | None = None
+    use_audio_in_video: bool | None = None
+    mm_processor_kwargs: dict[str, Any] | None = None
 
     @model_validator(mode="after")
     def _top_logprobs_need_logprobs(self) -> ChatCompletionRequest:
         if self.top_logprobs and not self.logprobs:
             raise ValueError("top_logprobs needs logprobs: true")
         return self
+
+    def audio_output(self) -> AudioOutput | None:
+        """The spoken answer's voice and format when ``modalities`` asks for audio; a request OpenAI's audio
+        output would refuse is a 400 naming the parameter."""
+        if "audio" not in (self.modalities or []):
+            return None
+        if self.audio is None:
+            raise ApiError(400, 'modalities with "audio" needs the audio parameter: {"voice", "format"}', param="audio")
+        for param, asked in (("n", self.n > 1), ("logprobs", self.logprobs)):
+            if asked:
+                raise ApiError(400, f"a spoken answer is one choice, without '{param}'", param=param)
+        if self.stream and self.audio.format != "pcm16":
+            raise ApiError(400, 'streamed audio is pcm16: send audio.format "pcm16" with stream', param="audio.format")
+        return self.audio
+
+    def hears_video_audio(self) -> bool | None:
+        """Whether videos' audio tracks are heard, as the request says (None: it does not say)."""
+        if self.use_audio_in_video is not None:
+            return self.use_audio_in_video
+        wanted = (self.mm_processor_kwargs or {}).get("use_audio_in_video")
+        if wanted is not None and not isinstance(wanted, bool):
+            raise ApiError(
+                400, "mm_processor_kwargs.use_audio_in_video must be true or false", param="mm_processor_kwargs"
+            )
+        return wanted
 
     def answer_limit(self) -> int | None:
         return self.max_completion_tokens or self.max_tokens
@@ -407,6 +449,63 @@ def stream_chunk(
     """
     chunk = {"id": request_id, "object": object_name, "created": created, "model": model, "choices": choices}
     return {**chunk, "usage": None} if include_usage else chunk
+
+
+def pcm16_bytes(waveform: Any) -> bytes:
+    """A mono float waveform (samples in [-1, 1]) as 16-bit little-endian samples: OpenAI's ``pcm16``."""
+    import numpy as np
+
+    return (np.clip(np.asarray(waveform, dtype=np.float32), -1.0, 1.0) * 32767).astype("<i2").tobytes()
+
+
+def audio_bytes(waveform: Any, sampling_rate: int, audio_format: str) -> bytes:
+    """A mono float waveform in a request's ``audio.format``: ``pcm16`` samples, or a WAV file of them."""
+    samples = pcm16_bytes(waveform)
+    if audio_format == "pcm16":
+        return samples
+    import io
+    import wave
+
+    out = io.BytesIO()
+    with wave.open(out, "wb") as file:
+        file.setnchannels(1)
+        file.setsampwidth(2)
+        file.setframerate(sampling_rate)
+        file.writeframes(samples)
+    return out.getvalue()
+
+
+def spoken_chat_completion(
+    answer: SpokenAnswer, audio: bytes, *, request_id: str, created: int, model: str
+) -> dict[str, Any]:
+    """A ``chat.completion`` object whose message is spoken: OpenAI's ``message.audio`` with the base64 `audio`
+    and the answer's text as its transcript (``content`` is null, as OpenAI sends it). The audio is kept nowhere,
+    so it expires when it is sent."""
+    message = {
+        "role": "assistant",
+        "content": None,
+        "audio": {
+            "id": f"audio_{request_id}",
+            "data": base64.b64encode(audio).decode("ascii"),
+            "expires_at": created,
+            "transcript": answer.text,
+        },
+    }
+    prompt, completion = answer.prompt_tokens, len(answer.token_ids)
+    return {
+        "id": request_id,
+        "object": "chat.completion",
+        "created": created,
+        "model": model,
+        "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": answer.finish_reason}],
+        "usage": {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion},
+    }
+
+
+def spoken_stream_choice(audio: dict[str, Any], finish_reason: str | None = None) -> dict[str, Any]:
+    """A chat chunk's choice carrying a piece of the spoken answer (``delta.audio``: transcript, data, id or
+    expires_at); an empty delta with the finish reason when `audio` is empty."""
+    return {"index": 0, "delta": {"audio": audio} if audio else {}, "logprobs": None, "finish_reason": finish_reason}
 
 
 def chat_stream_opening(n: int) -> list[dict[str, Any]]:

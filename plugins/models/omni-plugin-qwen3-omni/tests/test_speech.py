@@ -74,3 +74,145 @@ def test_voice_flag_picks_a_voice_and_names_those_there_are(talker_dir, tmp_path
     assert all(name in error for name in voices(talker_dir))
     assert main([*argv, "--voice", "chelsie", "--max-new-tokens", "2"]) == 0
     assert soundfile.info(str(tmp_path / "a.wav")).frames > 0
+
+
+def inline(path):
+    return base64.b64encode(path.read_bytes()).decode()
+
+
+def data_uri(path, mime):
+    return f"data:{mime};base64,{inline(path)}"
+
+
+@pytest.fixture(scope="module")
+def speech_engine(talker_dir):
+    from omni.api import PtEngine
+
+    engine = PtEngine(str(talker_dir))
+    yield engine
+    engine.close()
+
+
+@pytest.fixture(scope="module")
+def client(speech_engine):
+    import openai
+    from omni.serve.app import ServedModels, create_app
+    from omni.serve.background import serving
+
+    with serving(create_app(speech_engine, ServedModels("omni"), default_max_tokens=16)) as url:
+        yield openai.OpenAI(base_url=f"{url}/v1", api_key="none", max_retries=0)
+
+
+def picture_and_question(media):
+    return [
+        {
+            "role": "user",
+            "content": [
+                {"type": "image_url", "image_url": {"url": data_uri(media / "shape.png", "image/png")}},
+                {"type": "input_audio", "input_audio": {"data": inline(media / "tone.wav"), "format": "wav"}},
+                {"type": "text", "text": "Answer the spoken question about the picture."},
+            ],
+        }
+    ]
+
+
+def test_serve_answers_in_speech_whole_and_streamed(client, media):
+    """An image+audio question with modalities text+audio: a WAV that decodes, its transcript; streamed, the same
+    transcript in pieces and pcm16 pieces of speech at 24 kHz."""
+    spoken = {"modalities": ["text", "audio"], "max_tokens": MAX_TOKENS, "temperature": 0}
+    messages = picture_and_question(media)
+    whole = client.chat.completions.create(
+        model="omni", messages=messages, audio={"voice": "ethan", "format": "wav"}, **spoken
+    )
+    message = whole.choices[0].message
+    assert message.content is None and message.audio.id.startswith("audio_")
+    assert 0 < whole.usage.completion_tokens <= MAX_TOKENS and whole.usage.prompt_tokens > 0
+    with wave.open(io.BytesIO(base64.b64decode(message.audio.data))) as file:
+        assert (file.getframerate(), file.getnchannels(), file.getsampwidth()) == (RATE, 1, 2)
+        frames = file.getnframes()
+    assert 0 < frames <= LONGEST_S * RATE
+
+    stream = client.chat.completions.create(
+        model="omni",
+        messages=messages,
+        audio={"voice": "ethan", "format": "pcm16"},
+        stream=True,
+        stream_options={"include_usage": True},
+        **spoken,
+    )
+    transcript, samples, finish, usage = "", b"", None, None
+    for chunk in stream:
+        if not chunk.choices:
+            usage = chunk.usage
+            continue
+        audio = chunk.choices[0].delta.audio
+        if audio is not None:
+            piece = audio.model_dump(exclude_none=True)
+            transcript += piece.get("transcript", "")
+            samples += base64.b64decode(piece.get("data", ""))
+        finish = chunk.choices[0].finish_reason or finish
+    assert transcript == message.audio.transcript  # greedy: the same answer, told in pieces
+    assert finish == whole.choices[0].finish_reason and usage.completion_tokens == whole.usage.completion_tokens
+    streamed = np.frombuffer(samples, dtype="<i2")
+    # The same speech, decoded a second at a time: each piece's causal decoding ends a few hundred samples short.
+    assert abs(len(streamed) - frames) <= 0.05 * frames
+
+
+def spoken_error(client, **request):
+    import openai
+
+    settings = {"model": "omni", "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 2}
+    with pytest.raises(openai.BadRequestError) as raised:
+        client.chat.completions.create(**{**settings, "modalities": ["text", "audio"], **request})
+    return raised.value.body
+
+
+def test_audio_requests_the_model_cannot_answer_are_400s_naming_the_parameter(client, talker_dir, omni_dir):
+    import openai
+    from omni.api import PtEngine
+    from omni.serve.app import ServedModels, create_app
+    from omni.serve.background import serving
+
+    wav = {"voice": "ethan", "format": "wav"}
+    unknown = spoken_error(client, audio={"voice": "alloy", "format": "wav"})
+    assert unknown["param"] == "audio.voice" and unknown["message"].startswith("unknown voice 'alloy'; this model's")
+    assert all(name in unknown["message"] for name in voices(talker_dir))
+    assert spoken_error(client, audio={"voice": "ethan", "format": "mp3"})["param"] == "audio.format"
+    assert spoken_error(client, audio=wav, stream=True)["param"] == "audio.format"  # streams are pcm16
+    assert spoken_error(client)["param"] == "audio"
+    assert spoken_error(client, audio=wav, n=2)["param"] == "n"
+    assert client.chat.completions.create(model="omni", messages=[{"role": "user", "content": "Hi"}], max_tokens=2)
+
+    text_only = PtEngine(str(omni_dir))
+    try:
+        with serving(create_app(text_only, ServedModels("omni"))) as url:
+            other = openai.OpenAI(base_url=f"{url}/v1", api_key="none", max_retries=0)
+            refused = spoken_error(other, audio=wav)
+    finally:
+        text_only.close()
+    assert refused["param"] == "modalities" and "answers in text only" in refused["message"]
+
+
+def test_requests_choose_whether_videos_are_heard(client, media):
+    """use_audio_in_video (or vLLM's mm_processor_kwargs) per request: with it the clip's track is in the
+    prompt (more prompt tokens), and the answer is spoken."""
+    video = {"type": "video_url", "video_url": {"url": data_uri(media / "clip.mp4", "video/mp4")}}
+    messages = [{"role": "user", "content": [video, {"type": "text", "text": "What do you hear?"}]}]
+
+    def prompt_tokens(**extra):
+        answer = client.chat.completions.create(model="omni", messages=messages, max_tokens=1, extra_body=extra)
+        return answer.usage.prompt_tokens
+
+    silent = prompt_tokens()
+    assert prompt_tokens(use_audio_in_video=True) == prompt_tokens(mm_processor_kwargs={"use_audio_in_video": True})
+    assert prompt_tokens(use_audio_in_video=True) > silent == prompt_tokens(use_audio_in_video=False)
+    spoken = client.chat.completions.create(
+        model="omni",
+        messages=messages,
+        max_tokens=MAX_TOKENS,
+        modalities=["text", "audio"],
+        audio={"voice": "chelsie", "format": "wav"},
+        extra_body={"use_audio_in_video": True},
+    )
+    with wave.open(io.BytesIO(base64.b64decode(spoken.choices[0].message.audio.data))) as file:
+        assert file.getframerate() == RATE and file.getnframes() > 0
