@@ -218,9 +218,15 @@ class RewardSpec(Spec):
 
 @dataclass(frozen=True, kw_only=True)
 class QuantizerSpec(Spec):
-    """A quantization method, used when loading (QLoRA) and when exporting."""
+    """A quantization method, used when loading (QLoRA) and when exporting.
+
+    `exported_marker`: a file that only this method's exported folders hold (e.g. ``quanto_qmap.json``);
+    loading a folder that has it goes through the quantizer's `load_exported`. None: transformers loads the
+    method's exports by itself (their config.json records the quantization).
+    """
 
     kind: ClassVar[str] = "quantizers"
+    exported_marker: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)

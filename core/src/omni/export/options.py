@@ -25,7 +25,22 @@ class ExportOptions(ModelOptions):
     quant_method: str | None = option(
         None, help="quantize the exported weights with this quantizer (see `omni list quantizers`), e.g. bnb"
     )
-    quant_bits: int | None = option(None, help="bits per quantized weight, with --quant-method (bnb: 4 or 8)")
+    quant_bits: int | None = option(
+        None, help="bits per quantized weight, with --quant-method (bnb: 4 or 8; quanto: 4 or 8)"
+    )
+    quant_towers: bool = option(
+        False,
+        help="also quantize a multimodal model's vision and audio towers and their aligners (by default only "
+        "the language model is quantized and the towers keep their precision)",
+    )
+    dataset: list[str] = option(
+        default_factory=list,
+        help="calibration data for methods that calibrate (files or registered dataset names, as for training; "
+        "NAME#N takes N rows), encoded with the model's chat template",
+        metavar="DATASET",
+    )
+    quant_n_samples: int = option(256, help="calibration rows to use from --dataset")
+    max_length: int = option(2048, help="longest calibration row in tokens; longer rows are truncated")
     output_dir: str | None = option(
         None, help="where the exported model goes (default: ADAPTER_DIR-merged, or MODEL-METHOD-intBITS)"
     )

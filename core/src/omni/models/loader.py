@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from omni.models.options import LoadOptions, ModelOptions
@@ -46,10 +47,21 @@ def load_model(
     load_options = LoadOptions(
         quantization_config=quantization_config, device_map=device_map, for_training=for_training
     )
-    model, processor = resolved.spec.load()(resolved.path_or_id, model_options=options, load_options=load_options)
+    loader = _exported_format_loader(resolved.path_or_id, registry) or resolved.spec.load()
+    model, processor = loader(resolved.path_or_id, model_options=options, load_options=load_options)
     tokenizer = getattr(processor, "tokenizer", processor)
     _ensure_pad_token(model, tokenizer)
     return LoadedModel(model, processor, tokenizer, resolved.registration, resolved.path_or_id)
+
+
+def _exported_format_loader(path_or_id: str, registry: Registry) -> Any:
+    """The `load_exported` of the quantizer whose own export format the folder holds, else None."""
+    folder = Path(path_or_id)
+    for registration in registry.all("quantizers"):
+        marker = registration.spec.exported_marker
+        if marker and (folder / marker).is_file():
+            return registration.spec.load()(registration.spec.default_options()).load_exported
+    return None
 
 
 def load_pretrained(path_or_id: str, *, model_options: ModelOptions, load_options: LoadOptions) -> tuple[Any, Any]:

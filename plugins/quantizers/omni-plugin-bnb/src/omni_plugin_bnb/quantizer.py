@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import torch
@@ -20,10 +21,19 @@ class BnbQuantizer(Quantizer):
     def __init__(self, options: BnbOptions | None = None) -> None:
         super().__init__(options or BnbOptions())
 
-    def quantization_config(self, bits: int, *, torch_dtype: str) -> BitsAndBytesConfig:
-        """A `BitsAndBytesConfig` for 4 or 8 bits; the compute dtype defaults to `torch_dtype`."""
+    def quantization_config(
+        self, bits: int, *, torch_dtype: str, keep_modules: tuple[str, ...] = ()
+    ) -> BitsAndBytesConfig:
+        """A `BitsAndBytesConfig` for 4 or 8 bits; the compute dtype defaults to `torch_dtype`.
+
+        `keep_modules` (e.g. a multimodal model's towers) stay unquantized, and so does the output head.
+        """
+        # transformers matches these as regexes from the start of a module's name; the model a loader returns
+        # may be a submodule of what transformers loads (the Qwen3-Omni thinker), hence the optional parent.
+        # Naming modules to skip replaces transformers' default skips (the output head), so it is named too.
+        skip = [*(rf"(.+\.)?{re.escape(prefix)}" for prefix in keep_modules), "lm_head"] if keep_modules else None
         if bits == 8:
-            return BitsAndBytesConfig(load_in_8bit=True)
+            return BitsAndBytesConfig(load_in_8bit=True, llm_int8_skip_modules=skip)
         if bits != 4:
             raise OmniError(f"--quant-method bnb supports --quant-bits 4 or 8, not {bits}")
         compute = self.options.bnb_4bit_compute_dtype or torch_dtype
@@ -37,6 +47,7 @@ class BnbQuantizer(Quantizer):
             bnb_4bit_quant_type=self.options.bnb_4bit_quant_type,
             bnb_4bit_use_double_quant=self.options.bnb_4bit_use_double_quant,
             bnb_4bit_compute_dtype=dtype,
+            llm_int8_skip_modules=skip,
         )
 
     def prepare_for_training(self, model: Any, *, gradient_checkpointing: bool) -> Any:
