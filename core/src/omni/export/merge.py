@@ -18,7 +18,9 @@ def merge_adapter(adapter_dir: Path, output_dir: Path, options: ModelOptions, re
     """Load the base model, apply the adapter through its tuner, merge, and save into `output_dir` atomically.
 
     The result holds safetensors weights (in the base checkpoint's dtype unless `--torch-dtype` says
-    otherwise), the generation config and the tokenizer or processor with its chat template.
+    otherwise), the generation config and the tokenizer or processor with its chat template. A model whose
+    loader gave it an ``export_model`` callable is saved as the model that returns: the whole checkpoint it is
+    part of (Qwen3-Omni's thinker with its talker and code2wav).
     """
     ensure_free(output_dir)  # before the slow part
     tuner_cls = find_tuner(adapter_dir, registry)
@@ -26,9 +28,13 @@ def merge_adapter(adapter_dir: Path, output_dir: Path, options: ModelOptions, re
     model = tuner_cls.load(loaded.model, adapter_dir, name="default")
     tuner_cls.set_active(model, "default")
     merged = tuner_cls.merge(model)
+    # A loader that returned one part of its checkpoint's model (Qwen3-Omni's thinker) says what the whole is:
+    # that part, merged in place, beside the rest (the talker and code2wav that speak).
+    export_model = getattr(merged, "export_model", None)
+    saved = export_model() if export_model is not None else merged
     if options.torch_dtype == "auto":
-        _restore_checkpoint_dtype(merged, loaded.path)
-    return save_checkpoint(merged, loaded.processor, output_dir)
+        _restore_checkpoint_dtype(saved, loaded.path)
+    return save_checkpoint(saved, loaded.processor, output_dir)
 
 
 def _restore_checkpoint_dtype(model: Any, path: str) -> None:

@@ -216,3 +216,37 @@ def test_requests_choose_whether_videos_are_heard(client, media):
     )
     with wave.open(io.BytesIO(base64.b64decode(spoken.choices[0].message.audio.data))) as file:
         assert file.getframerate() == RATE and file.getnframes() > 0
+
+
+@pytest.mark.slow
+def test_a_merged_lora_keeps_the_talker_and_speaks(talker_dir, media, tmp_path, capsys):
+    """`omni sft --tuner lora` trains the thinker of the checkpoint with a talker; `omni export --merge-lora`
+    saves the merged thinker beside the untouched talker and code2wav, and the merged folder answers as the base
+    with the adapter does, and speaks."""
+    import soundfile
+    import torch
+    from omni.cli.main import main
+    from omni.testing.synthetic import write_shapes
+    from safetensors.torch import load_file
+
+    shapes = write_shapes(tmp_path / "shapes", train=8, held_out=0)
+    adapter, merged = tmp_path / "lora", tmp_path / "merged"
+    argv = ["sft", "--model", str(talker_dir), "--dataset", str(shapes.train), "--output-dir", str(adapter)]
+    argv += ["--tuner", "lora", "--max-steps", "2", "--per-device-train-batch-size", "4", "--learning-rate", "5e-2"]
+    assert main([*argv, "--save-strategy", "no", "--gradient-checkpointing", "false", "--warmup-ratio", "0"]) == 0
+    argv = ["export", "--model", str(talker_dir), "--adapters", str(adapter), "--merge-lora"]
+    assert main([*argv, "--output-dir", str(merged)]) == 0
+
+    before, after = load_file(str(talker_dir / "model.safetensors")), load_file(str(merged / "model.safetensors"))
+    assert set(after) == set(before)  # the thinker, the talker and code2wav, under their own names
+    changed = {name for name in before if not torch.equal(before[name], after[name])}
+    assert changed and all(name.startswith("thinker.model.layers.") and "self_attn" in name for name in changed)
+
+    question = ["--image", str(media / "shape.png"), "--query", "What colour is the shape?", "--max-new-tokens", "4"]
+    capsys.readouterr()
+    assert main(["infer", "--model", str(talker_dir), "--adapters", str(adapter), *question, "--stream", "false"]) == 0
+    with_adapter = capsys.readouterr().out
+    assert main(["infer", "--model", str(merged), *question, "--speak", str(tmp_path / "merged.wav")]) == 0
+    assert capsys.readouterr().out == with_adapter
+    info = soundfile.info(str(tmp_path / "merged.wav"))
+    assert info.samplerate == RATE and info.frames > 0

@@ -31,8 +31,10 @@ def load(path_or_id: str, *, model_options: ModelOptions, load_options: LoadOpti
         thinker = whole.thinker
         thinker.generation_config = whole.generation_config
         if whole.has_talker and not load_options.for_training:
-            # A plain attribute, not a submodule: the thinker's weights stay the thinker's alone.
+            # Plain attributes, not submodules: the thinker's weights stay the thinker's alone. An export
+            # (`omni export --merge-lora`) saves the whole model, so the merged checkpoint still speaks.
             thinker.speak = Speaker(whole)
+            thinker.export_model = thinker.speak.whole_model
         # Training drops the talker and code2wav with `whole`: only the thinker is kept.
     if load_options.for_training:
         thinker.config.use_cache = False

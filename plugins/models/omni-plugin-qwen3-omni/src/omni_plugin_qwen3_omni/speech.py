@@ -43,6 +43,10 @@ class Speaker:
         # the same token ids, and its config has the audio window it needs.
         whole.talker.get_rope_index = whole.thinker.get_rope_index
 
+    def whole_model(self) -> Any:
+        """The whole model (thinker, talker and code2wav) whose thinker answers: what an export saves."""
+        return self.whole
+
     def __call__(
         self,
         inputs: dict[str, Any],
