@@ -24,7 +24,7 @@ from omni.template.base import Template
 from omni.train import launch, outputs
 from omni.train.callback import TrainingCallback
 from omni.train.options import TrainOptions
-from omni.train.parts import apply_part_freezing
+from omni.train.parts import apply_part_freezing, requested_parts
 from omni.train.strategy import Strategy
 from omni.train.tuner import Tuner
 
@@ -312,8 +312,9 @@ def prepare_job(
     if quantizer is not None:
         model = quantizer.prepare_for_training(model, gradient_checkpointing=options.gradient_checkpointing)
     tuner: Tuner = tuner_sel.spec.load()(tuner_sel.options, model_spec=loaded.spec)
+    part_flags = tuner.take_part_flags(requested_parts(options))
     model = tuner.prepare(model)
-    apply_part_freezing(model, loaded.spec, options)
+    apply_part_freezing(model, loaded.spec, part_flags)
     # Checkpoint saves would each draw a "Writing model shards" bar under omni's training bar.
     transformers.utils.logging.disable_progress_bar()
     trainable, total = _count_parameters(model)

@@ -3,6 +3,7 @@ multimodal model, as its model spec's `ModelParts` name them, after the tuner ha
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from omni.errors import OmniError
@@ -23,14 +24,14 @@ def requested_parts(options: TrainingOptions) -> dict[str, bool]:
     return {part: freeze for part, freeze in chosen.items() if freeze is not None}
 
 
-def apply_part_freezing(model: Any, spec: ModelSpec, options: TrainingOptions) -> dict[str, int]:
-    """Freeze (flag true) or train in full (flag false) every parameter of each named part.
+def apply_part_freezing(model: Any, spec: ModelSpec, chosen: Mapping[str, bool]) -> dict[str, int]:
+    """Freeze (true) or train in full (false) every parameter of each part in `chosen` ({part: freeze?}: the
+    flags of `requested_parts` the tuner left to core, see `Tuner.take_part_flags`).
 
     Returns how many parameters each named part has. Raises `OmniError` when the model family names no
     parts, a part has no parameters in this model, an adapter tuner is asked to train a part in full (it
     would not save it), or nothing is left to train.
     """
-    chosen = requested_parts(options)
     if not chosen:
         return {}
     flags = ", ".join(PART_FLAGS[p] for p in chosen)
@@ -39,8 +40,9 @@ def apply_part_freezing(model: Any, spec: ModelSpec, options: TrainingOptions) -
     unfrozen = [PART_FLAGS[p] for p, freeze in chosen.items() if not freeze]
     if unfrozen and hasattr(model, "peft_config"):
         raise OmniError(
-            f"{' '.join(unfrozen)} false trains that part in full, which an adapter tuner does not save; use "
-            "--tuner full (with --freeze-* true for the parts to keep), or adapt it with --target-modules"
+            f"{' '.join(unfrozen)} false trains that part in full, which this adapter tuner does not save; use "
+            "--tuner full (with --freeze-* true for the parts to keep), or --tuner lora without --target-modules "
+            "names (its default or all-linear targets then adapt the part)"
         )
     counts = dict.fromkeys(chosen, 0)
     for name, parameter in model.named_parameters():

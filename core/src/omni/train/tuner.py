@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,13 @@ class Tuner:
     def __init__(self, options: Any, *, model_spec: Any = None) -> None:
         self.options = options
         self.model_spec = model_spec
+
+    def take_part_flags(self, flags: Mapping[str, bool]) -> dict[str, bool]:
+        """Offered the ``--freeze-*`` flags the user set ({part: freeze?}, parts as `ModelParts` names them)
+        before `prepare`; returns those the tuner leaves to core, which after `prepare` freezes each such part
+        (true) or trains it in full (false). The default leaves all of them; LoRA takes them to widen or narrow
+        its targets (``--freeze-vision false`` adapts the vision tower too, as ms-swift's ``all-linear`` does)."""
+        return dict(flags)
 
     def prepare(self, model: Any) -> Any:
         """Return the model ready to train: trainable parameters chosen, wrappers applied."""

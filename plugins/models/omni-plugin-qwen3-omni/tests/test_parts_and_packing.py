@@ -48,9 +48,10 @@ def test_freeze_flags_leave_exactly_the_named_parts_untouched(omni_dir, tmp_path
     assert {"llm", "vision", "audio", "aligner"} - frozen <= changed
 
 
-def test_unfreezing_a_part_under_lora_is_a_clear_error(omni_dir, tmp_path, capsys):
+def test_unfreezing_a_part_under_lora_with_named_targets_is_a_clear_error(omni_dir, tmp_path, capsys):
     shapes = write_shapes(tmp_path / "s", train=2, held_out=0)
     argv = ["sft", "--model", str(omni_dir), "--dataset", str(shapes.train), "--tuner", "lora", "--max-steps", "1"]
+    argv += ["--target-modules", "q_proj"]  # named targets: LoRA leaves the part flags to core
     assert main([*argv, "--output-dir", str(tmp_path / "o"), "--freeze-vision", "false"]) != 0
     assert "--freeze-vision false trains that part in full" in capsys.readouterr().err
 
@@ -99,8 +100,8 @@ def test_padding_free_batches_of_mixed_media_give_the_padded_loss(omni_dir, temp
     import transformers
     from omni.train.collators import PaddingCollator, PaddingFreeCollator
     from omni.train.trainer import causal_lm_loss
-    from omni_plugin_lora.tuner import family_exclusions, family_targets
-    from peft import LoraConfig, get_peft_model
+    from omni_plugin_lora.options import LoraOptions
+    from omni_plugin_lora.tuner import LoraTuner
 
     rows, _ = mixed_rows(tmp_path)
     features = [{"input_ids": e.input_ids, "labels": e.labels, **e.extras} for e in map(template.encode, rows)]
@@ -110,13 +111,7 @@ def test_padding_free_batches_of_mixed_media_give_the_padded_loss(omni_dir, temp
 
     spec = get_registry().get("models", "qwen3-omni").spec
     torch.manual_seed(0)
-    config = LoraConfig(
-        r=4,
-        target_modules=family_targets(spec),
-        exclude_modules=family_exclusions(spec),
-        init_lora_weights=False,
-    )
-    model = get_peft_model(model, config).eval()
+    model = LoraTuner(LoraOptions(lora_rank=4, init_weights="false"), model_spec=spec).prepare(model).eval()
     assert not any("visual" in n or "audio_tower" in n for n, p in model.named_parameters() if p.requires_grad)
     padded = PaddingCollator(pad_token_id=template.tokenizer.pad_token_id)(features)
     packed = PaddingFreeCollator()(features)

@@ -65,7 +65,7 @@ def test_model_family_targets_are_the_default(base):
     shapes = _linear_shapes(base, {"q_proj", "v_proj"})
     model = LoraTuner(LoraOptions(lora_rank=2), model_spec=spec).prepare(base)
     assert _trainable(model) == sum(2 * (i + o) for i, o in shapes)
-    assert LoraTuner(LoraOptions(target_modules=["o_proj"]), model_spec=spec).config().target_modules == {"o_proj"}
+    assert LoraTuner(LoraOptions(target_modules=["o_proj"]), model_spec=spec).config(base).target_modules == {"o_proj"}
 
 
 def test_dora_adds_magnitude_vectors(base):

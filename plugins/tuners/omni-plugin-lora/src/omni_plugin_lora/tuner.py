@@ -5,11 +5,12 @@ from __future__ import annotations
 import re
 import shutil
 import tempfile
+from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
-from omni.api import OmniError, Tuner
+from omni.api import ModelParts, OmniError, Tuner
 from peft import LoraConfig, PeftModel, get_peft_model
 from peft.tuners.lora import LoraLayer
 from peft.utils import ModulesToSaveWrapper
@@ -28,27 +29,35 @@ def _init_value(text: str) -> bool | str:
     return lowered
 
 
-def family_targets(model_spec: Any) -> list[str] | str:
-    """The model family's default `lora_targets` as peft's `target_modules`: for a model with `parts`, a regex
-    limiting them to the language model, so LoRA leaves the vision and audio towers alone (their layers share
-    names)."""
-    targets = tuple(getattr(model_spec, "lora_targets", ()) or ())
-    parts = getattr(model_spec, "parts", None)
-    if parts is None or not parts.llm or not targets:
-        return list(targets)
-    prefixes = "|".join(re.escape(p) for p in parts.llm)
-    names = "|".join(re.escape(t) for t in targets)
-    return rf"(?:{prefixes})\..*\.(?:{names})"
+def part_targets(model: Any, parts: ModelParts, adapted: Mapping[str, Collection[str] | None]) -> str:
+    """A regex for peft's `target_modules` matching exactly the linear layers of `model` in the `adapted` parts.
 
-
-def family_exclusions(model_spec: Any) -> str | None:
-    """A regex of a multimodal family's non-language parts for peft's `exclude_modules`, or None without `parts`
-    (peft may reduce a target regex to bare names, so the towers are excluded explicitly too)."""
-    parts = getattr(model_spec, "parts", None)
-    if parts is None:
-        return None
-    towers = [p for part in ("vision", "audio", "aligner") for p in getattr(parts, part)]
-    return rf"(?:{'|'.join(re.escape(p) for p in towers)})(?:\..*)?" if towers else None
+    `adapted` maps a part (``llm``, ``vision``, ``audio``, ``aligner``) to the layer names adapted in it (e.g. the
+    family's ``q_proj`` ...), or to None for every linear layer (ms-swift's ``all-linear``). The output head is
+    never a target. Towers reuse the language model's layer names and aligners sit inside towers, so the regex
+    spells each layer's path (layer numbers as ``\\d+``), never a bare name. Raises `OmniError` when a part has no
+    such layer."""
+    head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+    linears = {name for name, m in model.named_modules() if isinstance(m, torch.nn.Linear) and m is not head}
+    chosen: dict[str, set[str]] = {part: set() for part in adapted}
+    for name in linears:
+        part = parts.part_of(name)
+        if part in adapted and (adapted[part] is None or name.rsplit(".", 1)[-1] in adapted[part]):
+            chosen[part].add(name)
+    empty = [part for part, names in chosen.items() if not names]
+    if empty:
+        raise OmniError(f"--tuner lora: this model has no linear layer to adapt in its {' or '.join(empty)} part")
+    # One pattern per kind of layer, numbers generalised, unless it would reach another module (the activation
+    # between two Linear layers of a Sequential, a layer of another part): then its layers are named one by one.
+    kinds: dict[str, set[str]] = {}
+    for name in set().union(*chosen.values()):
+        kinds.setdefault(re.sub(r"\\\.\d+(?=\\\.|$)", lambda _: r"\.\d+", re.escape(name)), set()).add(name)
+    modules = [name for name, _ in model.named_modules()]
+    patterns = []
+    for pattern, names in kinds.items():
+        exact = {m for m in modules if re.fullmatch(pattern, m)} == names
+        patterns += [pattern] if exact else [re.escape(n) for n in names]
+    return f"^(?:{'|'.join(sorted(patterns))})$"
 
 
 class LoraTuner(Tuner):
@@ -59,21 +68,63 @@ class LoraTuner(Tuner):
     def __init__(self, options: LoraOptions | None, *, model_spec: Any = None) -> None:
         super().__init__(options or LoraOptions(), model_spec=model_spec)
         self._initial_adapter: Path | None = None
+        self._part_flags: dict[str, bool] = {}
 
-    def config(self) -> LoraConfig:
-        """The peft `LoraConfig` these options describe."""
+    def _derives_targets(self) -> bool:
+        """Whether the targets come from the model (the family's, or every linear layer), not named by the user."""
+        return list(self.options.target_modules) in ([], ["all-linear"])
+
+    def take_part_flags(self, flags: Mapping[str, bool]) -> dict[str, bool]:
+        """On a model whose spec names its parts, with targets derived from the model, LoRA takes every
+        ``--freeze-*`` flag as ms-swift's ``all-linear`` does: false adapts every linear layer of that part too,
+        true leaves the part out (``--freeze-llm`` takes the language model out). With ``--target-modules`` names
+        the flags are left to core."""
+        if getattr(self.model_spec, "parts", None) is None or not self._derives_targets():
+            return dict(flags)
+        self._part_flags = dict(flags)
+        return {}
+
+    def _family_targets(self) -> tuple[str, ...]:
+        """The model family's default layer names, unless ``--target-modules`` was given (``all-linear``)."""
+        return () if self.options.target_modules else tuple(getattr(self.model_spec, "lora_targets", ()) or ())
+
+    def adapted_parts(self) -> dict[str, tuple[str, ...] | None]:
+        """{part: layer names adapted in it, or None for all its linear layers}: the language model with the family's
+        targets (every linear layer with ``all-linear`` or when the family names none), unless ``--freeze-llm``,
+        and every linear layer of each part whose ``--freeze-*`` flag is false."""
+        adapted = {} if self._part_flags.get("llm", False) else {"llm": self._family_targets() or None}
+        adapted.update({part: None for part, freeze in self._part_flags.items() if not freeze and part != "llm"})
+        if not adapted:
+            raise OmniError(
+                "--tuner lora: --freeze-llm leaves nothing to adapt; unfreeze a part (--freeze-vision false)"
+            )
+        return adapted
+
+    def config(self, model: Any) -> LoraConfig:
+        """The peft `LoraConfig` these options describe for `model` (a multimodal model's targets are found among
+        its layers, so that they stay in the parts `adapted_parts` names)."""
         o = self.options
-        targets: list[str] | str = list(o.target_modules) or family_targets(self.model_spec)
+        parts = getattr(self.model_spec, "parts", None)
+        targets: list[str] | str
+        excluded = None
+        if not self._derives_targets():
+            targets = list(o.target_modules)
+        elif parts is not None:
+            targets = part_targets(model, parts, self.adapted_parts())
+            # peft reduces a regex to bare layer names on MoE models it converts (Qwen3-Omni's thinker), which the
+            # towers share: every other module is excluded by name, so the targets stay exactly these layers.
+            excluded = rf"(?!{targets}).*"
+        else:
+            # peft takes `all-linear` only as a plain string, never inside a list
+            targets = list(self._family_targets()) or "all-linear"
         return LoraConfig(
             task_type="CAUSAL_LM",
             r=o.lora_rank,
             lora_alpha=o.lora_alpha,
             lora_dropout=o.lora_dropout,
-            # peft takes `all-linear` only as a plain string, never inside a list
-            target_modules="all-linear" if targets in ([], ["all-linear"]) else targets,
+            target_modules=targets,
+            exclude_modules=excluded,
             modules_to_save=list(o.modules_to_save) or None,
-            # The family's default targets stay out of a multimodal model's towers.
-            exclude_modules=None if o.target_modules else family_exclusions(self.model_spec),
             use_dora=o.use_dora,
             use_rslora=o.use_rslora,
             init_lora_weights=_init_value(o.init_weights),
@@ -81,7 +132,7 @@ class LoraTuner(Tuner):
 
     def prepare(self, model: Any) -> Any:
         """Inject the adapter; only its weights (and --modules-to-save) train."""
-        config = self.config()
+        config = self.config(model)
         try:
             peft_model = get_peft_model(model, config)
         except ValueError as exc:
