@@ -138,8 +138,17 @@ def test_user_error_is_one_line_and_debug_shows_traceback(registry, capsys):
     assert "Traceback" in capsys.readouterr().err
 
 
-def test_version_flag(capsys):
+@pytest.mark.parametrize("where", [1, 2, 3], ids=["after-command", "between-options", "last"])
+def test_debug_is_global_wherever_it_stands(registry, capsys, where):
+    argv = ["train-like", "--tuner", "nope"]
+    assert main([*argv[:where], "--debug", *argv[where:]]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" in err and "unrecognized arguments" not in err
+
+
+@pytest.mark.parametrize("argv", [["--version"], ["train-like", "--version"]], ids=["before", "after-command"])
+def test_version_flag(capsys, argv):
     from omni import __version__
 
-    assert main(["--version"]) == 0
+    assert main(argv) == 0
     assert capsys.readouterr().out.strip() == f"omni {__version__}"

@@ -13,7 +13,7 @@ from omni.cli.invocation import HelpShown, parse_invocation, print_error
 from omni.errors import ImplementationError, OmniError
 from omni.options import suggest
 
-USAGE = """usage: omni [--version] [--debug] COMMAND [options]
+USAGE = """usage: omni [--version] [--debug] COMMAND [options]  (global options may also follow the command)
 
 omni trains and serves models of every modality from one CLI.
 Every command takes --config RUN.YAML; flags override it. `omni COMMAND --help` shows a command's options,
@@ -39,14 +39,21 @@ def _is_omnis(logger_name: str) -> bool:
     return logger_name.startswith("omni")  # omni and its plugins (omni_plugin_*)
 
 
-# Log records libraries write for their developers rather than for a user of the CLI: deprecations (transformers
-# logs some instead of warning), bitsandbytes missing an optional CPU kernel from the hub, DeepSpeed finding no GPU.
-_LIBRARY_NOTICE_MARKS = ("deprecat", "kernels-community", "setting accelerator to cpu")
+# Log records libraries write for their developers rather than for a user of the CLI, by the logger that writes
+# them and how they start: bitsandbytes missing an optional CPU kernel from the hub (logged on import on CPUs with
+# AVX-512 BF16), transformers reading the mrope keys Qwen's published configs carry, DeepSpeed finding no GPU.
+_SOURCE_NOTICES = {
+    "bitsandbytes.backends.cpu.ops": "Failed to load CPU gemm_4bit_forward",
+    "transformers.modeling_rope_utils": "Unrecognized keys in `rope_parameters`",
+    "DeepSpeed": "Setting accelerator to CPU",
+}
 
 
 def _is_not_a_library_notice(record: logging.LogRecord) -> bool:
-    message = record.getMessage().lower()
-    return not any(mark in message for mark in _LIBRARY_NOTICE_MARKS)
+    """False for deprecations (transformers logs some instead of warning) and the notices of `_SOURCE_NOTICES`."""
+    message = record.getMessage()
+    notice = _SOURCE_NOTICES.get(record.name)
+    return "deprecat" not in message.lower() and not (notice and message.startswith(notice))
 
 
 class _LoggerWithoutNotices(logging.Logger):
@@ -73,12 +80,11 @@ def hide_library_deprecations() -> None:
 def main(argv: list[str] | None = None) -> int:
     """Run the omni CLI with `argv` (default: sys.argv[1:]); returns the exit status."""
     args = list(sys.argv[1:] if argv is None else argv)
-    debug = os.environ.get("OMNI_DEBUG", "") not in ("", "0")
-    while args and args[0] in ("--debug", "--version"):
-        if args.pop(0) == "--version":
-            print(f"omni {__version__}")
-            return 0
-        debug = True
+    if "--version" in args:
+        print(f"omni {__version__}")
+        return 0
+    debug = "--debug" in args or os.environ.get("OMNI_DEBUG", "") not in ("", "0")
+    args = [arg for arg in args if arg != "--debug"]  # a global flag: before or after the command
     warnings.formatwarning = _format_warning
     if not debug:
         hide_library_deprecations()

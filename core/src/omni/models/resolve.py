@@ -8,6 +8,7 @@ config transformers fetches for it). Checkpoints no plugin claims fall back to t
 from __future__ import annotations
 
 import json
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,7 +50,9 @@ def resolve_model(name_or_path: str | None, registry: Registry, *, model_type: s
         return ResolvedModel(str(path), spec)
     local = Path(name).expanduser()
     if local.exists():
-        return ResolvedModel(str(local), forced or match_config(read_config(local), registry))
+        # Absolute, so what is saved from it (args.json, adapter configs) finds it from any folder.
+        path = os.path.abspath(local)
+        return ResolvedModel(path, forced or match_config(read_config(local), registry))
     if not _HUB_ID.fullmatch(name):
         raise OmniError(
             f"model {name!r} not found: it is not a local folder, not a hub id (org/name), "
