@@ -148,9 +148,18 @@ class SequenceShardCollator:
     """Batches for rows split across `shards` processes (sequence parallel, see `Strategy.sequence_parallel_size`).
 
     The wrapped collator's batch is padded at the end to a length divisible by `shards`, with
-    ``position_ids`` (each shard keeps its tokens' positions in the whole row). ``attention_mask`` is
-    dropped: pads only follow a row's last token, which causal attention never lets earlier tokens see.
-    ``loss_positions`` is dropped: the strategy cuts the sequence, so the trainer finds each shard's own.
+    ``position_ids`` (each shard keeps its tokens' positions in the whole row; pads continue their row's
+    positions). ``attention_mask`` is dropped: pads only follow a row's last token, which causal attention
+    never lets earlier tokens see. ``loss_positions`` is dropped: the strategy cuts the sequence, so the
+    trainer finds each shard's own.
+
+    Rows with media (or multimodal rotary positions) cannot be cut on their token ids: the model puts the
+    towers' features at the placeholder tokens and lays out the positions over the whole row. Their batch keeps
+    the plain text positions as ``position_ids`` and adds two keys: ``whole_rows``, a plain dict (not a tensor,
+    so the strategy hands it whole to every process of the row) with the model's inputs for the whole rows, and
+    ``row_columns``, each token's column, which the strategy cuts like the tokens: each process then runs the
+    towers on the whole rows and `omni.train.trainer.split_decoder_inputs` keeps its columns before the
+    decoder layers.
     """
 
     collator: Any
@@ -160,24 +169,35 @@ class SequenceShardCollator:
     def __call__(self, features: Sequence[Feature]) -> dict[str, Any]:
         """Collate with the wrapped collator, then make the batch divisible into `shards` shards."""
         batch = self.collator(features)
-        media = sorted(set(batch) - _TOKEN_KEYS - {"attention_mask", *BATCH_INFO_KEYS})
-        if media:
-            raise OmniError(f"sequence parallel splits text rows only; these rows carry {', '.join(media)}")
         batch.pop("loss_positions", None)
-        batch.pop("attention_mask", None)
+        real = batch.pop("attention_mask", None)
         input_ids, labels = batch["input_ids"], batch["labels"]
         rows, length = input_ids.shape
-        positions = batch.get("position_ids")
+        positions = batch.pop("position_ids", None)
         if positions is None:
             positions = torch.arange(length).expand(rows, length)
-        if positions.dim() != 2:
-            raise OmniError("sequence parallel splits text rows only; these rows have multimodal rotary positions")
+        media = {key: batch.pop(key) for key in list(batch) if key not in _TOKEN_KEYS and key not in BATCH_INFO_KEYS}
         pad = -length % self.shards
-        if pad:
-            input_ids = torch.nn.functional.pad(input_ids, (0, pad), value=self.pad_token_id)
-            labels = torch.nn.functional.pad(labels, (0, pad), value=IGNORE_INDEX)
-            positions = torch.cat([positions, positions[:, -1:] + torch.arange(1, pad + 1)], dim=1)
-        return {**batch, "input_ids": input_ids, "labels": labels, "position_ids": positions.contiguous()}
+        input_ids = torch.nn.functional.pad(input_ids, (0, pad), value=self.pad_token_id)
+        labels = torch.nn.functional.pad(labels, (0, pad), value=IGNORE_INDEX)
+        lengths = real.sum(1).tolist() if real is not None else [length] * rows
+        positions = _continued_positions(positions, lengths, length + pad)
+        text = positions[0] if positions.dim() == 3 else positions  # (channels, rows, length): channel 0
+        split = {**batch, "input_ids": input_ids, "labels": labels, "position_ids": text.contiguous()}
+        # Text rows' multimodal positions repeat the text positions on every channel: the model expands those.
+        if media or (positions.dim() > 2 and not bool((positions == text).all())):
+            split["whole_rows"] = {"input_ids": input_ids, "position_ids": positions, **media}
+            split["row_columns"] = torch.arange(length + pad).expand(rows, -1).contiguous()
+        return split
+
+
+def _continued_positions(positions: torch.Tensor, lengths: list[int], total: int) -> torch.Tensor:
+    """(…, rows, total) positions whose every row goes on counting past its last real token (pads included):
+    a restart inside a row would read as a second sequence packed into it."""
+    out = torch.nn.functional.pad(positions, (0, total - positions.shape[-1]))
+    for row, n in enumerate(lengths):
+        out[..., row, n:] = out[..., row, n - 1 : n] + torch.arange(1, total - n + 1, dtype=out.dtype)
+    return out
 
 
 def pack_rows(rows: Iterable[Feature], max_length: int, *, open_bins: int | None = None) -> Iterator[Feature]:

@@ -114,8 +114,13 @@ class OmniTrainer(Trainer):
             # the TrainerState, so it is checkpointed and survives --resume-from-checkpoint.
             self.state.num_input_tokens_seen += num_tokens
         if "shift_labels" in inputs:  # this process's shard of rows split across processes (sequence parallel)
-            loss, outputs = sequence_shard_loss(model, inputs, data_parallel=self._data_parallel_size())
+            decoder = self.model.get_decoder() if "whole_rows" in inputs else None
+            loss, outputs = sequence_shard_loss(
+                model, inputs, data_parallel=self._data_parallel_size(), decoder=decoder
+            )
             return (loss, outputs) if return_outputs else loss
+        if "whole_rows" in inputs:  # a sequence-parallel run's validation rows: evaluated whole (Ulysses is off)
+            inputs = {**inputs.pop("whole_rows"), "labels": inputs["labels"]}
         loss, outputs = causal_lm_loss(model, inputs, num_items_in_batch)
         if self.args.average_tokens_across_devices and num_items_in_batch is not None:
             # The divisor counts every process's targets (transformers divides it by the processes sharing a row)
@@ -167,7 +172,9 @@ def causal_lm_loss(
     return loss / num_items_in_batch, outputs
 
 
-def sequence_shard_loss(model: Any, batch: dict[str, Any], *, data_parallel: int) -> tuple[torch.Tensor, Any]:
+def sequence_shard_loss(
+    model: Any, batch: dict[str, Any], *, data_parallel: int, decoder: torch.nn.Module | None = None
+) -> tuple[torch.Tensor, Any]:
     """The loss of one process's shard of rows split across processes (sequence parallel).
 
     The strategy cut each row into shards and shifted its labels (``shift_labels``: the next token of
@@ -175,6 +182,10 @@ def sequence_shard_loss(model: Any, batch: dict[str, Any], *, data_parallel: int
     as in one process. The gradient flows through this shard's own sum only (the strategy adds up the
     shards' gradients and averages over the `data_parallel` groups); the value returned is the whole
     step's loss, so every process logs the same figure.
+
+    Rows with media come whole (``whole_rows``, see `omni.train.collators.SequenceShardCollator`): the model
+    runs its towers on them, and `decoder` (the model's language model) takes only this shard's
+    ``row_columns`` of its inputs.
     """
     targets = batch.pop("shift_labels")
     batch.pop("labels", None)
@@ -182,8 +193,23 @@ def sequence_shard_loss(model: Any, batch: dict[str, Any], *, data_parallel: int
     if positions.numel() == 0:
         # No target here: still forward one position so backward runs the collective ops every shard joins.
         positions = torch.tensor([targets.shape[1] - 1], device=targets.device)
-    outputs = model(**batch, logits_to_keep=positions, use_cache=False)
+    whole = batch.pop("whole_rows", None)
+    if whole is None:
+        outputs = model(**batch, logits_to_keep=positions, use_cache=False)
+    else:
+        if decoder is None:
+            raise ValueError("sequence_shard_loss: rows with media need `decoder`, the language model to cut them at")
+        columns = batch.pop("row_columns")[0]
+        handle = decoder.register_forward_pre_hook(
+            lambda module, args, kwargs: (args, split_decoder_inputs(kwargs, columns)), with_kwargs=True
+        )
+        try:
+            outputs = model(**whole, logits_to_keep=positions, use_cache=False)
+        finally:
+            handle.remove()
     logits = outputs.logits.float()
+    if logits.shape[1] != positions.numel():  # models that ignore logits_to_keep (e.g. Qwen3-Omni's thinker)
+        logits = logits[:, positions.to(logits.device)]
     shard_sum = F.cross_entropy(
         logits.reshape(-1, logits.shape[-1]),
         targets[:, positions].reshape(-1),
@@ -195,3 +221,44 @@ def sequence_shard_loss(model: Any, batch: dict[str, Any], *, data_parallel: int
     count = totals[1].clamp(min=1)
     own = shard_sum / count * data_parallel
     return own + (totals[0] / count - own).detach(), outputs
+
+
+def split_decoder_inputs(inputs: dict[str, Any], columns: torch.Tensor) -> dict[str, Any]:
+    """A language model's keyword inputs for whole rows, cut to this process's `columns` of the sequence.
+
+    Cut: ``inputs_embeds`` (rows, length, width) and every other tensor whose first two axes are (rows, length),
+    such as per-token masks; ``position_ids`` on their last axis (multimodal rotary ones carry channels first).
+    A list of tensors with one entry per True token of a boolean mask among them (transformers' deepstack
+    features, one tensor per layer, paired with ``visual_pos_masks``) keeps the entries of this shard's tokens.
+    Anything else passes unchanged; a padding ``attention_mask`` is refused (split rows attend causally).
+    """
+    embeds = inputs["inputs_embeds"]
+    rows, length = embeds.shape[:2]
+    if inputs.get("attention_mask") is not None:
+        raise OmniError("rows split across processes take no attention mask (they attend causally over the row)")
+    if inputs.get("position_ids") is None:
+        raise OmniError(
+            "rows split across processes need their position ids: the decoder would count each shard from 0"
+        )
+    columns = columns.to(embeds.device)
+    out = dict(inputs)
+    masks = []
+    for key, value in inputs.items():
+        if key == "position_ids" and torch.is_tensor(value):
+            out[key] = value[..., columns]
+        elif torch.is_tensor(value) and value.dim() >= 2 and tuple(value.shape[:2]) == (rows, length):
+            out[key] = value[:, columns]
+            if value.dtype == torch.bool and value.dim() == 2:
+                masks.append(value)
+    for key, value in inputs.items():
+        if isinstance(value, (list, tuple)) and value and all(torch.is_tensor(v) for v in value):
+            owners = [mask for mask in masks if all(v.shape[0] == int(mask.sum()) for v in value)]
+            if len(owners) != 1:
+                raise OmniError(
+                    f"cannot split the decoder input {key!r} across processes: no single token mask owns it"
+                )
+            in_shard = torch.zeros_like(owners[0])
+            in_shard[:, columns] = True
+            keep = in_shard[owners[0]]
+            out[key] = type(value)(v[keep.to(v.device)] for v in value)
+    return out

@@ -1,7 +1,9 @@
 """omni-plugin-deepspeed: `--sequence-parallel-size` (DeepSpeed Ulysses) on 2 CPU processes (gloo).
 
 Each long row is split across the processes; the loss, the gradients and the trained weights equal one
-process training on the whole rows. Settings Ulysses cannot run are one-line errors before any model loads.
+process training on the whole rows, for text rows and for Qwen3-Omni rows with an image and audio (those run
+the towers whole on every process and are split before the decoder layers). Settings Ulysses cannot run are
+one-line errors before any model loads.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import pytest
 import torch
 from omni.api import IGNORE_INDEX, OmniError
 from omni.train.collators import PaddingCollator, PaddingFreeCollator, SequenceShardCollator
+from omni.train.trainer import split_decoder_inputs
 
 from tests.core.test_distributed import assert_same_weights, weights
 
@@ -120,7 +123,132 @@ def test_batches_for_split_rows_divide_evenly_and_keep_their_positions():
     assert free["input_ids"].shape == (1, 12)
 
 
-def test_rows_with_media_are_refused_by_name():
-    row = {**_row(6, 2), "pixel_values": torch.zeros(4, 3)}
-    with pytest.raises(OmniError, match="sequence parallel splits text rows only; these rows carry pixel_values"):
-        SequenceShardCollator(PaddingCollator(pad_token_id=0), shards=2, pad_token_id=0)([row])
+def _rotary_row(length: int, prompt: int, items: int) -> dict:
+    """A row with `items` image patches and 4-channel positions (text, then 3-D rotary positions that stall)."""
+    text = torch.arange(length, dtype=torch.float)
+    rope = torch.stack([text.clamp(max=3), text, text])
+    return {**_row(length, prompt), "pixel_values": torch.ones(items, 3), "position_ids": torch.cat([text[None], rope])}
+
+
+def test_rows_with_media_come_whole_to_every_process_with_the_column_of_each_token():
+    rows = [_rotary_row(5, 2, items=4), _rotary_row(3, 1, items=2)]
+    batch = SequenceShardCollator(PaddingCollator(pad_token_id=0), shards=4, pad_token_id=0)(rows)
+    # What the strategy cuts: tokens, labels, text positions (pads go on counting) and each token's column.
+    assert batch["input_ids"].shape == (2, 8) and "attention_mask" not in batch
+    assert batch["position_ids"].tolist() == [list(range(8)), list(range(8))]
+    assert batch["row_columns"].tolist() == [list(range(8)), list(range(8))]
+    # What every process gets whole: the model's inputs, multimodal positions continued past each row's end.
+    whole = batch["whole_rows"]
+    assert not torch.is_tensor(whole) and whole["input_ids"] is batch["input_ids"]
+    assert whole["pixel_values"].shape == (6, 3)
+    assert whole["position_ids"].shape == (4, 2, 8)
+    assert whole["position_ids"][1, 1].tolist() == [0, 1, 2, 3, 4, 5, 6, 7]  # 3 real tokens, then pads
+    assert whole["position_ids"][1, 0].tolist() == [0, 1, 2, 3, 3, 4, 5, 6]  # the row's stall is kept
+
+    # Text rows of a multimodal model (every channel the text positions) keep the text path: cut on their tokens.
+    text_row = {**_row(5, 2), "position_ids": torch.arange(5, dtype=torch.float).expand(4, 5)}
+    text = SequenceShardCollator(PaddingCollator(pad_token_id=0), shards=2, pad_token_id=0)([text_row])
+    assert "whole_rows" not in text and text["position_ids"].tolist() == [list(range(6))]
+
+
+WORDS = "red green blue cat dog sky tree river stone cloud".split()
+
+
+def image_and_audio_rows(directory: Path, copies: int = 4) -> Path:
+    """Copies of one Qwen3-Omni row: one second of audio, 50 words, an image, a question and a 32-word answer. On
+    the tiny model its audio lies in the first half of the row, and its image's tokens on both sides of the middle."""
+    from omni.testing.synthetic import write_shapes, write_tones
+
+    image = write_shapes(directory / "shapes", train=1, held_out=0).directory / "media/train_0000.png"
+    audio = write_tones(directory / "tones", train=1, held_out=0).directory / "media/train_0000.wav"
+    words = [WORDS[i % len(WORDS)] for i in range(50)]
+    row = {
+        "messages": [
+            {
+                "role": "user",
+                "content": f"<audio>{' '.join(words)}<image>What colour is the shape, and is the tone high?",
+            },
+            {"role": "assistant", "content": " ".join(words[:32])[::-1]},
+        ],
+        "images": [str(image)],
+        "audios": [str(audio)],
+    }
+    path = directory / "image-and-audio.jsonl"
+    path.write_text((json.dumps(row) + "\n") * copies)
+    return path
+
+
+@pytest.fixture(scope="module")
+def tiny_omni(tmp_path_factory):
+    from omni.testing.omni_models import build_tiny_qwen3_omni
+
+    return build_tiny_qwen3_omni(tmp_path_factory.mktemp("tiny-qwen3-omni"))
+
+
+def test_each_process_keeps_its_columns_of_the_decoder_inputs_and_its_image_tokens_deepstack_features(
+    tiny_omni, tmp_path
+):
+    import transformers
+    from omni.template import get_template
+    from omni_plugin_qwen3_omni.processor import Qwen3OmniProcessor
+
+    template = get_template("qwen3-omni", Qwen3OmniProcessor.from_pretrained(tiny_omni))
+    row = json.loads(image_and_audio_rows(tmp_path, copies=1).read_text())
+    encoded = template.encode(row)
+    features = {"input_ids": encoded.input_ids, "labels": encoded.labels, **encoded.extras}
+    batch = SequenceShardCollator(PaddingCollator(pad_token_id=0), shards=2, pad_token_id=0)([features])
+    whole = batch["whole_rows"]
+
+    thinker = transformers.Qwen3OmniMoeThinkerForConditionalGeneration.from_pretrained(tiny_omni)
+    seen = {}
+    thinker.get_decoder().register_forward_pre_hook(lambda _, args, kwargs: seen.update(kwargs), with_kwargs=True)
+    with torch.no_grad():
+        thinker(**whole, use_cache=False)
+    config = thinker.config
+    ids = whole["input_ids"][0]
+    half = ids.shape[0] // 2
+    image = (ids == config.image_token_id).nonzero().flatten().tolist()
+    audio = (ids == config.audio_token_id).nonzero().flatten()
+    first_half = sum(position < half for position in image)
+    assert 0 < first_half < len(image) and audio.max() < half  # the layout described
+
+    shards = [split_decoder_inputs(seen, batch["row_columns"][0, s * half : (s + 1) * half]) for s in range(2)]
+    for name in ("inputs_embeds", "visual_pos_masks"):
+        assert torch.equal(torch.cat([shard[name] for shard in shards], dim=1), seen[name]), name
+    for s, shard in enumerate(shards):
+        columns = slice(s * half, (s + 1) * half)
+        # The multimodal rotary positions are the template's, cut at this shard's columns (text channel first).
+        assert torch.equal(shard["position_ids"], whole["position_ids"][..., columns])
+        assert shard["position_ids"][0, 0, 0] == s * half
+        # Each shard adds the deepstack features of its own image tokens, and of no other.
+        own = first_half if s == 0 else len(image) - first_half
+        assert [len(layer) for layer in shard["deepstack_visual_embeds"]] == [own]
+        assert int(shard["visual_pos_masks"].sum()) == own
+    for layer, features in enumerate(seen["deepstack_visual_embeds"]):
+        assert torch.equal(torch.cat([shard["deepstack_visual_embeds"][layer] for shard in shards]), features)
+
+    with pytest.raises(OmniError, match="take no attention mask"):
+        split_decoder_inputs({**seen, "attention_mask": torch.ones_like(ids)[None]}, torch.arange(half))
+
+
+@pytest.mark.slow  # one process, then two with ZeRO-2 and Ulysses, on the tiny Qwen3-Omni: 85-95 s on 2 busy cores
+def test_rows_with_image_and_audio_split_across_two_processes_train_as_one_process_does(tiny_omni, tmp_path):
+    data = image_and_audio_rows(tmp_path)
+    common = ["sft", "--model", tiny_omni, "--dataset", data, "--tuner", "full", "--max-steps", "2"]
+    common += ["--learning-rate", "1e-3", "--val-dataset", data, "--eval-steps", "1", *NO_SAVES]
+    one = tmp_path / "one"
+    omni_ok(*common, "--batch-size", "2", "--output-dir", one)
+
+    # Each row's image, audio and text reach both processes; each keeps half of the row from the decoder on.
+    split = tmp_path / "split"
+    omni_ok(*common, "--batch-size", "1", "--gradient-accumulation-steps", "2", "--nproc-per-node", "2",
+            "--deepspeed", "zero2", "--sequence-parallel-size", "2", "--output-dir", split)  # fmt: skip
+    assert _logged(split, "loss") == pytest.approx(_logged(one, "loss"), rel=1e-5)
+    assert _logged(split, "grad_norm") == pytest.approx(_logged(one, "grad_norm"), rel=1e-5)
+    assert _logged(split, "eval_loss") == pytest.approx(_logged(one, "eval_loss"), rel=1e-5)
+    # The towers and the language model trained, and alike: the towers' gradients came from both halves.
+    before = {k.removeprefix("thinker."): v for k, v in weights(tiny_omni).items()}  # trained: the thinker alone
+    after = weights(one)
+    for part in ("visual.", "audio_tower.", "model.layers."):
+        assert max((after[k] - before[k]).abs().max() for k in after if k.startswith(part)) > 1e-4, part
+    assert_same_weights(one, split, tol=1e-5)

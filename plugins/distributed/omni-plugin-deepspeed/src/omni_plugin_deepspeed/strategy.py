@@ -149,6 +149,38 @@ class DeepSpeedStrategy(Strategy):
     def prepare_trainer(self, trainer: Any) -> None:
         if self.options.sequence_parallel_size > 1:
             _start_communication()  # Ulysses' groups are made before accelerate would start it
+            trainer.add_callback(_ulysses_in_decoder_only(trainer.model))
+
+
+def _ulysses_in_decoder_only(model: Any) -> Any:
+    """A callback that keeps Ulysses to the attention of `model`'s language model (`get_decoder()`).
+
+    DeepSpeed puts Ulysses in place of the attention kernel itself (transformers' ``ALL_ATTENTION_FUNCTIONS``) when
+    the Trainer prepares the model, so every attention of the model would exchange its sequence between processes.
+    The image and audio towers of a multimodal model run on whole rows on every process (their features are cut
+    with the row before the decoder, `omni.train.trainer.split_decoder_inputs`): their attention must stay the
+    plain kernel. Once training begins (Ulysses in place), attention inside the decoder goes through Ulysses and
+    any other through the kernel it wraps.
+    """
+    from transformers import TrainerCallback
+    from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
+
+    implementation = model.config._attn_implementation
+    kernel = ALL_ATTENTION_FUNCTIONS[implementation]
+    in_decoder = {id(module) for module in model.get_decoder().modules()}
+
+    class UlyssesInDecoderOnly(TrainerCallback):
+        def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            ulysses = ALL_ATTENTION_FUNCTIONS[implementation]
+            if ulysses is kernel:
+                return
+
+            def attention(module: Any, *args: Any, **kwargs: Any) -> Any:
+                return (ulysses if id(module) in in_decoder else kernel)(module, *args, **kwargs)
+
+            ALL_ATTENTION_FUNCTIONS[implementation] = attention
+
+    return UlyssesInDecoderOnly()
 
 
 def _ulysses(size: int, model: Any) -> Any:
