@@ -155,11 +155,12 @@ class SequenceShardCollator:
 
     Rows with media (or multimodal rotary positions) cannot be cut on their token ids: the model puts the
     towers' features at the placeholder tokens and lays out the positions over the whole row. Their batch keeps
-    the plain text positions as ``position_ids`` and adds two keys: ``whole_rows``, a plain dict (not a tensor,
-    so the strategy hands it whole to every process of the row) with the model's inputs for the whole rows, and
-    ``row_columns``, each token's column, which the strategy cuts like the tokens: each process then runs the
-    towers on the whole rows and `omni.train.trainer.split_decoder_inputs` keeps its columns before the
-    decoder layers.
+    the plain text positions as ``position_ids`` and fills ``whole_rows``, a plain dict (not a tensor, so the
+    strategy hands it whole to every process of the row) with the model's inputs for the whole rows; the
+    strategy cuts ``row_columns``, each token's column, like the tokens. Each process then runs the towers on
+    the whole rows and `omni.train.trainer.split_decoder_inputs` keeps its columns before the decoder layers.
+    Text batches carry both keys too (``whole_rows`` None): the processes of a row exchange each batch key by
+    key, so every batch has the same keys whichever rows it holds.
     """
 
     collator: Any
@@ -183,12 +184,16 @@ class SequenceShardCollator:
         lengths = real.sum(1).tolist() if real is not None else [length] * rows
         positions = _continued_positions(positions, lengths, length + pad)
         text = positions[0] if positions.dim() == 3 else positions  # (channels, rows, length): channel 0
-        split = {**batch, "input_ids": input_ids, "labels": labels, "position_ids": text.contiguous()}
         # Text rows' multimodal positions repeat the text positions on every channel: the model expands those.
-        if media or (positions.dim() > 2 and not bool((positions == text).all())):
-            split["whole_rows"] = {"input_ids": input_ids, "position_ids": positions, **media}
-            split["row_columns"] = torch.arange(length + pad).expand(rows, -1).contiguous()
-        return split
+        whole = bool(media) or (positions.dim() > 2 and not bool((positions == text).all()))
+        return {
+            **batch,
+            "input_ids": input_ids,
+            "labels": labels,
+            "position_ids": text.contiguous(),
+            "whole_rows": {"input_ids": input_ids, "position_ids": positions, **media} if whole else None,
+            "row_columns": torch.arange(length + pad).expand(rows, -1).contiguous(),
+        }
 
 
 def _continued_positions(positions: torch.Tensor, lengths: list[int], total: int) -> torch.Tensor:

@@ -114,13 +114,15 @@ class OmniTrainer(Trainer):
             # the TrainerState, so it is checkpointed and survives --resume-from-checkpoint.
             self.state.num_input_tokens_seen += num_tokens
         if "shift_labels" in inputs:  # this process's shard of rows split across processes (sequence parallel)
-            decoder = self.model.get_decoder() if "whole_rows" in inputs else None
+            decoder = self.model.get_decoder() if inputs.get("whole_rows") is not None else None
             loss, outputs = sequence_shard_loss(
                 model, inputs, data_parallel=self._data_parallel_size(), decoder=decoder
             )
             return (loss, outputs) if return_outputs else loss
-        if "whole_rows" in inputs:  # a sequence-parallel run's validation rows: evaluated whole (Ulysses is off)
-            inputs = {**inputs.pop("whole_rows"), "labels": inputs["labels"]}
+        if "row_columns" in inputs:  # a sequence-parallel run's validation rows: evaluated whole (Ulysses is off)
+            whole = inputs.pop("whole_rows")
+            inputs.pop("row_columns")
+            inputs = {**whole, "labels": inputs["labels"]} if whole is not None else inputs
         loss, outputs = causal_lm_loss(model, inputs, num_items_in_batch)
         if self.args.average_tokens_across_devices and num_items_in_batch is not None:
             # The divisor counts every process's targets (transformers divides it by the processes sharing a row)
@@ -194,12 +196,13 @@ def sequence_shard_loss(
         # No target here: still forward one position so backward runs the collective ops every shard joins.
         positions = torch.tensor([targets.shape[1] - 1], device=targets.device)
     whole = batch.pop("whole_rows", None)
+    columns = batch.pop("row_columns", None)
     if whole is None:
         outputs = model(**batch, logits_to_keep=positions, use_cache=False)
     else:
-        if decoder is None:
-            raise ValueError("sequence_shard_loss: rows with media need `decoder`, the language model to cut them at")
-        columns = batch.pop("row_columns")[0]
+        if decoder is None or columns is None:
+            raise ValueError("sequence_shard_loss: rows with media need `decoder` and their `row_columns` to cut them")
+        columns = columns[0]
         handle = decoder.register_forward_pre_hook(
             lambda module, args, kwargs: (args, split_decoder_inputs(kwargs, columns)), with_kwargs=True
         )

@@ -148,7 +148,10 @@ def test_rows_with_media_come_whole_to_every_process_with_the_column_of_each_tok
     # Text rows of a multimodal model (every channel the text positions) keep the text path: cut on their tokens.
     text_row = {**_row(5, 2), "position_ids": torch.arange(5, dtype=torch.float).expand(4, 5)}
     text = SequenceShardCollator(PaddingCollator(pad_token_id=0), shards=2, pad_token_id=0)([text_row])
-    assert "whole_rows" not in text and text["position_ids"].tolist() == [list(range(6))]
+    assert text["whole_rows"] is None and text["position_ids"].tolist() == [list(range(6))]
+    # The processes of a row exchange batches key by key: a text batch on one and a media batch on another must
+    # have the same keys, in the same order.
+    assert list(text) == list(batch)
 
 
 WORDS = "red green blue cat dog sky tree river stone cloud".split()
