@@ -221,8 +221,8 @@ def test_requests_choose_whether_videos_are_heard(client, media):
 @pytest.mark.slow
 def test_a_merged_lora_keeps_the_talker_and_speaks(talker_dir, media, tmp_path, capsys):
     """`omni sft --tuner lora` trains the thinker of the checkpoint with a talker; `omni export --merge-lora`
-    saves the merged thinker beside the untouched talker and code2wav, and the merged folder answers as the base
-    with the adapter does, and speaks."""
+    saves the merged thinker beside the untouched talker and code2wav, and the merged folder answers and speaks
+    as the base with the adapter does (docs/multimodal.md's `--adapters ... --speak` example)."""
     import soundfile
     import torch
     from omni.cli.main import main
@@ -244,9 +244,16 @@ def test_a_merged_lora_keeps_the_talker_and_speaks(talker_dir, media, tmp_path, 
 
     question = ["--image", str(media / "shape.png"), "--query", "What colour is the shape?", "--max-new-tokens", "4"]
     capsys.readouterr()
-    assert main(["infer", "--model", str(talker_dir), "--adapters", str(adapter), *question, "--stream", "false"]) == 0
+    spoken = {"base": tmp_path / "adapter.wav", "merged": tmp_path / "merged.wav"}
+    assert (
+        main(
+            ["infer", "--model", str(talker_dir), "--adapters", str(adapter), *question, "--speak", str(spoken["base"])]
+        )
+        == 0
+    )
     with_adapter = capsys.readouterr().out
-    assert main(["infer", "--model", str(merged), *question, "--speak", str(tmp_path / "merged.wav")]) == 0
+    assert main(["infer", "--model", str(merged), *question, "--speak", str(spoken["merged"])]) == 0
     assert capsys.readouterr().out == with_adapter
-    info = soundfile.info(str(tmp_path / "merged.wav"))
-    assert info.samplerate == RATE and info.frames > 0
+    for wav in spoken.values():
+        info = soundfile.info(str(wav))
+        assert info.samplerate == RATE and info.frames > 0
