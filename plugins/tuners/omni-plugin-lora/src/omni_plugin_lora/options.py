@@ -18,7 +18,8 @@ class LoraOptions:
     lora_dropout: float = option(0.05, help="dropout on the adapter's input")
     target_modules: list[str] = option(
         default_factory=list,
-        help="module names or a regex to adapt (default: the model family's LoRA targets, else all-linear)",
+        help="module names or a regex to adapt (default: the model family's LoRA targets, else all-linear; on a "
+        "multimodal model both stay in the language model, and --freeze-vision/-audio/-aligner false add a part)",
     )
     modules_to_save: list[str] = option(
         default_factory=list, help="modules trained in full and saved with the adapter (e.g. lm_head embed_tokens)"
