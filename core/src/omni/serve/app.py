@@ -65,6 +65,7 @@ from omni.serve.protocol import (
     pcm16_bytes,
     spoken_chat_completion,
     spoken_stream_choice,
+    spoken_usage,
     stream_chunk,
     text_completion,
     usage,
@@ -478,9 +479,7 @@ async def _speech_stream(
                     yield chunk([spoken_stream_choice({"expires_at": int(time.time())})])
                     yield chunk([spoken_stream_choice({}, item.finish_reason)])
                     if include_usage:
-                        prompt, completion = item.prompt_tokens, len(item.token_ids)
-                        counts = {"prompt_tokens": prompt, "completion_tokens": completion}
-                        yield {**chunk([]), "usage": {**counts, "total_tokens": prompt + completion}}
+                        yield {**chunk([]), "usage": spoken_usage(item)}
                 elif item.text:
                     yield chunk([spoken_stream_choice({"transcript": item.text})])
                 else:

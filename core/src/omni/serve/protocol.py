@@ -475,6 +475,12 @@ def audio_bytes(waveform: Any, sampling_rate: int, audio_format: str) -> bytes:
     return out.getvalue()
 
 
+def spoken_usage(answer: SpokenAnswer) -> dict[str, int]:
+    """The token counts of a spoken answer (its text's tokens; the speech is not counted)."""
+    prompt, completion = answer.prompt_tokens, len(answer.token_ids)
+    return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+
+
 def spoken_chat_completion(
     answer: SpokenAnswer, audio: bytes, *, request_id: str, created: int, model: str
 ) -> dict[str, Any]:
@@ -491,14 +497,13 @@ def spoken_chat_completion(
             "transcript": answer.text,
         },
     }
-    prompt, completion = answer.prompt_tokens, len(answer.token_ids)
     return {
         "id": request_id,
         "object": "chat.completion",
         "created": created,
         "model": model,
         "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": answer.finish_reason}],
-        "usage": {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion},
+        "usage": spoken_usage(answer),
     }
 
 
