@@ -57,6 +57,47 @@ def test_speak_writes_a_wav_for_every_input_mix(talker_dir, media, tmp_path, cap
     assert f"spoken answer: {spoken} ({info.duration:.2f} s)" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("hearing", [False, True], ids=["image+audio", "video+track"])
+def test_the_talker_gets_its_own_positions_with_the_thinkers_audio_window(talker_dir, media, hearing):
+    """The Speaker lays out the talker's rotary positions with the thinker's rule: the same positions the talker's
+    own rule gives once its config has the audio window it reads (transformers' talker config lacks it)."""
+    import torch
+    import transformers
+    from omni.api import TemplateOptions
+    from omni.template import get_template
+    from omni_plugin_qwen3_omni.processor import Qwen3OmniProcessor
+    from omni_plugin_qwen3_omni.speech import Speaker
+
+    template = get_template(
+        "qwen3-omni", Qwen3OmniProcessor.from_pretrained(talker_dir), TemplateOptions(use_audio_in_video=hearing)
+    )
+    if hearing:
+        row = {"messages": [{"role": "user", "content": "<video>What is it?"}], "videos": [str(media / "clip.mp4")]}
+    else:
+        row = {"messages": [{"role": "user", "content": "<image><audio>What is it?"}]}
+        row.update(images=[str(media / "shape.png")], audios=[str(media / "tone.wav")])
+    prompt = template.encode_prompt(row)
+    ids, media_tensors = torch.tensor([prompt.input_ids]), prompt.extras
+    arguments = (
+        ids,
+        media_tensors.get("image_grid_thw"),
+        media_tensors.get("video_grid_thw"),
+        torch.ones_like(ids),
+        hearing,
+        media_tensors["feature_attention_mask"].sum(-1),
+        media_tensors.get("video_second_per_grid"),
+    )
+    whole = transformers.Qwen3OmniMoeForConditionalGeneration.from_pretrained(talker_dir)
+    own_rule = type(whole.talker).get_rope_index
+    with pytest.raises(AttributeError, match="audio_config"):
+        own_rule(whole.talker, *arguments)
+    Speaker(whole)
+    ours = whole.talker.get_rope_index(*arguments)
+    whole.talker.config.audio_config = whole.config.thinker_config.audio_config
+    expected = own_rule(whole.talker, *arguments)
+    assert torch.equal(ours[0], expected[0]) and torch.equal(ours[1], expected[1])
+
+
 def voices(talker_dir):
     import json
 
