@@ -234,7 +234,7 @@ def test_each_process_keeps_its_columns_of_the_decoder_inputs_and_its_image_toke
         split_decoder_inputs({**seen, "attention_mask": torch.ones_like(ids)[None]}, torch.arange(half))
 
 
-@pytest.mark.slow  # one process, then two with ZeRO-2 and Ulysses, on the tiny Qwen3-Omni: 85-95 s on 2 busy cores
+@pytest.mark.slow  # one process, then two with ZeRO-2 and Ulysses, on the tiny Qwen3-Omni: ~45 s CPU, 85-115 s on busy 2 cores
 def test_rows_with_image_and_audio_split_across_two_processes_train_as_one_process_does(tiny_omni, tmp_path):
     data = image_and_audio_rows(tmp_path)
     common = ["sft", "--model", tiny_omni, "--dataset", data, "--tuner", "full", "--max-steps", "2"]
