@@ -18,6 +18,7 @@ MIN_SAMPLING_TEMPERATURE = 1e-5
 PROMPT_IDS = "prompt_ids"  # `InferRequest.prompt_ids`: a prompt given as token ids
 TOP_LOGPROBS = "top_logprobs"  # `GenerationConfig.top_logprobs` above 0: the most likely tokens at each step
 SCORING = "scoring"  # `GenerationConfig.prompt_logprobs`, and `max_new_tokens` 0 (score the prompt only)
+USE_AUDIO_IN_VIDEO = "use_audio_in_video"  # `InferRequest.use_audio_in_video`: chosen per request
 
 
 @dataclass
@@ -155,7 +156,7 @@ class Engine:
     max_model_len: int | None = None
     # What the model takes in ("text", "image", "audio", "video"); None when the engine does not say.
     modalities: tuple[str, ...] | None = None
-    # The optional request features it implements (`PROMPT_IDS`, `TOP_LOGPROBS`, `SCORING`).
+    # The optional request features it implements (`PROMPT_IDS`, `TOP_LOGPROBS`, `SCORING`, `USE_AUDIO_IN_VIDEO`).
     features: frozenset[str] = frozenset()
     # The voices its model answers aloud in (`speak`), the default first; empty when it answers in text only.
     voices: tuple[str, ...] = ()

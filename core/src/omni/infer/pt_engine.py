@@ -25,6 +25,7 @@ from omni.infer.engine import (
     PROMPT_IDS,
     SCORING,
     TOP_LOGPROBS,
+    USE_AUDIO_IN_VIDEO,
     Choice,
     Engine,
     GenerationConfig,
@@ -53,7 +54,7 @@ class PtEngine(Engine):
     """Generation with transformers on one model, with named adapters switched per request."""
 
     options_class = PtEngineOptions
-    features = frozenset({PROMPT_IDS, TOP_LOGPROBS, SCORING})
+    features = frozenset({PROMPT_IDS, TOP_LOGPROBS, SCORING, USE_AUDIO_IN_VIDEO})
 
     def __init__(self, model: str, **flags: Any) -> None:
         super().__init__(model, **flags)

@@ -42,6 +42,7 @@ from omni.infer.engine import (
     PROMPT_IDS,
     SCORING,
     TOP_LOGPROBS,
+    USE_AUDIO_IN_VIDEO,
     Engine,
     InferRequest,
     InferResponse,
@@ -169,7 +170,10 @@ def create_app(
         audio = body.audio_output()
         voice = _voice(engine, audio) if audio is not None else None
         row = await _within(asyncio.to_thread(_read_media, row, media), http, deadline)
-        request = InferRequest(row, generation, adapter, use_audio_in_video=body.hears_video_audio())
+        hears_video_audio = body.hears_video_audio()
+        if hears_video_audio is not None:
+            _require(engine, USE_AUDIO_IN_VIDEO, "use_audio_in_video")
+        request = InferRequest(row, generation, adapter, use_audio_in_video=hears_video_audio)
         head = {"request_id": f"chatcmpl-{uuid.uuid4().hex}", "created": int(time.time()), "model": body.model}
         if audio is not None:
             if not body.stream:
