@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from omni.api import GenerationConfig, InferRequest, OmniError, PromptEncoder
+from omni.testing import installed_registry
 from omni_plugin_lmdeploy.engine import (
     LmdeployEngine,
     LmdeployServerEngine,
@@ -62,7 +63,7 @@ def test_backend_configs_follow_the_options() -> None:
 
 
 def test_requests_translate_into_lmdeploy_generation_configs(tiny_model: Path) -> None:
-    prompts = PromptEncoder.load(str(tiny_model))
+    prompts = PromptEncoder.load(str(tiny_model), registry=installed_registry())
     sampled = generation_config(
         GenerationConfig(temperature=0.8, top_k=40, seed=9, stop=["END"], logprobs=True), prompts, 2
     )
@@ -76,10 +77,10 @@ def test_requests_translate_into_lmdeploy_generation_configs(tiny_model: Path) -
 def test_prompts_are_omnis_template_as_text_without_a_doubled_bos(tmp_path: Path, tiny_model: Path) -> None:
     from omni.testing.models import build_tiny_model
 
-    qwen = PromptEncoder.load(str(tiny_model))
+    qwen = PromptEncoder.load(str(tiny_model), registry=installed_registry())
     request = ask("Hi there")
     assert qwen.tokenizer(prompt_text(qwen, request))["input_ids"] == qwen.token_ids(request)
-    llama = PromptEncoder.load(str(build_tiny_model("llama", tmp_path / "llama")))
+    llama = PromptEncoder.load(str(build_tiny_model("llama", tmp_path / "llama")), registry=installed_registry())
     ids = llama.token_ids(request)
     assert ids[0] == llama.tokenizer.bos_token_id
     assert llama.tokenizer(prompt_text(llama, request))["input_ids"] == ids  # LMDeploy's own BOS restores it

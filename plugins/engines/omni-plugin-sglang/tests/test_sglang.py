@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from omni.api import GenerationConfig, InferRequest, OmniError, PromptEncoder, StreamDelta
 from omni.infer.remote import ServerProcess, free_port
+from omni.testing import installed_registry
 from omni_plugin_sglang.engine import (
     ChoiceStream,
     SglangEngine,
@@ -123,7 +124,7 @@ def test_a_launched_server_is_waited_for_and_stopped(tiny_model: Path) -> None:
 
 
 def test_requests_translate_into_sglang_arguments(tiny_model: Path) -> None:
-    prompts = PromptEncoder.load(str(tiny_model))
+    prompts = PromptEncoder.load(str(tiny_model), registry=installed_registry())
     request = ask(QUESTIONS[1], "alpha", temperature=0.7, top_p=0.9, top_k=20, seed=3, stop=["\n\n"], logprobs=True)
     ids = prompts.token_ids(request)
     kwargs = generate_kwargs(ids, request.generation, 1, prompts, adapter="alpha", stream=True)
@@ -139,7 +140,7 @@ def test_requests_translate_into_sglang_arguments(tiny_model: Path) -> None:
 
 
 def test_sglang_outputs_translate_into_choices(tiny_model: Path) -> None:
-    prompts = PromptEncoder.load(str(tiny_model))
+    prompts = PromptEncoder.load(str(tiny_model), registry=installed_registry())
     stream = ChoiceStream(prompts)
     end = sorted(prompts.end_token_ids)[0]
     assert stream.add({"text": "Par", "output_ids": [5], "meta_info": {}}).text == "Par"
