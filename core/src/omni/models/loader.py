@@ -51,6 +51,10 @@ def load_model(
     model, processor = loader(resolved.path_or_id, model_options=options, load_options=load_options)
     tokenizer = getattr(processor, "tokenizer", processor)
     _ensure_pad_token(model, tokenizer)
+    if getattr(model, "name_or_path", None) == "":
+        # A part of the checkpoint's model (Qwen3-Omni's thinker) names no checkpoint; adapters saved from it
+        # record this one as their base (peft's base_model_name_or_path).
+        model.name_or_path = resolved.path_or_id
     return LoadedModel(model, processor, tokenizer, resolved.registration, resolved.path_or_id)
 
 
