@@ -24,7 +24,7 @@ import secrets
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -442,7 +442,7 @@ async def _spoken_answer(engine: Engine, request: InferRequest, voice: str | Non
 
 async def _spoken_items(
     engine: Engine, request: InferRequest, voice: str | None
-) -> AsyncIterator[SpeechDelta | SpokenAnswer]:
+) -> AsyncGenerator[SpeechDelta | SpokenAnswer, None]:
     """`Engine.speak_stream` from a worker thread; leaving early stops its generation."""
     cancel = threading.Event()
     items = engine.speak_stream(request, voice, cancel)
@@ -465,7 +465,7 @@ async def _speech_stream(
     """A server-sent-events response speaking the answer, started once its first piece is ready (so a refused
     request gets its status code): ``delta.audio`` chunks carry the transcript as the thinker writes it, then
     base64 pcm16 pieces of the speech as the talker says them, then ``expires_at``."""
-    items = aiter(_spoken_items(engine, request, voice))
+    items = _spoken_items(engine, request, voice)
     try:
         first = await _within(_next(items), http, deadline)
     except _ClientGone:
@@ -494,6 +494,8 @@ async def _speech_stream(
             yield _timeout_error().body()
         except Exception as exc:
             yield _engine_error(exc).body()
+        finally:
+            await items.aclose()  # a client gone or a timeout: the engine stops speaking now, not when collected
 
     return StreamingResponse(
         _event_lines(events()), media_type="text/event-stream", headers={"Cache-Control": "no-cache"}
