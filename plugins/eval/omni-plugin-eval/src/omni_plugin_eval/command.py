@@ -52,9 +52,7 @@ def run(invocation: Any) -> int:
     finally:
         engine.close()
     summary = summarize(results)
-    output_dir = Path(
-        options.eval_output_dir or Path("eval_output") / Path(model).name / time.strftime("%Y%m%d-%H%M%S")
-    )
+    output_dir = Path(options.eval_output_dir or default_output_dir(model))
     meta = {
         "model": model,
         "adapters": adapters,
@@ -68,6 +66,11 @@ def run(invocation: Any) -> int:
         f"report: {written['page']} (chart {written['chart']}, summary {written['summary']}, answers {written['answers']})"
     )
     return 0
+
+
+def default_output_dir(model: str) -> Path:
+    """eval_output/MODEL/TIMESTAMP, where a report goes without --eval-output-dir."""
+    return Path("eval_output") / Path(model).name / time.strftime("%Y%m%d-%H%M%S")
 
 
 def remote_engine(options: EvalOptions, adapters: dict[str, str], registry: Registry) -> RemoteEngine:

@@ -10,7 +10,7 @@ from omni.api import GenerationOptions, ModelOptions, TemplateCliOptions, option
 DATASET_HELP = (
     "benchmarks to score: NAME=PATH (a built-in or plugin benchmark reading the file or folder PATH), NAME "
     "(read from --eval-data-dir/NAME), or a FILE (a built-in benchmark chosen by the file's columns); see "
-    "`omni list benchmarks`"
+    "`omni list benchmarks`. With --eval-backend evalscope: EvalScope's benchmark NAME reading its local copy PATH"
 )
 
 
@@ -37,7 +37,20 @@ class EvalOptions(GenerationOptions, TemplateCliOptions, ModelOptions):
     )
     eval_api_key: str | None = option(None, help="API key for --eval-url", aliases=("api_key",))
     eval_backend: Literal["native", "evalscope"] = option(
-        "native", help="native: omni's benchmarks; evalscope: EvalScope's, against omni's own server"
+        "native",
+        help="native: omni's benchmarks; evalscope: EvalScope's (run from its own environment, see "
+        "--evalscope-python) against omni's own server, or the one at --eval-url",
+    )
+    eval_dataset_args: str | None = option(
+        None,
+        help='EvalScope backend: its dataset_args as JSON, e.g. \'{"general_mcq": {"local_path": "data/mcq", '
+        '"subset_list": ["example"]}}\' (--eval-dataset NAME=PATH sets local_path)',
+    )
+    eval_num_proc: int = option(16, help="EvalScope backend: requests it sends the server at once")
+    evalscope_python: str | None = option(
+        None,
+        help="EvalScope backend: the Python of the environment EvalScope is installed in (default: "
+        "$OMNI_EVALSCOPE_PYTHON, else the interpreter of an `evalscope` command on PATH)",
     )
     eval_output_dir: str | None = option(
         None, help="where answers, summary.json and the report go (default: eval_output/MODEL/TIMESTAMP)"

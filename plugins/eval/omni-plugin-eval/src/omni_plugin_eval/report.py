@@ -35,20 +35,34 @@ def write_report(output_dir: Path, results: Results, summary: dict[str, Any], me
     """Write the answers, the summary, the chart and the page into `output_dir`; returns their paths by kind."""
     for run, by_benchmark in results.answers.items():
         for benchmark in results.benchmarks:
-            target = output_dir / "answers" / _safe(run) / f"{_safe(benchmark.label)}.jsonl"
-            with atomic_text_file(target) as handle:
-                for answer in by_benchmark[benchmark.label]:
-                    row = benchmark.rows[answer.index]
-                    line = {
+            lines = []
+            for answer in by_benchmark[benchmark.label]:
+                lines.append(
+                    {
                         "index": answer.index,
                         "subset": answer.subset,
                         "prompt": benchmark.prompts[answer.index]["messages"][-1]["content"],
                         "answer": answer.answer,
                         "extracted": answer.extracted,
                         **answer.metrics,
-                        "row": row,
+                        "row": benchmark.rows[answer.index],
                     }
-                    handle.write(json.dumps(line, ensure_ascii=False, default=str) + "\n")
+                )
+            write_answers(output_dir, run, benchmark.label, lines)
+    return write_summary(output_dir, summary, meta)
+
+
+def write_answers(output_dir: Path, run: str, benchmark: str, lines: list[dict[str, Any]]) -> Path:
+    """One run's answers to one benchmark as answers/RUN/BENCHMARK.jsonl."""
+    target = output_dir / "answers" / _safe(run) / f"{_safe(benchmark)}.jsonl"
+    with atomic_text_file(target) as handle:
+        for line in lines:
+            handle.write(json.dumps(line, ensure_ascii=False, default=str) + "\n")
+    return target
+
+
+def write_summary(output_dir: Path, summary: dict[str, Any], meta: dict[str, Any]) -> dict[str, Path]:
+    """summary.json, the chart and the page (the answers are written already); returns every path by kind."""
     summary_path = output_dir / SUMMARY
     with atomic_text_file(summary_path) as handle:
         handle.write(json.dumps({**meta, "results": summary}, indent=2, ensure_ascii=False, default=str) + "\n")
