@@ -25,7 +25,8 @@ The names, by what they are for:
 - Looking things up: `Registry`, `Registration`, `Distribution`, `import_ref`, `find_tuner`, `get_registry`
   (the running omni's registry, for code that is not handed one).
 - Models: `ModelOptions`, `LoadOptions`, `load_model`, `load_pretrained`, `pretrained_kwargs`,
-  `atomic_text_file`.
+  `atomic_text_file`; for quantizers, `encoded_batches` (dataset rows encoded with a loaded model's template
+  as one-row model inputs: calibration, held-out sets) and `perplexity` (of a model on such batches).
 - Templates: `Template`, `TemplateOptions`, `Encoded`, `RowTooLongError`, `IGNORE_INDEX` (the label of
   tokens that take no loss, -100), `ChatMLTemplate`, `IM_START`/`IM_END` (ChatML's turn markers),
   `answer_turn`, `Piece`, `PieceTemplate`.
@@ -155,6 +156,8 @@ _LAZY: dict[str, str] = {
     "with_training_defaults": "omni.infer.recorded",
     "open_engine": "omni.infer.command",
     "EMBEDDED_MODEL": "omni.models.embedded",
+    "encoded_batches": "omni.export.data",
+    "perplexity": "omni.export.data",
     "GenerationOptions": "omni.infer.options",
     "TemplateCliOptions": "omni.template.options",
 }
@@ -257,6 +260,8 @@ __all__ = [
     "with_training_defaults",
     "open_engine",
     "EMBEDDED_MODEL",
+    "encoded_batches",
+    "perplexity",
     "GenerationOptions",
     "TemplateCliOptions",
 ]
@@ -282,6 +287,7 @@ if TYPE_CHECKING:  # type checkers and editors see the lazy names as plain impor
     from omni.encoders.image import load_image
     from omni.encoders.sources import MediaContext
     from omni.encoders.video import DEFAULT_FPS, DEFAULT_MAX_FRAMES, Video, load_video
+    from omni.export.data import encoded_batches, perplexity
     from omni.infer.adapters import find_tuner, parse_adapters
     from omni.infer.command import open_engine
     from omni.infer.engine import (
