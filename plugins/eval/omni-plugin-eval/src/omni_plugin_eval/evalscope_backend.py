@@ -229,8 +229,9 @@ class EvalScopeRunner:
         line = self.process.stdout.readline()
         if not line:
             status = self.process.wait()
-            tail = "\n".join(self.log_path.read_text(errors="replace").splitlines()[-15:])
-            raise OmniError(f"EvalScope stopped (exit status {status}); its log {self.log_path} ends:\n{tail}")
+            said = [line for line in self.log_path.read_text(errors="replace").splitlines() if line.strip()]
+            last = said[-1].strip() if said else "(it printed nothing)"
+            raise OmniError(f"EvalScope stopped (exit status {status}): {last} (its log: {self.log_path})")
         message = json.loads(line)
         if "error" in message:
             raise OmniError(message["error"])
@@ -296,4 +297,4 @@ def review_lines(reviews: Path, dataset: str, subsets: list[str]) -> list[dict[s
                     "target": review["target"],
                 }
             )
-    return lines
+    return sorted(lines, key=lambda line: (line["subset"], line["index"]))  # EvalScope writes them as they finish
