@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from omni_plugin_eval.benchmarks.choice import INSTRUCTION, extract_choice
 
-from tests.helpers import REPO, run_omni
+from tests.helpers import OMNI, REPO, run_omni, start_serving
 
 from .conftest import GENERAL_KNOWLEDGE
 
@@ -139,3 +139,43 @@ def test_evalscope_scores_omnis_server_and_agrees_with_native(evalscope_python, 
         f"omni native {native_correct:g}/{len(ROWS)}"
     )
     assert abs(omni_rule - native_correct) <= 2
+
+
+def write_gsm8k_clone(folder: Path, train: int) -> Path:
+    """GSM8K in the layout of its hub repository (openai/gsm8k): README.md declaring config `main`, and its splits."""
+    (folder / "main").mkdir(parents=True)
+    (folder / "README.md").write_text(
+        "---\nconfigs:\n- config_name: main\n  data_files:\n  - split: train\n    path: main/train.jsonl\n"
+        "  - split: test\n    path: main/test.jsonl\n---\n"
+    )
+    sums = [{"question": f"What is {a} + {a}?", "answer": f"{a}+{a}={2 * a}\n#### {2 * a}"} for a in range(1, 4)]
+    (folder / "main" / "test.jsonl").write_text("".join(json.dumps(row) + "\n" for row in sums))
+    (folder / "main" / "train.jsonl").write_text("".join(json.dumps(row) + "\n" for row in sums[:train]))
+    return folder
+
+
+@pytest.mark.slow
+def test_evalscope_against_a_running_server_and_its_failures_in_one_line(evalscope_python, smollm2, mcq_file, tmp_path):
+    """--eval-url: EvalScope scores the model a running `omni serve` serves; a failure inside EvalScope (gsm8k's
+    four-shot prompt over a train split of one row) is one line naming EvalScope's error and its log."""
+    process, url, _ = start_serving(
+        [str(OMNI), "serve", "--model", str(smollm2), "--served-model-name", "smol", "--port", "0"]
+    )
+    try:
+        common = ["eval", "--eval-backend", "evalscope", "--evalscope-python", str(evalscope_python)]
+        common += ["--eval-url", url, "--eval-limit", "2", "--max-new-tokens", "8"]
+        done = run_omni(*common, "--eval-dataset", f"general_mcq={mcq_file}", "--eval-output-dir", str(tmp_path / "a"))
+        assert done.returncode == 0, done.stderr[-3000:]
+        summary = json.loads((tmp_path / "a" / "summary.json").read_text())
+        assert (summary["engine"], summary["model"]) == (f"evalscope 1.14.1 via {url}", "smol")
+        assert summary["results"]["smol"]["general_mcq"]["count"] == 2
+        assert len(_answers(tmp_path / "a")) == 2
+
+        clone = write_gsm8k_clone(tmp_path / "gsm8k", train=1)
+        failed = run_omni(*common, "--eval-dataset", f"gsm8k={clone}", "--eval-output-dir", str(tmp_path / "b"))
+        line = _error_line(failed)
+        assert line.startswith("omni: error: EvalScope stopped (exit status 1): AssertionError: The dataset only")
+        assert f"(its log: {tmp_path / 'b' / 'evalscope' / 'evalscope.log'})" in line
+    finally:
+        process.terminate()
+        process.wait(timeout=60)
