@@ -26,7 +26,8 @@ The names, by what they are for:
   (the running omni's registry, for code that is not handed one).
 - Models: `ModelOptions`, `LoadOptions`, `load_model`, `load_pretrained`, `pretrained_kwargs`,
   `atomic_text_file`; for quantizers, `encoded_batches` (dataset rows encoded with a loaded model's template
-  as one-row model inputs: calibration, held-out sets) and `perplexity` (of a model on such batches).
+  as one-row model inputs: calibration, held-out sets), `perplexity` (of a model on such batches) and
+  `transformers_skip_patterns` (modules to keep unquantized, as a transformers quantization config names them).
 - Templates: `Template`, `TemplateOptions`, `Encoded`, `RowTooLongError`, `IGNORE_INDEX` (the label of
   tokens that take no loss, -100), `ChatMLTemplate`, `IM_START`/`IM_END` (ChatML's turn markers),
   `answer_turn`, `Piece`, `PieceTemplate`.
@@ -158,6 +159,7 @@ _LAZY: dict[str, str] = {
     "EMBEDDED_MODEL": "omni.models.embedded",
     "encoded_batches": "omni.export.data",
     "perplexity": "omni.export.data",
+    "transformers_skip_patterns": "omni.export.quantize",
     "GenerationOptions": "omni.infer.options",
     "TemplateCliOptions": "omni.template.options",
 }
@@ -262,6 +264,7 @@ __all__ = [
     "EMBEDDED_MODEL",
     "encoded_batches",
     "perplexity",
+    "transformers_skip_patterns",
     "GenerationOptions",
     "TemplateCliOptions",
 ]
@@ -288,6 +291,7 @@ if TYPE_CHECKING:  # type checkers and editors see the lazy names as plain impor
     from omni.encoders.sources import MediaContext
     from omni.encoders.video import DEFAULT_FPS, DEFAULT_MAX_FRAMES, Video, load_video
     from omni.export.data import encoded_batches, perplexity
+    from omni.export.quantize import transformers_skip_patterns
     from omni.infer.adapters import find_tuner, parse_adapters
     from omni.infer.command import open_engine
     from omni.infer.engine import (

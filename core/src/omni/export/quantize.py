@@ -53,3 +53,18 @@ def tower_modules(spec: ModelSpec) -> tuple[str, ...]:
     """Module-name prefixes of a model family's vision and audio towers and aligners (none for text models)."""
     parts = spec.parts
     return () if parts is None else (*parts.vision, *parts.audio, *parts.aligner)
+
+
+def transformers_skip_patterns(keep_modules: tuple[str, ...]) -> list[str] | None:
+    """`keep_modules` as the skip list of a transformers quantization config (bitsandbytes' `llm_int8_skip_modules`,
+    FP8's `modules_to_not_convert`), or None (transformers' default skips) when there is nothing to keep.
+
+    transformers matches each entry as a regex from the start of a module's name; the model a loader returns
+    may be a submodule of what transformers loads (the Qwen3-Omni thinker), hence the optional parent. Naming
+    modules replaces transformers' default skips (the output head), so the head is named too.
+    """
+    import re
+
+    if not keep_modules:
+        return None
+    return [*(rf"(.+\.)?{re.escape(prefix)}" for prefix in keep_modules), "lm_head"]

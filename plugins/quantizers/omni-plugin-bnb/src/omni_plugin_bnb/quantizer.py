@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import torch
-from omni.api import OmniError, Quantizer
+from omni.api import OmniError, Quantizer, transformers_skip_patterns
 from peft import prepare_model_for_kbit_training
 from transformers import BitsAndBytesConfig
 
@@ -28,10 +27,7 @@ class BnbQuantizer(Quantizer):
 
         `keep_modules` (e.g. a multimodal model's towers) stay unquantized, and so does the output head.
         """
-        # transformers matches these as regexes from the start of a module's name; the model a loader returns
-        # may be a submodule of what transformers loads (the Qwen3-Omni thinker), hence the optional parent.
-        # Naming modules to skip replaces transformers' default skips (the output head), so it is named too.
-        skip = [*(rf"(.+\.)?{re.escape(prefix)}" for prefix in keep_modules), "lm_head"] if keep_modules else None
+        skip = transformers_skip_patterns(keep_modules)
         if bits == 8:
             return BitsAndBytesConfig(load_in_8bit=True, llm_int8_skip_modules=skip)
         if bits != 4:
