@@ -141,14 +141,6 @@ def test_eval_limit_takes_the_first_rows(registry, general_mcq):
     assert len(bench.rows) == 3 and bench.rows[0]["question"] == "What is the capital of France?"
 
 
-def test_evalscope_backend_says_why_in_one_line(omni_cli, general_mcq):
-    done = omni_cli(
-        "eval", "--eval-backend", "evalscope", "--eval-dataset", str(general_mcq), env={"OMNI_PLUGINS": "eval"}
-    )
-    assert done.returncode == 2
-    assert done.stderr.count("\n") == 1 and "datasets==3.6.0" in done.stderr, done.stderr
-
-
 def test_report_files_are_complete_and_compare_runs(registry, general_mcq, tmp_path):
     (bench,) = _resolve(registry, f"mcq={general_mcq}", limit=4)
     results = Results([bench])

@@ -60,11 +60,7 @@ def run(invocation: Any) -> int:
         "generation": {"temperature": options.temperature, "max_new_tokens": options.max_new_tokens},
         "seconds": round(elapsed, 2),
     }
-    written = write_report(output_dir, results, summary, meta)
-    print_summary(summary)
-    print(
-        f"report: {written['page']} (chart {written['chart']}, summary {written['summary']}, answers {written['answers']})"
-    )
+    print_report(summary, write_report(output_dir, results, summary, meta))
     return 0
 
 
@@ -105,6 +101,14 @@ def check_modalities(engine: Any, benchmarks: list[Benchmark]) -> None:
                     f"benchmark {benchmark.label} asks about {column} ({benchmark.path}); the model takes "
                     f"{', '.join(takes)} only"
                 )
+
+
+def print_report(summary: dict[str, Any], written: dict[str, Path]) -> None:
+    """The summary's lines, then where the report's files are."""
+    print_summary(summary)
+    print(
+        f"report: {written['page']} (chart {written['chart']}, summary {written['summary']}, answers {written['answers']})"
+    )
 
 
 def print_summary(summary: dict[str, Any]) -> None:

@@ -36,60 +36,59 @@ CREATE_ENV = (
 
 def run_evalscope(invocation: Any) -> int:
     """Score the model (and adapters) on EvalScope's benchmarks through omni's server; write omni's report."""
-    from omni_plugin_eval.command import default_output_dir, print_summary, remote_engine
+    from omni_plugin_eval.command import default_output_dir, print_report, remote_engine
 
     options: EvalOptions = invocation.options
     datasets, dataset_args = dataset_request(options.eval_dataset, options.eval_dataset_args)
     python = evalscope_python(options.evalscope_python)
     adapters = parse_adapters(options.adapters)
-    model = options.model or EMBEDDED_MODEL
+    # A running server is asked its model's name now (no model loads); omni serve is launched after EvalScope's check.
+    server = remote_engine(options, adapters, invocation.registry) if options.eval_url else None
+    model = server.served_model if server else options.model or EMBEDDED_MODEL
     output_dir = Path(options.eval_output_dir or default_output_dir(model)).absolute()
     work_dir = output_dir / "evalscope"
     work_dir.mkdir(parents=True, exist_ok=True)
-    with EvalScopeRunner(python, work_dir / "evalscope.log") as runner:
-        version = runner.check(datasets, dataset_args)  # before any model loads
-        if options.eval_url:
-            server = remote_engine(options, adapters, invocation.registry)
-        else:
-            server = OmniServer.open(
-                model, options=ServeOptions(), adapters=adapters, model_options=options, registry=invocation.registry
-            )
-        try:
+    try:
+        with EvalScopeRunner(python, work_dir / "evalscope.log") as runner:
+            version = runner.check(datasets, dataset_args)  # before any model loads
+            if server is None:
+                server = OmniServer.open(
+                    model,
+                    options=ServeOptions(),
+                    adapters=adapters,
+                    model_options=options,
+                    registry=invocation.registry,
+                )
             runs: dict[str, str] = {}
             if options.eval_base or not adapters:
                 runs["base" if adapters else Path(server.served_model).name] = server.served_model
             runs.update({name: name for name in adapters})
             started = time.perf_counter()
-            runner.run(
-                {
-                    "api_url": server.url + "/v1",
-                    "api_key": options.eval_api_key,
-                    "runs": runs,
-                    "limit": options.eval_limit,
-                    "generation_config": generation_config(options),
-                    "eval_batch_size": options.eval_num_proc,
-                    "work_dir": str(work_dir),
-                },
-                list(runs),
-            )
+            job = {
+                "api_url": server.url + "/v1",
+                "api_key": options.eval_api_key,
+                "runs": runs,
+                "limit": options.eval_limit,
+                "generation_config": generation_config(options),
+                "eval_batch_size": options.eval_num_proc,
+                "work_dir": str(work_dir),
+            }
+            runner.run(job, list(runs))
             elapsed = time.perf_counter() - started
-        finally:
+    finally:
+        if server is not None:
             server.close()
     summary = {run: read_run(work_dir, run, datasets, dataset_args, output_dir) for run in runs}
     meta = {
-        "model": server.served_model if options.eval_url else model,
+        "model": model,
         "adapters": adapters,
         "engine": f"evalscope {version} via "
         + (options.eval_url or f"omni serve --infer-backend {options.infer_backend}"),
-        "generation": generation_config(options),
+        "generation": job["generation_config"],
         "seconds": round(elapsed, 2),
         "evalscope_work_dir": str(work_dir),
     }
-    written = write_summary(output_dir, summary, meta)
-    print_summary(summary)
-    print(
-        f"report: {written['page']} (chart {written['chart']}, summary {written['summary']}, answers {written['answers']})"
-    )
+    print_report(summary, write_summary(output_dir, summary, meta))
     return 0
 
 
