@@ -41,7 +41,7 @@ def main() -> None:
 
     import torch
     from omni.api import GenerationConfig, InferRequest, PtEngine, SpeechDelta, SpokenAnswer
-    from omni.testing.omni_models import build_tiny_qwen3_omni
+    from omni_plugin_qwen3_omni.testing import build_tiny_qwen3_omni
 
     torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as scratch:

@@ -35,18 +35,20 @@ CORE_MODULES_IN_PLUGIN_TESTS = {
 }  # fmt: skip
 
 
-def _allowed(module: str, in_tests: bool) -> bool:
+def _allowed(module: str, path: Path, plugins: Path) -> bool:
+    """omni.api everywhere; omni.testing in tests and in a plugin's own `testing` module (tiny checkpoints of its
+    family, for other plugins' tests); the listed core modules in tests."""
     if module == "omni.api":
         return True
-    if not in_tests:
-        return False
-    return module == "omni.testing" or module.startswith("omni.testing.") or module in CORE_MODULES_IN_PLUGIN_TESTS
+    in_tests = "tests" in path.relative_to(plugins).parts
+    if module == "omni.testing" or module.startswith("omni.testing."):
+        return in_tests or path.stem == "testing"
+    return in_tests and module in CORE_MODULES_IN_PLUGIN_TESTS
 
 
 def boundary_violations(path: Path, plugins: Path = PLUGINS) -> list[str]:
-    """`file:line: ...` for every import of omni other than `omni.api` (and `omni.testing` in tests), and every
+    """`file:line: ...` for every import of omni that `_allowed` does not allow, and every
     `"omni.module:attr"` reference outside `omni.api`, in one file under the `plugins` folder."""
-    in_tests = "tests" in path.relative_to(plugins).parts
     tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
     where = path.relative_to(plugins.parent)
     found = []
@@ -63,7 +65,7 @@ def boundary_violations(path: Path, plugins: Path = PLUGINS) -> list[str]:
         else:
             continue
         for module in modules:
-            if not _allowed(module, in_tests):
+            if not _allowed(module, path, plugins):
                 found.append(f"{where}:{node.lineno}: imports {module}; plugins import only omni.api")
     return found
 
@@ -99,6 +101,11 @@ def test_the_check_names_file_and_line(tmp_path):
     ]
     assert boundary_violations(test, plugins) == [
         f"{where}/tests/test_acme.py:2: imports omni.registry; plugins import only omni.api"
+    ]
+    builder = entry.with_name("testing.py")  # tiny checkpoints of the plugin's family, for other plugins' tests
+    builder.write_text("from omni.testing import build_tiny\nfrom omni.train.trainer import OmniTrainer\n")
+    assert boundary_violations(builder, plugins) == [
+        f"{where}/src/omni_plugin_acme/testing.py:2: imports omni.train.trainer; plugins import only omni.api"
     ]
 
 

@@ -41,7 +41,7 @@ def png() -> bytes:
 
 @pytest.fixture(scope="module")
 def omni_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PtEngine]:
-    from omni.testing.omni_models import build_tiny_qwen3_omni
+    from omni_plugin_qwen3_omni.testing import build_tiny_qwen3_omni
 
     engine = PtEngine(str(build_tiny_qwen3_omni(tmp_path_factory.mktemp("tiny-qwen3-omni"))))
     yield engine

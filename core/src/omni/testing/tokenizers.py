@@ -15,7 +15,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from omni.testing import chat_templates
 
@@ -220,12 +220,13 @@ def tokenizer_dir(family: Family, vocab_size: int = 1000) -> Path:
     return directory
 
 
-def build_tokenizer(family: Family, vocab_size: int = 1000) -> PreTrainedTokenizerFast:
+def build_tokenizer(family: Family, vocab_size: int = 1000, **load_options: Any) -> PreTrainedTokenizerFast:
     """A fresh tiny tokenizer of `family` with its real special tokens and chat template.
 
     `vocab_size` bounds the trained BPE vocabulary; the special and added tokens come on top, so size a
-    model's embedding with `len(tokenizer)`.
+    model's embedding with `len(tokenizer)`. `load_options` go to `from_pretrained` (e.g. a multimodal
+    family's ``extra_special_tokens``, which `save_pretrained` then records as the published tokenizer does).
     """
     from transformers import PreTrainedTokenizerFast
 
-    return PreTrainedTokenizerFast.from_pretrained(tokenizer_dir(family, vocab_size))
+    return PreTrainedTokenizerFast.from_pretrained(tokenizer_dir(family, vocab_size), **load_options)

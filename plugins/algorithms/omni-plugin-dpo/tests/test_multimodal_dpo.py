@@ -37,7 +37,7 @@ def image_pairs(jsonl: Path) -> list[Row]:
 
 @pytest.fixture(scope="module")
 def omni_model(tmp_path_factory) -> Path:
-    from omni.testing.omni_models import build_tiny_qwen3_omni
+    from omni_plugin_qwen3_omni.testing import build_tiny_qwen3_omni
 
     return build_tiny_qwen3_omni(tmp_path_factory.mktemp("tiny-qwen3-omni"))
 

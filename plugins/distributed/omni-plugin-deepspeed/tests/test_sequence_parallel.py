@@ -183,7 +183,7 @@ def image_and_audio_rows(directory: Path, copies: int = 4) -> Path:
 
 @pytest.fixture(scope="module")
 def tiny_omni(tmp_path_factory):
-    from omni.testing.omni_models import build_tiny_qwen3_omni
+    from omni_plugin_qwen3_omni.testing import build_tiny_qwen3_omni
 
     return build_tiny_qwen3_omni(tmp_path_factory.mktemp("tiny-qwen3-omni"))
 

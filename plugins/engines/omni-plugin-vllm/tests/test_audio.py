@@ -26,7 +26,7 @@ KEY = "sk-audio"
 @pytest.fixture(scope="module")
 def audio_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Random weights drawn wide enough (0.3) that greedy answers differ from clip to clip."""
-    from omni.testing.qwen2_audio import build_tiny_qwen2_audio
+    from omni_plugin_qwen2_audio.testing import build_tiny_qwen2_audio
 
     return build_tiny_qwen2_audio(tmp_path_factory.mktemp("tiny-qwen2-audio"), initializer_range=0.3)
 
@@ -76,7 +76,7 @@ def test_trained_model_answers_held_out_tones_through_the_cli(tmp_path: Path) ->
 
     First in this file, so it runs before the module's engine starts."""
     from omni.cli.main import main
-    from omni.testing.qwen2_audio import build_tiny_qwen2_audio
+    from omni_plugin_qwen2_audio.testing import build_tiny_qwen2_audio
 
     from tests.helpers import run_omni
 

@@ -12,7 +12,7 @@ from omni.testing.synthetic import draw_tone
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory):
-    from omni.testing.qwen2_audio import build_tiny_qwen2_audio
+    from omni_plugin_qwen2_audio.testing import build_tiny_qwen2_audio
 
     return build_tiny_qwen2_audio(tmp_path_factory.mktemp("tiny-qwen2-audio"), initializer_range=0.3)
 

@@ -7,14 +7,14 @@ import pytest
 
 @pytest.fixture(scope="session")
 def omni_dir(tmp_path_factory):
-    from omni.testing.omni_models import build_tiny_qwen3_omni
+    from omni_plugin_qwen3_omni.testing import build_tiny_qwen3_omni
 
     return build_tiny_qwen3_omni(tmp_path_factory.mktemp("tiny-qwen3-omni"))
 
 
 @pytest.fixture(scope="session")
 def talker_dir(tmp_path_factory):
-    from omni.testing.omni_models import build_tiny_qwen3_omni
+    from omni_plugin_qwen3_omni.testing import build_tiny_qwen3_omni
 
     return build_tiny_qwen3_omni(tmp_path_factory.mktemp("tiny-qwen3-omni-talker"), with_talker=True)
 

@@ -19,7 +19,7 @@ def tensors(folder, prefix=""):
 
 @pytest.mark.slow
 def test_bnb_export_keeps_the_towers_and_answers_an_image_question(tmp_path, capsys):
-    from omni.testing.omni_models import build_tiny_qwen3_omni
+    from omni_plugin_qwen3_omni.testing import build_tiny_qwen3_omni
 
     source = build_tiny_qwen3_omni(tmp_path / "model")
     image = tmp_path / "red.png"

@@ -13,7 +13,7 @@ from peft.tuners.lora import LoraLayer
 
 @pytest.fixture(scope="module")
 def omni_dir(tmp_path_factory):
-    from omni.testing.omni_models import build_tiny_qwen3_omni
+    from omni_plugin_qwen3_omni.testing import build_tiny_qwen3_omni
 
     return build_tiny_qwen3_omni(tmp_path_factory.mktemp("tiny-qwen3-omni"))
 

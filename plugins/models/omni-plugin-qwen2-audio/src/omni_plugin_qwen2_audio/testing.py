@@ -2,7 +2,7 @@
 
 `build_tiny_qwen2_audio(path)` writes config.json (`Qwen2AudioConfig`: a Whisper-style audio encoder, a
 linear projector and a Qwen2 language model, ~0.3M parameters), model.safetensors under the published
-weight names, generation_config.json, the tiny Qwen2.5 tokenizer (`omni.testing.tokenizers`) with the
+weight names, generation_config.json, the tiny Qwen2.5 tokenizer (`omni.testing.build_tokenizer`) with the
 audio tokens ``<|audio_bos|>``, ``<|AUDIO|>``, ``<|audio_eos|>`` and the published chat template, and
 processor_config.json + preprocessor_config.json (`Qwen2AudioProcessor`: `WhisperFeatureExtractor` with
 128 mel bins at 16 kHz). transformers and vLLM both load it, and neither needs torchvision for it.
@@ -91,10 +91,8 @@ def _published_name(name: str) -> str:
 
 
 def _tokenizer() -> Any:
-    from transformers import PreTrainedTokenizerFast
+    from omni.testing import build_tokenizer
 
-    from omni.testing.tokenizers import tokenizer_dir
-
-    tokenizer = PreTrainedTokenizerFast.from_pretrained(tokenizer_dir("qwen2.5"))
+    tokenizer = build_tokenizer("qwen2.5")
     tokenizer.add_special_tokens({"additional_special_tokens": list(AUDIO_TOKENS)})
     return tokenizer

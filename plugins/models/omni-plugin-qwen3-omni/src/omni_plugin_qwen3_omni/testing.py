@@ -4,7 +4,7 @@
 a few hundred thousand parameters: config.json (`Qwen3OmniMoeConfig`: a thinker with a mixture-of-experts
 text model, vision tower and audio tower; with ``with_talker=True`` also the talker and code2wav that
 speak), model.safetensors, generation_config.json, the tiny ``qwen3-omni`` tokenizer
-(`omni.testing.tokenizers`) with the processor's multimodal token names, preprocessor_config.json
+(`omni.testing.build_tokenizer`) with the processor's multimodal token names, preprocessor_config.json
 (`Qwen2VLImageProcessor` with 16-pixel patches + `WhisperFeatureExtractor` with 128 mel bins) and
 video_preprocessor_config.json. `transformers.Qwen3OmniMoeForConditionalGeneration.from_pretrained(path)`
 loads it; its ``thinker`` trains on text, images, audio and video.
@@ -77,12 +77,10 @@ def build_tiny_qwen3_omni(path: str | Path, *, with_talker: bool = False, seed: 
 
 
 def _tokenizer() -> Any:
-    from transformers import PreTrainedTokenizerFast
-
-    from omni.testing.tokenizers import tokenizer_dir
+    from omni.testing import build_tokenizer
 
     # Loading with the named tokens makes save_pretrained record them the way the published tokenizer does.
-    return PreTrainedTokenizerFast.from_pretrained(tokenizer_dir("qwen3-omni"), extra_special_tokens=MULTIMODAL_TOKENS)
+    return build_tokenizer("qwen3-omni", extra_special_tokens=MULTIMODAL_TOKENS)
 
 
 def _token_ids(tokenizer: Any) -> dict[str, int]:
