@@ -125,8 +125,8 @@ def _torch_dtype(name: str, device_map: Any) -> Any:
 def _attn_implementation(name: str) -> str:
     import torch
 
-    if name == "flash_attention_2" and not torch.cuda.is_available():
-        warnings.warn("--attn-impl flash_attention_2 needs a CUDA GPU; using sdpa", stacklevel=3)
+    if name.startswith("flash_attention") and not torch.cuda.is_available():
+        warnings.warn(f"--attn-impl {name} needs a CUDA GPU (and the flash-attn package); using sdpa", stacklevel=3)
         return "sdpa"
     return name
 

@@ -8,7 +8,7 @@ from typing import Any, Literal
 from omni.options import option
 
 TorchDtype = Literal["auto", "float32", "bfloat16", "float16"]
-AttnImpl = Literal["sdpa", "eager", "flash_attention_2"]
+AttnImpl = Literal["sdpa", "eager", "flash_attention_2", "flash_attention_3"]
 
 
 @dataclass
@@ -28,7 +28,8 @@ class ModelOptions:
     )
     attn_impl: AttnImpl = option(
         "sdpa",
-        help="attention implementation; flash_attention_2 needs a CUDA GPU (falls back to sdpa without one)",
+        help="attention implementation; flash_attention_2/3 need a CUDA GPU and the flash-attn package (fall back "
+        "to sdpa without a GPU); padding-free rows go to them as variable-length sequences",
         aliases=("attn_implementation",),
     )
     device_map: str | None = option(

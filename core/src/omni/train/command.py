@@ -65,12 +65,13 @@ def run(invocation: Invocation) -> int:
     running this same command."""
     from omni.train import launch
     from omni.train.callback import active_callbacks
-    from omni.train.job import active_strategy, prepare_job
+    from omni.train.job import active_strategy, check_fast_path, prepare_job
 
     options: TrainOptions = invocation.options
     algorithm = algorithm_for(invocation)  # before loading a model, so a wrong --algo fails fast
     check_streaming(options, algorithm)
     check_tuner(invocation, algorithm)
+    check_fast_path(options)
     strategy = active_strategy(options, invocation.selected)
     if strategy is not None and strategy.sequence_parallel_size() > 1 and not algorithm.spec.sequence_parallel:
         raise OmniError(

@@ -102,6 +102,14 @@ class TrainingJob:
         fields = {**own, **from_tuner, **from_strategy, **from_callbacks, **overrides}
         return dataclasses.replace(args, **fields) if fields else args
 
+    def loss_chunk_tokens(self) -> int:
+        """--loss-chunk-tokens, or 0 (the logits in one piece) under a strategy that shards parameters: the chunked
+        loss calls the output projection again after the model's forward, which FSDP's and ZeRO-3's gathering of
+        the weights around that forward does not cover."""
+        if self.strategy is not None and self.strategy.shards_parameters():
+            return 0
+        return self.options.loss_chunk_tokens
+
     def callbacks(self) -> list[Any]:
         """The callbacks every omni run uses: throughput, logging.jsonl, the progress bar (in that order),
         then the tuner's own (`Tuner.callbacks`, e.g. LISA's layer switching), then the callback plugins'
@@ -211,6 +219,21 @@ def _write_args(
             },
         },
     )
+
+
+def check_fast_path(options: TrainOptions) -> None:
+    """The speed flags' needs, checked before anything loads: a one-line error naming what is missing."""
+    import importlib.util
+
+    import torch
+
+    if options.loss_chunk_tokens < 0:
+        raise OmniError(f"--loss-chunk-tokens {options.loss_chunk_tokens}: give a number of tokens, or 0 for off")
+    if options.use_liger_kernel:
+        if importlib.util.find_spec("liger_kernel") is None:
+            raise OmniError("--use-liger-kernel needs liger-kernel: pip install 'omni-core[liger]'")
+        if not torch.cuda.is_available():
+            raise OmniError("--use-liger-kernel needs a CUDA GPU (liger-kernel's kernels are written in Triton)")
 
 
 def active_strategy(options: Any, selected: Mapping[str, list[Selected]]) -> Strategy | None:

@@ -52,6 +52,17 @@ class TrainingOptions:
         False, help="concatenate each batch into one row: no pad tokens, no cross-row attention"
     )
     packing: bool = option(False, help="bin-pack rows into rows of --max-length (implies --padding-free)")
+    loss_chunk_tokens: int = option(
+        1024,
+        help="batches with more target positions than this score them this many at a time, never holding the whole "
+        "tokens x vocabulary logits (0: always all at once)",
+    )
+    use_liger_kernel: bool = option(
+        False,
+        help="liger-kernel's fused RMSNorm, RoPE, SwiGLU and linear cross-entropy (CUDA only; "
+        "pip install 'omni-core[liger]')",
+    )
+    torch_compile: bool = option(False, help="compile the model with torch.compile (transformers' torch_compile)")
     seed: int = option(42, help="seed for weight init, dropout and data order")
     logging_steps: int = option(5, help="log loss, learning rate and throughput every N steps")
     eval_steps: int | None = option(None, help="evaluate every N steps (default: at --save-steps)")
@@ -145,6 +156,12 @@ class FsdpOptions:
     )
     fsdp_config: str | None = option(
         None, help="a JSON/YAML file of accelerate's fsdp_config keys, applied over the --fsdp preset"
+    )
+    context_parallel_size: int = option(
+        1,
+        help="split each row's sequence across this many processes with ring attention (torch's context "
+        "parallel through accelerate; CUDA GPUs only); the number of processes must be a multiple of it "
+        "(accelerate: --parallelism_config_cp_size, Megatron-SWIFT: --context_parallel_size)",
     )
 
 

@@ -62,6 +62,8 @@ class ProgressBarCallback(TrainerCallback):
             postfix = {"loss": f"{logs['loss']:.4f}", "lr": f"{logs.get('learning_rate', 0):.2e}"}
             if "tokens_per_second" in logs:
                 postfix["tok/s"] = f"{logs['tokens_per_second']:.0f}"
+            if "peak_memory_gib" in logs:
+                postfix["mem"] = f"{logs['peak_memory_gib']:.2f}GiB"
             self.bar.set_postfix(postfix, refresh=False)
         elif "eval_loss" in logs:
             self.bar.write(f"step {state.global_step}: eval loss {logs['eval_loss']:.4f}")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import resource
+import sys
 from contextvars import ContextVar
 from typing import Any
 
@@ -11,6 +13,7 @@ from transformers import Trainer, TrainingArguments
 
 from omni.errors import OmniError
 from omni.template.base import IGNORE_INDEX
+from omni.train.chunked_loss import HeadInputs, chunked_cross_entropy
 from omni.train.options import TrainingOptions
 from omni.train.tuner import Tuner
 
@@ -20,11 +23,14 @@ def training_arguments(
 ) -> TrainingArguments:
     """transformers `TrainingArguments` for these options (omni does its own progress bar and log file).
 
-    bfloat16 weights (`model_dtype`) train under bfloat16 autocast on a GPU.
+    On a GPU that computes in bfloat16, bfloat16 and float32 weights (`model_dtype`) train under bfloat16
+    autocast (mixed precision); float16 weights keep their own dtype.
     """
     eval_steps = options.eval_steps or options.save_steps
     return TrainingArguments(
-        bf16=torch.cuda.is_available() and model_dtype == torch.bfloat16,
+        bf16=torch.cuda.is_available()
+        and torch.cuda.is_bf16_supported()
+        and model_dtype in (torch.bfloat16, torch.float32),
         # Several processes on a machine without a GPU talk over gloo (accelerate's multi-CPU mode).
         use_cpu=not torch.cuda.is_available(),
         output_dir=output_dir,
@@ -56,6 +62,8 @@ def training_arguments(
         remove_unused_columns=False,  # rows are already tensors-to-be; the collator decides what is kept
         disable_tqdm=True,  # omni.train.progress draws the bar
         prediction_loss_only=True,
+        use_liger_kernel=options.use_liger_kernel,
+        torch_compile=options.torch_compile,
     )
 
 
@@ -76,10 +84,13 @@ class OmniTrainer(Trainer):
 
     The model is asked for logits only at ``loss_positions`` (see `omni.train.collators`): for SFT most
     positions are prompt, and the vocabulary projection is the largest single matmul of a small model.
+    Batches of more than `loss_chunk_tokens` target positions project and score them that many at a time
+    (`omni.train.chunked_loss`); 0 always projects them at once.
     """
 
-    def __init__(self, *args: Any, tuner: Tuner, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, tuner: Tuner, loss_chunk_tokens: int = 0, **kwargs: Any) -> None:
         self.tuner = tuner
+        self.loss_chunk_tokens = loss_chunk_tokens
         super().__init__(*args, **kwargs)
         # compute_loss below honours num_items_in_batch; this makes the Trainer count and pass it.
         self.model_accepts_loss_kwargs = True
@@ -116,14 +127,18 @@ class OmniTrainer(Trainer):
         if "shift_labels" in inputs:  # this process's shard of rows split across processes (sequence parallel)
             decoder = self.model.get_decoder() if inputs.get("whole_rows") is not None else None
             loss, outputs = sequence_shard_loss(
-                model, inputs, data_parallel=self._data_parallel_size(), decoder=decoder
+                model,
+                inputs,
+                data_parallel=self._data_parallel_size(),
+                decoder=decoder,
+                chunk_tokens=self.loss_chunk_tokens,
             )
             return (loss, outputs) if return_outputs else loss
         if "row_columns" in inputs:  # a sequence-parallel run's validation rows: evaluated whole (Ulysses is off)
             whole = inputs.pop("whole_rows")
             inputs.pop("row_columns")
             inputs = {**whole, "labels": inputs["labels"]} if whole is not None else inputs
-        loss, outputs = causal_lm_loss(model, inputs, num_items_in_batch)
+        loss, outputs = causal_lm_loss(model, inputs, num_items_in_batch, chunk_tokens=self.loss_chunk_tokens)
         if self.args.average_tokens_across_devices and num_items_in_batch is not None:
             # The divisor counts every process's targets (transformers divides it by the processes sharing a row)
             # and data parallelism averages the gradients over the groups of processes training on different
@@ -131,11 +146,31 @@ class OmniTrainer(Trainer):
             loss = loss * self._data_parallel_size()
         return (loss, outputs) if return_outputs else loss
 
+    def log(self, logs: dict[str, float], *args: Any, **kwargs: Any) -> None:
+        """Training logs also carry ``peak_memory_gib`` (`peak_memory_gib`), in the log file, the progress bar
+        and trainer_state.json's log history."""
+        if "loss" in logs:
+            logs["peak_memory_gib"] = round(peak_memory_gib(), 3)
+        super().log(logs, *args, **kwargs)
+
     def _data_parallel_size(self) -> int:
-        """Groups of processes training on different rows: all of them, less those that share a row."""
+        """What the strategy divides the summed gradients by: the groups of processes training on different rows
+        (all processes, less those that share a row) under DeepSpeed's Ulysses, which adds up the gradients of a
+        row's processes; every process under context parallel, as FSDP2 averages over all of them."""
         config = getattr(self.accelerator, "parallelism_config", None)
         shards = config.sp_size if config is not None and config.sp_enabled else 1
         return self.accelerator.num_processes // shards
+
+
+def peak_memory_gib() -> float:
+    """Peak memory of this process in GiB: on a GPU the most its tensors held since the previous call (torch's
+    allocator counter, reset here), else the most resident memory the process has had (the OS's, never reset)."""
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        peak = torch.cuda.max_memory_allocated()
+        torch.cuda.reset_peak_memory_stats()
+        return peak / 2**30
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2**30 if sys.platform == "darwin" else peak / 2**20  # macOS counts bytes, Linux KiB
 
 
 # The labels of the batch the model is forwarding inside `causal_lm_loss`, None elsewhere. The model never
@@ -145,37 +180,79 @@ current_labels: ContextVar[torch.Tensor | None] = ContextVar("omni_current_label
 
 
 def causal_lm_loss(
-    model: Any, batch: dict[str, Any], num_items_in_batch: torch.Tensor | int | None = None
+    model: Any,
+    batch: dict[str, Any],
+    num_items_in_batch: torch.Tensor | int | None = None,
+    *,
+    chunk_tokens: int = 0,
 ) -> tuple[torch.Tensor, Any]:
     """Next-token cross-entropy summed over the batch's targets, divided by `num_items_in_batch`.
 
     `batch` is a collator's output (``labels`` and optionally ``loss_positions`` are taken out of it);
     without `num_items_in_batch` the divisor is this batch's own target count (a plain mean).
-    Returns (loss, model outputs); the outputs' logits cover only the target positions.
+    Returns (loss, model outputs); the outputs' logits cover only the target positions, and are empty when
+    more than `chunk_tokens` (> 0) target positions were scored in chunks (see `summed_target_loss`).
     """
     labels = batch.pop("labels")
     positions = batch.pop("loss_positions", None)
     if positions is None:
         positions = torch.arange(labels.shape[1] - 1, device=labels.device)
-    token = current_labels.set(labels)
-    try:
-        outputs = model(**batch, logits_to_keep=positions, use_cache=False)
-    finally:
-        current_labels.reset(token)
     targets = labels[:, positions + 1]
-    logits = outputs.logits.float()
-    if logits.shape[1] != positions.numel():  # models that ignore logits_to_keep (e.g. Qwen3-Omni's thinker)
-        logits = logits[:, positions.to(logits.device)]
-    loss = F.cross_entropy(
-        logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=IGNORE_INDEX, reduction="sum"
-    )
+
+    def forward() -> Any:
+        token = current_labels.set(labels)
+        try:
+            return model(**batch, logits_to_keep=positions, use_cache=False)
+        finally:
+            current_labels.reset(token)
+
+    loss, outputs = summed_target_loss(model, forward, positions, targets, chunk_tokens)
     if num_items_in_batch is None:
         num_items_in_batch = (targets != IGNORE_INDEX).sum().clamp(min=1)
     return loss / num_items_in_batch, outputs
 
 
+def summed_target_loss(
+    model: Any, forward: Any, positions: torch.Tensor, targets: torch.Tensor, chunk_tokens: int
+) -> tuple[torch.Tensor, Any]:
+    """(cross-entropy summed over `targets`, the model's outputs) for the logits `forward()` asks `model` for at
+    `positions` (`targets` is rows x positions, `IGNORE_INDEX` where nothing is learnt).
+
+    With more than `chunk_tokens` (> 0) target positions, the logits are not materialised whole: the model's
+    hidden states at `positions` are projected and scored `chunk_tokens` at a time (`chunked_cross_entropy`),
+    and the outputs' logits are empty. The count is known on the host, so the choice costs no device sync.
+    """
+    if chunk_tokens > 0 and targets.numel() > chunk_tokens:
+        with HeadInputs(unwrapped(model)) as captured:
+            outputs = forward()
+        hidden = captured.hidden
+        if hidden.shape[-2] != positions.numel():  # models that ignore logits_to_keep (e.g. Qwen3-Omni's thinker)
+            hidden = hidden[:, positions.to(hidden.device)]
+        return chunked_cross_entropy(captured.head, hidden, targets, chunk_tokens), outputs
+    outputs = forward()
+    logits = outputs.logits.float()
+    if logits.shape[1] != positions.numel():
+        logits = logits[:, positions.to(logits.device)]
+    loss = F.cross_entropy(
+        logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=IGNORE_INDEX, reduction="sum"
+    )
+    return loss, outputs
+
+
+def unwrapped(model: Any) -> Any:
+    """`model` without the data-parallel wrappers (DDP's ``module``) that hide its output embeddings."""
+    while not hasattr(model, "get_output_embeddings") and hasattr(model, "module"):
+        model = model.module
+    return model
+
+
 def sequence_shard_loss(
-    model: Any, batch: dict[str, Any], *, data_parallel: int, decoder: torch.nn.Module | None = None
+    model: Any,
+    batch: dict[str, Any],
+    *,
+    data_parallel: int,
+    decoder: torch.nn.Module | None = None,
+    chunk_tokens: int = 0,
 ) -> tuple[torch.Tensor, Any]:
     """The loss of one process's shard of rows split across processes (sequence parallel).
 
@@ -197,28 +274,21 @@ def sequence_shard_loss(
         positions = torch.tensor([targets.shape[1] - 1], device=targets.device)
     whole = batch.pop("whole_rows", None)
     columns = batch.pop("row_columns", None)
-    if whole is None:
-        outputs = model(**batch, logits_to_keep=positions, use_cache=False)
-    else:
-        if decoder is None or columns is None:
-            raise ValueError("sequence_shard_loss: rows with media need `decoder` and their `row_columns` to cut them")
-        columns = columns[0]
+    if whole is not None and (decoder is None or columns is None):
+        raise ValueError("sequence_shard_loss: rows with media need `decoder` and their `row_columns` to cut them")
+
+    def forward() -> Any:
+        if whole is None:
+            return model(**batch, logits_to_keep=positions, use_cache=False)
         handle = decoder.register_forward_pre_hook(
-            lambda module, args, kwargs: (args, split_decoder_inputs(kwargs, columns)), with_kwargs=True
+            lambda module, args, kwargs: (args, split_decoder_inputs(kwargs, columns[0])), with_kwargs=True
         )
         try:
-            outputs = model(**whole, logits_to_keep=positions, use_cache=False)
+            return model(**whole, logits_to_keep=positions, use_cache=False)
         finally:
             handle.remove()
-    logits = outputs.logits.float()
-    if logits.shape[1] != positions.numel():  # models that ignore logits_to_keep (e.g. Qwen3-Omni's thinker)
-        logits = logits[:, positions.to(logits.device)]
-    shard_sum = F.cross_entropy(
-        logits.reshape(-1, logits.shape[-1]),
-        targets[:, positions].reshape(-1),
-        ignore_index=IGNORE_INDEX,
-        reduction="sum",
-    )
+
+    shard_sum, outputs = summed_target_loss(model, forward, positions, targets[:, positions], chunk_tokens)
     totals = torch.stack([shard_sum.detach(), (targets != IGNORE_INDEX).sum().to(shard_sum.dtype)])
     torch.distributed.all_reduce(totals)
     count = totals[1].clamp(min=1)
