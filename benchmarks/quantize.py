@@ -1,0 +1,154 @@
+"""Quantized export of SmolLM2-135M-Instruct, per method: export time, folder size, held-out perplexity, and
+generation speed (pt engine, and vLLM where it loads the format) beside the unquantized model, in one run.
+
+    .venv/bin/python benchmarks/quantize.py [--threads 1] [--held-out-rows 24] [--skip-vllm]
+
+Every method that runs on this machine is exported with `omni export` (in this process): bnb 8/4 bits, quanto
+int8/int4 weights, and quanto int8 weights with int8 activations calibrated on the colour task's rows. Perplexity
+is taken on the first --held-out-rows rows of the identity dataset (assistant tokens only, the model's chat
+template). Speed: --prompts chat questions answered greedily to --max-new-tokens by the pt engine (batched), then
+by vLLM for every folder it loads; vLLM's greedy answers are compared with the pt engine's. GPU-only methods
+(gptq, awq, fp8) are listed with the reason they were not run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from omni.api import EMBEDDED_MODEL, GenerationConfig, InferRequest, ModelOptions, encoded_batches, perplexity
+from omni.errors import OmniError
+from omni.infer.pt_engine import PtEngine
+from omni.models.embedded import smollm2_path
+from omni.models.loader import load_model
+from omni.plugins import get_registry
+from omni.testing import run_omni
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tests.helpers import write_color_task  # noqa: E402
+
+METHODS = {  # label: omni export flags
+    "bnb int8": ["--quant-method", "bnb", "--quant-bits", "8"],
+    "bnb nf4": ["--quant-method", "bnb", "--quant-bits", "4"],
+    "quanto int8": ["--quant-method", "quanto", "--quant-bits", "8"],
+    "quanto int4": ["--quant-method", "quanto", "--quant-bits", "4"],
+    "quanto w8a8": ["--quant-method", "quanto", "--quant-bits", "8", "--quanto-activations", "int8"],
+}
+QUESTIONS = (
+    "What is the capital of France?",
+    "Name three primary colors.",
+    "What is 12 plus 30?",
+    "Why is the sky blue?",
+    "Give me a word that rhymes with cat.",
+    "What do bees make?",
+    "How many legs does a spider have?",
+    "What is the boiling point of water in Celsius?",
+)
+
+
+def folder_mib(folder: Path) -> float:
+    return sum(path.stat().st_size for path in folder.iterdir()) / 2**20
+
+
+def answers_and_speed(engine, prompts: int, tokens: int) -> tuple[list[str], float]:
+    """Greedy answers to the first `prompts` questions and generated tokens per second (after a warm-up)."""
+    config = GenerationConfig(max_new_tokens=tokens, temperature=0.0)
+    requests = [InferRequest({"messages": [{"role": "user", "content": q}]}, config) for q in QUESTIONS[:prompts]]
+    engine.generate(requests[:1])
+    started = time.perf_counter()
+    responses = engine.generate(requests)
+    seconds = time.perf_counter() - started
+    generated = sum(response.completion_tokens for response in responses)
+    return [response.choices[0].text for response in responses], generated / seconds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--held-out-rows", type=int, default=24)
+    parser.add_argument("--calibration-rows", type=int, default=32)
+    parser.add_argument("--prompts", type=int, default=8)
+    parser.add_argument("--max-new-tokens", type=int, default=32)
+    parser.add_argument("--skip-vllm", action="store_true")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    registry = get_registry()
+    work = Path(tempfile.mkdtemp(prefix="quantize-bench-"))
+    calibration = write_color_task(work / "colors.jsonl")
+    original = smollm2_path()
+    print(f"model: {EMBEDDED_MODEL} (float32 copy, {folder_mib(original):.0f} MiB), {torch.get_num_threads()} threads")
+
+    folders = {"unquantized": original}
+    export_seconds: dict[str, float] = {}
+    for label, flags in METHODS.items():
+        out = work / label.replace(" ", "-")
+        calibrate = ["--dataset", str(calibration), "--quant-n-samples", str(args.calibration_rows)]
+        started = time.perf_counter()
+        status = run_omni("export", *flags, *(calibrate if "activations" in " ".join(flags) else []),
+                          "--output-dir", str(out))  # fmt: skip
+        if status != 0:
+            print(f"  {label}: export failed (status {status})")
+            continue
+        export_seconds[label], folders[label] = time.perf_counter() - started, out
+
+    held_out = encoded_batches(
+        load_model(ModelOptions(model=str(original)), registry),
+        ["identity"],
+        n_samples=args.held_out_rows,
+        max_length=512,
+        registry=registry,
+    )
+    rows = {}
+    reference_answers: dict[str, list[str]] = {}
+    for label, folder in folders.items():
+        engine = PtEngine(str(folder))
+        score = perplexity(engine.loaded.model, held_out)
+        reference_answers[label], speed = answers_and_speed(engine, args.prompts, args.max_new_tokens)
+        engine.close()
+        rows[label] = [label, export_seconds.get(label), folder_mib(folder), score, speed, None, None]
+        print(f"  {label}: perplexity {score:.2f}, pt {speed:.1f} tokens/s", flush=True)
+
+    vllm = None if args.skip_vllm else registry.find("engines", "vllm")
+    for label, folder in folders.items():
+        if vllm is None:
+            break
+        options = vllm.spec.default_options()
+        options.max_model_len = 1024
+        try:
+            engine = vllm.spec.load()(str(folder), options=options)
+        except OmniError as exc:
+            unknown = next((line for line in str(exc).splitlines() if "Unknown quantization method" in line), None)
+            reason = unknown.split("Value error, ")[-1].split(". Must be")[0] if unknown else "its engine failed"
+            rows[label][6] = f"does not load ({reason})"
+            continue
+        answers, speed = answers_and_speed(engine, args.prompts, args.max_new_tokens)
+        engine.close()
+        same = sum(a == b for a, b in zip(answers, reference_answers[label], strict=True))
+        rows[label][5], rows[label][6] = speed, f"{same}/{len(answers)} answers equal pt's"
+
+    base_size, base_ppl = rows["unquantized"][2], rows["unquantized"][3]
+    base_speed = rows["unquantized"][4]
+    print(f"\n{'method':<13} {'export s':>8} {'MiB':>6} {'size x':>6} {'ppl':>7} {'ppl x':>6} {'pt tok/s':>8} "
+          f"{'pt x':>5} {'vLLM tok/s':>10}  vLLM")  # fmt: skip
+    for label, export, size, score, speed, vllm_speed, vllm_note in rows.values():
+        print(
+            f"{label:<13} {export or 0:>8.1f} {size:>6.0f} {base_size / size:>6.2f} {score:>7.2f} "
+            f"{score / base_ppl:>6.3f} {speed:>8.1f} {speed / base_speed:>5.2f} "
+            f"{(f'{vllm_speed:.1f}' if vllm_speed else '-'):>10}  {vllm_note or ('skipped' if vllm is None else '')}"
+        )
+    for method, reason in (
+        ("gptq, awq", "llmcompressor and gptqmodel do not install beside the pinned stack (constraints.txt)"),
+        ("fp8", "needs a CUDA GPU (FP8 kernels); none here"),
+    ):
+        print(f"{method}: not run: {reason}")
+    shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
