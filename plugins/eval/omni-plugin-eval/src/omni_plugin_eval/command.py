@@ -25,13 +25,13 @@ from omni_plugin_eval.report import write_report
 def run(invocation: Any) -> int:
     """Run `omni eval` with the parsed flags; returns the exit status."""
     options: EvalOptions = invocation.options
-    if options.eval_backend == "evalscope":
-        from omni_plugin_eval.evalscope_backend import run_evalscope
-
-        return run_evalscope(invocation)
     adapters = parse_adapters(options.adapters)
     if adapters and not options.eval_url:
         options = with_training_defaults(options, Path(next(iter(adapters.values()))))
+    if options.eval_backend == "evalscope":
+        from omni_plugin_eval.evalscope_backend import run_evalscope
+
+        return run_evalscope(invocation, options, adapters)
     # The rows are read before any model loads: a missing file or bad row costs nothing.
     benchmarks = resolve_benchmarks(
         options.eval_dataset, invocation.registry, data_dir=options.eval_data_dir, limit=options.eval_limit

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from omni.api import EMBEDDED_MODEL, OmniError, RemoteEngine, parse_adapters
+from omni.api import EMBEDDED_MODEL, OmniError, RemoteEngine
 
 from omni_plugin_eval.options import EvalOptions
 from omni_plugin_eval.report import write_answers, write_summary
@@ -34,14 +34,14 @@ CREATE_ENV = (
 )
 
 
-def run_evalscope(invocation: Any) -> int:
-    """Score the model (and adapters) on EvalScope's benchmarks through omni's server; write omni's report."""
+def run_evalscope(invocation: Any, options: EvalOptions, adapters: dict[str, str]) -> int:
+    """Score the model (and `adapters`, by name) on EvalScope's benchmarks through omni's server; write omni's report.
+
+    `options` are the command's, with an adapter's training defaults (its base model) filled in."""
     from omni_plugin_eval.command import default_output_dir, print_report, remote_engine
 
-    options: EvalOptions = invocation.options
     datasets, dataset_args = dataset_request(options.eval_dataset, options.eval_dataset_args)
     python = evalscope_python(options.evalscope_python)
-    adapters = parse_adapters(options.adapters)
     # A running server is asked its model's name now (no model loads); omni serve is launched after EvalScope's check.
     server = remote_engine(options, adapters, invocation.registry) if options.eval_url else None
     model = server.served_model if server else options.model or EMBEDDED_MODEL
