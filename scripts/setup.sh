@@ -4,6 +4,19 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# EvalScope (omni eval --eval-backend evalscope) in an environment of its own: its modelscope[datasets] excludes the
+# datasets release pinned below. Nothing is exported: omni finds it through --evalscope-python or
+# OMNI_EVALSCOPE_PYTHON, the tests at .venv-evalscope. No torch: EvalScope only talks to omni's server. It is
+# built beside .venv, at the same time (most of either is waiting on downloads).
+evalscope_log=$(mktemp)
+(
+    python3 -m venv .venv-evalscope
+    evalscope_pip=(.venv-evalscope/bin/python -m pip --disable-pip-version-check -q)
+    "${evalscope_pip[@]}" install --upgrade pip
+    "${evalscope_pip[@]}" install -c constraints-evalscope.txt evalscope==1.14.1
+) >"$evalscope_log" 2>&1 &
+evalscope_setup=$!
+
 python3 -m venv .venv
 pip=(.venv/bin/python -m pip --disable-pip-version-check -q)
 "${pip[@]}" install --upgrade pip
@@ -23,12 +36,10 @@ done
 # PyPI's torchvision/torchaudio/torchcodec break `import transformers` beside the CPU torch build.
 "${pip[@]}" uninstall -y torchvision torchaudio torchcodec 2>/dev/null || true
 echo "omni is installed in .venv: .venv/bin/omni --help"
-
-# EvalScope (omni eval --eval-backend evalscope) in an environment of its own: its modelscope[datasets] excludes the
-# datasets release pinned above. Nothing is exported: omni finds it through --evalscope-python or
-# OMNI_EVALSCOPE_PYTHON, the tests at .venv-evalscope. No torch: EvalScope only talks to omni's server.
-python3 -m venv .venv-evalscope
-evalscope_pip=(.venv-evalscope/bin/python -m pip --disable-pip-version-check -q)
-"${evalscope_pip[@]}" install --upgrade pip
-"${evalscope_pip[@]}" install -c constraints-evalscope.txt evalscope==1.14.1
+if ! wait "$evalscope_setup"; then
+    cat "$evalscope_log" >&2
+    echo "setup.sh: creating .venv-evalscope failed (its pip output is above)" >&2
+    exit 1
+fi
+rm -f "$evalscope_log"
 echo "EvalScope is installed in .venv-evalscope: omni eval --eval-backend evalscope --evalscope-python .venv-evalscope/bin/python"

@@ -1,12 +1,15 @@
-"""The built-in `fsdp` strategy: PyTorch FSDP2 (``fully_shard``) through accelerate and the Trainer."""
+"""The built-in `fsdp` strategy: PyTorch FSDP2 (``fully_shard``) through accelerate and the Trainer, and context
+parallel (torch's ring attention, `--context-parallel-size`) through accelerate's `ParallelismConfig`."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
 from omni.errors import OmniError
 from omni.options import load_config
+from omni.train.launch import current_processes
 from omni.train.options import FsdpOptions
 from omni.train.strategy import Strategy
 
@@ -41,7 +44,9 @@ class FsdpStrategy(Strategy):
     options: FsdpOptions
 
     def describe(self) -> str:
-        return f"FSDP2 ({self.options.fsdp})"
+        size = self.options.context_parallel_size
+        split = f", each row split across {size} processes (ring attention)" if size > 1 else ""
+        return f"FSDP2{split} ({self.options.fsdp})"
 
     def config(self) -> dict[str, Any]:
         """The fsdp_config the Trainer gets: the preset (or file) named by --fsdp, then --fsdp-config over it."""
@@ -56,10 +61,50 @@ class FsdpStrategy(Strategy):
     def shards_parameters(self) -> bool:
         return True
 
+    def sequence_parallel_size(self) -> int:
+        return self.options.context_parallel_size
+
+    def sequence_length_multiple(self) -> int:
+        # torch balances the causal work (each process a chunk from the head and one from the tail of the row)
+        # only when the row divides into two chunks per process; otherwise the last process works the most.
+        return 2 * self.options.context_parallel_size
+
     def check(self, options: Any, *, tuner: str) -> None:
         if options.quant_method or options.quant_bits:
             raise OmniError("--fsdp does not shard quantized weights; QLoRA runs with --deepspeed zero2 or one process")
         self.config()
+        self._check_context_parallel(options)
+
+    def _check_context_parallel(self, options: Any) -> None:
+        size = self.options.context_parallel_size
+        if size < 1:
+            raise OmniError(f"--context-parallel-size {size}: must be at least 1")
+        if size == 1:
+            return
+        processes = _run_processes(options)
+        if processes % size:
+            raise OmniError(
+                f"--context-parallel-size {size} does not divide the run's {processes} processes: each row is split "
+                "across that many of them"
+            )
+        if options.padding_free or options.packing:
+            raise OmniError(
+                "--padding-free and --packing cannot run with --context-parallel-size: ring attention is causal over "
+                "the whole row, so the sequences packed into it would see each other"
+            )
+        if options.attn_impl != "sdpa":
+            raise OmniError(
+                f"--attn-impl {options.attn_impl} cannot run with --context-parallel-size: torch's ring attention "
+                "takes the place of sdpa (--attn-impl sdpa)"
+            )
+        import torch
+
+        if not torch.cuda.is_available():
+            raise OmniError(
+                "--context-parallel-size needs CUDA GPUs: torch's ring attention runs only CUDA's sdpa kernels "
+                "(flash, memory-efficient, cuDNN); without a GPU, split rows with --deepspeed zero2 "
+                "--sequence-parallel-size (omni-plugin-deepspeed)"
+            )
 
     def training_arguments(self, options: Any, *, model: Any, model_spec: Any) -> dict[str, Any]:
         config = {"version": 2, **self.config()}
@@ -70,9 +115,17 @@ class FsdpStrategy(Strategy):
         config.setdefault("state_dict_type", "SHARDED_STATE_DICT")
         from omni.train.trainer import checkpointing_arguments
 
-        return {"fsdp": True, "fsdp_config": config, **checkpointing_arguments(False)}
+        arguments = {"fsdp": True, "fsdp_config": config, **checkpointing_arguments(False)}
+        size = self.options.context_parallel_size
+        if size > 1:
+            arguments["parallelism_config"] = context_parallel_config(size, model_spec)
+        return arguments
 
     def prepare_trainer(self, trainer: Any) -> None:
+        if self.options.context_parallel_size > 1:
+            # The loss of split rows is each micro-batch's own (`omni.train.trainer.sequence_shard_loss`): the Trainer
+            # divides it by the accumulation steps, as it does by itself under DeepSpeed's Ulysses.
+            trainer.loss_is_scaled_for_ga = False
         if trainer.is_fsdp_enabled:
             return
         # accelerate turns FSDP on only for accelerator devices; torch's fully_shard also runs on CPU over gloo,
@@ -89,3 +142,27 @@ class FsdpStrategy(Strategy):
 
         state = get_model_state_dict(trainer.model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
         return state if trainer.accelerator.is_main_process else None
+
+
+def context_parallel_config(size: int, model_spec: Any) -> Any:
+    """accelerate's `ParallelismConfig` for rows split across `size` processes: the Trainer shards each batch's
+    tokens, labels and positions with torch's ``context_parallel`` and FSDP2 shards the model over every process
+    (the groups of `size` times the groups training on different rows)."""
+    modalities = set(model_spec.modalities) - {"text"} if model_spec is not None else set()
+    if modalities:
+        raise OmniError(
+            f"--context-parallel-size splits text rows only, not a model with {', '.join(sorted(modalities))} "
+            "inputs: split its rows with --deepspeed zero2 --sequence-parallel-size (omni-plugin-deepspeed)"
+        )
+    from accelerate import ParallelismConfig
+
+    return ParallelismConfig(dp_shard_size=current_processes().world_size // size, cp_size=size)
+
+
+def _run_processes(options: Any) -> int:
+    """The run's number of processes: from the launcher inside one of them, else from the flags that start them."""
+    processes = current_processes().world_size
+    if processes == 1:
+        asked = options.resolved(os.environ)
+        processes = asked.nproc_per_node * asked.nnodes
+    return processes

@@ -157,6 +157,12 @@ class FsdpOptions:
     fsdp_config: str | None = option(
         None, help="a JSON/YAML file of accelerate's fsdp_config keys, applied over the --fsdp preset"
     )
+    context_parallel_size: int = option(
+        1,
+        help="split each row's sequence across this many processes with ring attention (torch's context "
+        "parallel through accelerate; CUDA GPUs only); the number of processes must be a multiple of it "
+        "(accelerate: --parallelism_config_cp_size, Megatron-SWIFT: --context_parallel_size)",
+    )
 
 
 @dataclass

@@ -54,8 +54,8 @@ def run_sft(job: TrainingJob) -> TrainResult:
             log_line("padding-free: attention runs per sequence")
     else:
         collator = PaddingCollator(pad_token_id=job.tokenizer.pad_token_id)
-    shards = job.strategy.sequence_parallel_size() if job.strategy else 1
-    if shards > 1:
+    if job.strategy and job.strategy.sequence_parallel_size() > 1:
+        shards = job.strategy.sequence_length_multiple()
         collator = SequenceShardCollator(collator, shards=shards, pad_token_id=job.tokenizer.pad_token_id)
     has_eval = bool(val and val.features)
     trainer = OmniTrainer(

@@ -37,6 +37,11 @@ class Strategy:
         ``sequence_parallel=True`` train this way."""
         return 1
 
+    def sequence_length_multiple(self) -> int:
+        """What the length of a batch of split rows is padded to a multiple of: by default one equal shard per
+        process of a row (`sequence_parallel_size`)."""
+        return self.sequence_parallel_size()
+
     def before_model_load(self, options: Any, *, model_path: str) -> None:
         """Called on every process just before the model loads from `model_path` (a folder or hub id), e.g. to
         have transformers load each parameter straight into this process's shard (DeepSpeed ZeRO-3's

@@ -154,7 +154,9 @@ class OmniTrainer(Trainer):
         super().log(logs, *args, **kwargs)
 
     def _data_parallel_size(self) -> int:
-        """Groups of processes training on different rows: all of them, less those that share a row."""
+        """What the strategy divides the summed gradients by: the groups of processes training on different rows
+        (all processes, less those that share a row) under DeepSpeed's Ulysses, which adds up the gradients of a
+        row's processes; every process under context parallel, as FSDP2 averages over all of them."""
         config = getattr(self.accelerator, "parallelism_config", None)
         shards = config.sp_size if config is not None and config.sp_enabled else 1
         return self.accelerator.num_processes // shards
