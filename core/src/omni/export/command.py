@@ -24,10 +24,12 @@ def run(invocation: Invocation) -> int:
             "nothing to export: add --merge-lora to fold an adapter into its base model, "
             "and/or --quant-method METHOD --quant-bits N to quantize"
         )
-    if options.merge_lora and len(options.adapters) != 1:
-        raise OmniError("--merge-lora needs the one adapter folder to merge: --adapters DIR")
-    if options.adapters and not options.merge_lora:
+    if options.adapters and not options.merge_lora and quantizer is None:
         raise OmniError("an adapter is exported by merging it into its base model: add --merge-lora")
+    # Quantizing an adapter merges it into its base first, with or without --merge-lora (as ms-swift does).
+    merging = options.merge_lora or bool(options.adapters)
+    if merging and len(options.adapters) != 1:
+        raise OmniError("--merge-lora needs the one adapter folder to merge: --adapters DIR")
     if options.dataset and (quantizer is None or not quantizer.needs_calibration()):
         raise OmniError(f"--dataset is calibration data, and --quant-method {options.quant_method} does not calibrate")
     output_dir = Path(options.output_dir) if options.output_dir else _default_output_dir(options)
@@ -36,7 +38,7 @@ def run(invocation: Invocation) -> int:
     registry = invocation.registry
     if quantizer is None:
         saved = merge_adapter(Path(options.adapters[0]), output_dir, options, registry)
-    elif options.merge_lora:
+    elif merging:
         output_dir.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(prefix=".omni-merge-", dir=output_dir.parent) as scratch:
             merged = merge_adapter(Path(options.adapters[0]), Path(scratch) / "merged", options, registry)
@@ -61,8 +63,8 @@ def _quantizer(invocation: Invocation) -> Quantizer | None:
 
 
 def _default_output_dir(options: ExportOptions) -> Path:
-    """ADAPTER-merged for a merge; the source's name plus METHOD-intBITS when quantizing (ms-swift's names)."""
-    if options.merge_lora:
+    """ADAPTER-merged for an adapter; the source's name plus METHOD-intBITS when quantizing (ms-swift's names)."""
+    if options.adapters:
         adapter = Path(options.adapters[0])
         base = adapter.with_name(f"{adapter.name}-merged")
     else:

@@ -21,12 +21,16 @@ class ExportOptions(ModelOptions):
         "(or PEFT's adapter_config.json) unless --model is given",
         metavar="DIR",
     )
-    merge_lora: bool = option(False, help="fold the adapter into the base weights and save a plain model")
+    merge_lora: bool = option(
+        False,
+        help="fold the adapter into the base weights and save a plain model (quantizing an adapter does this first "
+        "anyway)",
+    )
     quant_method: str | None = option(
         None, help="quantize the exported weights with this quantizer (see `omni list quantizers`), e.g. bnb"
     )
     quant_bits: int | None = option(
-        None, help="bits per quantized weight, with --quant-method (bnb: 4 or 8; quanto: 4 or 8)"
+        None, help="bits per quantized weight, with --quant-method (bnb: 4 or 8; quanto: 4 or 8; fp8: 8)"
     )
     quant_towers: bool = option(
         False,

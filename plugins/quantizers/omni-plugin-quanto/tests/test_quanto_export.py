@@ -13,6 +13,12 @@ from omni.testing import run_omni
 PLUGINS = {"OMNI_PLUGINS": "quanto,datasets"}
 
 
+def tensors(folder) -> dict:
+    from safetensors.torch import load_file
+
+    return load_file(str(folder / "model.safetensors"))
+
+
 def folder_bytes(folder) -> int:
     return sum(path.stat().st_size for path in folder.iterdir())
 
@@ -99,3 +105,18 @@ def test_int8_activations_calibrate_on_template_encoded_rows(capsys, tiny_qwen3,
     # Calibration recorded each layer's activation range: a scale other than the initial 1.
     scale = float(loaded.model.model.layers[0].mlp.down_proj.input_scale)
     assert scale > 0 and scale != 1.0
+
+
+def test_quantizing_an_adapter_merges_it_first(tiny_qwen3, make_lora_adapter, tmp_path):
+    adapter = make_lora_adapter(tiny_qwen3, tmp_path / "adapter", seed=3)
+    with using_host(load_plugins({"OMNI_PLUGINS": "quanto,lora"})):
+        assert run_omni("export", "--adapters", str(adapter), "--quant-method", "quanto", "--quant-bits", "8") == 0
+        assert run_omni("export", "--adapters", str(adapter), "--merge-lora", "--quant-method", "quanto",
+                        "--quant-bits", "8", "--output-dir", str(tmp_path / "explicit")) == 0  # fmt: skip
+        assert run_omni("export", "--model", str(tiny_qwen3), "--quant-method", "quanto", "--quant-bits", "8",
+                        "--output-dir", str(tmp_path / "base")) == 0  # fmt: skip
+    implicit = tmp_path / "adapter-merged-quanto-int8"
+    merged, explicit, base = tensors(implicit), tensors(tmp_path / "explicit"), tensors(tmp_path / "base")
+    assert merged.keys() == explicit.keys() and all(merged[key].equal(explicit[key]) for key in merged)
+    weight = "model.layers.0.self_attn.q_proj.weight._data"  # LoRA's default target: the merge changed it
+    assert not merged[weight].equal(base[weight])
