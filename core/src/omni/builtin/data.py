@@ -1,4 +1,4 @@
-"""Built-in data plugin: the `default` chat template and the `omni template` command."""
+"""Built-in data plugin: the `default` and `multimodal` chat templates and the `omni template` command."""
 
 from __future__ import annotations
 
@@ -14,6 +14,14 @@ def register_templates(register):
             name="default",
             description="the tokenizer's own Jinja chat template, with exact masks on the assistant answers",
             impl="omni.template.default:DefaultTemplate",
+        )
+    )
+    register(
+        TemplateSpec(
+            name="multimodal",
+            description="a vision-language processor's own chat template and call: images expanded into their "
+            "tokens by the processor, exact masks on the answers",
+            impl="omni.template.multimodal:MultimodalTemplate",
         )
     )
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 from omni import hookimpl
 from omni.export.options import ExportOptions
 from omni.infer.options import InferOptions, PtEngineOptions
-from omni.models.resolve import GENERIC_MODEL
+from omni.models.multimodal import VISION_LANGUAGE_PARTS
+from omni.models.resolve import GENERIC_MODEL, GENERIC_VISION_LANGUAGE_MODEL
 from omni.registry import CommandSpec, EngineSpec, ModelSpec, Selector
 
 
@@ -16,6 +17,17 @@ def register_models(register):
             name=GENERIC_MODEL,
             description="any transformers causal LM with a chat template; used when no model plugin claims a checkpoint",
             impl="omni.models.loader:load_pretrained",
+        )
+    )
+    register(
+        ModelSpec(
+            name=GENERIC_VISION_LANGUAGE_MODEL,
+            description="any transformers image-text-to-text model whose processor has a chat template "
+            "(Qwen2-VL, Qwen2.5-VL, LLaVA ...); used for checkpoints with a vision tower no model plugin claims",
+            impl="omni.models.multimodal:load_image_text_to_text",
+            template="multimodal",
+            modalities=("text", "image"),
+            parts=VISION_LANGUAGE_PARTS,
         )
     )
 

@@ -2,7 +2,8 @@
 
 Order: the embedded model's name (or nothing; resolved as its hub id, then its config) -> an existing local folder, matched by its config.json
 ``architectures`` then ``model_type`` -> a hub id, matched by the specs' hub-id patterns (else by the
-config transformers fetches for it). Checkpoints no plugin claims fall back to the generic `causal-lm`.
+config transformers fetches for it). Checkpoints no plugin claims fall back to the generic `causal-lm`, or to
+the generic `image-text-to-text` when their config has a vision tower.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from omni.models.embedded import EMBEDDED_MODEL, HUB_ID, smollm2_path
 from omni.registry import ModelSpec, Registration, Registry
 
 GENERIC_MODEL = "causal-lm"
+GENERIC_VISION_LANGUAGE_MODEL = "image-text-to-text"
 _HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
 
 
@@ -81,7 +83,8 @@ def read_config(folder: Path) -> dict[str, Any]:
 
 
 def match_config(config: dict[str, Any], registry: Registry) -> Registration:
-    """The model spec for a checkpoint config: by `architectures`, then `model_type`, else `causal-lm`."""
+    """The model spec for a checkpoint config: by `architectures`, then `model_type`, else `image-text-to-text`
+    for a config with a vision tower (``vision_config``), else `causal-lm`."""
     specs: list[Registration] = registry.all("models")
     architectures = set(config.get("architectures") or ())
     for reg in specs:
@@ -91,6 +94,8 @@ def match_config(config: dict[str, Any], registry: Registry) -> Registration:
     for reg in specs:
         if model_type and model_type in reg.spec.model_types:  # type: ignore[attr-defined]
             return reg
+    if isinstance(config.get("vision_config"), dict):
+        return registry.get("models", GENERIC_VISION_LANGUAGE_MODEL)
     return registry.get("models", GENERIC_MODEL)
 
 

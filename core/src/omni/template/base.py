@@ -8,6 +8,9 @@ from typing import Any, Literal
 from omni.errors import DataError, OmniError
 
 IGNORE_INDEX = -100
+# Per-token inputs vision-language processors give beside input_ids, each token's modality (Qwen2-VL's
+# mm_token_type_ids, Gemma 3's token_type_ids); templates keep them aligned with the ids, collators pad them alike.
+TOKEN_TYPE_KEYS = ("mm_token_type_ids", "token_type_ids")
 
 LossScope = Literal["assistant", "all", "last"]
 Truncation = Literal["left", "right", "error"]

@@ -56,7 +56,7 @@ class PieceTemplate(Template):
 
     def encode(self, row: dict[str, Any]) -> Encoded:
         pieces = self.render(self.messages(row), add_generation_prompt=False)
-        ids, answers = self._tokenize(pieces)
+        ids, answers, extras = self._tokenize(pieces, row)
         scope = self.options.loss_scope
         if scope == "all":
             labels = list(ids)
@@ -66,24 +66,29 @@ class PieceTemplate(Template):
                 raise row_error(row, "has no assistant answer to train on")
             keep = trained if scope == "assistant" else {max(trained)}
             labels = [t if a in keep else IGNORE_INDEX for t, a in zip(ids, answers, strict=True)]
-        return self._fit(Encoded(ids, labels), answers, row)
+        return self._fit(Encoded(ids, labels, extras), answers, row)
 
     def encode_prompt(self, row: dict[str, Any]) -> Encoded:
         messages = self.messages(row)
         if messages and messages[-1]["role"] == "assistant":
             messages = messages[:-1]
-        ids, _ = self._tokenize(self.render(messages, add_generation_prompt=True))
+        ids, _, extras = self._tokenize(self.render(messages, add_generation_prompt=True), row)
         limit = self.options.max_length
         if limit is not None and len(ids) > limit:
             if self.options.truncation == "error":
                 raise row_error(row, f"prompt is {len(ids)} tokens, over --max-length {limit}", RowTooLongError)
             ids = ids[-limit:]  # the newest context matters most for the next turn
-        return Encoded(ids, [IGNORE_INDEX] * len(ids))
+        return Encoded(ids, [IGNORE_INDEX] * len(ids), extras)
 
-    def _tokenize(self, pieces: list[Piece]) -> tuple[list[int], list[int | None]]:
-        """Token ids of the joined text and, per token, the answer its first character belongs to."""
-        text = "".join(p.text for p in pieces)
+    def tokenize(self, text: str, row: dict[str, Any]) -> tuple[list[int], list[tuple[int, int]], dict[str, Any]]:
+        """Token ids of the rendered `text`, each token's (start, end) characters in `text`, and the row's
+        modality tensors (none here; templates whose processor turns media into tensors override this)."""
         encoding = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+        return list(encoding["input_ids"]), list(encoding["offset_mapping"]), {}
+
+    def _tokenize(self, pieces: list[Piece], row: dict[str, Any]) -> tuple[list[int], list[int | None], dict[str, Any]]:
+        """Token ids of the joined text, per token the answer its first character belongs to, and the extras."""
+        ids, offsets, extras = self.tokenize("".join(p.text for p in pieces), row)
         starts, ends, answers = [], [], []
         position = 0
         for piece in pieces:
@@ -92,10 +97,10 @@ class PieceTemplate(Template):
             ends.append(position)
             answers.append(piece.answer)
         per_token: list[int | None] = []
-        for start, _ in encoding["offset_mapping"]:
+        for start, _ in offsets:
             index = bisect.bisect_right(starts, start) - 1
             per_token.append(answers[index] if 0 <= index and start < ends[index] else None)
-        return list(encoding["input_ids"]), per_token
+        return ids, per_token, extras
 
     def _fit(self, encoded: Encoded, answers: list[int | None], row: dict[str, Any]) -> Encoded:
         """Truncate to ``--max-length`` as ``--truncation`` says, never losing the last answer silently."""

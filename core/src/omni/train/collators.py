@@ -16,7 +16,7 @@ from typing import Any
 import torch
 
 from omni.errors import OmniError
-from omni.template.base import IGNORE_INDEX
+from omni.template.base import IGNORE_INDEX, TOKEN_TYPE_KEYS
 
 Feature = dict[str, Any]
 
@@ -63,7 +63,29 @@ def _text_positions(positions: torch.Tensor) -> torch.Tensor:
     return positions[0] if positions.dim() > 1 else positions
 
 
-_TOKEN_KEYS = {"input_ids", "labels", "position_ids"}
+_TOKEN_KEYS = {"input_ids", "labels", "position_ids", *TOKEN_TYPE_KEYS}
+
+
+def _token_types(features: Sequence[Feature], length: int | None) -> dict[str, torch.Tensor]:
+    """The batch's per-token modality ids: (rows, length) right-padded, or (1, total) when `length` is None;
+    zero (text) for padding and for rows without them."""
+    out = {}
+    for key in TOKEN_TYPE_KEYS:
+        if not any(key in f for f in features):
+            continue
+        rows = [
+            torch.as_tensor(f[key]).flatten() if key in f else torch.zeros(len(f["input_ids"]), dtype=torch.long)
+            for f in features
+        ]
+        if length is None:
+            out[key] = torch.cat(rows)[None]
+        else:
+            out[key] = torch.zeros((len(rows), length), dtype=torch.long)
+            for i, row in enumerate(rows):
+                out[key][i, : len(row)] = row
+    return out
+
+
 BATCH_INFO_KEYS = ("num_tokens", "loss_positions")  # for the trainer, not for the model's forward
 
 
@@ -94,6 +116,7 @@ class PaddingCollator:
             "labels": labels,
             "attention_mask": attention_mask,
             **positions,
+            **_token_types(features, longest),
             "loss_positions": _loss_positions(labels),
             "num_tokens": int(attention_mask.sum()),
             **merge_extras(features, _TOKEN_KEYS),
@@ -137,6 +160,7 @@ class PaddingFreeCollator:
             "input_ids": torch.cat(ids)[None],
             "labels": flat_labels,
             "position_ids": flat_positions,
+            **_token_types(features, None),
             "loss_positions": _loss_positions(flat_labels),
             "num_tokens": flat_labels.shape[1],
             **merge_extras(features, _TOKEN_KEYS),

@@ -1,0 +1,127 @@
+"""The generic vision-language path: any `AutoModelForImageTextToText` checkpoint whose processor has a chat
+template trains and serves with images, no model plugin needed (Qwen2-VL and Qwen2.5-VL go this way).
+
+Rows are rendered by the processor's own chat template and tokenized by the processor's own call, so ids
+equal `processor.apply_chat_template(..., tokenize=True)`; labels cover exactly the answers.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from omni.cli.main import main
+from omni.models.multimodal import load_processor
+from omni.plugins import get_registry
+from omni.template import get_template
+from omni.template.base import IGNORE_INDEX, RowTooLongError, TemplateOptions
+from omni.template.multimodal import content_parts
+from omni.testing.synthetic import write_shapes
+from omni.testing.vision_language import build_tiny_qwen2_vl
+from omni.train.collators import PaddingCollator, PaddingFreeCollator
+
+
+@pytest.fixture(scope="module", params=["qwen2_5_vl", "qwen2_vl"])
+def vl_model(request, tmp_path_factory):
+    return build_tiny_qwen2_vl(tmp_path_factory.mktemp(request.param), model_type=request.param)
+
+
+@pytest.fixture(scope="module")
+def shapes(tmp_path_factory):
+    return write_shapes(tmp_path_factory.mktemp("shapes"), train=128, held_out=16)
+
+
+def two_image_row(shapes):
+    rows = [json.loads(line) for line in shapes.train.read_text().splitlines()[:2]]
+    return {
+        "messages": [
+            {"role": "system", "content": "Answer with one word."},
+            {"role": "user", "content": "<image>What colour is the shape?"},
+            {"role": "assistant", "content": rows[0]["solution"]},
+            {"role": "user", "content": "And here? <image>"},
+            {"role": "assistant", "content": rows[1]["solution"]},
+        ],
+        "images": [str(shapes.directory / row["images"][0]) for row in rows],
+    }
+
+
+def processor_reference(processor, row):
+    """transformers' own tokenization of the row: content parts naming the image files."""
+    images = iter(row["images"])
+    conversation = [
+        {
+            "role": m["role"],
+            "content": [
+                {**p, "path": next(images)} if p["type"] == "image" else p for p in content_parts(m["content"])
+            ],
+        }
+        for m in row["messages"]
+    ]
+    return processor.apply_chat_template(conversation, tokenize=True, return_dict=True, return_tensors="pt")
+
+
+def test_a_row_with_images_encodes_as_the_processor_does(vl_model, shapes):
+    processor = load_processor(str(vl_model))
+    template = get_template("multimodal", processor)
+    row = two_image_row(shapes)
+    encoded = template.encode(row)
+    expected = processor_reference(processor, row)
+    assert encoded.input_ids == expected["input_ids"][0].tolist()
+    assert encoded.input_ids.count(processor.image_token_id) == 8  # two 64 x 64 images of 4 tokens each
+    torch.testing.assert_close(encoded.extras["pixel_values"], expected["pixel_values"])
+    assert encoded.extras["image_grid_thw"].tolist() == expected["image_grid_thw"].tolist()
+    assert encoded.extras["mm_token_type_ids"].tolist() == expected["mm_token_type_ids"].tolist()
+    trained = [t for t, label in zip(encoded.input_ids, encoded.labels, strict=True) if label != IGNORE_INDEX]
+    answers = [m["content"] for m in row["messages"] if m["role"] == "assistant"]
+    assert processor.tokenizer.decode(trained) == "".join(f"{a}<|im_end|>" for a in answers)
+    prompt = template.encode_prompt(row)
+    assert processor.tokenizer.decode(prompt.input_ids).endswith(
+        "And here? <|vision_start|>" + "<|image_pad|>" * 4 + "<|vision_end|><|im_end|>\n<|im_start|>assistant\n"
+    )
+
+
+def test_a_checkpoint_with_a_vision_tower_resolves_to_the_generic_family(vl_model):
+    from omni.models.resolve import resolve_model
+
+    resolved = resolve_model(str(vl_model), get_registry())
+    assert resolved.spec.name == "image-text-to-text" and resolved.spec.template == "multimodal"
+
+
+def test_truncating_into_an_image_is_a_row_error(vl_model, shapes):
+    processor = load_processor(str(vl_model))
+    template = get_template("multimodal", processor, TemplateOptions(max_length=20))
+    with pytest.raises(RowTooLongError, match="would cut into its images"):
+        template.encode(two_image_row(shapes))
+
+
+def test_image_rows_batch_with_text_rows_and_the_model_takes_the_batch(vl_model, shapes):
+    from omni.models.multimodal import load_image_text_to_text
+    from omni.models.options import LoadOptions, ModelOptions
+
+    model, processor = load_image_text_to_text(str(vl_model), model_options=ModelOptions(), load_options=LoadOptions())
+    template = get_template("multimodal", processor)
+    text_row = {"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"}]}
+    features = [
+        {"input_ids": e.input_ids, "labels": e.labels, **e.extras}
+        for e in map(template.encode, [two_image_row(shapes), text_row])
+    ]
+    padded = PaddingCollator(pad_token_id=processor.tokenizer.pad_token_id)(features)
+    assert padded["mm_token_type_ids"].shape == padded["input_ids"].shape
+    assert padded["mm_token_type_ids"][1].sum() == 0  # the text row: every token is text
+    flat = PaddingFreeCollator()(features)
+    assert flat["mm_token_type_ids"].shape == flat["input_ids"].shape
+    batch = {k: v for k, v in padded.items() if k not in ("loss_positions", "num_tokens")}
+    loss = model(**batch).loss
+    assert torch.isfinite(loss)
+
+
+def test_another_family_without_a_plugin_trains_from_the_cli(vl_model, shapes, tmp_path):
+    """Qwen2-VL and Qwen2.5-VL have no plugin: LoRA with --freeze-vit trains a couple of steps on image rows."""
+    out = tmp_path / "run"
+    argv = ["sft", "--model", str(vl_model), "--dataset", str(shapes.held_out), "--output-dir", str(out)]
+    flags = ["--tuner", "lora", "--freeze-vit", "true", "--max-steps", "2", "--per-device-train-batch-size", "4"]
+    assert main([*argv, *flags, "--save-strategy", "no", "--logging-steps", "1"]) == 0
+    losses = [r["loss"] for r in map(json.loads, (out / "logging.jsonl").read_text().splitlines()) if "loss" in r]
+    assert len(losses) == 2 and all(loss > 0 for loss in losses)
+    assert (out / "adapter_model.safetensors").is_file() and (out / "processor_config.json").is_file()
