@@ -125,7 +125,7 @@ def test_data_parallel_and_fsdp2_on_two_processes_equal_one_process(tiny_qwen3, 
         assert losses(run) == pytest.approx(baseline, rel=1e-5)
         assert_same_weights(one, run)
     recorded = json.loads((fsdp / "args.json").read_text())["plugin_options"]["strategies"]
-    assert {"fsdp": "full_shard", "fsdp_config": None} in recorded
+    assert {"fsdp": "full_shard", "fsdp_config": None, "context_parallel_size": 1} in recorded
     # FSDP2's sharded checkpoint resumes to the same end.
     resumed = tmp_path / "resumed"
     shutil.copytree(fsdp / "checkpoint-2", resumed / "checkpoint-2")
