@@ -7,8 +7,10 @@ equal `processor.apply_chat_template(..., tokenize=True)`; labels cover exactly 
 
 from __future__ import annotations
 
+import base64
 import json
 
+import openai
 import pytest
 import torch
 from omni.cli.main import main
@@ -20,6 +22,9 @@ from omni.template.multimodal import content_parts
 from omni.testing.synthetic import write_shapes
 from omni.testing.vision_language import build_tiny_qwen2_vl
 from omni.train.collators import PaddingCollator, PaddingFreeCollator
+from safetensors.torch import load_file
+
+from tests.helpers import OMNI, run_omni, start_serving
 
 
 @pytest.fixture(scope="module", params=["qwen2_5_vl", "qwen2_vl"])
@@ -125,3 +130,65 @@ def test_another_family_without_a_plugin_trains_from_the_cli(vl_model, shapes, t
     losses = [r["loss"] for r in map(json.loads, (out / "logging.jsonl").read_text().splitlines()) if "loss" in r]
     assert len(losses) == 2 and all(loss > 0 for loss in losses)
     assert (out / "adapter_model.safetensors").is_file() and (out / "processor_config.json").is_file()
+
+
+# Full fine-tuning with the vision tower frozen: a random 0.46M-parameter model learns the colours in 10 epochs of
+# 128 rows; LoRA on it does not within minutes (all-linear, rank 32, 2e-2: loss stays near 6.2 after 12 epochs).
+TRAIN_FLAGS = (
+    "--tuner", "full", "--freeze-vit", "true", "--num-train-epochs", "10", "--per-device-train-batch-size", "16",
+    "--learning-rate", "2e-3", "--lr-scheduler-type", "constant", "--warmup-ratio", "0", "--weight-decay", "0",
+    "--gradient-checkpointing", "false", "--save-strategy", "no", "--logging-steps", "8",
+)  # fmt: skip
+
+
+@pytest.mark.slow
+def test_shapes_are_learned_from_the_image_and_served_to_openai_clients(shapes, tmp_path_factory):
+    base = build_tiny_qwen2_vl(tmp_path_factory.mktemp("qwen2_5_vl"))
+    out = tmp_path_factory.mktemp("trained")
+    result = run_omni(
+        "sft", "--model", str(base), "--dataset", str(shapes.train), "--output-dir", str(out), *TRAIN_FLAGS, timeout=600
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+
+    before, after = load_file(base / "model.safetensors"), load_file(out / "model.safetensors")
+    # The checkpoint's names, as published: the tower is frozen by --freeze-vit, its merger (the aligner) trains.
+    vision = [name for name in before if name.startswith("visual.") and not name.startswith("visual.merger.")]
+    assert vision and all(torch.equal(before[name], after[name]) for name in vision)
+    assert any(not torch.equal(before[name], after[name]) for name in before if name.startswith("visual.merger."))
+    assert any(not torch.equal(before[name], after[name]) for name in before if name.startswith("model.layers."))
+
+    answers = out / "answers.jsonl"
+    argv = [
+        "infer",
+        "--model",
+        str(out),
+        "--input",
+        str(shapes.held_out),
+        "--output",
+        str(answers),
+        "--max-new-tokens",
+        "4",
+    ]
+    result = run_omni(*argv, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    rows = [json.loads(line) for line in answers.read_text().splitlines()]
+    assert sum(row["response"].strip() == row["solution"] for row in rows) / len(rows) >= 0.9  # chance is 0.25
+
+    row = json.loads(shapes.held_out.read_text().splitlines()[0])
+    png = base64.b64encode((shapes.directory / row["images"][0]).read_bytes()).decode()
+    process, url, log = start_serving(
+        [str(OMNI), "serve", "--model", str(out), "--served-model-name", "vl", "--port", "0"]
+    )
+    try:
+        client = openai.OpenAI(base_url=f"{url}/v1", api_key="none", max_retries=0)
+        content = [
+            {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{png}"}},
+            {"type": "text", "text": "What colour is the shape?"},
+        ]
+        reply = client.chat.completions.create(
+            model="vl", messages=[{"role": "user", "content": content}], max_tokens=4
+        )
+        assert reply.choices[0].message.content.strip() == row["solution"], "".join(log[-20:])
+    finally:
+        process.terminate()
+        process.wait(timeout=30)

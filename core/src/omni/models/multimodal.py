@@ -40,12 +40,12 @@ def load_image_text_to_text(
 
 def load_processor(path_or_id: str) -> Any:
     """The checkpoint's `AutoProcessor`, or the same processor class without its video processor where
-    loading that needs torchvision."""
+    loading that needs torchvision (or, in a folder omni saved that way, finds no video settings)."""
     from transformers import AutoProcessor
 
     try:
         return AutoProcessor.from_pretrained(path_or_id)
-    except ImportError:
+    except (ImportError, OSError):
         return _processor_without_video(path_or_id)
 
 
