@@ -20,7 +20,7 @@ from omni.template import get_template
 from omni.template.base import IGNORE_INDEX, RowTooLongError, TemplateOptions
 from omni.template.multimodal import content_parts
 from omni.testing.synthetic import write_shapes
-from omni.testing.vision_language import build_tiny_qwen2_vl
+from omni.testing.vision_language import build_tiny_llava, build_tiny_qwen2_vl
 from omni.train.collators import PaddingCollator, PaddingFreeCollator
 from safetensors.torch import load_file
 
@@ -130,6 +130,28 @@ def test_another_family_without_a_plugin_trains_from_the_cli(vl_model, shapes, t
     losses = [r["loss"] for r in map(json.loads, (out / "logging.jsonl").read_text().splitlines()) if "loss" in r]
     assert len(losses) == 2 and all(loss > 0 for loss in losses)
     assert (out / "adapter_model.safetensors").is_file() and (out / "processor_config.json").is_file()
+
+
+def test_llava_trains_from_the_cli_through_the_generic_path(shapes, tmp_path):
+    """LLaVA (CLIP tower, projector, Llama) has no plugin either: its processor's template and call encode the
+    rows (loss on the answers only), and LoRA with --freeze-vit trains a couple of steps."""
+    model = build_tiny_llava(tmp_path / "llava")
+    processor = load_processor(str(model))
+    row = two_image_row(shapes)
+    encoded = get_template("multimodal", processor).encode(row)
+    assert encoded.input_ids == processor_reference(processor, row)["input_ids"][0].tolist()
+    trained = [t for t, label in zip(encoded.input_ids, encoded.labels, strict=True) if label != IGNORE_INDEX]
+    answers = [m["content"] for m in row["messages"] if m["role"] == "assistant"]
+    assert processor.tokenizer.decode(trained) == "".join(f"{a}<|eot_id|>" for a in answers)
+    assert encoded.extras["pixel_values"].shape == (2, 3, 28, 28)
+
+    out = tmp_path / "run"
+    argv = ["sft", "--model", str(model), "--dataset", str(shapes.held_out), "--output-dir", str(out)]
+    flags = ["--tuner", "lora", "--freeze-vit", "true", "--max-steps", "2", "--per-device-train-batch-size", "4"]
+    assert main([*argv, *flags, "--save-strategy", "no", "--logging-steps", "1"]) == 0
+    losses = [r["loss"] for r in map(json.loads, (out / "logging.jsonl").read_text().splitlines()) if "loss" in r]
+    assert len(losses) == 2 and all(loss > 0 for loss in losses)
+    assert json.loads((out / "args.json").read_text())["model"] == str(model)
 
 
 # Full fine-tuning with the vision tower frozen: a random 0.46M-parameter model learns the colours in 10 epochs of

@@ -61,14 +61,15 @@ class MultimodalTemplate(DefaultTemplate):
             add_special_tokens=not (bos and text.startswith(bos)),
             return_offsets_mapping=True,
             return_text_replacement_offsets=True,
+            return_tensors="pt",
         )
         replaced = (out.get("text_replacement_offsets") or [[]])[0]
         offsets = [
             (_original_offset(start, replaced), _original_offset(end, replaced))
-            for start, end in out["offset_mapping"][0]
+            for start, end in out["offset_mapping"][0].tolist()
         ]
-        ids = list(out["input_ids"][0])
-        extras = {key: torch.as_tensor(value) for key, value in out.items() if key not in _NOT_MEDIA}
+        ids = out["input_ids"][0].tolist()
+        extras = {key: value for key, value in out.items() if key not in _NOT_MEDIA}
         if images:  # for `_checked`, which takes them out again
             extras[_IMAGE_TOKENS] = sum(ids.count(i) for i in self._image_token_ids())
             extras[_TOKEN_TYPE_KEY] = next((key for key in TOKEN_TYPE_KEYS if key in out), None)

@@ -1,9 +1,10 @@
-"""`build_tiny_qwen2_vl`: a tiny random Qwen2-VL or Qwen2.5-VL checkpoint with the processor files of the real one.
+"""Tiny random vision-language checkpoints with the processor files of the real ones: `build_tiny_qwen2_vl`
+(Qwen2-VL, Qwen2.5-VL) and `build_tiny_llava`.
 
 `build_tiny` writes the model and a tokenizer; a vision-language checkpoint also publishes its image
 processor settings (preprocessor_config.json) and the processor's chat template, which writes an image
-content part as ``<|vision_start|><|image_pad|><|vision_end|>``. The image processor is sized so a 64 x 64
-test image is 4 image tokens.
+content part as the family does (Qwen2-VL: ``<|vision_start|><|image_pad|><|vision_end|>``). The image
+processors are sized so a test image is 4 image tokens.
 """
 
 from __future__ import annotations
@@ -53,4 +54,40 @@ def build_tiny_qwen2_vl(path: str | Path, *, model_type: str = "qwen2_5_vl", see
     (out / "preprocessor_config.json").write_text(json.dumps(settings, indent=2, sort_keys=True) + "\n")
     # The tokenizer and the processor share chat_template.jinja, as in the published checkpoints.
     (out / "chat_template.jinja").write_text(QWEN2_VL_CHAT_TEMPLATE, encoding="utf-8")
+    return out
+
+
+def build_tiny_llava(path: str | Path, *, seed: int = 0) -> Path:
+    """Write a tiny random LLaVA (`LlavaForConditionalGeneration`: a CLIP vision tower, a projector and a Llama)
+    with a Llama 3 tokenizer, CLIP image processor settings (28 x 28 pixels: 4 patches, one image token each)
+    and a LLaVA-1.5-style chat template (``USER:``/``ASSISTANT:`` turns, images first). Returns `path`."""
+    import transformers
+
+    from omni.testing.tiny import build_tiny
+
+    vision = transformers.CLIPVisionConfig(image_size=28, patch_size=14)
+    config = transformers.LlavaConfig(vision_config=vision, text_config=transformers.LlamaConfig())
+    out = build_tiny(config, path, tokenizer="llama", seed=seed)
+    written = json.loads((out / "config.json").read_text(encoding="utf-8"))
+    tokenizer = transformers.AutoTokenizer.from_pretrained(out)
+    image_token = tokenizer.convert_ids_to_tokens(written["image_token_index"])
+    images = transformers.CLIPImageProcessorPil(size={"shortest_edge": 28}, crop_size={"height": 28, "width": 28})
+    settings = {**images.to_dict(), "image_processor_type": "CLIPImageProcessor", "processor_class": "LlavaProcessor"}
+    (out / "preprocessor_config.json").write_text(json.dumps(settings, indent=2, sort_keys=True) + "\n")
+    processor = {
+        "processor_class": "LlavaProcessor",
+        "patch_size": vision.patch_size,
+        "vision_feature_select_strategy": written["vision_feature_select_strategy"],
+        "image_token": image_token,
+        "num_additional_image_tokens": 1,  # CLIP's class token, which the "default" strategy drops again
+    }
+    (out / "processor_config.json").write_text(json.dumps(processor, indent=2, sort_keys=True) + "\n")
+    template = (
+        "{{ bos_token }}{% for message in messages %}{{ message['role'].upper() + ':\n' }}"
+        "{% for item in message['content'] | selectattr('type', 'equalto', 'image') %}" + image_token + "{% endfor %}"
+        "{% for item in message['content'] | selectattr('type', 'equalto', 'text') %}{{ item['text'] }}{% endfor %}"
+        "{% if message['role'] == 'assistant' %}{{ eos_token }}{% endif %}{{ '\n' }}{% endfor %}"
+        "{% if add_generation_prompt %}{{ 'ASSISTANT:\n' }}{% endif %}"
+    )
+    (out / "chat_template.jinja").write_text(template, encoding="utf-8")
     return out
