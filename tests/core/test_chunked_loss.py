@@ -12,6 +12,8 @@ from omni.train.trainer import causal_lm_loss, sequence_shard_loss
 
 TOLERANCE = 1e-5
 CHUNK = 4  # fewer than the batches' targets, and not a divisor of them: several chunks and a ragged last one
+# More than the 19 targets but fewer than the padded batch's 3 x 11 positions: one chunk of the real targets.
+ONE_CHUNK = 25
 
 
 def _llama():
@@ -55,9 +57,9 @@ def _loss_and_grads(model, batch, chunk_tokens):
     return loss.detach(), grads, hidden["states"].grad.clone()
 
 
-def _assert_same(model, batch):
+def _assert_same(model, batch, chunk_tokens=CHUNK):
     plain_loss, plain_grads, plain_hidden = _loss_and_grads(model, batch, chunk_tokens=0)
-    loss, grads, hidden = _loss_and_grads(model, batch, chunk_tokens=CHUNK)
+    loss, grads, hidden = _loss_and_grads(model, batch, chunk_tokens=chunk_tokens)
     assert torch.allclose(loss, plain_loss, atol=TOLERANCE, rtol=0)
     assert grads.keys() == plain_grads.keys()
     for name, grad in grads.items():
@@ -66,10 +68,11 @@ def _assert_same(model, batch):
     return plain_grads
 
 
+@pytest.mark.parametrize("chunk_tokens", [CHUNK, ONE_CHUNK])
 @pytest.mark.parametrize("collator", [PaddingCollator(pad_token_id=0), PaddingFreeCollator()], ids=["padded", "free"])
-def test_full_tuning_gradients_equal_the_plain_loss(collator):
+def test_full_tuning_gradients_equal_the_plain_loss(collator, chunk_tokens):
     model = _llama()
-    grads = _assert_same(model, collator(_rows()))
+    grads = _assert_same(model, collator(_rows()), chunk_tokens)
     assert grads["lm_head.weight"].abs().sum() > 0
 
 
@@ -90,8 +93,9 @@ def test_batches_within_one_chunk_take_the_plain_path_and_keep_their_logits():
     del batch["num_tokens"]
     _, plain = causal_lm_loss(model, dict(batch), chunk_tokens=10_000)
     _, chunked = causal_lm_loss(model, dict(batch), chunk_tokens=CHUNK)
+    _, one_chunk = causal_lm_loss(model, dict(batch), chunk_tokens=ONE_CHUNK)
     assert plain.logits.shape[-1] == 96 and plain.logits.shape[1] > 0
-    assert chunked.logits.shape[1] == 0  # never materialised
+    assert chunked.logits.shape[1] == one_chunk.logits.shape[1] == 0  # never materialised for every position
 
 
 def test_sequence_shard_loss_equals_its_plain_loss(tmp_path):

@@ -88,9 +88,9 @@ def chunked_cross_entropy(
     targets = targets.reshape(-1).to(hidden.device)
     keep = targets != IGNORE_INDEX
     hidden, targets = hidden[keep], targets[keep]
+    if targets.numel() <= chunk_tokens:  # one chunk: nothing to save by recomputing its logits in backward
+        return _chunk_loss_sum(head, hidden, targets)
     total = hidden.new_zeros((), dtype=torch.float32)
-    if targets.numel() == 0:  # still joins the graph, so backward reaches the head as every process expects
-        return total + 0.0 * head(hidden[:1]).sum()
     for start in range(0, targets.numel(), chunk_tokens):
         end = start + chunk_tokens
         # Reentrant=False recomputes the chunk's logits in backward with the same dropout draws (LoRA dropout).
