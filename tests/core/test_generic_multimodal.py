@@ -93,6 +93,14 @@ def test_a_checkpoint_with_a_vision_tower_resolves_to_the_generic_family(vl_mode
     assert resolved.spec.name == "image-text-to-text" and resolved.spec.template == "multimodal"
 
 
+def test_template_render_shows_the_processor_tokens(vl_model, shapes, capsys):
+    assert main(["template", "render", "--model", str(vl_model), "--dataset", str(shapes.held_out)]) == 0
+    shown = capsys.readouterr().out
+    answer = json.loads(shapes.held_out.read_text().splitlines()[0])["solution"]
+    assert "<|vision_start|>" + "<|image_pad|>" * 4 + "<|vision_end|>What colour is the shape?" in shown
+    assert shown.rstrip().endswith(f"[[{answer}<|im_end|>]]")
+
+
 def test_truncating_into_an_image_is_a_row_error(vl_model, shapes):
     processor = load_processor(str(vl_model))
     template = get_template("multimodal", processor, TemplateOptions(max_length=20))

@@ -1,6 +1,6 @@
 """`omni template render`: show how a template encodes one dataset row, trained tokens marked.
 
-Only the tokenizer is loaded, never model weights. In a terminal trained text is green; when the
+Only the tokenizer (the processor, for the `multimodal` template) is loaded, never model weights. In a terminal trained text is green; when the
 output is not a terminal it is wrapped in ``[[ ]]`` so it reads in logs and plain files.
 """
 
@@ -32,9 +32,15 @@ def run(invocation: Invocation) -> int:
         raise OmniError("omni template render: pass --dataset FILE_OR_NAME")
     registry = invocation.registry
     resolved = resolve_model(options.model, registry)
-    tokenizer = AutoTokenizer.from_pretrained(resolved.path_or_id)
     name = template_name(options.template, resolved.spec)
-    template = get_template(name, tokenizer, options.template_options(), registry=registry)
+    if name == "multimodal":  # images become tokens only through the model's processor
+        from omni.models.multimodal import load_processor
+
+        processor = load_processor(resolved.path_or_id)
+    else:
+        processor = AutoTokenizer.from_pretrained(resolved.path_or_id)
+    template = get_template(name, processor, options.template_options(), registry=registry)
+    tokenizer = template.tokenizer
     rows = load_datasets(
         DataOptions(dataset=[options.dataset], streaming=True),
         registry,
