@@ -4,7 +4,8 @@ generation speed (pt engine, and vLLM where it loads the format) beside the unqu
     .venv/bin/python benchmarks/quantize.py [--threads 1] [--held-out-rows 24] [--skip-vllm]
 
 Every method that runs on this machine is exported with `omni export` (in this process): bnb 8/4 bits, quanto
-int8/int4 weights, and quanto int8 weights with int8 activations calibrated on the colour task's rows. Perplexity
+int8/int4 weights, quanto int8 weights with int8 activations calibrated on the colour task's rows, and
+compressed-tensors int8 W8A8 ("ct w8a8"). Perplexity
 is taken on the first --held-out-rows rows of the identity dataset (assistant tokens only, the model's chat
 template). Speed: --prompts chat questions answered greedily to --max-new-tokens by the pt engine (batched), then
 by vLLM for every folder it loads; vLLM's greedy answers are compared with the pt engine's. GPU-only methods
@@ -38,6 +39,7 @@ METHODS = {  # label: omni export flags
     "quanto int8": ["--quant-method", "quanto", "--quant-bits", "8"],
     "quanto int4": ["--quant-method", "quanto", "--quant-bits", "4"],
     "quanto w8a8": ["--quant-method", "quanto", "--quant-bits", "8", "--quanto-activations", "int8"],
+    "ct w8a8": ["--quant-method", "compressed-tensors", "--quant-bits", "8"],
 }
 QUESTIONS = (
     "What is the capital of France?",
