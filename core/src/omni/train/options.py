@@ -59,8 +59,8 @@ class TrainingOptions:
     )
     use_liger_kernel: bool = option(
         False,
-        help="liger-kernel's fused RMSNorm, RoPE, SwiGLU and linear cross-entropy (CUDA only; "
-        "pip install 'omni-core[liger]')",
+        help="liger-kernel's fused RMSNorm, RoPE and SwiGLU (CUDA only; pip install 'omni-core[liger]'); the loss "
+        "stays omni's (--loss-chunk-tokens)",
     )
     torch_compile: bool = option(False, help="compile the model with torch.compile (transformers' torch_compile)")
     seed: int = option(42, help="seed for weight init, dropout and data order")
