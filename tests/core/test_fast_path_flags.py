@@ -57,3 +57,20 @@ def test_flash_attention_on_cpu_is_one_line_naming_its_needs_and_trains_with_sdp
     assert result.returncode == 0, result.stderr
     lines = [line for line in result.stderr.splitlines() if "flash_attention_3" in line]
     assert len(lines) == 1 and "needs a CUDA GPU (and the flash-attn package); using sdpa" in lines[0]
+
+
+def test_ms_swift_spellings_parse_into_the_trainers_arguments(tmp_path):
+    from omni.cli.invocation import parse_invocation
+    from omni.train.trainer import training_arguments
+
+    registry = load_plugins({"OMNI_PLUGINS": "lora"}).registry
+    argv = ["--use_liger_kernel", "true", "--torch_compile", "true", "--loss_chunk_tokens", "64"]
+    argv += ["--attn_impl", "flash_attention_3"]
+    options = parse_invocation(registry.get("commands", "sft").spec, argv, registry).options
+    assert (options.use_liger_kernel, options.torch_compile, options.loss_chunk_tokens) == (True, True, 64)
+    assert options.attn_impl == "flash_attention_3"
+    args = training_arguments(options, str(tmp_path), has_eval=False, model_dtype=torch.float32)
+    assert args.use_liger_kernel and args.torch_compile and args.torch_compile_backend == "inductor"
+    assert args.bf16 == (torch.cuda.is_available() and torch.cuda.is_bf16_supported())
+    defaults = parse_invocation(registry.get("commands", "sft").spec, [], registry).options
+    assert (defaults.use_liger_kernel, defaults.torch_compile, defaults.loss_chunk_tokens) == (False, False, 1024)
