@@ -56,3 +56,24 @@ def test_only_eight_bits(capsys, tiny_qwen3, tmp_path):
                           "--output-dir", str(tmp_path / "x"))  # fmt: skip
     assert status == 2
     assert "--quant-method compressed-tensors supports --quant-bits 8 (W8A8), not 4" in capsys.readouterr().err
+
+
+def test_a_multimodal_export_keeps_its_towers_and_answers_an_image_question(tmp_path, capsys):
+    from omni_plugin_qwen3_omni.testing import build_tiny_qwen3_omni
+    from PIL import Image
+    from safetensors import safe_open
+
+    source, out, image = build_tiny_qwen3_omni(tmp_path / "model"), tmp_path / "w8a8", tmp_path / "red.png"
+    Image.new("RGB", (64, 64), (220, 30, 30)).save(image)
+    with using_host(load_plugins({"OMNI_PLUGINS": "compressed-tensors,qwen3-omni"})):
+        assert run_omni("export", "--model", str(source), "--quant-method", "w8a8", "--quant-bits", "8",
+                        "--output-dir", str(out)) == 0  # fmt: skip
+        capsys.readouterr()
+        assert run_omni("infer", "--model", str(out), "--query", "What color is it?", "--image", str(image),
+                        "--max-new-tokens", "4") == 0  # fmt: skip
+    assert capsys.readouterr().out.strip()
+    with safe_open(str(out / "model.safetensors"), "pt") as f:
+        scales = [key for key in f.keys() if key.endswith("weight_scale")]
+    assert scales and all(key.startswith("model.layers.") for key in scales)  # the language model only
+    ignored = json.loads((out / "config.json").read_text())["quantization_config"]["ignore"]
+    assert "visual.blocks.0.attn.qkv" in ignored and "audio_tower.layers.0.fc1" in ignored
