@@ -466,12 +466,7 @@ async def _speech_stream(
     request gets its status code): ``delta.audio`` chunks carry the transcript as the thinker writes it, then
     base64 pcm16 pieces of the speech as the talker says them, then ``expires_at``."""
     items = _spoken_items(engine, request, voice)
-    try:
-        first = await _within(_next(items), http, deadline)
-    except _ClientGone:
-        raise
-    except Exception as exc:
-        raise _engine_error(exc) from exc
+    first = await _first_item(items, http, deadline)
 
     async def events() -> AsyncIterator[dict[str, Any]]:
         yield chunk(chat_stream_opening(1))
@@ -502,6 +497,16 @@ async def _speech_stream(
     )
 
 
+async def _first_item(items: AsyncIterator[Any], http: Request, deadline: float) -> Any:
+    """A stream's first item, awaited before any byte is sent: an engine's refusal is still a status code."""
+    try:
+        return await _within(_next(items), http, deadline)
+    except _ClientGone:
+        raise
+    except Exception as exc:
+        raise _engine_error(exc) from exc
+
+
 async def _stream(
     engine: Engine,
     request: InferRequest,
@@ -518,12 +523,7 @@ async def _stream(
     template rejects) is answered with its status code and error body, as without ``stream``.
     """
     items = aiter(engine.stream_deltas_async(request))
-    try:
-        first = await _within(_next(items), http, deadline)
-    except _ClientGone:
-        raise
-    except Exception as exc:
-        raise _engine_error(exc) from exc
+    first = await _first_item(items, http, deadline)
     return StreamingResponse(
         _event_lines(_events(first, items, deadline, chunk, choice, opening, include_usage)),
         media_type="text/event-stream",
