@@ -78,13 +78,12 @@ def live_tensor_bytes() -> int:
 
 def worker(args: argparse.Namespace) -> None:
     """One process of a run: train through omni's job with a measuring callback, write this rank's figures."""
-    from transformers import TrainerCallback
-
     from omni.cli.invocation import parse_invocation
     from omni.plugins import get_registry
     from omni.train.job import active_strategy, prepare_job
     from omni.train.launch import current, leave_process_group
     from omni.train.sft import run_sft
+    from transformers import TrainerCallback
 
     class Measure(TrainerCallback):
         def __init__(self) -> None:

@@ -23,9 +23,7 @@ class ListOptions:
 
 @dataclass
 class NewPluginOptions:
-    kind: ScaffoldKind = option(
-        help="the kind of capability the plugin registers", positional=True
-    )
+    kind: ScaffoldKind = option(help="the kind of capability the plugin registers", positional=True)
     name: str = option(help="the plugin name; the distribution is omni-plugin-NAME", positional=True)
     output_dir: str = option(".", help="where to create the omni-plugin-NAME folder")
 

@@ -82,7 +82,11 @@ def run(invocation: Invocation) -> int:
     if launch.wants_launch(processes):
         launch.check(processes, output_dir=options.output_dir)
         return launch.launch(invocation.command.name, invocation.argv, processes, output_dir=shared_output_dir(options))
-    if launch.current_processes().world_size > 1 and not options.output_dir and options.resume_from_checkpoint in (None, "last"):
+    if (
+        launch.current_processes().world_size > 1
+        and not options.output_dir
+        and options.resume_from_checkpoint in (None, "last")
+    ):
         raise OmniError(
             "a run of several processes needs --output-dir under torchrun or accelerate launch: a folder they all write into"
         )
