@@ -30,3 +30,14 @@ def colors(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from tests.helpers import write_color_task
 
     return write_color_task(tmp_path_factory.mktemp("data") / "colors.jsonl")
+
+
+@pytest.fixture
+def one_thread():
+    """One torch thread: on a busy 2-core machine a second one mostly waits for the first."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -13,17 +13,6 @@ from omni.testing import run_omni
 PLUGINS = {"OMNI_PLUGINS": "compressed-tensors,datasets"}
 
 
-@pytest.fixture
-def one_thread():
-    """One torch thread: on a busy 2-core machine a second one mostly waits for the first."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.mark.slow
 def test_w8a8_export_reloads_answers_and_keeps_perplexity(tmp_path, capsys, one_thread):
     from omni.models.embedded import smollm2_path

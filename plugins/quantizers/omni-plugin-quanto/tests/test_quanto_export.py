@@ -29,17 +29,6 @@ def exit_and_error(capsys, *args) -> tuple[int, str]:
     return status, capsys.readouterr().err
 
 
-@pytest.fixture
-def one_thread():
-    """One torch thread: on a busy 2-core machine a second one mostly waits for the first."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.mark.slow
 def test_int8_and_int4_exports_reload_answer_and_keep_perplexity_near_the_original(tmp_path, capsys, one_thread):
     from omni.models.embedded import smollm2_path
