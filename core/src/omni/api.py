@@ -24,7 +24,8 @@ The names, by what they are for:
 - Errors: `OmniError`, `DataError`, `MissingCapabilityError`.
 - Looking things up: `Registry`, `Registration`, `Distribution`, `import_ref`, `find_tuner`, `get_registry`
   (the running omni's registry, for code that is not handed one).
-- Models: `ModelOptions`, `LoadOptions`, `load_model`, `load_pretrained`, `pretrained_kwargs`,
+- Models: `ModelOptions`, `LoadOptions`, `load_model`, `load_pretrained`, `load_image_text_to_text` (the
+  generic vision-language loader: any `AutoModelForImageTextToText` checkpoint and its processor), `pretrained_kwargs`,
   `atomic_text_file`; for quantizers, `encoded_batches` (dataset rows encoded with a loaded model's template
   as one-row model inputs: calibration, held-out sets), `perplexity` (of a model on such batches) and
   `transformers_skip_patterns` (modules to keep unquantized, as a transformers quantization config names them).
@@ -78,7 +79,8 @@ from omni.registry import (
     import_ref,
 )
 
-API_VERSION = f"{PLUGIN_API_VERSION}.1"  # 1.1: CallbackSpec, BenchmarkSpec, TrainingCallback, generation helpers
+# 1.1: CallbackSpec, BenchmarkSpec, TrainingCallback, generation helpers; 1.2: load_image_text_to_text
+API_VERSION = f"{PLUGIN_API_VERSION}.2"
 
 # Names imported on first access: their modules bring heavy libraries along, or are needed only at run time.
 _LAZY: dict[str, str] = {
@@ -87,6 +89,7 @@ _LAZY: dict[str, str] = {
     "LoadOptions": "omni.models.options",
     "load_model": "omni.models.loader",
     "load_pretrained": "omni.models.loader",
+    "load_image_text_to_text": "omni.models.multimodal",
     "pretrained_kwargs": "omni.models.loader",
     "atomic_text_file": "omni.models.atomic",
     # templates
@@ -196,6 +199,7 @@ __all__ = [
     "LoadOptions",
     "load_model",
     "load_pretrained",
+    "load_image_text_to_text",
     "pretrained_kwargs",
     "atomic_text_file",
     "Template",
@@ -320,6 +324,7 @@ if TYPE_CHECKING:  # type checkers and editors see the lazy names as plain impor
     from omni.models.atomic import atomic_text_file
     from omni.models.embedded import EMBEDDED_MODEL
     from omni.models.loader import load_model, load_pretrained, pretrained_kwargs
+    from omni.models.multimodal import load_image_text_to_text
     from omni.models.options import LoadOptions, ModelOptions
     from omni.plugins import get_registry
     from omni.template.base import IGNORE_INDEX, Encoded, RowTooLongError, Template, TemplateOptions
