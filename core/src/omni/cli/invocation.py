@@ -72,41 +72,14 @@ def parse_invocation(spec: CommandSpec, argv: list[str], registry: Registry, *, 
         add_arguments(parser, spec.options, title=f"{spec.name} options")
     taken = {s for info in cmd_infos for s in info.spellings} | {"config"}
     groups: list[tuple[str, Registration, list[FieldInfo]]] = []
-    replaced_defaults: dict[str, Registration] = {}  # option -> the spec used because its default is not installed
-    # (options class, its fields, selector): the command's selectors, then those of each spec they select.
-    pending = [(spec.options, cmd_infos, selector) for selector in spec.selects]
-    while pending:
-        options_cls, infos, selector = pending.pop(0)
-        info = next(i for i in infos if i.name == selector.option)
-        seen = {reg.spec.name for option, reg, _ in groups if option == selector.option}
-        value, defaulted = _selector_value(options_cls, info, argv, config, config_name)
-        for name in _selected_names(value):
-            if selector.external and re.fullmatch(selector.external, name):
-                continue  # not a registry name; the spec reading the option resolves it
-            try:
-                reg = registry.get(selector.kind, name)
-            except OmniError as exc:
-                fallback = None
-                if defaulted and not info.is_list and isinstance(exc, MissingCapabilityError):
-                    fallback = installed_instead(registry, selector.kind, spec.name)
-                if fallback is not None:
-                    say_default_replaced(selector.kind, name, fallback.spec.name)
-                    replaced_defaults[info.name] = reg = fallback
-                elif wants_help:
-                    parser.epilog = f"note: {exc}"
-                    continue
-                else:
-                    raise
-            if reg.spec.name in seen:  # named twice: its options are already in
-                continue
-            seen.add(reg.spec.name)
-            if reg.spec.options is None:
-                groups.append((selector.option, reg, []))
-                continue
-            added = _add_spec_options(parser, selector.kind, reg, taken)
-            groups.append((selector.option, reg, added))
-            pending.extend((reg.spec.options, added, nested) for nested in reg.spec.selects)
-
+    selections = selected_specs(spec, argv, config, config_name, registry, lenient=wants_help)
+    if selections.problems:
+        parser.epilog = f"note: {selections.problems[-1]}"
+    for option, reg in selections.chosen:
+        groups.append((option, reg, _add_spec_options(parser, reg.spec.kind, reg, taken) if reg.spec.options else []))
+    for default, reg in selections.replaced_defaults.values():
+        say_default_replaced(reg.spec.kind, default, reg.spec.name)
+    replaced_defaults = {option: reg for option, (_, reg) in selections.replaced_defaults.items()}
     for kind in spec.includes:  # every installed spec of these kinds brings its options (e.g. strategies)
         for reg in registry.all(kind):
             groups.append((kind, reg, _add_spec_options(parser, kind, reg, taken) if reg.spec.options else []))
@@ -128,6 +101,63 @@ def parse_invocation(spec: CommandSpec, argv: list[str], registry: Registry, *, 
         invocation.selected.setdefault(option, []).append(Selected(reg, opts))
     _refuse_clashing_names(invocation)
     return invocation
+
+
+@dataclass
+class Selections:
+    """The specs a command's options select, in the order their options join the command's flags."""
+
+    chosen: list[tuple[str, Registration]] = field(default_factory=list)  # (selecting option, spec)
+    # option -> (its default, the spec used instead because the default is not installed)
+    replaced_defaults: dict[str, tuple[str, Registration]] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)  # names that could not be selected (with `lenient`)
+
+
+def selected_specs(
+    spec: CommandSpec,
+    argv: list[str],
+    config: dict[str, Any],
+    config_name: str,
+    registry: Registry,
+    *,
+    lenient: bool = False,
+) -> Selections:
+    """The specs selected by `spec`'s selector options (flag, else config, else default), then by theirs, to any
+    depth. A name nobody registered raises, or with `lenient` is noted in `problems` and skipped."""
+    selections = Selections()
+    # (options class, its fields, selector): the command's selectors, then those of each spec they select.
+    cmd_infos = fields_of(spec.options) if spec.options else []
+    pending = [(spec.options, cmd_infos, selector) for selector in spec.selects]
+    while pending:
+        options_cls, infos, selector = pending.pop(0)
+        info = next(i for i in infos if i.name == selector.option)
+        seen = {reg.spec.name for option, reg in selections.chosen if option == selector.option}
+        value, defaulted = _selector_value(options_cls, info, argv, config, config_name)
+        for name in _selected_names(value):
+            if selector.external and re.fullmatch(selector.external, name):
+                continue  # not a registry name; the spec reading the option resolves it
+            try:
+                reg = registry.get(selector.kind, name)
+            except OmniError as exc:
+                fallback = None
+                if defaulted and not info.is_list and isinstance(exc, MissingCapabilityError):
+                    fallback = installed_instead(registry, selector.kind, spec.name)
+                if fallback is not None:
+                    selections.replaced_defaults[info.name] = (name, fallback)
+                    reg = fallback
+                elif lenient:
+                    selections.problems.append(str(exc))
+                    continue
+                else:
+                    raise
+            if reg.spec.name in seen:  # named twice: its options are already in
+                continue
+            seen.add(reg.spec.name)
+            selections.chosen.append((selector.option, reg))
+            if reg.spec.options is not None:
+                nested_infos = fields_of(reg.spec.options)
+                pending.extend((reg.spec.options, nested_infos, nested) for nested in reg.spec.selects)
+    return selections
 
 
 def _add_spec_options(parser: Any, kind: str, reg: Registration, taken: set[str]) -> list[FieldInfo]:
