@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/sft_throughput.py            # both sets, all three runs each (minutes)
     .venv/bin/python benchmarks/sft_throughput.py --rows 64  # a quicker, smaller mixed-length set
+    .venv/bin/python benchmarks/sft_throughput.py --startup-runs 5  # start-up only: one step, runs alternated
 
 LoRA r=8 (omni's defaults for the model family) on the embedded SmolLM2-135M, one epoch, batch 8,
 max length 256, gradient checkpointing off, same seed and schedule everywhere. Two data sets: 200 rows of
@@ -11,7 +12,9 @@ few hundred). The plain script trains on exactly the token ids and labels omni's
 
 Figures per run: useful (non-pad) tokens/s, MFU, wall time, final logged loss, and start-up time (process
 start to the first training step, minus model loading); the plain script's start-up is the floor that
-importing torch, transformers' Trainer, peft and datasets sets for any Trainer-based tool. MFU counts 4 x (linear-layer
+importing torch, transformers' Trainer, peft and datasets sets for any Trainer-based tool. `--startup-runs N`
+measures start-up alone: N one-step runs of omni (padded) and of the plain script, alternated so that both see
+the same load on a shared machine, and the ratio of their medians. MFU counts 4 x (linear-layer
 parameters) FLOPs per useful token: forward plus the input-gradient half of backward, as LoRA leaves the
 frozen weights without weight gradients (attention score FLOPs are left out); the peak is this machine's
 fp32 matmul rate, measured here.
@@ -24,6 +27,7 @@ import json
 import os
 import random
 import re
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -90,7 +94,7 @@ def encode_for_plain(dataset: list[str], extra: list[str], out: Path) -> None:
     out.write_text("".join(json.dumps(f) + "\n" for f in encoded.features))
 
 
-def run_omni(dataset: list[str], extra: list[str], out: Path, padding_free: bool) -> dict:
+def run_omni(dataset: list[str], extra: list[str], out: Path, padding_free: bool, max_steps: int = -1) -> dict:
     """One `omni sft` run in a subprocess; figures from its stderr and logging.jsonl."""
     from omni.models.embedded import smollm2_path
 
@@ -99,6 +103,7 @@ def run_omni(dataset: list[str], extra: list[str], out: Path, padding_free: bool
     argv += ["--max-length", str(SETTINGS["max_length"]), "--learning-rate", str(SETTINGS["lr"])]
     argv += ["--seed", str(SETTINGS["seed"]), "--gradient-checkpointing", "false", "--logging-steps", "1"]
     argv += ["--save-strategy", "no", "--output-dir", str(out), "--padding-free", str(padding_free).lower()]
+    argv += ["--max-steps", str(max_steps)]
     start = time.time()
     done = subprocess.run(argv, capture_output=True, text=True)
     wall = time.time() - start
@@ -127,7 +132,7 @@ from transformers import TrainingArguments, set_seed
 class BeginTime(TrainerCallback):
     def on_train_begin(self, args, state, control, **kwargs):
         self.time = time.time()
-model_path, data, adapter_config, out, batch, lr, seed = sys.argv[1:8]
+model_path, data, adapter_config, out, batch, lr, seed, max_steps = sys.argv[1:9]
 set_seed(int(seed))  # before the adapter is created, as omni does, so both start from the same LoRA init
 tok = AutoTokenizer.from_pretrained(model_path)
 load_start = time.time()
@@ -138,8 +143,8 @@ model = get_peft_model(model, LoraConfig(task_type="CAUSAL_LM", r=cfg["r"], lora
     lora_dropout=cfg["lora_dropout"], target_modules=cfg["target_modules"]))
 rows = [json.loads(l) for l in open(data)]
 ds = Dataset.from_list(rows)
-args = TrainingArguments(out, num_train_epochs=1, per_device_train_batch_size=int(batch), learning_rate=float(lr),
-    lr_scheduler_type="cosine", warmup_steps=0.05, weight_decay=0.1, seed=int(seed), data_seed=int(seed),
+args = TrainingArguments(out, num_train_epochs=1, max_steps=int(max_steps), per_device_train_batch_size=int(batch),
+    learning_rate=float(lr),    lr_scheduler_type="cosine", warmup_steps=0.05, weight_decay=0.1, seed=int(seed), data_seed=int(seed),
     logging_steps=1, save_strategy="no", report_to="none", disable_tqdm=True, dataloader_pin_memory=False)
 begin = BeginTime()
 trainer = Trainer(model=model, args=args, train_dataset=ds, callbacks=[begin],
@@ -151,12 +156,12 @@ print(json.dumps({"tokens": sum(len(r["input_ids"]) for r in rows), "train_s": r
 """
 
 
-def run_plain(data: Path, adapter_config: Path, out: Path) -> dict:
+def run_plain(data: Path, adapter_config: Path, out: Path, max_steps: int = -1) -> dict:
     """The plain transformers Trainer + peft script, in a subprocess."""
     from omni.models.embedded import smollm2_path
 
     argv = [sys.executable, "-c", PLAIN, str(smollm2_path()), str(data), str(adapter_config), str(out)]
-    argv += [str(SETTINGS["batch"]), str(SETTINGS["lr"]), str(SETTINGS["seed"])]
+    argv += [str(SETTINGS["batch"]), str(SETTINGS["lr"]), str(SETTINGS["seed"]), str(max_steps)]
     start = time.time()
     done = subprocess.run(argv, capture_output=True, text=True)
     if done.returncode:
@@ -175,6 +180,22 @@ def linear_params() -> int:
     return sum(m.weight.numel() for m in model.modules() if isinstance(m, torch.nn.Linear))
 
 
+def compare_startup(runs: int, work: Path) -> None:
+    """Start-up of one-step runs, omni (padded) and the plain script alternated; medians and their ratio."""
+    dataset, extra = ["identity#200"], ["--model-name", "Omni Owl", "--model-author", "Acme Labs"]
+    encode_for_plain(dataset, extra, work / "startup.encoded.jsonl")
+    figures = {"omni": [], "plain": []}
+    for run in range(runs):
+        omni = run_omni(dataset, extra, work / f"startup-omni-{run}", padding_free=False, max_steps=1)
+        adapter = work / f"startup-omni-{run}" / "adapter_config.json"
+        plain = run_plain(work / "startup.encoded.jsonl", adapter, work / f"startup-plain-{run}", max_steps=1)
+        figures["omni"].append(omni["startup_s"])
+        figures["plain"].append(plain["startup_s"])
+        print(f"run {run + 1}: omni {omni['startup_s']:.2f} s, plain {plain['startup_s']:.2f} s", flush=True)
+    omni, plain = statistics.median(figures["omni"]), statistics.median(figures["plain"])
+    print(f"\nstart-up median of {runs}: omni {omni:.2f} s, plain Trainer+peft {plain:.2f} s: {omni / plain:.2f}x")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=200, help="rows of the mixed-length set")
@@ -182,10 +203,14 @@ def main() -> None:
     parser.add_argument(
         "--threads", type=int, default=None, help="torch/OpenMP threads for every run and the peak (default: torch's)"
     )
+    parser.add_argument("--startup-runs", type=int, default=0, help="only compare start-up, over N alternated runs")
     args = parser.parse_args()
     if args.threads:
         # Exported before torch is imported, so the peak and the subprocess runs use the same thread count.
         os.environ["OMP_NUM_THREADS"] = str(args.threads)
+    if args.startup_runs:
+        compare_startup(args.startup_runs, Path(tempfile.mkdtemp(prefix="omni-bench-")))
+        return
 
     peak = matmul_peak_gflops()
     flops_per_token = 4 * linear_params()
