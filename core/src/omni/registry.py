@@ -201,12 +201,15 @@ class AlgorithmSpec(Spec):
     `sequence_parallel`: it trains with each row split across processes when the strategy asks for it
     (`omni.train.strategy.Strategy.sequence_parallel_size`): its collator is wrapped in
     `omni.train.collators.SequenceShardCollator` and its loss adds up the shards'.
+    `model_head`: the head the model is loaded with for it: ``causal_lm``, or ``sequence_classification`` (one
+    score per sequence: a reward model); see `omni.models.options.LoadOptions`.
     """
 
     kind: ClassVar[str] = "algorithms"
     command: str
     streaming: bool = False
     sequence_parallel: bool = False
+    model_head: str = "causal_lm"
 
 
 @dataclass(frozen=True, kw_only=True)

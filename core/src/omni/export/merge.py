@@ -7,7 +7,7 @@ from typing import Any
 
 from omni.export.save import ensure_free, save_checkpoint
 from omni.infer.adapters import find_tuner
-from omni.infer.recorded import with_training_defaults
+from omni.infer.recorded import recorded_model_head, with_training_defaults
 from omni.models.loader import load_model
 from omni.models.options import ModelOptions
 from omni.models.resolve import read_config
@@ -24,7 +24,8 @@ def merge_adapter(adapter_dir: Path, output_dir: Path, options: ModelOptions, re
     """
     ensure_free(output_dir)  # before the slow part
     tuner_cls = find_tuner(adapter_dir, registry)
-    loaded = load_model(with_training_defaults(options, adapter_dir), registry)
+    head = recorded_model_head(adapter_dir)  # a reward model's adapter merges into its base with the score head
+    loaded = load_model(with_training_defaults(options, adapter_dir), registry, head=head)
     model = tuner_cls.load(loaded.model, adapter_dir, name="default")
     tuner_cls.set_active(model, "default")
     merged = tuner_cls.merge(model)

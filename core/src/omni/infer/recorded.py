@@ -1,8 +1,8 @@
 """What an adapter's training run recorded, used as defaults when the adapter is loaded again.
 
 `omni sft` writes args.json next to its outputs (one level up from `checkpoint-N` folders) with the
-resolved base `model`, its `model_type`, and the `template` and `system` prompt it encoded conversations
-with. Inference and export reuse them where the user gives nothing, so an adapter answers in the format
+resolved base `model`, its `model_type`, the `model_head` it trained (a reward model's score head), and the
+`template` and `system` prompt it encoded conversations with. Inference and export reuse them where the user gives nothing, so an adapter answers in the format
 it was trained on. Adapters trained elsewhere still name their base in PEFT's adapter_config.json.
 """
 
@@ -11,10 +11,10 @@ from __future__ import annotations
 import dataclasses
 import json
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, get_args
 
 from omni.errors import OmniError
-from omni.models.options import ModelOptions
+from omni.models.options import ModelHead, ModelOptions
 
 ARGS_FILE = "args.json"
 Options = TypeVar("Options", bound=ModelOptions)
@@ -36,6 +36,16 @@ def with_training_defaults(options: Options, adapter_dir: Path) -> Options:
         if name in fields and getattr(options, name) is None and recorded.get(name) is not None:
             changes[name] = recorded[name]
     return dataclasses.replace(options, **changes)
+
+
+def recorded_model_head(adapter_dir: Path) -> ModelHead:
+    """The head the adapter was trained on: args.json's `model_head`, else ``sequence_classification`` for a peft
+    adapter of a classifier (adapter_config.json's ``task_type`` SEQ_CLS), else ``causal_lm``."""
+    head = _training_args(adapter_dir).get("model_head")
+    if head in get_args(ModelHead):
+        return head
+    task = _read_json(adapter_dir / "adapter_config.json").get("task_type")
+    return "sequence_classification" if task == "SEQ_CLS" else "causal_lm"
 
 
 def recorded_adapter_name(adapter_dir: Path) -> str | None:

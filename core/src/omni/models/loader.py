@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from omni.models.options import LoadOptions, ModelOptions
+from omni.errors import OmniError
+from omni.models.options import LoadOptions, ModelHead, ModelOptions
 from omni.models.resolve import ResolvedModel, resolve_model
 from omni.registry import ModelSpec, Registration, Registry
 
@@ -35,20 +36,28 @@ def load_model(
     quantization_config: Any = None,
     for_training: bool = False,
     resolved: ResolvedModel | None = None,
+    head: ModelHead = "causal_lm",
 ) -> LoadedModel:
     """Resolve `options.model` (unless the caller already did: `resolved`), load it with its model spec's
     loader, and make sure it can pad.
 
     For inference the weights go to the first GPU when there is one (unless `--device-map` says
-    otherwise); for training they stay where the loader put them and the trainer places them.
+    otherwise); for training they stay where the loader put them and the trainer places them. `head`:
+    ``sequence_classification`` loads one score per sequence (a reward model, `LoadOptions.head`); a model
+    family whose loader cannot is an `OmniError`.
     """
     resolved = resolved or resolve_model(options.model, registry, model_type=options.model_type)
     device_map = options.device_map if options.device_map is not None else _default_device_map(for_training)
     load_options = LoadOptions(
-        quantization_config=quantization_config, device_map=device_map, for_training=for_training
+        quantization_config=quantization_config, device_map=device_map, for_training=for_training, head=head
     )
     loader = _exported_format_loader(resolved.path_or_id, registry) or resolved.spec.load()
     model, processor = loader(resolved.path_or_id, model_options=options, load_options=load_options)
+    if head == "sequence_classification" and not is_sequence_classifier(model):
+        raise OmniError(
+            f"{resolved.path_or_id}: the {resolved.spec.name} model family's loader gives a "
+            f"{type(model).__name__}, not a model that scores sequences (AutoModelForSequenceClassification)"
+        )
     tokenizer = getattr(processor, "tokenizer", processor)
     _ensure_pad_token(model, tokenizer)
     if getattr(model, "name_or_path", None) == "":
@@ -68,15 +77,27 @@ def _exported_format_loader(path_or_id: str, registry: Registry) -> Any:
     return None
 
 
+def is_sequence_classifier(model: Any) -> bool:
+    """Whether `model` (or the model a tuner wraps) outputs one score per sequence rather than next-token logits."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return type(base).__name__.endswith("ForSequenceClassification")
+
+
 def load_pretrained(path_or_id: str, *, model_options: ModelOptions, load_options: LoadOptions) -> tuple[Any, Any]:
-    """Load a causal LM and its processor with transformers; the loader most model specs point at.
+    """Load a causal LM (or, for `LoadOptions.head` ``sequence_classification``, the same checkpoint with a
+    one-score head) and its processor with transformers; the loader most model specs point at.
 
     Honours `--torch-dtype`, `--attn-impl`, the resolved device map and a quantizer's config. The
     processor is the model's multimodal processor when it has one, else its tokenizer.
     """
-    from transformers import AutoModelForCausalLM, AutoProcessor
+    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoProcessor
 
-    model = AutoModelForCausalLM.from_pretrained(path_or_id, **pretrained_kwargs(model_options, load_options))
+    kwargs = pretrained_kwargs(model_options, load_options)
+    if load_options.head == "sequence_classification":
+        # A causal LM checkpoint gets a fresh score head; a reward model's own head is loaded.
+        model = AutoModelForSequenceClassification.from_pretrained(path_or_id, num_labels=1, **kwargs)
+    else:
+        model = AutoModelForCausalLM.from_pretrained(path_or_id, **kwargs)
     if load_options.for_training:
         model.config.use_cache = False  # the KV cache only costs memory during training steps
     return model, AutoProcessor.from_pretrained(path_or_id)
@@ -135,6 +156,8 @@ def _ensure_pad_token(model: Any, tokenizer: Any) -> None:
     """Give tokenizers without a pad token one (the end-of-sequence token), so batches can be padded."""
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token if tokenizer.eos_token is not None else tokenizer.unk_token
+    if is_sequence_classifier(model) and model.config.pad_token_id is None:
+        model.config.pad_token_id = tokenizer.pad_token_id  # it scores each row's last token before the padding
     generation_config = getattr(model, "generation_config", None)
     if generation_config is not None and generation_config.pad_token_id is None:
         generation_config.pad_token_id = tokenizer.pad_token_id

@@ -9,6 +9,8 @@ from omni.options import option
 
 TorchDtype = Literal["auto", "float32", "bfloat16", "float16"]
 AttnImpl = Literal["sdpa", "eager", "flash_attention_2", "flash_attention_3"]
+# What the model outputs: next-token logits, or one score per sequence (a reward model's head).
+ModelHead = Literal["causal_lm", "sequence_classification"]
 
 
 @dataclass
@@ -42,9 +44,12 @@ class LoadOptions:
     """What the calling command decided about loading, beyond the user's model flags.
 
     `quantization_config` comes from a quantizer plugin (e.g. 4-bit for QLoRA); `device_map` is the
-    resolved placement (None: leave the weights on the CPU); `for_training` asks for a trainable model.
+    resolved placement (None: leave the weights on the CPU); `for_training` asks for a trainable model;
+    `head` is the output the model is loaded with: ``causal_lm`` (next-token logits) or ``sequence_classification``
+    (transformers' ``AutoModelForSequenceClassification`` with one label: a score per sequence, as a reward model).
     """
 
     quantization_config: Any = None
     device_map: Any = None
     for_training: bool = False
+    head: ModelHead = "causal_lm"

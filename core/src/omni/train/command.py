@@ -100,6 +100,7 @@ def run(invocation: Invocation) -> int:
         plugin_callbacks=active_callbacks(
             options, invocation.selected, command=invocation.command.name, registry=invocation.registry
         ),
+        model_head=algorithm.spec.model_head,
     )
     algorithm.spec.load()(job)
     launch.leave_process_group()

@@ -19,6 +19,7 @@ from typing import Any
 
 from omni import __version__
 from omni.errors import OmniError
+from omni.models.options import ModelHead
 from omni.registry import Registry, Selected, selected_one
 from omni.template.base import Template
 from omni.train import launch, outputs
@@ -202,7 +203,13 @@ def _count_parameters(model: Any) -> tuple[int, int]:
 
 
 def _write_args(
-    command: str, options: TrainOptions, loaded: Any, tuner: Selected, plugin_options: dict, output_dir: Path
+    command: str,
+    options: TrainOptions,
+    loaded: Any,
+    tuner: Selected,
+    plugin_options: dict,
+    output_dir: Path,
+    head: str,
 ) -> None:
     outputs.write_args(
         output_dir,
@@ -212,6 +219,7 @@ def _write_args(
             **dataclasses.asdict(options),
             "model": loaded.path,  # the resolved base, so `omni infer --adapters DIR` finds it
             "model_type": loaded.spec.name,
+            "model_head": head,  # so export and inference load the trained head again
             "tuner": tuner.spec.name,
             "plugin_options": {
                 opt: [dataclasses.asdict(o) if o is not None else None for o in chosen]
@@ -280,6 +288,7 @@ def prepare_job(
     *,
     strategy: Strategy | None = None,
     plugin_callbacks: list[TrainingCallback] | None = None,
+    model_head: ModelHead = "causal_lm",
 ) -> TrainingJob:
     """Load the model (quantized if asked), apply the tuner, load the rows and the template.
 
@@ -287,7 +296,7 @@ def prepare_job(
     the run resolves names in, `selected` the specs chosen for the run by option, with their options (the
     ``tuner``, ``algo``, ``quant_method``, the installed ``datasets`` ...). `strategy`: the distributed strategy
     the run uses (see `active_strategy`), already checked; `plugin_callbacks`: the switched-on training callbacks,
-    already checked."""
+    already checked; `model_head`: the head the algorithm trains (`AlgorithmSpec.model_head`)."""
     import transformers
 
     from omni.data import load_datasets
@@ -328,7 +337,12 @@ def prepare_job(
     if strategy is not None:
         strategy.before_model_load(options, model_path=resolved.path_or_id)
     loaded = load_model(
-        options, registry, quantization_config=quantization_config, for_training=True, resolved=resolved
+        options,
+        registry,
+        quantization_config=quantization_config,
+        for_training=True,
+        resolved=resolved,
+        head=model_head,
     )
     log_line(f"model {loaded.spec.name} from {loaded.path} (loaded in {time.perf_counter() - started:.1f} s)")
     model = loaded.model
@@ -357,7 +371,7 @@ def prepare_job(
     plugin_options = {opt: [s.options for s in chosen] for opt, chosen in selected.items()}
     processes = launch.current_processes()
     if processes.is_main:
-        _write_args(command, options, loaded, tuner_sel, plugin_options, output_dir)
+        _write_args(command, options, loaded, tuner_sel, plugin_options, output_dir, model_head)
     log_line(f"outputs: {output_dir}")
     if processes.world_size > 1:
         how = strategy.describe() if strategy else "data parallel (DDP)"
