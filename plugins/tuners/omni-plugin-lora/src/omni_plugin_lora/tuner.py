@@ -118,7 +118,8 @@ class LoraTuner(Tuner):
             # peft takes `all-linear` only as a plain string, never inside a list
             targets = list(self._family_targets()) or "all-linear"
         return LoraConfig(
-            task_type="CAUSAL_LM",
+            # A reward model (`--algo rm`) is a classifier: as SEQ_CLS, peft trains and saves its new score head too.
+            task_type="SEQ_CLS" if type(model).__name__.endswith("ForSequenceClassification") else "CAUSAL_LM",
             r=o.lora_rank,
             lora_alpha=o.lora_alpha,
             lora_dropout=o.lora_dropout,
