@@ -3,7 +3,8 @@
 What a plugin's tests use, besides the fixtures of `omni.testing.pytest_plugin`:
 
 - `build_tiny(config_or_model_type, path, ...)`: a tiny random checkpoint of any transformers model type.
-- `build_tokenizer(family)`: a tiny tokenizer with a family's special tokens and chat template.
+- `build_tokenizer(family)`: a tiny tokenizer with a family's special tokens and chat template; `FamilyTokens`
+  describes a family omni does not list (its published special tokens and chat template).
 - `installed_registry()`: what the installed plugins registered, as omni's commands see it.
 - `run_omni(*args)`: run an `omni` command in this process; returns its exit status.
 
@@ -17,9 +18,9 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from omni.registry import Registry
     from omni.testing.tiny import build_tiny
-    from omni.testing.tokenizers import build_tokenizer
+    from omni.testing.tokenizers import FamilyTokens, build_tokenizer
 
-__all__ = ["build_tiny", "build_tokenizer", "installed_registry", "run_omni"]
+__all__ = ["FamilyTokens", "build_tiny", "build_tokenizer", "installed_registry", "run_omni"]
 
 
 def installed_registry() -> Registry:
@@ -47,4 +48,8 @@ def __getattr__(name: str) -> Any:
         from omni.testing.tokenizers import build_tokenizer
 
         return build_tokenizer
+    if name == "FamilyTokens":
+        from omni.testing.tokenizers import FamilyTokens
+
+        return FamilyTokens
     raise AttributeError(f"module 'omni.testing' has no attribute {name!r}")

@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from transformers import PretrainedConfig, PreTrainedTokenizerFast
 
+    from omni.testing.tokenizers import FamilyTokens
+
 WIDTH = 64  # hidden size of every tower; vision mergers project into the text model, so they must agree
 HEAD_DIM = 32  # vLLM's CPU backend needs at least 32
 _SIZES: tuple[tuple[int, tuple[str, ...]], ...] = (
@@ -55,7 +57,7 @@ def build_tiny(
     config_or_model_type: PretrainedConfig | str,
     path: str | Path,
     *,
-    tokenizer: str | None = None,
+    tokenizer: str | FamilyTokens | None = None,
     seed: int = 0,
     **overrides: Any,
 ) -> Path:
@@ -63,7 +65,8 @@ def build_tiny(
 
     `config_or_model_type` is a transformers model type (``"mistral"``, ``"qwen2_vl"``, ``"whisper"`` ...) or
     a config, whose sizes are shrunk (a config passed in is copied, not changed). `tokenizer` names an
-    `omni.testing.tokenizers` family (default: the model type's family, else ``"generic"``). `overrides` set
+    `omni.testing.tokenizers` family or describes one (`FamilyTokens`; default: the model type's family, else
+    ``"generic"``). `overrides` set
     top-level config fields last (``architectures=["AcmeForCausalLM"]``, ``num_hidden_layers=1``). The model
     class is the config's first architecture when transformers has it, else the first Auto class that takes the
     config (for encoder-decoder models speech or text seq2seq first; causal LM, image-text-to-text, then the bare

@@ -3,7 +3,8 @@
 `build_tokenizer("qwen3")` trains a byte-level BPE of about `vocab_size` entries on a small built-in
 corpus (a second or so), adds the family's special tokens and chat template, and returns a
 `transformers.PreTrainedTokenizerFast` that `save_pretrained` writes like a hub tokenizer. The trained
-files are cached per process, so later calls only reload them.
+files are cached per process, so later calls only reload them. A family omni does not list is described
+with a `FamilyTokens` (its published special tokens and chat template) and passed instead of a name.
 """
 
 from __future__ import annotations
@@ -46,7 +47,11 @@ _QWEN3_OMNI_AUDIO = (
 
 @dataclass(frozen=True)
 class FamilyTokens:
-    """The special tokens and chat template a family's published tokenizer carries."""
+    """The special tokens and chat template a family's published tokenizer carries.
+
+    Model plugins describe their families' tokenizers with one and pass it to `build_tokenizer` (or to
+    `build_tiny(..., tokenizer=)`): special tokens get ids in the published order, the chat template is the
+    published one, so `apply_chat_template` renders and tokenizes as the real tokenizer does."""
 
     leading_special: tuple[str, ...]  # special tokens that take the first ids (SmolLM2's layout)
     trailing_special: tuple[str, ...]  # special tokens appended after the BPE vocabulary (Llama, Qwen)
@@ -169,11 +174,11 @@ def _corpus_lines() -> list[str]:
     return _CORPUS.splitlines() * 4 + generated
 
 
-def _train(family: str, vocab_size: int, directory: Path) -> None:
+def _train(family: str | FamilyTokens, vocab_size: int, directory: Path) -> None:
     from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, processors, trainers
     from transformers import PreTrainedTokenizerFast
 
-    spec = _FAMILIES[family]
+    spec = family if isinstance(family, FamilyTokens) else _FAMILIES[family]
     tokenizer = Tokenizer(models.BPE())
     tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tokenizer.decoder = decoders.ByteLevel()
@@ -210,18 +215,22 @@ def _remove_if_owner(directory: Path, owner_pid: int) -> None:
 
 
 @functools.cache
-def tokenizer_dir(family: Family, vocab_size: int = 1000) -> Path:
+def tokenizer_dir(family: Family | FamilyTokens, vocab_size: int = 1000) -> Path:
     """A directory (per process, temporary) holding the tiny tokenizer files of `family`."""
-    if family not in _FAMILIES:
+    if not isinstance(family, FamilyTokens) and family not in _FAMILIES:
         raise ValueError(f"unknown tokenizer family {family!r}; choose one of {', '.join(FAMILIES)}")
-    directory = Path(tempfile.mkdtemp(prefix=f"omni-tokenizer-{family}-"))
+    name = family if isinstance(family, str) else "custom"
+    directory = Path(tempfile.mkdtemp(prefix=f"omni-tokenizer-{name}-"))
     atexit.register(_remove_if_owner, directory, os.getpid())
     _train(family, vocab_size, directory)
     return directory
 
 
-def build_tokenizer(family: Family, vocab_size: int = 1000, **load_options: Any) -> PreTrainedTokenizerFast:
-    """A fresh tiny tokenizer of `family` with its real special tokens and chat template.
+def build_tokenizer(
+    family: Family | FamilyTokens, vocab_size: int = 1000, **load_options: Any
+) -> PreTrainedTokenizerFast:
+    """A fresh tiny tokenizer of `family` (a name omni lists, or a `FamilyTokens`) with its real special tokens
+    and chat template.
 
     `vocab_size` bounds the trained BPE vocabulary; the special and added tokens come on top, so size a
     model's embedding with `len(tokenizer)`. `load_options` go to `from_pretrained` (e.g. a multimodal
