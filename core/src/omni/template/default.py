@@ -77,9 +77,13 @@ class DefaultTemplate(PieceTemplate):
 
     def _end_of_turn(self, full: str, content_end: int, limit: int, *, otherwise: int) -> int:
         """Just past the special token that closes the answer (only whitespace before it), else `otherwise`."""
+        # Added tokens marked special count too: tokenizers do not always list their turn tokens among
+        # all_special_tokens (Gemma's <end_of_turn>, Phi-3's <|end|>).
+        added = getattr(self.tokenizer, "added_tokens_decoder", {}).values()
+        specials = set(self.tokenizer.all_special_tokens) | {token.content for token in added if token.special}
         closing = [
             (at, at + len(token))
-            for token in self.tokenizer.all_special_tokens
+            for token in specials
             if (at := full.find(token, content_end, limit)) >= 0 and not full[content_end:at].strip()
         ]
         return min(closing)[1] if closing else otherwise
