@@ -118,3 +118,23 @@ def template_for(model_dir: Path) -> Any:
     registry = get_registry()
     loaded = load_model(TrainOptions(model=str(model_dir)), registry)
     return get_template(None, loaded.processor, None, model_spec=loaded.spec, registry=registry)
+
+
+def reward_model_scores(model: Any, template: Any, rows: list[dict[str, Any]]) -> PreferenceScores:
+    """Held-out preference of a reward model (a one-score sequence classifier): `reward_accuracy` is the share of
+    rows whose chosen conversation scores above the rejected one, `margin` the mean score difference."""
+    import torch
+    from omni_plugin_dpo.encoding import encode_conversations
+
+    model.eval()
+    margins = []
+    for row in rows:
+        pair = encode_conversations(template, row, "eval")
+        with torch.no_grad():
+            chosen, rejected = (
+                model(input_ids=torch.tensor([pair[side]])).logits[0, 0].item()
+                for side in ("chosen_ids", "rejected_ids")
+            )
+        margins.append(chosen - rejected)
+    accuracy = sum((m > 0) + 0.5 * (m == 0) for m in margins) / len(rows)
+    return PreferenceScores(policy_accuracy=accuracy, reward_accuracy=accuracy, margin=sum(margins) / len(rows))

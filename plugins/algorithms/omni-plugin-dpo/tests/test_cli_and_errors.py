@@ -57,7 +57,7 @@ def test_kto_rows_missing_what_kto_needs_are_errors(tiny_model, row, message):
     from omni_plugin_dpo.encoding import encode_preference_rows
 
     with pytest.raises(DataError, match=message) as caught:
-        encode_preference_rows(template_for(tiny_model), [Row(row, "kto.jsonl", 7)], method="kto", paired=False)
+        encode_preference_rows(template_for(tiny_model), [Row(row, "kto.jsonl", 7)], method="kto", shape="unpaired")
     assert str(caught.value).startswith("kto.jsonl:7:")
 
 

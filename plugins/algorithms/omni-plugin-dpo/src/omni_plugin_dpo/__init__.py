@@ -1,4 +1,4 @@
-"""omni-plugin-dpo: `omni rlhf --algo dpo|kto|simpo|orpo|cpo` on TRL's preference trainers.
+"""omni-plugin-dpo: `omni rlhf --algo dpo|kto|simpo|orpo|cpo|rm` on TRL's preference trainers.
 
 Registering imports nothing heavy: TRL loads when a run starts.
 """
@@ -23,5 +23,6 @@ def register_algorithms(register):
                 description=method.description,
                 impl="omni_plugin_dpo.run:run_preference",
                 options=method.options,
+                model_head=method.model_head,
             )
         )

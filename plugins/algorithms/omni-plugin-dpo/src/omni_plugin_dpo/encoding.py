@@ -12,7 +12,7 @@ from omni.api import DataError, Row, Template
 
 Feature = dict[str, Any]
 # What TRL's own collators read; anything else in a feature is a modality tensor or position ids.
-TOKEN_KEYS = frozenset({"prompt_ids", "chosen_ids", "rejected_ids", "completion_ids", "label"})
+TOKEN_KEYS = frozenset({"prompt_ids", "chosen_ids", "rejected_ids", "completion_ids", "label", "margin"})
 
 
 def _problem(row: Any, message: str) -> DataError:
@@ -101,8 +101,26 @@ def encode_unpaired(template: Template, row: Any, method: str) -> list[Feature]:
     return [{"prompt_ids": prompt[:start], "completion_ids": full[start:], "label": label}]
 
 
-def encode_preference_rows(template: Template, rows: Iterable[Any], *, method: str, paired: bool) -> list[Feature]:
-    """Encode every row for `method`; a row missing what the method needs raises a `DataError` naming it."""
-    if paired:
+def encode_conversations(template: Template, row: Any, method: str) -> Feature:
+    """``chosen_ids`` and ``rejected_ids``, each the whole conversation (prompt and answer), as a reward model
+    scores them; the row's optional numeric ``margin`` (how much better the chosen answer is) comes along."""
+    pair = encode_pair(template, row, method)
+    if has_media(pair):
+        raise _problem(row, f"{method} trains on text rows only; this row has images, audio or video")
+    feature: Feature = {side: pair["prompt_ids"] + pair[side] for side in ("chosen_ids", "rejected_ids")}
+    margin = row.get("margin")
+    if margin is not None:
+        if isinstance(margin, bool) or not isinstance(margin, (int, float)):
+            raise _problem(row, f"`margin` must be a number, got {margin!r}")
+        feature["margin"] = float(margin)
+    return feature
+
+
+def encode_preference_rows(template: Template, rows: Iterable[Any], *, method: str, shape: str) -> list[Feature]:
+    """Encode every row for `method` in its data `shape` (`methods.DataShape`); a row missing what the method
+    needs raises a `DataError` naming it."""
+    if shape == "paired":
         return [encode_pair(template, row, method) for row in rows]
+    if shape == "conversations":
+        return [encode_conversations(template, row, method) for row in rows]
     return [feature for row in rows for feature in encode_unpaired(template, row, method)]

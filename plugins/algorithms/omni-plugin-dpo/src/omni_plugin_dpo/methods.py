@@ -6,9 +6,18 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from omni_plugin_dpo.options import CpoOptions, DpoOptions, KtoOptions, OrpoOptions, PreferenceOptions, SimpoOptions
+from omni_plugin_dpo.options import (
+    CpoOptions,
+    DpoOptions,
+    KtoOptions,
+    OrpoOptions,
+    RewardModelOptions,
+    SimpoOptions,
+)
 
-DataShape = Literal["paired", "unpaired"]
+# paired: prompt, chosen and rejected answer ids; unpaired: prompt and one labelled answer; conversations: the
+# chosen and the rejected conversation each whole (a reward model scores a sequence, not an answer after a prompt).
+DataShape = Literal["paired", "unpaired", "conversations"]
 
 
 @dataclass(frozen=True)
@@ -16,18 +25,21 @@ class Method:
     """A preference method as omni runs it on TRL.
 
     `trainer`/`config` are lazy ``"module:Class"`` references. `shape` says which rows it reads (chosen and
-    rejected answers, or single answers with a desirable label); `reference` whether it compares the policy
-    with a reference model; `fixed` are config values that define the method (SimPO is CPO with these).
+    rejected answers, or single answers with a desirable label) and how it takes them (`DataShape`); `reference`
+    whether it compares the policy with a reference model; `fixed` are config values that define the method
+    (SimPO is CPO with these); `model_head` the head it trains (a reward model's is a one-score classifier).
+    `options` have a `trl_config()` giving their TRL config fields.
     """
 
     name: str
     description: str
     trainer: str
     config: str
-    options: type[PreferenceOptions]
+    options: type
     shape: DataShape = "paired"
     reference: bool = False
     fixed: Mapping[str, Any] = field(default_factory=dict)
+    model_head: str = "causal_lm"
 
 
 _CPO = "trl.experimental.cpo"
@@ -73,5 +85,14 @@ METHODS: tuple[Method, ...] = (
         config=f"{_CPO}:CPOConfig",
         options=CpoOptions,
     ),
+    Method(
+        "rm",
+        "reward model: a one-score head on the model, trained so chosen answers outscore rejected ones",
+        trainer="trl:RewardTrainer",
+        config="trl:RewardConfig",
+        options=RewardModelOptions,
+        shape="conversations",
+        model_head="sequence_classification",
+    ),
 )
-BY_OPTIONS: dict[type[PreferenceOptions], Method] = {m.options: m for m in METHODS}
+BY_OPTIONS: dict[type, Method] = {m.options: m for m in METHODS}

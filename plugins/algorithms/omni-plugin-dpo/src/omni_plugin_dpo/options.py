@@ -79,3 +79,16 @@ class OrpoOptions(PreferenceOptions):
     """ORPO: NLL plus an odds-ratio penalty, no reference model (TRL's ORPOTrainer)."""
 
     beta: float = option(0.1, help="weight of the odds-ratio loss (ORPO's lambda)")
+
+
+@dataclass
+class RewardModelOptions:
+    """A reward model trained on preference pairs (TRL's RewardTrainer): -log sigmoid(score(chosen) - score(rejected))."""
+
+    center_rewards_coefficient: float | None = option(
+        None, help="weight of a penalty on the mean squared score, keeping scores centred on 0 (TRL and ms-swift)"
+    )
+
+    def trl_config(self) -> dict[str, Any]:
+        """Keyword arguments for TRL's RewardConfig."""
+        return dataclasses.asdict(self)

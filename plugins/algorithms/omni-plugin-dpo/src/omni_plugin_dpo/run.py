@@ -32,14 +32,14 @@ def _dataset(features: list[dict[str, Any]], media: bool) -> Any:
 
 
 def run_preference(job: TrainingJob) -> TrainResult:
-    """Train DPO, KTO, SimPO, ORPO or CPO (whichever `--algo` names) and write omni's usual outputs."""
+    """Train DPO, KTO, SimPO, ORPO, CPO or a reward model (whichever `--algo` names) and write omni's usual outputs."""
     from omni_plugin_dpo.trainers import encoded_trainer
 
     options = job.algorithm_options
     method = BY_OPTIONS[type(options)]  # each method has its own options class; `--algo` may be spelt `DPO`
-    paired = method.shape == "paired"
-    train = encode_preference_rows(job.template, job.train_rows, method=method.name, paired=paired)
-    val = encode_preference_rows(job.template, job.val_rows, method=method.name, paired=paired) if job.val_rows else []
+    shape = method.shape
+    train = encode_preference_rows(job.template, job.train_rows, method=method.name, shape=shape)
+    val = encode_preference_rows(job.template, job.val_rows, method=method.name, shape=shape) if job.val_rows else []
     log_line(f"{method.name}: {len(train)} training rows, {len(val)} validation rows")
     media = any(has_media(f) for f in (*train, *val))
     if media and method.name != "dpo":
