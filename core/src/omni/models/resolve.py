@@ -8,6 +8,7 @@ the generic `image-text-to-text` when their config has a vision tower.
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import os
 import re
@@ -105,7 +106,16 @@ def match_hub_id(model_id: str, registry: Registry) -> Registration:
 
 
 def _hub_pattern_match(model_id: str, registry: Registry) -> Registration | None:
-    return next((r for r in registry.all("models") if r.spec.matches_hub_id(model_id)), None)  # type: ignore[attr-defined]
+    """The spec with the most specific hub-id pattern matching `model_id` (the most characters besides its
+    wildcards), so ``meta-llama/Llama-3.2-*-Vision*`` wins over ``meta-llama/Llama-3*``; ties go to the spec
+    registered first."""
+    best, best_length = None, -1
+    for registration in registry.all("models"):
+        for pattern in registration.spec.hub_ids:  # type: ignore[attr-defined]
+            length = len(pattern.replace("*", "").replace("?", ""))
+            if length > best_length and fnmatch.fnmatchcase(model_id.lower(), pattern.lower()):
+                best, best_length = registration, length
+    return best
 
 
 def _hub_config(model_id: str) -> dict[str, Any]:

@@ -90,7 +90,10 @@ def build_tiny(
         setattr(config, name, value)
 
     torch.manual_seed(seed)
-    model = _model_class(config).from_config(config, dtype=torch.float32)
+    model_class = _model_class(config)
+    # Auto classes build from a config with from_config, model classes with _from_config.
+    build = getattr(model_class, "_from_config", None) or model_class.from_config
+    model = build(config, dtype=torch.float32)
     model.generation_config = transformers.GenerationConfig(
         bos_token_id=config.bos_token_id, eos_token_id=config.eos_token_id, pad_token_id=config.pad_token_id
     )

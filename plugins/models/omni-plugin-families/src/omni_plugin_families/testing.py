@@ -1,0 +1,85 @@
+"""Tiny tokenizers of this plugin's text families: the published special tokens and chat templates.
+
+`published_tokenizer("gemma3-text")` is an `omni.testing` BPE tokenizer carrying the family's special tokens (in
+the published order) and its published chat template (shipped in `chat_templates/`, sources in SOURCES.md), so
+`apply_chat_template` renders and tokenizes as the real tokenizer does, with no hub.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from typing import TYPE_CHECKING, Any
+
+from omni.testing import FamilyTokens, build_tokenizer
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerFast
+
+
+def published_chat_template(file_name: str) -> str:
+    """The text of one of the shipped published chat templates (``gemma-3-it.jinja`` ...)."""
+    return resources.files("omni_plugin_families").joinpath("chat_templates", file_name).read_text(encoding="utf-8")
+
+
+_SENTENCEPIECE = ("<unk>", "<s>", "</s>")  # Llama-2-style first ids (Mistral, Phi-3)
+_GEMMA_FIRST = ("<pad>", "<eos>", "<bos>", "<unk>")
+_GEMMA_TURNS = ("<start_of_turn>", "<end_of_turn>")
+_MISTRAL_CONTROL = (
+    "[INST]", "[/INST]", "[TOOL_CALLS]", "[AVAILABLE_TOOLS]", "[/AVAILABLE_TOOLS]", "[TOOL_RESULTS]", "[/TOOL_RESULTS]",
+)  # fmt: skip
+_DEEPSEEK_BOS, _DEEPSEEK_EOS = "<｜begin▁of▁sentence｜>", "<｜end▁of▁sentence｜>"
+
+# family name -> (its tokenizer's tokens, shipped chat template file), as the published tokenizers have them.
+_PUBLISHED: dict[str, tuple[dict[str, Any], str]] = {
+    "gemma2": (
+        {"leading_special": _GEMMA_FIRST, "trailing_special": _GEMMA_TURNS, "bos": "<bos>", "eos": "<eos>",
+         "pad": "<pad>", "unk": "<unk>", "prepend_bos": True},
+        "gemma-2-it.jinja",
+    ),
+    "gemma3-text": (
+        {"leading_special": _GEMMA_FIRST, "trailing_special": _GEMMA_TURNS, "bos": "<bos>", "eos": "<eos>",
+         "pad": "<pad>", "unk": "<unk>", "prepend_bos": True},
+        "gemma-3-it.jinja",
+    ),
+    "mistral": (
+        {"leading_special": _SENTENCEPIECE, "trailing_special": _MISTRAL_CONTROL, "bos": "<s>", "eos": "</s>",
+         "pad": None, "unk": "<unk>", "prepend_bos": True},
+        "mistral-nemo-instruct-2407.jinja",
+    ),
+    "phi3": (
+        {"leading_special": _SENTENCEPIECE,
+         "trailing_special": ("<|endoftext|>", "<|assistant|>", "<|end|>", "<|system|>", "<|user|>"),
+         "bos": "<s>", "eos": "<|endoftext|>", "pad": "<|endoftext|>", "unk": "<unk>", "prepend_bos": False},
+        "phi-3.5-mini-instruct.jinja",
+    ),
+    "deepseek-r1-distill": (
+        {"leading_special": (),
+         "trailing_special": (_DEEPSEEK_BOS, _DEEPSEEK_EOS, "<｜User｜>", "<｜Assistant｜>", "<|EOT|>"),
+         "plain_added": ("<think>", "</think>"),
+         "bos": _DEEPSEEK_BOS, "eos": _DEEPSEEK_EOS, "pad": _DEEPSEEK_EOS, "unk": None, "prepend_bos": True},
+        "deepseek-r1-distill-qwen.jinja",
+    ),
+}  # fmt: skip
+
+# Each family's end-of-turn token: what trains after every answer.
+END_OF_TURN = {
+    "gemma2": "<end_of_turn>",
+    "gemma3-text": "<end_of_turn>",
+    "mistral": "</s>",
+    "phi3": "<|end|>",
+    "deepseek-r1-distill": _DEEPSEEK_EOS,
+}
+
+FAMILIES_WITH_PUBLISHED_TEMPLATES: tuple[str, ...] = tuple(_PUBLISHED)
+
+
+def family_tokens(family: str) -> FamilyTokens:
+    """The `FamilyTokens` of one of `FAMILIES_WITH_PUBLISHED_TEMPLATES`."""
+    tokens, template_file = _PUBLISHED[family]
+    fields = {"plain_added": (), **tokens}
+    return FamilyTokens(chat_template=published_chat_template(template_file), **fields)
+
+
+def published_tokenizer(family: str) -> PreTrainedTokenizerFast:
+    """A tiny tokenizer of `family` with its published special tokens and chat template."""
+    return build_tokenizer(family_tokens(family))

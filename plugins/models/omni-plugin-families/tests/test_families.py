@@ -1,0 +1,108 @@
+"""The families table: published chat templates encode exactly, checkpoints resolve and load, part maps and LoRA
+targets name real modules of transformers' classes."""
+
+from __future__ import annotations
+
+import pytest
+from omni.api import IGNORE_INDEX
+from omni.models.resolve import match_config, match_hub_id, resolve_model
+from omni.plugins import load_plugins
+from omni.template import get_template
+from omni.testing import build_tiny
+from omni_plugin_families.table import FAMILIES
+from omni_plugin_families.testing import END_OF_TURN, FAMILIES_WITH_PUBLISHED_TEMPLATES, published_tokenizer
+
+SPECS = {spec.name: spec for spec in FAMILIES}
+# Gemma 2's template refuses a system message; the others fold or write it.
+NO_SYSTEM = {"gemma2"}
+
+
+@pytest.fixture(scope="module")
+def registry():
+    return load_plugins({}).registry
+
+
+def conversation(family: str) -> list[dict[str, str]]:
+    system = [] if family in NO_SYSTEM else [{"role": "system", "content": "Answer briefly."}]
+    return [
+        *system,
+        {"role": "user", "content": "What is 2+2?"},
+        {"role": "assistant", "content": "It is 4."},
+        {"role": "user", "content": "And 3+3?"},
+        {"role": "assistant", "content": "6, of course."},
+    ]
+
+
+@pytest.mark.parametrize("family", FAMILIES_WITH_PUBLISHED_TEMPLATES)
+def test_the_family_template_gives_the_published_templates_ids_and_trains_the_answers(family, registry):
+    tokenizer = published_tokenizer(family)
+    messages = conversation(family)
+    template = get_template(None, tokenizer, model_spec=SPECS[family], registry=registry)
+    encoded = template.encode({"messages": messages})
+    assert encoded.input_ids == tokenizer.apply_chat_template(messages, tokenize=True)["input_ids"]
+    trained = [t for t, label in zip(encoded.input_ids, encoded.labels, strict=True) if label != IGNORE_INDEX]
+    answers = [m["content"] for m in messages if m["role"] == "assistant"]
+    assert tokenizer.decode(trained) == "".join(answer + END_OF_TURN[family] for answer in answers)
+    prompt = template.encode_prompt({"messages": messages})
+    expected = tokenizer.apply_chat_template(messages[:-1], tokenize=True, add_generation_prompt=True)
+    assert prompt.input_ids == expected["input_ids"]
+
+
+@pytest.mark.parametrize("spec", FAMILIES, ids=lambda spec: spec.name)
+def test_hub_ids_and_architectures_resolve_to_the_family(spec, registry):
+    for pattern in spec.hub_ids:
+        assert match_hub_id(pattern.replace("*", "7B-Instruct"), registry).spec.name == spec.name, pattern
+    for architecture in spec.architectures:
+        assert match_config({"architectures": [architecture]}, registry).spec.name == spec.name
+
+
+TEXT_MODEL_TYPES = {
+    "gemma2": "gemma2", "gemma3-text": "gemma3_text", "mistral": "mistral", "mixtral": "mixtral", "phi3": "phi3",
+    "phimoe": "phimoe", "deepseek-v2": "deepseek_v2", "deepseek-v3": "deepseek_v3", "glm4": "glm4", "glm": "glm",
+    "glm4-moe": "glm4_moe",
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("family", TEXT_MODEL_TYPES)
+def test_a_tiny_text_checkpoint_loads_through_the_family_and_its_lora_targets_exist(
+    family, registry, tmp_path, one_thread
+):
+    import torch
+    from omni.api import LoadOptions, ModelOptions
+
+    path = build_tiny(TEXT_MODEL_TYPES[family], tmp_path / family)
+    resolved = resolve_model(str(path), registry)
+    assert resolved.spec.name == family and resolved.spec.template == "default"
+    model, _ = resolved.spec.load()(str(path), model_options=ModelOptions(), load_options=LoadOptions())
+    linear = {name.rsplit(".", 1)[-1] for name, m in model.named_modules() if isinstance(m, torch.nn.Linear)}
+    # Latent attention has either a low-rank query (q_a/q_b) or a plain one (q_proj), as the config says.
+    assert set(resolved.spec.lora_targets) - linear <= {"q_proj", "q_a_proj", "q_b_proj"}
+    assert set(resolved.spec.lora_targets) & linear
+
+
+VISION_LANGUAGE_CLASSES = {
+    "gemma3": ("gemma3", "Gemma3ForConditionalGeneration"),
+    "mistral3": ("mistral3", "Mistral3ForConditionalGeneration"),
+    "llava-onevision": ("llava_onevision", "LlavaOnevisionForConditionalGeneration"),
+    "internvl": ("internvl", "InternVLForConditionalGeneration"),
+    "idefics3": ("smolvlm", "SmolVLMForConditionalGeneration"),
+    "mllama": ("mllama", "MllamaForConditionalGeneration"),
+    "qwen3-vl": ("qwen3_vl", "Qwen3VLForConditionalGeneration"),
+}
+
+
+@pytest.mark.parametrize("family", VISION_LANGUAGE_CLASSES)
+def test_every_weight_of_a_vision_language_family_is_in_one_named_part(family, registry, tmp_path, one_thread):
+    """--freeze-vit, --freeze-aligner and --freeze-llm reach every weight: the part map covers the whole model."""
+    import transformers
+
+    model_type, architecture = VISION_LANGUAGE_CLASSES[family]
+    path = build_tiny(model_type, tmp_path / family, architectures=[architecture])
+    spec = resolve_model(str(path), registry).spec
+    assert spec.name == family and spec.template == "multimodal"
+    model = getattr(transformers, architecture).from_pretrained(path)
+    parts: dict[str | None, list[str]] = {}
+    for name, _ in model.named_parameters():
+        parts.setdefault(spec.parts.part_of(name), []).append(name)
+    assert None not in parts, parts.get(None)
+    assert {"llm", "vision", "aligner"} <= set(parts)
