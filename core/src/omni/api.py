@@ -23,7 +23,9 @@ The names, by what they are for:
   `CallbackSpec`, `BenchmarkSpec`, `CommandSpec`, their base `Spec`), `ModelParts`, `Selector`, `option`.
 - Errors: `OmniError`, `DataError`, `MissingCapabilityError`.
 - Looking things up: `Registry`, `Registration`, `Distribution`, `import_ref`, `find_tuner`, `get_registry`
-  (the running omni's registry, for code that is not handed one).
+  (the running omni's registry, for code that is not handed one); `command_options` (a command's options as
+  `--help` groups them, the selected and included plugins' too, as `OptionGroup`s of `OptionField`s: for
+  front ends that build forms or wizards from them).
 - Models: `ModelOptions`, `LoadOptions`, `load_model`, `load_pretrained`, `load_image_text_to_text` (the
   generic vision-language loader: any `AutoModelForImageTextToText` checkpoint and its processor), `pretrained_kwargs`,
   `atomic_text_file`; for quantizers, `encoded_batches` (dataset rows encoded with a loaded model's template
@@ -79,8 +81,9 @@ from omni.registry import (
     import_ref,
 )
 
-# 1.1: CallbackSpec, BenchmarkSpec, TrainingCallback, generation helpers; 1.2: load_image_text_to_text
-API_VERSION = f"{PLUGIN_API_VERSION}.2"
+# 1.1: CallbackSpec, BenchmarkSpec, TrainingCallback, generation helpers; 1.2: load_image_text_to_text;
+# 1.3: command_options
+API_VERSION = f"{PLUGIN_API_VERSION}.3"
 
 # Names imported on first access: their modules bring heavy libraries along, or are needed only at run time.
 _LAZY: dict[str, str] = {
@@ -156,6 +159,9 @@ _LAZY: dict[str, str] = {
     "merged_weights": "omni.infer.weights",
     "find_tuner": "omni.infer.adapters",
     "get_registry": "omni.plugins",
+    "command_options": "omni.command_options",
+    "OptionGroup": "omni.command_options",
+    "OptionField": "omni.command_options",
     "parse_adapters": "omni.infer.adapters",
     "with_training_defaults": "omni.infer.recorded",
     "open_engine": "omni.infer.command",
@@ -262,6 +268,9 @@ __all__ = [
     "merged_weights",
     "find_tuner",
     "get_registry",
+    "command_options",
+    "OptionGroup",
+    "OptionField",
     "parse_adapters",
     "with_training_defaults",
     "open_engine",
@@ -288,6 +297,7 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # type checkers and editors see the lazy names as plain imports
+    from omni.command_options import OptionField, OptionGroup, command_options
     from omni.data.convert import MEDIA_TAG, media_tags, tagged_row
     from omni.data.rows import Row, row_error, with_origin
     from omni.encoders.audio import DEFAULT_SAMPLING_RATE, load_audio
