@@ -1,0 +1,101 @@
+"""omni web's HTTP API on a real server: forms follow the installed plugins, mistakes are one readable line."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+from omni.api import TunerSpec, hookimpl, option
+from omni.serve.background import serving
+from omni_plugin_web.app import create_app
+
+
+@dataclass
+class ProbeOptions:
+    probe_strength: float = option(0.25, help="how hard the probe tuner pushes (a test plugin's option)")
+
+
+class ProbeTunerPlugin:
+    """A tuner plugin the page has never heard of."""
+
+    @hookimpl
+    def register_tuners(self, register):
+        register(TunerSpec(name="probe", description="a test tuner", impl="omni.api:FullTuner", options=ProbeOptions))
+
+
+@pytest.fixture
+def page(tmp_path: Path):
+    with serving(create_app(tmp_path / "runs")) as url, httpx.Client(base_url=url, timeout=60) as client:
+        yield client
+
+
+def test_a_plugins_options_join_the_form_with_their_help_and_default(register_plugin, tmp_path: Path):
+    register_plugin(ProbeTunerPlugin(), name="probe", distribution="omni-plugin-probe")
+    with serving(create_app(tmp_path / "runs")) as url, httpx.Client(base_url=url, timeout=60) as page:
+        tuners = [choice["name"] for choice in page.get("/api/choices").json()["tuners"]]
+        assert "probe" in tuners  # offered where the form asks for a tuner
+
+        groups = page.post("/api/form", json={"command": "sft", "values": {"tuner": "probe"}}).json()["groups"]
+        probe = next(g for g in groups if g["name"] == "probe")
+        assert probe["title"] == "tuner 'probe' options (omni-plugin-probe)" and probe["selected_by"] == "tuner"
+        (field,) = probe["fields"]
+        assert (field["flag"], field["type"], field["default"]) == ("--probe-strength", "float", 0.25)
+        assert field["help"] == "how hard the probe tuner pushes (a test plugin's option)"
+
+        # Without the tuner selected its options are not in the form; the command's own are, sectioned.
+        plain = page.post("/api/form", json={"command": "sft", "values": {"tuner": "full"}}).json()["groups"]
+        assert all(g["name"] != "probe" for g in plain)
+        own = {f["name"]: f for f in plain[0]["fields"]}
+        assert own["learning_rate"]["section"] == "The training loop" and own["tuner"]["selects"] == "tuners"
+
+        preview = page.post(
+            "/api/preview", json={"command": "sft", "values": {"tuner": "probe", "probe_strength": 0.5}}
+        )
+        assert preview.json()["command"] == "omni sft --tuner probe --probe-strength 0.5"
+        assert preview.json()["yaml"] == "tuner: probe\nprobe_strength: 0.5\n"
+
+
+def _wait_until_ended(page: httpx.Client, name: str) -> dict:
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline:
+        run = page.get(f"/api/runs/{name}").json()
+        if run["status"] != "running":
+            return run
+        time.sleep(0.5)
+    raise AssertionError(f"run {name} did not end: {run['log'][-2000:]}")
+
+
+def test_bad_input_is_one_readable_line_and_the_page_keeps_working(page: httpx.Client, tmp_path: Path):
+    # Refused before anything starts: a 400 with one line saying what is wrong.
+    for path, body, expected in [
+        ("/api/form", {"command": "sft", "values": {"tuner": "lorra"}}, "tuner 'lorra' is not installed"),
+        ("/api/form", {"command": "rm -rf", "values": {}}, "command: one of sft, pt, rlhf, eval, export"),
+        ("/api/runs", {"command": "sft", "values": {"learning_rat": 1}}, "unknown option 'learning_rat'"),
+        ("/api/runs", {"command": "sft", "values": {}, "name": "../escape"}, "run name '../escape'"),
+        ("/api/chat/load", {"adapter": str(tmp_path / "missing")}, "no such folder"),
+        ("/api/chat", {"messages": [{"role": "user", "content": "hi"}]}, "load a model first"),
+        ("/api/runs/nobody/stop", {}, "no run named 'nobody'"),
+    ]:
+        response = page.post(path, json=body)
+        assert response.status_code == 400 and expected in response.json()["error"], (path, response.text)
+
+    # Found by omni itself once the run starts (both runs at once): the run fails with omni's one-line error.
+    missing_model = tmp_path / "no-such-model"
+    broken = tmp_path / "broken.jsonl"
+    good_row = {"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]}
+    broken.write_text(json.dumps(good_row) + "\n" + '{"messages": [{"role": "user", "content": "cut off\n')
+    for name, values in [("no-model", {"model": str(missing_model)}), ("broken", {"dataset": [str(broken)]})]:
+        started = page.post("/api/runs", json={"command": "sft", "values": values, "name": name})
+        assert started.status_code == 200, started.text
+    run = _wait_until_ended(page, "no-model")
+    assert run["status"] == "failed" and str(missing_model) in run["error"] and "Traceback" not in run["log"]
+    run = _wait_until_ended(page, "broken")
+    assert run["status"] == "failed" and f"{broken}:2" in run["error"], run["error"]
+
+    # The page goes on: both runs are listed with their errors, and a form still builds.
+    assert {r["name"]: r["status"] for r in page.get("/api/runs").json()}["broken"] == "failed"
+    assert page.post("/api/form", json={"command": "sft", "values": {}}).status_code == 200
