@@ -39,7 +39,14 @@ def _extra_fields(spec: Spec) -> dict[str, Any]:
     """Kind-specific spec fields (architectures, modality, command ...), JSON-friendly."""
     base = {f.name for f in dataclasses.fields(Spec)}
     extra = {f.name: getattr(spec, f.name) for f in dataclasses.fields(spec) if f.name not in base}
-    return {k: list(v) if isinstance(v, tuple) else v for k, v in extra.items()}
+    return {k: _plain(v) for k, v in extra.items()}
+
+
+def _plain(value: Any) -> Any:
+    """`value` as JSON data: tuples as lists, dataclasses (a model's parts) as objects."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {k: _plain(v) for k, v in dataclasses.asdict(value).items()}
+    return list(value) if isinstance(value, tuple) else value
 
 
 def run(invocation: Invocation) -> int:

@@ -33,7 +33,14 @@ def conversation(family: str) -> list[dict[str, str]]:
     ]
 
 
-@pytest.mark.parametrize("family", FAMILIES_WITH_PUBLISHED_TEMPLATES)
+PUBLISHED = ("gemma2", "gemma3-text", "mistral", "phi3", "deepseek-r1-distill")
+
+
+def test_every_shipped_published_template_is_checked():
+    assert set(PUBLISHED) == set(FAMILIES_WITH_PUBLISHED_TEMPLATES)
+
+
+@pytest.mark.parametrize("family", PUBLISHED)
 def test_the_family_template_gives_the_published_templates_ids_and_trains_the_answers(family, registry):
     tokenizer = published_tokenizer(family)
     messages = conversation(family)

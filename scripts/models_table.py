@@ -1,0 +1,93 @@
+"""Write docs/models.md, the table of model families, from `omni list models --json` (or with --check, say whether
+it is current).
+
+    .venv/bin/python scripts/models_table.py          # rewrite docs/models.md
+    .venv/bin/python scripts/models_table.py --check  # exit 1 when docs/models.md differs from what is registered
+
+One row per family the installed plugins register: its distribution, the architectures and hub ids that select
+it, its template, modalities, the parts its --freeze-* flags act on, and where its distribution's tests are.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+MODELS_DOC = REPO / "docs" / "models.md"
+
+HEADER = """# Model families
+
+Generated from `omni list models --json` by `scripts/models_table.py`; do not edit (a test checks it is current).
+A checkpoint selects its family by `config.json`'s architectures (then its model type), a hub id by the most
+specific matching pattern; `--model-type NAME` forces one. `default` is the tokenizer's own chat template and
+`multimodal` the vision-language processor's (see [templates.md](templates.md)); both give exactly the ids the
+published template gives and train only the answers. Parts are what `--freeze-llm`, `--freeze-vit` and
+`--freeze-aligner` act on (`--freeze-audio` for audio towers). "Tests" is the folder of the distribution's tests
+(for the families table: `test_families.py`, parametrized by family).
+
+| family | distribution | architectures / hub ids | template | modalities | parts (llm; vision; aligner) | tests |
+| --- | --- | --- | --- | --- | --- | --- |
+"""
+
+
+def registered_families() -> list[dict[str, Any]]:
+    """The model families as `omni list models --json` prints them."""
+    from omni.cli.main import main
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        status = main(["list", "models", "--json"])
+    if status != 0:
+        raise SystemExit(f"omni list models --json exited with {status}")
+    return json.loads(out.getvalue())
+
+
+def _code(items: list[str]) -> str:
+    return ", ".join(f"`{item}`" for item in items) if items else "-"
+
+
+def _tests_of(distribution: str) -> str:
+    """The distribution's tests folder in this repository (omni-core's: tests/core)."""
+    if distribution == "omni-core":
+        return "`tests/core`"
+    folders = sorted(REPO.glob(f"plugins/*/{distribution}/tests"))
+    return f"`{folders[0].relative_to(REPO)}`" if folders else "-"
+
+
+def _parts(parts: dict[str, list[str]] | None) -> str:
+    if not parts:
+        return "-"
+    return "; ".join(_code(parts.get(part) or []) for part in ("llm", "vision", "aligner"))
+
+
+def render(families: list[dict[str, Any]]) -> str:
+    """docs/models.md for these families."""
+    rows = []
+    for family in families:
+        selects = _code([*family["architectures"], *family["hub_ids"]])
+        rows.append(
+            f"| `{family['name']}` | {family['distribution']} | {selects} | {family['template'] or 'default'} | "
+            f"{', '.join(family['modalities'])} | {_parts(family['parts'])} | {_tests_of(family['distribution'])} |"
+        )
+    return HEADER + "\n".join(rows) + "\n"
+
+
+def main(argv: list[str]) -> int:
+    text = render(registered_families())
+    if "--check" in argv:
+        if MODELS_DOC.read_text(encoding="utf-8") != text:
+            print(f"{MODELS_DOC} is out of date: run .venv/bin/python scripts/models_table.py", file=sys.stderr)
+            return 1
+        return 0
+    MODELS_DOC.write_text(text, encoding="utf-8")
+    print(f"wrote {MODELS_DOC} ({len(text.splitlines()) - HEADER.count(chr(10))} families)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
