@@ -176,9 +176,11 @@ def _name_config_tokens(config: Any, tokenizer: PreTrainedTokenizerFast) -> None
 
 
 def _family_token(tokenizer: PreTrainedTokenizerFast, name: str) -> int | None:
-    """The id of the family's own token for a config field, e.g. Qwen's ``<|image_pad|>`` for image_token_id."""
+    """The id of the family's own token for a config field: the token the tokenizer names for it (Gemma 3's
+    ``image_token``), else one spelled as the families spell it (Qwen's ``<|image_pad|>`` for image_token_id)."""
     stem = name.removesuffix("_index").removesuffix("_id").removesuffix("_token")
-    for candidate in (f"<|{stem}_pad|>", f"<|{stem}|>", f"<{stem}>"):
+    named = getattr(tokenizer, f"{stem}_token", None)
+    for candidate in (*([named] if isinstance(named, str) else []), f"<|{stem}_pad|>", f"<|{stem}|>", f"<{stem}>"):
         token_id = tokenizer.convert_tokens_to_ids(candidate)
         if token_id is not None and token_id != tokenizer.unk_token_id:
             return token_id

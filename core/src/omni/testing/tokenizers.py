@@ -62,6 +62,9 @@ class FamilyTokens:
     unk: str | None
     chat_template: str
     prepend_bos: bool  # whether encoding text adds `bos` in front (Llama 3 does)
+    # Tokens the tokenizer names, as (name, token): Gemma 3's ("image_token", "<image_soft_token>"); its
+    # processor reads them (tokenizer.image_token) and build_tiny gives the config's image_token_id that token.
+    named_special: tuple[tuple[str, str], ...] = ()
 
 
 def _qwen(chat_template: str, extra_special: tuple[str, ...] = ()) -> FamilyTokens:
@@ -203,6 +206,7 @@ def _train(family: str | FamilyTokens, vocab_size: int, directory: Path) -> None
         pad_token=spec.pad,
         unk_token=spec.unk,
         model_max_length=4096,
+        extra_special_tokens=dict(spec.named_special),
     )
     wrapped.chat_template = spec.chat_template
     wrapped.save_pretrained(directory)

@@ -4,7 +4,8 @@
 `build_tiny` writes the model and a tokenizer; a vision-language checkpoint also publishes its image
 processor settings (preprocessor_config.json) and the processor's chat template, which writes an image
 content part as the family does (Qwen2-VL: ``<|vision_start|><|image_pad|><|vision_end|>``). The image
-processors are sized so a test image is 4 image tokens.
+processors are sized so a test image is 4 image tokens. `processor_reference(processor, row)` is what the
+processor itself makes of a row, for parity tests.
 """
 
 from __future__ import annotations
@@ -91,3 +92,24 @@ def build_tiny_llava(path: str | Path, *, seed: int = 0) -> Path:
     )
     (out / "chat_template.jinja").write_text(template, encoding="utf-8")
     return out
+
+
+def processor_reference(processor: Any, row: dict[str, Any]) -> Any:
+    """What transformers' own processor gives for a messages-format row with images: its chat template renders the
+    conversation (each ``<image>`` tag an image part naming the row's file) and its call tokenizes it, as
+    ``processor.apply_chat_template(..., tokenize=True, return_dict=True, return_tensors="pt")``. Parity tests
+    compare omni's encoding of the row with this."""
+    from omni.template.multimodal import content_parts
+
+    images = iter(row.get("images") or [])
+    conversation = [
+        {
+            "role": message["role"],
+            "content": [
+                {**part, "path": str(next(images))} if part["type"] == "image" else part
+                for part in content_parts(message["content"])
+            ],
+        }
+        for message in row["messages"]
+    ]
+    return processor.apply_chat_template(conversation, tokenize=True, return_dict=True, return_tensors="pt")

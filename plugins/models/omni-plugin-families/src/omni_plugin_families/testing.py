@@ -2,15 +2,18 @@
 
 `published_tokenizer("gemma3-text")` is an `omni.testing` BPE tokenizer carrying the family's special tokens (in
 the published order) and its published chat template (shipped in `chat_templates/`, sources in SOURCES.md), so
-`apply_chat_template` renders and tokenizes as the real tokenizer does, with no hub.
+`apply_chat_template` renders and tokenizes as the real tokenizer does, with no hub. `build_tiny_gemma3(path)`
+writes a tiny Gemma 3 vision-language checkpoint with its processor files.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from importlib import resources
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from omni.testing import FamilyTokens, build_tokenizer
+from omni.testing import FamilyTokens, build_tiny, build_tokenizer
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerFast
@@ -83,3 +86,30 @@ def family_tokens(family: str) -> FamilyTokens:
 def published_tokenizer(family: str) -> PreTrainedTokenizerFast:
     """A tiny tokenizer of `family` with its published special tokens and chat template."""
     return build_tokenizer(family_tokens(family))
+
+
+# Gemma 3's image tokens, as its published tokenizer names them (its processor reads tokenizer.boi_token ...).
+_GEMMA3_IMAGE_TOKENS = (("boi_token", "<start_of_image>"), ("eoi_token", "<end_of_image>"),
+                        ("image_token", "<image_soft_token>"))  # fmt: skip
+
+
+def build_tiny_gemma3(path: str | Path, *, seed: int = 0) -> Path:
+    """Write a tiny random Gemma 3 vision-language checkpoint (`Gemma3ForConditionalGeneration`: SigLIP tower of
+    28-pixel images in 14-pixel patches, the projector pooling them into 4 image tokens, Gemma 3 text) with the
+    published tokenizer layout and chat template, and the `Gemma3Processor` files (`image_seq_length` 4) into
+    `path`. Returns `path`."""
+    import transformers
+
+    tokens = family_tokens("gemma3-text")
+    image_tokens = tuple(token for _, token in _GEMMA3_IMAGE_TOKENS)
+    tokens = dataclasses.replace(
+        tokens, trailing_special=tokens.trailing_special + image_tokens, named_special=_GEMMA3_IMAGE_TOKENS
+    )
+    vision = transformers.SiglipVisionConfig(image_size=28, patch_size=14)
+    config = transformers.Gemma3Config(vision_config=vision, mm_tokens_per_image=4)
+    out = build_tiny(config, path, tokenizer=tokens, seed=seed, architectures=["Gemma3ForConditionalGeneration"])
+    images = transformers.Gemma3ImageProcessorPil(size={"height": 28, "width": 28})
+    tokenizer = transformers.AutoTokenizer.from_pretrained(out)
+    processor = transformers.Gemma3Processor(images, tokenizer, chat_template=tokens.chat_template, image_seq_length=4)
+    processor.save_pretrained(out)
+    return out

@@ -1,0 +1,76 @@
+"""Gemma 3 with images: rows encode as Gemma3Processor does over the published chat template, and --freeze-vit
+keeps the SigLIP tower's weights while the rest trains."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from omni.api import IGNORE_INDEX
+from omni.cli.main import main
+from omni.plugins import load_plugins
+from omni.template import get_template
+from omni.testing.synthetic import write_shapes
+from omni.testing.vision_language import processor_reference
+from omni_plugin_families.testing import build_tiny_gemma3
+from safetensors.torch import load_file
+
+
+@pytest.fixture(scope="module")
+def gemma3(tmp_path_factory):
+    return build_tiny_gemma3(tmp_path_factory.mktemp("gemma3"))
+
+
+@pytest.fixture(scope="module")
+def shapes(tmp_path_factory):
+    return write_shapes(tmp_path_factory.mktemp("shapes"), train=8, held_out=8)
+
+
+def two_image_row(shapes):
+    rows = [json.loads(line) for line in shapes.held_out.read_text().splitlines()[:2]]
+    return {
+        "messages": [
+            {"role": "system", "content": "Answer with one word."},
+            {"role": "user", "content": "<image>What colour is the shape?"},
+            {"role": "assistant", "content": rows[0]["solution"]},
+            {"role": "user", "content": "And here? <image>"},
+            {"role": "assistant", "content": rows[1]["solution"]},
+        ],
+        "images": [str(shapes.directory / row["images"][0]) for row in rows],
+    }
+
+
+def test_image_rows_encode_as_the_gemma3_processor_does(gemma3, shapes):
+    from omni.api import LoadOptions, ModelOptions
+
+    registry = load_plugins({}).registry
+    spec = registry.get("models", "gemma3").spec
+    model, processor = spec.load()(str(gemma3), model_options=ModelOptions(), load_options=LoadOptions())
+    template = get_template(None, processor, model_spec=spec, registry=registry)
+    row = two_image_row(shapes)
+    encoded = template.encode(row)
+    expected = processor_reference(processor, row)
+    assert encoded.input_ids == expected["input_ids"][0].tolist()
+    assert encoded.input_ids.count(processor.tokenizer.convert_tokens_to_ids("<image_soft_token>")) == 8
+    torch.testing.assert_close(encoded.extras["pixel_values"], expected["pixel_values"])
+    assert encoded.extras["token_type_ids"].tolist() == expected["token_type_ids"].tolist()
+    trained = [t for t, label in zip(encoded.input_ids, encoded.labels, strict=True) if label != IGNORE_INDEX]
+    answers = [m["content"] for m in row["messages"] if m["role"] == "assistant"]
+    assert processor.tokenizer.decode(trained) == "".join(f"{a}<end_of_turn>" for a in answers)
+    batch = {"input_ids": torch.tensor([encoded.input_ids]), "labels": torch.tensor([encoded.labels]), **encoded.extras}
+    assert torch.isfinite(model(**batch).loss)
+
+
+def test_freeze_vit_keeps_the_tower_and_trains_the_rest(gemma3, shapes, tmp_path, one_thread):
+    out = tmp_path / "run"
+    argv = ["sft", "--model", str(gemma3), "--dataset", str(shapes.train), "--output-dir", str(out)]
+    flags = ["--tuner", "full", "--freeze-vit", "true", "--max-steps", "2", "--per-device-train-batch-size", "4"]
+    assert main([*argv, *flags, "--learning-rate", "1e-2", "--save-strategy", "no", "--logging-steps", "1"]) == 0
+    # Saved under the published checkpoint names (vision_tower., multi_modal_projector., language_model.).
+    before, after = load_file(gemma3 / "model.safetensors"), load_file(out / "model.safetensors")
+    tower = [name for name in before if "vision_tower." in name]
+    assert tower and all(torch.equal(before[name], after[name]) for name in tower)
+    changed = {name for name in before if not torch.equal(before[name], after[name])}
+    assert any("language_model." in name for name in changed)
+    assert any("multi_modal_projector." in name for name in changed)
