@@ -46,7 +46,7 @@ def load_model(
     ``sequence_classification`` loads one score per sequence (a reward model, `LoadOptions.head`); a model
     family whose loader cannot is an `OmniError`.
     """
-    resolved = resolved or resolve_model(options.model, registry, model_type=options.model_type)
+    resolved = resolved or resolve_model(options.model, registry, model_type=options.model_type, use_hf=options.use_hf)
     device_map = options.device_map if options.device_map is not None else _default_device_map(for_training)
     load_options = LoadOptions(
         quantization_config=quantization_config, device_map=device_map, for_training=for_training, head=head
@@ -90,12 +90,15 @@ def load_pretrained(path_or_id: str, *, model_options: ModelOptions, load_option
     Honours `--torch-dtype`, `--attn-impl`, the resolved device map and a quantizer's config. The
     processor is the model's multimodal processor when it has one, else its tokenizer.
     """
-    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoProcessor
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSequenceClassification, AutoProcessor
 
     kwargs = pretrained_kwargs(model_options, load_options)
     if load_options.head == "sequence_classification":
-        # A causal LM checkpoint gets a fresh score head; a reward model's own head is loaded.
-        model = AutoModelForSequenceClassification.from_pretrained(path_or_id, num_labels=1, **kwargs)
+        # A causal LM checkpoint gets a fresh one-score head; a classifier's own head is loaded as it is.
+        config = AutoConfig.from_pretrained(path_or_id)
+        if not any(a.endswith("ForSequenceClassification") for a in config.architectures or ()):
+            kwargs["num_labels"] = 1
+        model = AutoModelForSequenceClassification.from_pretrained(path_or_id, **kwargs)
     else:
         model = AutoModelForCausalLM.from_pretrained(path_or_id, **kwargs)
     if load_options.for_training:
