@@ -12,7 +12,7 @@ from omni_plugin_grpo.rewards.options import CosineOptions, SoftOverlongOptions
 
 from tests.helpers import run_omni
 
-ALGOS = ["dapo", "dr_grpo", "grpo", "reinforce_plus_plus", "rloo"]
+ALGOS = ["dapo", "dr_grpo", "grpo", "gspo", "reinforce_plus_plus", "rloo"]
 
 
 def test_every_algorithm_is_registered_for_rlhf():
@@ -31,6 +31,7 @@ def test_every_algorithm_is_registered_for_rlhf():
         ("dapo", {"--loss-type": "dapo", "--epsilon-high": "0.28"}),
         ("dr-grpo", {"--loss-type": "dr_grpo", "--scale-rewards": "none"}),
         ("reinforce++", {"--scale-rewards": "batch"}),
+        ("gspo", {"--importance-sampling-level": "sequence", "--epsilon": "0.0003", "--loss-type": "grpo"}),
     ],
 )
 def test_help_lists_the_options_with_each_algorithms_defaults(algo, defaults):

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from omni_plugin_grpo.options import DapoOptions, DrGrpoOptions, GrpoOptions, ReinforcePlusPlusOptions, RlooOptions
+from omni_plugin_grpo.options import (
+    DapoOptions,
+    DrGrpoOptions,
+    GrpoOptions,
+    GspoOptions,
+    ReinforcePlusPlusOptions,
+    RlooOptions,
+)
 
 
 @dataclass(frozen=True)
@@ -27,6 +34,11 @@ ALGORITHMS: tuple[Algorithm, ...] = (
         "dapo",
         "DAPO: clip-higher, dynamic sampling, token-level loss (add the soft_overlong reward for its length penalty)",
         DapoOptions,
+    ),
+    Algorithm(
+        "gspo",
+        "GSPO: one clipped importance ratio per sequence (sequence-level importance sampling), per-sequence loss",
+        GspoOptions,
     ),
     Algorithm("dr_grpo", "Dr. GRPO: GRPO without length and std normalisation biases", DrGrpoOptions),
     Algorithm(

@@ -48,6 +48,10 @@ class GrpoOptions(GrpoRewardOptions):
     scale_rewards: Literal["group", "batch", "none"] = option(
         "group", help="divide advantages by the group's reward std, the batch's, or not at all"
     )
+    importance_sampling_level: Literal["token", "sequence"] = option(
+        "token",
+        help="probability ratio per token, or per sequence (the mean of its tokens' log-ratios: GSPO)",
+    )
     num_iterations: int = option(1, help="optimisation passes over each generated batch (GRPO's mu)")
     steps_per_generation: int | None = option(
         None, help="optimizer micro-steps per generation batch (default: --gradient-accumulation-steps)"
@@ -88,6 +92,19 @@ class DapoOptions(GrpoOptions):
     dynamic_sample: bool = option(
         True, help="replace groups whose rewards are all equal with fresh prompts (dynamic sampling)"
     )
+
+
+@dataclass
+class GspoOptions(GrpoOptions):
+    """GSPO (Zheng et al. 2025): one importance ratio per sequence, clipped in a narrow range, loss per sequence."""
+
+    importance_sampling_level: Literal["token", "sequence"] = option(
+        "sequence",
+        help="probability ratio per token, or per sequence (the mean of its tokens' log-ratios: GSPO)",
+    )
+    # The paper's clip range: a sequence-level ratio stays much closer to 1 than token-level ones.
+    epsilon: float = option(3e-4, help="clip range of the sequence-level ratio (lower bound, and upper by default)")
+    epsilon_high: float | None = option(4e-4, help="upper clip range of the sequence-level ratio")
 
 
 @dataclass

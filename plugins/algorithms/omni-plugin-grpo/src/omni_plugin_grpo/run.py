@@ -34,6 +34,7 @@ _TRL_FIELDS = (
     "epsilon_high",
     "loss_type",
     "scale_rewards",
+    "importance_sampling_level",
     "num_iterations",
     "steps_per_generation",
     "mask_truncated_completions",
@@ -104,10 +105,17 @@ def run_grpo(job: TrainingJob) -> TrainResult:
     check_reference(job, options)
     chosen = {s.spec.name: s.options for s in job.selected.get(REWARD_SELECTOR.option, [])}
     rewards = resolve_rewards(
-        options.reward_funcs, options.reward_weights, job.registry, options.reward_options(chosen)
+        options.reward_funcs,
+        options.reward_weights,
+        job.registry,
+        options.reward_options(chosen),
+        reward_models=options.reward_model,
     )
     if not rewards:
-        raise OmniError("--reward-funcs is empty; name the rewards to train on (`omni list rewards`, or FILE.py:NAME)")
+        raise OmniError(
+            "--reward-funcs is empty; name the rewards to train on (`omni list rewards`, or FILE.py:NAME), "
+            "or a --reward-model"
+        )
     log_line(f"{algorithm.name}: rewards " + ", ".join(f"{r.name} x{r.weight:g}" for r in rewards))
 
     rows = [*job.train_rows, *(job.val_rows or [])]

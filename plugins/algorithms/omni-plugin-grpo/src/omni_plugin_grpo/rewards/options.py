@@ -23,8 +23,13 @@ class GrpoRewardOptions:
         help="rewards by name (`omni list rewards`), or FILE.py:FUNCTION for your own; commas also separate",
         aliases=("reward",),  # DESIGN.md spells it `--reward accuracy,format`
     )
+    reward_model: list[str] = option(
+        default_factory=list,
+        help="reward models scoring each completion (a checkpoint or adapter from omni rlhf --algo rm, or any "
+        "sequence-classification model with one score), rendered with their own chat template",
+    )
     reward_weights: list[float] | None = option(
-        None, help="one weight per reward in --reward-funcs (default: 1.0 each)"
+        None, help="one weight per reward: --reward-funcs, then --reward-model (default: 1.0 each)"
     )
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from omni.api import OmniError, Registry
@@ -51,25 +52,35 @@ def resolve_rewards(
     weights: Sequence[float] | None,
     registry: Registry,
     options_by_name: Mapping[str, Any] | None = None,
+    reward_models: Sequence[str] = (),
 ) -> list[WeightedReward]:
-    """The rewards `names` asks for, in order, each ready to call and paired with its weight.
+    """The rewards `names` asks for, then the `reward_models`, in order, each ready to call and paired with its weight.
 
-    A name is a registered reward (`omni list rewards`) or ``FILE.py:FUNCTION``. `weights` default to
-    1.0 each and must otherwise match the names one to one. `options_by_name` maps a registered reward's
-    name to its options instance; a reward missing from it gets its options' defaults.
+    A name is a registered reward (`omni list rewards`) or ``FILE.py:FUNCTION``; a reward model is a path (its
+    metrics are labelled with the folder's name). `weights` default to 1.0 each and must otherwise match the
+    rewards one to one, as ms-swift's ``--reward_weights`` do. `options_by_name` maps a registered reward's name to
+    its options instance; a reward missing from it gets its options' defaults.
     """
     refs = split_reward_names(names)
+    count = len(refs) + len(reward_models)
     if weights is None:
-        weights = [1.0] * len(refs)
-    elif len(weights) != len(refs):
+        weights = [1.0] * count
+    elif len(weights) != count:
+        named = ", ".join([*refs, *reward_models]) or "none"
         raise OmniError(
-            f"--reward-weights has {len(weights)} value(s) but --reward-funcs names {len(refs)} reward(s)"
-            f" ({', '.join(refs) or 'none'}); give one weight per reward"
+            f"--reward-weights has {len(weights)} value(s) but --reward-funcs and --reward-model name {count} "
+            f"reward(s) ({named}); give one weight per reward"
         )
-    return [
+    rewards = [
         WeightedReward(ref, _reward(ref, registry, options_by_name or {}), float(w))
-        for ref, w in zip(refs, weights, strict=True)
+        for ref, w in zip(refs, weights[: len(refs)], strict=True)
     ]
+    if reward_models:
+        from omni_plugin_grpo.rewards.reward_model import RewardModelReward  # torch: only when one is asked for
+
+        for path, w in zip(reward_models, weights[len(refs) :], strict=True):
+            rewards.append(WeightedReward(Path(path).name or path, RewardModelReward(path, registry), float(w)))
+    return rewards
 
 
 def _reward(ref: str, registry: Registry, options_by_name: Mapping[str, Any]) -> RewardFunc:

@@ -1,0 +1,70 @@
+"""``--reward-model PATH``: a trained reward model (any sequence-classification checkpoint with one score, or an
+adapter trained by `omni rlhf --algo rm`) scores each prompt + completion as one conversation, rendered with the
+reward model's own chat template, the way it was trained."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from omni.api import ModelOptions, OmniError, PromptEncoder, Registry, load_model
+
+
+def _load_scorer(path: str, registry: Registry) -> Any:
+    """The reward model at `path` ready to score: a checkpoint as it is, an adapter merged into its base."""
+    from omni.api import find_tuner, with_training_defaults
+
+    folder = Path(path).expanduser()
+    is_adapter = folder.is_dir() and not (folder / "config.json").is_file()
+    options = with_training_defaults(ModelOptions(), folder) if is_adapter else ModelOptions(model=path)
+    try:
+        loaded = load_model(options, registry, head="sequence_classification")
+    except OmniError as exc:
+        raise OmniError(f"--reward-model {path}: {exc}") from None
+    model = loaded.model
+    if is_adapter:
+        tuner = find_tuner(folder, registry)
+        model = tuner.merge(tuner.load(model, folder))
+    if model.config.num_labels != 1:
+        raise OmniError(
+            f"--reward-model {path}: the model gives {model.config.num_labels} scores per sequence; a reward model "
+            "gives one (train one with omni rlhf --algo rm)"
+        )
+    return model.eval().requires_grad_(False), loaded.path
+
+
+class RewardModelReward:
+    """Scores completions with a reward model: the prompt's messages plus the completion as the assistant's answer,
+    encoded by the reward model's template, in batches of `batch_size`."""
+
+    def __init__(self, path: str, registry: Registry, batch_size: int = 16) -> None:
+        self.model, base = _load_scorer(path, registry)
+        self.prompts = PromptEncoder.load(base, registry=registry)  # the reward model's tokenizer and template
+        self.batch_size = batch_size
+
+    def __call__(self, prompts: list[Any], completions: list[Any], **columns: Any) -> list[float]:
+        """One score per completion (`prompts` are message lists; completions strings or message lists)."""
+        sequences = [self._encode(prompt, completion) for prompt, completion in zip(prompts, completions, strict=True)]
+        scores: list[float] = []
+        for start in range(0, len(sequences), self.batch_size):
+            scores += self._score(sequences[start : start + self.batch_size])
+        return scores
+
+    def _encode(self, prompt: list[dict[str, Any]], completion: Any) -> list[int]:
+        answer = completion if isinstance(completion, list) else [{"role": "assistant", "content": completion}]
+        return list(self.prompts.template.encode({"messages": [*prompt, *answer]}).input_ids)
+
+    @torch.no_grad()
+    def _score(self, sequences: list[list[int]]) -> list[float]:
+        # Right-padded, as the reward model was trained: it scores each row's last token before the padding.
+        pad = self.model.config.pad_token_id
+        width = max(map(len, sequences))
+        ids = torch.full((len(sequences), width), pad, dtype=torch.long)
+        mask = torch.zeros_like(ids)
+        for row, seq in enumerate(sequences):
+            ids[row, : len(seq)] = torch.tensor(seq)
+            mask[row, : len(seq)] = 1
+        device = self.model.device
+        logits = self.model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits
+        return logits[:, 0].float().tolist()
