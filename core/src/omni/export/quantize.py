@@ -24,7 +24,7 @@ def quantize_model(source: str, output_dir: Path, options: ExportOptions, quanti
     """
     ensure_free(output_dir)
     model_options = dataclasses.replace(options, model=source)
-    resolved = resolve_model(source, registry, model_type=options.model_type)
+    resolved = resolve_model(source, registry, model_type=options.model_type, use_hf=options.use_hf)
     keep_modules = () if options.quant_towers else tower_modules(resolved.spec)
     bits = options.quant_bits
     calibrates = quantizer.needs_calibration()

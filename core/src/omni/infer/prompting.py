@@ -46,7 +46,7 @@ class PromptEncoder:
         from omni.template import get_template
 
         flags = dataclasses.replace(model_options, model=model) if model_options else ModelOptions(model=model)
-        resolved = resolve_model(flags.model, registry, model_type=flags.model_type)
+        resolved = resolve_model(flags.model, registry, model_type=flags.model_type, use_hf=flags.use_hf)
         path = str(resolved.path_or_id)
         processor = AutoProcessor.from_pretrained(path)
         tokenizer = getattr(processor, "tokenizer", processor)

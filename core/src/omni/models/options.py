@@ -25,6 +25,11 @@ class ModelOptions:
     model_type: str | None = option(
         None, help="model family to use instead of the one detected from config.json (see `omni list models`)"
     )
+    use_hf: bool = option(
+        True,
+        help="where hub ids come from: true, the Hugging Face hub (its local cache first, as transformers does); "
+        "false, ModelScope through the modelscope package (its local cache first), as ms-swift's default",
+    )
     torch_dtype: TorchDtype = option(
         "auto", help="weight dtype; auto is the checkpoint's dtype on GPU and float32 on CPU"
     )

@@ -38,8 +38,14 @@ class ResolvedModel:
         return self.registration.spec  # type: ignore[return-value]
 
 
-def resolve_model(name_or_path: str | None, registry: Registry, *, model_type: str | None = None) -> ResolvedModel:
+def resolve_model(
+    name_or_path: str | None, registry: Registry, *, model_type: str | None = None, use_hf: bool = True
+) -> ResolvedModel:
     """Find the checkpoint and the model spec for `name_or_path`; `model_type` forces a spec by name.
+
+    A hub id stays an id for transformers to fetch from the Hugging Face hub (or its cache); with `use_hf` false
+    it is a ModelScope id, fetched into ModelScope's cache (a cached copy is used as it is) and resolved as that
+    local folder, whose spec is still matched by the id first.
 
     Raises `OmniError` naming the path when a local folder is missing or has no readable config.json,
     and `MissingCapabilityError` when `model_type` names no installed model family.
@@ -61,7 +67,35 @@ def resolve_model(name_or_path: str | None, registry: Registry, *, model_type: s
             f"model {name!r} not found: it is not a local folder, not a hub id (org/name), "
             f"and not the embedded model {EMBEDDED_MODEL!r}"
         )
+    if not use_hf:
+        folder = modelscope_snapshot(name)
+        spec = forced or _hub_pattern_match(name, registry) or match_config(read_config(Path(folder)), registry)
+        return ResolvedModel(folder, spec)
     return ResolvedModel(name, forced or match_hub_id(name, registry))
+
+
+def modelscope_snapshot(model_id: str) -> str:
+    """The local folder of ModelScope model `model_id`: its cached snapshot, else downloaded into the cache
+    (``MODELSCOPE_CACHE``). Raises `OmniError` naming what to do when modelscope is missing or the model cannot be
+    fetched."""
+    try:
+        from modelscope import snapshot_download
+    except ImportError:
+        raise OmniError(
+            f"--use-hf false fetches {model_id!r} from ModelScope, which needs the modelscope package: "
+            "pip install modelscope"
+        ) from None
+    try:
+        return str(snapshot_download(model_id, local_files_only=True))
+    except Exception:  # not cached yet (modelscope raises its own error types)
+        pass
+    try:
+        return str(snapshot_download(model_id))
+    except Exception as exc:
+        raise OmniError(
+            f"cannot fetch {model_id!r} from ModelScope ({type(exc).__name__}: {exc}); check the id and your "
+            "network, or download it and pass the local folder"
+        ) from None
 
 
 def read_config(folder: Path) -> dict[str, Any]:

@@ -318,7 +318,7 @@ def prepare_job(
 
     # The rows are read and checked before the model loads: a bad row costs seconds, not a model load. The
     # model's spec (from its config.json alone) says which media it takes.
-    resolved = resolve_model(options.model, registry, model_type=options.model_type)
+    resolved = resolve_model(options.model, registry, model_type=options.model_type, use_hf=options.use_hf)
     # RL prompt sets (GRPO) have no answers; each rlhf algorithm checks the columns it needs (DPO: its pair).
     data = load_datasets(
         options,

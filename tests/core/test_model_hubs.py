@@ -1,0 +1,54 @@
+"""Hub ids: the Hugging Face hub by default (its cache first, as transformers does), ModelScope with --use-hf false
+(through the modelscope package, its cache first). No hub is reachable here: both are read from pre-filled
+caches laid out as the hubs' clients write them."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+
+import pytest
+from omni.cli.main import main
+from omni.errors import OmniError
+from omni.models.resolve import resolve_model
+from omni.plugins import get_registry
+
+from tests.helpers import run_omni
+
+
+def cached_snapshot(tiny_qwen3, cache, folder_name: str, ref: str):
+    """Copy the tiny checkpoint into a hub cache as `<cache>/<folder_name>/snapshots/<revision>`."""
+    revision = "0123456789abcdef0123456789abcdef01234567"
+    snapshot = cache / folder_name / "snapshots" / revision
+    shutil.copytree(tiny_qwen3, snapshot)
+    (cache / folder_name / "refs").mkdir()
+    (cache / folder_name / "refs" / ref).write_text(revision)
+    return snapshot
+
+
+def test_a_modelscope_id_resolves_to_its_cached_snapshot_with_use_hf_false(tiny_qwen3, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("MODELSCOPE_CACHE", str(tmp_path))
+    snapshot = cached_snapshot(tiny_qwen3, tmp_path / "models", "acme--tiny-qwen3", "master")
+    resolved = resolve_model("acme/tiny-qwen3", get_registry(), use_hf=False)
+    assert resolved.path_or_id == str(snapshot) and resolved.spec.name == "qwen3"
+    query = ["--query", "Hi", "--max-new-tokens", "3"]
+    assert main(["infer", "--model", str(tiny_qwen3), *query]) == 0
+    local_answer = capsys.readouterr().out
+    assert main(["infer", "--model", "acme/tiny-qwen3", "--use-hf", "false", *query]) == 0
+    assert capsys.readouterr().out == local_answer  # greedy: the same weights give the same answer
+
+
+def test_use_hf_false_without_modelscope_says_what_to_install(monkeypatch):
+    monkeypatch.setitem(sys.modules, "modelscope", None)  # as if not installed: importing it raises ImportError
+    with pytest.raises(OmniError, match="needs the modelscope package: pip install modelscope"):
+        resolve_model("acme/tiny-qwen3", get_registry(), use_hf=False)
+
+
+def test_a_hugging_face_id_loads_from_the_hub_cache_by_default(tiny_qwen3, tmp_path, capsys):
+    cached_snapshot(tiny_qwen3, tmp_path / "hub", "models--acme--tiny-qwen3", "main")
+    query = ["--query", "Hi", "--max-new-tokens", "3"]
+    assert main(["infer", "--model", str(tiny_qwen3), *query]) == 0
+    env = {"HF_HUB_CACHE": str(tmp_path / "hub"), "HF_HUB_OFFLINE": "1"}  # read when huggingface_hub is imported
+    result = run_omni("infer", "--model", "acme/tiny-qwen3", *query, env=env)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout == capsys.readouterr().out
