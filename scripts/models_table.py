@@ -30,6 +30,16 @@ published template gives and train only the answers. Parts are what `--freeze-ll
 `--freeze-aligner` act on (`--freeze-audio` for audio towers). "Tests" is the folder of the distribution's tests
 (for the families table: `test_families.py`, parametrized by family).
 
+## Hubs
+
+`--model ORG/NAME` is a Hugging Face hub id by default: transformers reads it from the local hub cache
+(`HF_HUB_CACHE`, `HF_HUB_OFFLINE=1` for no network) or downloads it. `--use-hf false` makes it a ModelScope id, as in
+ms-swift (whose default it is): omni-core's `modelscope` extra (`pip install "omni-core[modelscope]"`, installed by
+`scripts/setup.sh`) fetches it into ModelScope's cache (`MODELSCOPE_CACHE`; a cached snapshot is used without asking
+the hub) and the run goes on from that folder. `tests/core/test_model_hubs.py` reads both from pre-filled caches.
+
+## Families
+
 | family | distribution | architectures / hub ids | template | modalities | parts (llm; vision; aligner) | tests |
 | --- | --- | --- | --- | --- | --- | --- |
 """
