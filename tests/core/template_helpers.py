@@ -42,3 +42,33 @@ def answers(messages: list[dict[str, Any]], end: str, *, strip: bool = False) ->
     return "".join(
         (m["content"].strip() if strip else m["content"]) + end for m in messages if m["role"] == "assistant"
     )
+
+
+WEATHER_TOOLS = [
+    {
+        "type": "function",
+        "function": {
+            "name": "get_weather",
+            "description": "The weather in a city",
+            "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+        },
+    }
+]
+
+
+def weather_call(city: str) -> dict[str, Any]:
+    """An assistant turn that calls get_weather for `city` (OpenAI's shape, arguments as a dict)."""
+    call = {"type": "function", "function": {"name": "get_weather", "arguments": {"city": city}}}
+    return {"role": "assistant", "content": "", "tool_calls": [call]}
+
+
+# Calls, a result, an answer, and a last turn that calls again: every kind of tool turn in one row.
+TOOL_CALLING = [
+    {"role": "system", "content": "Be brief."},
+    {"role": "user", "content": "Weather in Paris?"},
+    weather_call("Paris"),
+    {"role": "tool", "content": '{"sky": "sunny"}'},
+    {"role": "assistant", "content": "It is sunny in Paris."},
+    {"role": "user", "content": "And in Rome?"},
+    weather_call("Rome"),
+]

@@ -86,7 +86,8 @@ def test_sharegpt_roles(tmp_path):
     row = {"conversations": [{"from": f, "value": v} for f, v in turns], "tools": "[]"}
     (loaded,) = load(str(write_jsonl(tmp_path / "a.jsonl", [row]))).train
     assert [m["role"] for m in loaded["messages"]] == ["system", "user", "assistant", "tool", "assistant"]
-    assert loaded["tools"] == "[]"
+    assert loaded["messages"][2]["tool_calls"] == [{"type": "function", "function": {"name": "w", "arguments": {}}}]
+    assert "tools" not in loaded  # an empty tool list is no tools
 
 
 def test_query_response(tmp_path):

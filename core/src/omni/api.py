@@ -33,7 +33,8 @@ The names, by what they are for:
   `transformers_skip_patterns` (modules to keep unquantized, as a transformers quantization config names them).
 - Templates: `Template`, `TemplateOptions`, `Encoded`, `RowTooLongError`, `IGNORE_INDEX` (the label of
   tokens that take no loss, -100), `ChatMLTemplate`, `IM_START`/`IM_END` (ChatML's turn markers),
-  `answer_turn`, `Piece`, `PieceTemplate`.
+  `answer_turn`, `Piece`, `PieceTemplate`; for tool calling, `ToolCallParser` (a template's `tool_parser`),
+  `ToolCall`, `ParsedAnswer` and the parsing helpers `json_object`, `partial_marker_end`.
 - Rows and media: `Row`, `row_error`, `with_origin`, `MEDIA_TAG` (tag pattern by modality), `media_tags`,
   `tagged_row`, `MediaContext`, `load_image`, `load_audio`, `load_video`, `Video`,
   `DEFAULT_SAMPLING_RATE` (audio, Hz), `DEFAULT_FPS` and `DEFAULT_MAX_FRAMES` (video sampling).
@@ -82,8 +83,8 @@ from omni.registry import (
 )
 
 # 1.1: CallbackSpec, BenchmarkSpec, TrainingCallback, generation helpers; 1.2: load_image_text_to_text;
-# 1.3: command_options
-API_VERSION = f"{PLUGIN_API_VERSION}.3"
+# 1.3: command_options; 1.4: tool calls (ToolCallParser, ToolCall, ParsedAnswer, json_object, partial_marker_end)
+API_VERSION = f"{PLUGIN_API_VERSION}.4"
 
 # Names imported on first access: their modules bring heavy libraries along, or are needed only at run time.
 _LAZY: dict[str, str] = {
@@ -107,6 +108,11 @@ _LAZY: dict[str, str] = {
     "answer_turn": "omni.template.chatml",
     "Piece": "omni.template.pieces",
     "PieceTemplate": "omni.template.pieces",
+    "ToolCallParser": "omni.template.tools",
+    "ToolCall": "omni.template.tools",
+    "ParsedAnswer": "omni.template.tools",
+    "json_object": "omni.template.tools",
+    "partial_marker_end": "omni.template.tools",
     # rows and media
     "Row": "omni.data.rows",
     "row_error": "omni.data.rows",
@@ -219,6 +225,11 @@ __all__ = [
     "answer_turn",
     "Piece",
     "PieceTemplate",
+    "ToolCallParser",
+    "ToolCall",
+    "ParsedAnswer",
+    "json_object",
+    "partial_marker_end",
     "Row",
     "row_error",
     "with_origin",
@@ -341,6 +352,7 @@ if TYPE_CHECKING:  # type checkers and editors see the lazy names as plain impor
     from omni.template.chatml import IM_END, IM_START, ChatMLTemplate, answer_turn
     from omni.template.options import TemplateCliOptions
     from omni.template.pieces import Piece, PieceTemplate
+    from omni.template.tools import ParsedAnswer, ToolCall, ToolCallParser, json_object, partial_marker_end
     from omni.train.callback import TrainingCallback
     from omni.train.collators import merge_extras
     from omni.train.job import TrainingJob, TrainResult, log_line

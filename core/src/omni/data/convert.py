@@ -12,6 +12,7 @@ import re
 from typing import Any
 
 from omni.data.rows import RowProblem, row_error, with_origin
+from omni.data.tools import fold_tool_messages, normalise_tool_calls, normalise_tools
 from omni.errors import OmniError
 
 ROLES: tuple[str, ...] = ("system", "user", "assistant", "tool")
@@ -28,7 +29,7 @@ _SHAREGPT_ROLES = {
     "user": "user",
     "gpt": "assistant",
     "assistant": "assistant",
-    "function_call": "assistant",
+    "function_call": "function_call",  # a tool call when its value is one (`fold_tool_messages`)
     "observation": "tool",
     "tool": "tool",
 }
@@ -78,6 +79,9 @@ def to_messages_row(raw: dict[str, Any]) -> dict[str, Any]:
     ``rejected_response``), and ``text``: with media, the answer to them (a caption or transcript); without,
     a pre-training row, returned as it is.
 
+    A ``tools`` column and assistant ``tool_calls`` are put in OpenAI's shape (`omni.data.tools`), ms-swift's
+    ``tool_call``/``tool_response`` messages folded into them.
+
     Media columns may be spelled as in `MEDIA_SPELLINGS` (one spelling per modality). A modality whose files
     have no tag at all in the messages gets one tag per file in front of the first non-system message, as
     ms-swift's templates add them; a modality with some tags keeps them, and `validate_row` checks the count.
@@ -115,7 +119,12 @@ def to_messages_row(raw: dict[str, Any]) -> dict[str, Any]:
         )
     if not isinstance(messages, list):
         raise RowProblem(f"messages must be a list of {{role, content}} objects, got {type(messages).__name__}")
+    if "tools" in row:
+        tools = normalise_tools(row.pop("tools"))
+        if tools:  # an empty list is no tools: the template writes no tool prompt
+            row["tools"] = tools
     given = frozenset(c for c in MEDIA_COLUMNS.values() if row.get(c))
+    messages = fold_tool_messages(messages)
     row["messages"] = [_normalise_message(m, i, row, given) for i, m in enumerate(messages)]
     _add_missing_tags(row)
     return row
@@ -247,13 +256,27 @@ def _normalise_message(message: Any, index: int, row: dict[str, Any], given: fro
         raise RowProblem(f"messages[{index}] must be an object with role and content")
     message = dict(message)
     content = message.get("content")
-    if isinstance(content, list):
+    if message.get("tool_calls"):
+        if message["role"] != "assistant":
+            raise RowProblem(
+                f"messages[{index}] is a {message['role']} message with tool_calls; only assistants call tools"
+            )
+        message["tool_calls"] = normalise_tool_calls(message["tool_calls"], f"messages[{index}].tool_calls")
+    else:
+        message.pop("tool_calls", None)  # an empty list or null: chat templates test for the key
+    if message["role"] == "tool" and isinstance(content, dict | list) and not _are_parts(content):
+        message["content"] = json.dumps(content, ensure_ascii=False)  # a structured result, as its JSON text
+    elif isinstance(content, list):
         message["content"] = _flatten_parts(content, index, row, given)
     elif content is None:
         message["content"] = ""
     elif not isinstance(content, str):
         raise RowProblem(f"messages[{index}].content must be a string or a list of content parts")
     return message
+
+
+def _are_parts(content: Any) -> bool:
+    return isinstance(content, list) and all(isinstance(p, dict) and "type" in p for p in content)
 
 
 def _flatten_parts(parts: list[Any], index: int, row: dict[str, Any], given: frozenset[str]) -> str:

@@ -7,6 +7,7 @@ from typing import Any
 
 from omni.data.convert import MEDIA_COLUMNS, ROLES
 from omni.data.rows import RowProblem
+from omni.data.tools import tool_names
 
 # Which roles may come right after which (None: the first non-system message).
 _MAY_FOLLOW: dict[str | None, tuple[str, ...]] = {
@@ -45,8 +46,11 @@ def validate_row(row: dict[str, Any], *, require_answer: bool) -> None:
                 f"messages[{i}] is a {role} message {after}; expected {' or '.join(_MAY_FOLLOW[previous])}"
             )
         previous = role
-    if require_answer and not any(m["role"] == "assistant" and m["content"].strip() for m in messages):
-        raise RowProblem("no assistant answer to train on (add an assistant message with content)")
+    if require_answer and not any(
+        m["role"] == "assistant" and (m["content"].strip() or m.get("tool_calls")) for m in messages
+    ):
+        raise RowProblem("no assistant answer to train on (add an assistant message with content or tool_calls)")
+    _check_calls_name_tools(row)
     for modality, column in MEDIA_COLUMNS.items():
         tags = sum(m["content"].count(f"<{modality}>") for m in messages)
         files = len(row.get(column) or [])
@@ -55,6 +59,21 @@ def validate_row(row: dict[str, Any], *, require_answer: bool) -> None:
                 f"{tags} <{modality}> tag(s) in the messages but {files} file(s) in {column}; give one tag per "
                 f"file, or no {modality} tag at all to have them added in front of the first message"
             )
+
+
+def _check_calls_name_tools(row: dict[str, Any]) -> None:
+    """Every tool call names a function of the row's ``tools``, when it has any."""
+    if not row.get("tools"):
+        return
+    names = tool_names(row["tools"])
+    for i, message in enumerate(row["messages"]):
+        for j, call in enumerate(message.get("tool_calls") or []):
+            name = call["function"]["name"]
+            if name not in names:
+                raise RowProblem(
+                    f"messages[{i}].tool_calls[{j}] calls {name!r}, which tools does not define "
+                    f"(tools: {', '.join(names)})"
+                )
 
 
 def media_problem(row: dict[str, Any], modalities: Collection[str]) -> str | None:

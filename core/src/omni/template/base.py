@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from omni.errors import DataError, OmniError
+from omni.template.tools import ToolCallParser
 
 IGNORE_INDEX = -100
 # Per-token inputs vision-language processors give beside input_ids, each token's modality (Qwen2-VL's
@@ -56,6 +57,11 @@ class Template:
     """
 
     stop_words: tuple[str, ...] = ()
+    # Whether rows may carry tool definitions (``tools``) and assistant ``tool_calls``; without a tool format
+    # such rows are refused rather than trained or prompted with the tools silently left out.
+    supports_tools: bool = False
+    # Reads the calls this template's format writes back out of generated text (`omni serve`'s ``tool_calls``).
+    tool_parser: ToolCallParser | None = None
 
     def __init__(self, processor: Any, options: TemplateOptions | None = None) -> None:
         self.processor = processor

@@ -39,15 +39,28 @@ class MultimodalTemplate(DefaultTemplate):
     def encode_prompt(self, row: dict[str, Any]) -> Encoded:
         return self._checked(super().encode_prompt(tagged_row(row)), row)
 
-    def _render(self, messages: list[dict[str, Any]], *, add_generation_prompt: bool) -> str:
+    def _render(
+        self, messages: list[dict[str, Any]], *, add_generation_prompt: bool, tools: list[dict[str, Any]] | None = None
+    ) -> str:
         if not getattr(self.processor, "chat_template", None) or not hasattr(self.processor, "image_processor"):
             raise TemplateError(
                 "the multimodal template needs the model's processor with a chat template "
                 "(processor_config.json or chat_template.jinja beside preprocessor_config.json)"
             )
         kwargs = {} if self.options.enable_thinking is None else {"enable_thinking": self.options.enable_thinking}
-        parts = [{"role": m["role"], "content": content_parts(m["content"])} for m in messages]
-        return str(self.processor.apply_chat_template(parts, add_generation_prompt=add_generation_prompt, **kwargs))
+        parts = [
+            {
+                "role": m["role"],
+                "content": content_parts(m["content"]),
+                **({"tool_calls": m["tool_calls"]} if m.get("tool_calls") else {}),
+            }
+            for m in messages
+        ]
+        return str(
+            self.processor.apply_chat_template(
+                parts, tools=tools, add_generation_prompt=add_generation_prompt, **kwargs
+            )
+        )
 
     def tokenize(self, text: str, row: dict[str, Any]) -> tuple[list[int], list[tuple[int, int]], dict[str, Any]]:
         """The processor's ids for `text` with the row's images, offsets in `text` (an expanded placeholder's

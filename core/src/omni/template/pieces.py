@@ -31,10 +31,25 @@ class PieceTemplate(Template):
     def render(self, messages: list[dict[str, Any]], *, add_generation_prompt: bool) -> list[Piece]:
         """The conversation as pieces whose texts join into exactly what the model reads.
 
-        An answer piece holds an assistant turn's trained text: its content and the end-of-turn token.
-        With `add_generation_prompt` the text ends where the next assistant turn begins.
+        An answer piece holds an assistant turn's trained text: its content (and tool calls) and the end-of-turn
+        token. With `add_generation_prompt` the text ends where the next assistant turn begins. A template with
+        `supports_tools` takes ``tools=`` too: the row's function definitions, or None.
         """
         raise NotImplementedError
+
+    def _render_row(
+        self, row: dict[str, Any], messages: list[dict[str, Any]], *, add_generation_prompt: bool
+    ) -> list[Piece]:
+        """`render` with the row's tools, for templates that write them; a tool row is an error for the others."""
+        if not self.supports_tools:
+            if row.get("tools") or any(m.get("tool_calls") for m in messages):
+                raise row_error(
+                    row,
+                    f"has tools or tool calls, but the {type(self).__name__} has no tool format; use a "
+                    "template with one (qwen3, llama3, or default with a chat template that takes tools)",
+                )
+            return self.render(messages, add_generation_prompt=add_generation_prompt)
+        return self.render(messages, add_generation_prompt=add_generation_prompt, tools=row.get("tools") or None)  # type: ignore[call-arg]
 
     def messages(self, row: dict[str, Any]) -> list[dict[str, Any]]:
         """The row's messages with string contents and the ``--system`` override applied."""
@@ -55,7 +70,7 @@ class PieceTemplate(Template):
         return messages
 
     def encode(self, row: dict[str, Any]) -> Encoded:
-        pieces = self.render(self.messages(row), add_generation_prompt=False)
+        pieces = self._render_row(row, self.messages(row), add_generation_prompt=False)
         ids, answers, extras = self._tokenize(pieces, row)
         scope = self.options.loss_scope
         if scope == "all":
@@ -72,7 +87,7 @@ class PieceTemplate(Template):
         messages = self.messages(row)
         if messages and messages[-1]["role"] == "assistant":
             messages = messages[:-1]
-        ids, _, extras = self._tokenize(self.render(messages, add_generation_prompt=True), row)
+        ids, _, extras = self._tokenize(self._render_row(row, messages, add_generation_prompt=True), row)
         limit = self.options.max_length
         if limit is not None and len(ids) > limit:
             if self.options.truncation == "error":

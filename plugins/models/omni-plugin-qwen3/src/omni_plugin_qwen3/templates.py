@@ -2,11 +2,56 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
-from omni.api import IM_END, IM_START, ChatMLTemplate, Piece, answer_turn
+from omni.api import (
+    IM_END,
+    IM_START,
+    ChatMLTemplate,
+    ParsedAnswer,
+    Piece,
+    ToolCall,
+    ToolCallParser,
+    answer_turn,
+    json_object,
+    partial_marker_end,
+)
 
 EMPTY_THINK = "<think>\n\n</think>\n\n"
+CALL_START, CALL_END = "<tool_call>", "</tool_call>"
+TOOLS_HEADER = (
+    "# Tools\n\nYou may call one or more functions to assist with the user query.\n\n"
+    "You are provided with function signatures within <tools></tools> XML tags:\n<tools>"
+)
+TOOLS_FOOTER = (
+    "\n</tools>\n\nFor each function call, return a json object with function name and arguments within "
+    '<tool_call></tool_call> XML tags:\n<tool_call>\n{"name": <function-name>, "arguments": <args-json-object>}\n'
+    "</tool_call>"
+)
+
+
+class HermesToolParser(ToolCallParser):
+    """Qwen's (Hermes') calls: ``<tool_call>\\n{"name": ..., "arguments": {...}}\\n</tool_call>`` blocks."""
+
+    def parse(self, text: str) -> ParsedAnswer:
+        calls, outside, rest = [], [], text
+        while (start := rest.find(CALL_START)) >= 0 and (end := rest.find(CALL_END, start)) >= 0:
+            call = json_object(rest[start + len(CALL_START) : end])
+            if call is None or not isinstance(call.get("name"), str) or not isinstance(call.get("arguments", {}), dict):
+                break  # not a call after all: it and the rest stay content
+            outside.append(rest[:start])
+            calls.append(ToolCall(call["name"], call.get("arguments", {})))
+            rest = rest[end + len(CALL_END) :]
+        if not calls:
+            return ParsedAnswer(text)
+        return ParsedAnswer("".join([*outside, rest]).strip(), tuple(calls))
+
+    def content_end(self, text: str) -> int:
+        return partial_marker_end(text, CALL_START)
+
+    def call_opening(self, name: str | None = None) -> str:
+        return CALL_START if name is None else f'{CALL_START}\n{{"name": {json.dumps(name)}, "arguments":'
 
 
 class Qwen25Template(ChatMLTemplate):
@@ -35,24 +80,54 @@ class Qwen3Template(Qwen25Template):
     """
 
     default_system = None
+    supports_tools = True
+    tool_parser = HermesToolParser()
+
+    def render(
+        self, messages: list[dict[str, Any]], *, add_generation_prompt: bool, tools: list[dict[str, Any]] | None = None
+    ) -> list[Piece]:
+        if not tools:
+            return super().render(messages, add_generation_prompt=add_generation_prompt)
+        # Tools go in the system turn, after the system message's own text.
+        has_system = messages[0]["role"] == "system"
+        system = messages[0]["content"] + "\n\n" if has_system else ""
+        listed = "".join("\n" + json.dumps(tool, ensure_ascii=False) for tool in tools)
+        pieces = [Piece(f"{IM_START}system\n{system}{TOOLS_HEADER}{listed}{TOOLS_FOOTER}{IM_END}\n")]
+        for index in range(has_system, len(messages)):
+            pieces += self.render_message(messages, index)
+        if add_generation_prompt:
+            pieces.append(Piece(self.generation_prompt()))
+        return pieces
 
     def render_message(self, messages: list[dict[str, Any]], index: int) -> list[Piece]:
         message = messages[index]
         if message["role"] != "assistant":
             return super().render_message(messages, index)
         reasoning, content = split_reasoning(message)
+        calls = tool_calls_text(message.get("tool_calls") or [], after_text=bool(content))
         is_last = index == len(messages) - 1
         if index <= last_query_index(messages) or not (is_last or reasoning):
-            return answer_turn(index, content)
+            return answer_turn(index, content + calls)
         if not reasoning.strip("\n"):
-            return answer_turn(index, content.lstrip("\n"), opening=EMPTY_THINK)
+            return answer_turn(index, content.lstrip("\n") + calls, opening=EMPTY_THINK)
         header, _, tail = answer_turn(index, "")
         think = f"<think>\n{reasoning.strip(chr(10))}\n</think>\n\n"
-        return [header, Piece(think + content.lstrip("\n") + IM_END, answer=index), tail]
+        return [header, Piece(think + content.lstrip("\n") + calls + IM_END, answer=index), tail]
 
     def generation_prompt(self) -> str:
         prompt = super().generation_prompt()
         return prompt + EMPTY_THINK if self.options.enable_thinking is False else prompt
+
+
+def tool_calls_text(calls: list[dict[str, Any]], *, after_text: bool) -> str:
+    """An assistant turn's calls as Qwen3 writes them after its text: one ``<tool_call>`` block each, on new lines."""
+    blocks = []
+    for call in calls:
+        function = call["function"]
+        arguments = function["arguments"]
+        arguments = arguments if isinstance(arguments, str) else json.dumps(arguments, ensure_ascii=False)
+        blocks.append(f'{CALL_START}\n{{"name": "{function["name"]}", "arguments": {arguments}}}\n{CALL_END}')
+    return ("\n" if after_text and blocks else "") + "\n".join(blocks)
 
 
 def split_reasoning(message: dict[str, Any]) -> tuple[str, str]:
