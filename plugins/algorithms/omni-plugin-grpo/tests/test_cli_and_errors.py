@@ -12,7 +12,7 @@ from omni_plugin_grpo.rewards.options import CosineOptions, SoftOverlongOptions
 
 from tests.helpers import run_omni
 
-ALGOS = ["dapo", "dr_grpo", "grpo", "gspo", "reinforce_plus_plus", "rloo"]
+ALGOS = ["dapo", "dr_grpo", "grpo", "gspo", "ppo", "reinforce_plus_plus", "rloo"]
 
 
 def test_every_algorithm_is_registered_for_rlhf():
@@ -22,6 +22,27 @@ def test_every_algorithm_is_registered_for_rlhf():
     assert {a.command for a in algos} == {"rlhf"}
     for spelling in ("dr-grpo", "DR_GRPO", "reinforce++", "reinforce-plus-plus"):
         assert host.registry.get("algorithms", spelling).spec.name in ALGOS
+
+
+def test_ppo_is_refused_in_one_line_before_anything_loads(capsys):
+    # No model or dataset exists at these paths: the refusal comes first.
+    assert main(["rlhf", "--rlhf_type", "ppo", "--model", "missing-model", "--dataset", "missing.jsonl"]) != 0
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "--algo ppo is not available yet" in err and "PPOTrainer" in err, err
+
+
+@pytest.mark.parametrize(
+    "spelling", [("--algo", "gspo"), ("--algo", "grpo", "--importance_sampling_level", "sequence")]
+)
+def test_sequence_level_importance_sampling_in_both_spellings(spelling):
+    from omni.api import get_registry
+    from omni.cli.invocation import parse_invocation
+
+    registry = get_registry()
+    invocation = parse_invocation(
+        registry.get("commands", "rlhf").spec, [*spelling, "--reward-funcs", "length"], registry
+    )
+    assert invocation.selected["algo"][0].options.importance_sampling_level == "sequence"
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,5 @@
-"""omni-plugin-grpo: `omni rlhf --algo grpo|dapo|dr_grpo|rloo|reinforce_plus_plus` and the rewards they use.
+"""omni-plugin-grpo: `omni rlhf --algo grpo|dapo|gspo|dr_grpo|rloo|reinforce_plus_plus` and the rewards they use
+(and `--algo ppo` refused with the reason).
 
 Registering imports nothing heavy: TRL, torch and math-verify load when a run starts or a reward is used.
 """
@@ -16,6 +17,7 @@ from omni_plugin_grpo.rewards.options import (
     RepetitionOptions,
     SoftOverlongOptions,
 )
+from omni_plugin_grpo.unavailable import PpoOptions
 
 OMNI_PLUGIN_API = 1
 
@@ -84,3 +86,12 @@ def register_algorithms(register):
                 selects=(REWARD_SELECTOR,),  # the named rewards' options join the command line
             )
         )
+    register(
+        AlgorithmSpec(
+            name="ppo",
+            command="rlhf",
+            description="PPO: not available yet (TRL 1.16 has no PPOTrainer); asking for it says so and what to use",
+            impl="omni_plugin_grpo.unavailable:run_ppo",
+            options=PpoOptions,
+        )
+    )
