@@ -14,6 +14,7 @@ import openai
 import pytest
 import torch
 from omni.cli.main import main
+from omni.errors import OmniError
 from omni.models.multimodal import load_processor
 from omni.plugins import get_registry
 from omni.template import get_template
@@ -122,11 +123,20 @@ def test_image_rows_batch_with_text_rows_and_the_model_takes_the_batch(vl_model,
     padded = PaddingCollator(pad_token_id=processor.tokenizer.pad_token_id)(features)
     assert padded["mm_token_type_ids"].shape == padded["input_ids"].shape
     assert padded["mm_token_type_ids"][1].sum() == 0  # the text row: every token is text
-    flat = PaddingFreeCollator()(features)
-    assert flat["mm_token_type_ids"].shape == flat["input_ids"].shape
+    with pytest.raises(OmniError, match="M-RoPE"):  # its 3-D positions come from whole rows
+        PaddingFreeCollator()(features)
     batch = {k: v for k, v in padded.items() if k not in ("loss_positions", "num_tokens")}
     loss = model(**batch).loss
     assert torch.isfinite(loss)
+
+
+def test_padding_free_is_refused_in_one_line_for_m_rope_models(vl_model, shapes, tmp_path, capsys):
+    argv = ["sft", "--model", str(vl_model), "--dataset", str(shapes.held_out), "--output-dir", str(tmp_path / "run")]
+    assert main([*argv, "--tuner", "lora", "--padding-free", "true", "--max-steps", "1"]) == 2
+    stderr = capsys.readouterr().err
+    errors = [line for line in stderr.splitlines() if "omni: error:" in line]
+    assert len(errors) == 1 and "omni: error: --padding-free/--packing: this vision-language model" in errors[0]
+    assert "Traceback" not in stderr
 
 
 def test_another_family_without_a_plugin_trains_from_the_cli(vl_model, shapes, tmp_path):

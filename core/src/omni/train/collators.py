@@ -145,6 +145,13 @@ class PaddingFreeCollator:
     def __call__(self, features: Sequence[Feature]) -> dict[str, torch.Tensor]:
         """Collate rows into tensors of shape (1, total tokens)."""
         ids, labels, positions = [], [], []
+        if any("mm_token_type_ids" in f and "position_ids" not in f for f in features):
+            # Qwen2-VL-style models compute their 3-D rotary positions (M-RoPE) from each whole row when no
+            # template gave them; in one concatenated row they would get text positions instead.
+            raise OmniError(
+                "--padding-free/--packing: this vision-language model computes its multimodal rotary positions "
+                "(M-RoPE) from each whole row, which concatenating rows would break; train it without them"
+            )
         for f in features:
             row_ids = torch.as_tensor(f["input_ids"], dtype=torch.long)
             row_labels = torch.as_tensor(f["labels"], dtype=torch.long).clone()
