@@ -74,3 +74,29 @@ def test_freeze_vit_keeps_the_tower_and_trains_the_rest(gemma3, shapes, tmp_path
     changed = {name for name in before if not torch.equal(before[name], after[name])}
     assert any("language_model." in name for name in changed)
     assert any("multi_modal_projector." in name for name in changed)
+
+
+def test_padding_free_image_rows_give_the_padded_batchs_loss(gemma3, shapes, one_thread):
+    """Gemma 3 has no multimodal rotary positions: its rows may be concatenated (--padding-free)."""
+    from omni.api import LoadOptions, ModelOptions
+    from omni.train.collators import PaddingCollator, PaddingFreeCollator
+
+    spec = load_plugins({}).registry.get("models", "gemma3").spec
+    model, processor = spec.load()(str(gemma3), model_options=ModelOptions(), load_options=LoadOptions())
+    template = get_template("multimodal", processor)
+    text_row = {"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello there"}]}
+    features = [
+        {"input_ids": e.input_ids, "labels": e.labels, **e.extras}
+        for e in map(template.encode, [two_image_row(shapes), text_row])
+    ]
+
+    def summed_token_loss(batch):
+        inputs = {k: v for k, v in batch.items() if k not in ("labels", "loss_positions", "num_tokens")}
+        logits = model(**inputs).logits[..., :-1, :]
+        targets = batch["labels"][..., 1:]
+        return torch.nn.functional.cross_entropy(logits.flatten(0, 1), targets.flatten(), reduction="sum")
+
+    with torch.no_grad():
+        padded = summed_token_loss(PaddingCollator(pad_token_id=processor.tokenizer.pad_token_id)(features))
+        flat = summed_token_loss(PaddingFreeCollator()(features))
+    torch.testing.assert_close(flat, padded, rtol=1e-4, atol=0)
