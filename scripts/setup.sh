@@ -39,7 +39,9 @@ done
 "${pip[@]}" uninstall -y torchvision torchaudio torchcodec 2>/dev/null || true
 # The browser omni web's test drives (playwright uses it; it downloads none): Debian's chromium, when we may install it.
 if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null && ! command -v chromium >/dev/null; then
-    apt-get install -y -q chromium >/dev/null || echo "setup.sh: apt-get install chromium failed; omni web's browser test will skip" >&2
+    # An image's package lists can be stale: on failure, refresh them once and try again.
+    { apt-get install -y -q chromium || { apt-get update -q && apt-get install -y -q chromium; }; } >/dev/null ||
+        echo "setup.sh: apt-get install chromium failed; omni web's browser test will skip" >&2
 fi
 echo "omni is installed in .venv: .venv/bin/omni --help"
 if ! wait "$evalscope_setup"; then
