@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from omni.registry import Registry
+    from omni.template.base import Template
 
 # Temperatures below this decode greedily, as in vLLM: dividing logits by them would overflow.
 MIN_SAMPLING_TEMPERATURE = 1e-5
@@ -160,6 +161,9 @@ class Engine:
     features: frozenset[str] = frozenset()
     # The voices its model answers aloud in (`speak`), the default first; empty when it answers in text only.
     voices: tuple[str, ...] = ()
+    # The omni template its prompts are written with, when it uses one: `omni serve` renders a request's tools
+    # through it and reads calls back with its `tool_parser` (None: requests with tools are refused).
+    template: Template | None = None
 
     def __init__(
         self,

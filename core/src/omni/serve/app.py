@@ -71,6 +71,7 @@ from omni.serve.protocol import (
     text_completion,
     usage,
 )
+from omni.serve.tool_calls import ToolCallStream, tool_use
 
 logger = logging.getLogger("omni.serve")
 T = TypeVar("T")
@@ -164,6 +165,7 @@ def create_app(
         if top:
             _require(engine, TOP_LOGPROBS, "top_logprobs")
         generation = body.generation(default_max_tokens, token_limit, logprobs=body.logprobs, top_logprobs=top)
+        tools = tool_use(body.tools, body.tool_choice, engine)
         row = body.row()
         if engine.modalities is not None and (problem := media_problem(row, engine.modalities)):
             raise ApiError(400, f"the request {problem}", param="messages")
@@ -174,8 +176,12 @@ def create_app(
         if hears_video_audio is not None:
             _require(engine, USE_AUDIO_IN_VIDEO, "use_audio_in_video")
         request = InferRequest(row, generation, adapter, use_audio_in_video=hears_video_audio)
+        if tools is not None and tools.opening:
+            request = await _within(asyncio.to_thread(_opened, engine, request, tools.opening), http, deadline)
         head = {"request_id": f"chatcmpl-{uuid.uuid4().hex}", "created": int(time.time()), "model": body.model}
         if audio is not None:
+            if tools is not None:
+                raise ApiError(400, "a spoken answer cannot call tools; send tools without audio", param="tools")
             if not body.stream:
                 answer = await _within(_spoken_answer(engine, request, voice), http, deadline)
                 data = audio_bytes(answer.waveform, answer.sampling_rate, audio.format)
@@ -184,9 +190,14 @@ def create_app(
             return await _speech_stream(engine, request, voice, http, deadline, chunk, body.include_usage)
         if not body.stream:
             response = await _within(_answer(engine, request), http, deadline)
-            return chat_completion(response, **head, token_text=name_token)
+            completion = chat_completion(response, **head, token_text=name_token)
+            return completion if tools is None else tools.rewrite(completion)
         chunk = functools.partial(stream_chunk, "chat.completion.chunk", **head, include_usage=body.include_usage)
-        choice = functools.partial(chat_stream_choice, token_text=name_token if body.logprobs else None)
+        if tools is None:
+            plain = functools.partial(chat_stream_choice, token_text=name_token if body.logprobs else None)
+            choice: Callable[[StreamDelta], list[dict[str, Any]]] = lambda delta: [plain(delta)]  # noqa: E731
+        else:
+            choice = ToolCallStream(tools).choices
         opening = chat_stream_opening(body.n)
         return await _stream(engine, request, http, deadline, chunk, choice, opening, body.include_usage)
 
@@ -225,7 +236,7 @@ def create_app(
             )
         chunk = functools.partial(stream_chunk, "text_completion", **head, include_usage=body.include_usage)
         return await _stream(
-            engine, requests[0], http, deadline, chunk, completion_stream_choice, [], body.include_usage
+            engine, requests[0], http, deadline, chunk, lambda d: [completion_stream_choice(d)], [], body.include_usage
         )
 
     @app.post("/tokenize")
@@ -266,6 +277,18 @@ def create_app(
         return {"prompt": tokenizer.decode(body.tokens)}
 
     return app
+
+
+def _opened(engine: Engine, request: InferRequest, opening: str) -> InferRequest:
+    """`request` continued from its prompt plus `opening` (a tool call's first text), as token ids."""
+    if any(request.row.get(column) for column in MEDIA_COLUMNS.values()):
+        raise ApiError(400, "tool_choice required or named is for text conversations", param="tool_choice")
+    try:
+        prompt = engine.prompt_token_ids(request)
+    except Exception as exc:
+        raise _engine_error(exc) from exc
+    opened = prompt + list(_tokenizer(engine)(opening, add_special_tokens=False)["input_ids"])
+    return InferRequest(generation=request.generation, adapter=request.adapter, prompt_ids=opened)
 
 
 def _voice(engine: Engine, audio: AudioOutput) -> str:
@@ -513,7 +536,7 @@ async def _stream(
     http: Request,
     deadline: float,
     chunk: Callable[[list[dict[str, Any]]], dict[str, Any]],
-    choice: Callable[[StreamDelta], dict[str, Any]],
+    choice: Callable[[StreamDelta], list[dict[str, Any]]],
     opening: Sequence[dict[str, Any]],
     include_usage: bool,
 ) -> StreamingResponse:
@@ -536,11 +559,12 @@ async def _events(
     items: AsyncIterator[StreamDelta | InferResponse],
     deadline: float,
     chunk: Callable[[list[dict[str, Any]]], dict[str, Any]],
-    choice: Callable[[StreamDelta], dict[str, Any]],
+    choice: Callable[[StreamDelta], list[dict[str, Any]]],
     opening: Sequence[dict[str, Any]],
     include_usage: bool,
 ) -> AsyncIterator[dict[str, Any]]:
-    """The stream's objects: `opening`, one chunk per delta, the usage chunk when asked for.
+    """The stream's objects: `opening`, a chunk per choice `choice` makes of each delta, the usage chunk when
+    asked for.
 
     A failure or the request timeout after the stream started is reported as an error event.
     """
@@ -554,7 +578,8 @@ async def _events(
                 if include_usage:
                     yield {**chunk([]), "usage": usage(item)}
             elif item.text or item.finish_reason or item.logprobs:
-                yield chunk([choice(item)])
+                for each in choice(item):
+                    yield chunk([each])
             # Each wait is bounded by the deadline; cancelling it closes the engine's stream (its rows stop).
             item = await asyncio.wait_for(_next(items), max(deadline - loop.time(), 0))
     except TimeoutError:

@@ -168,6 +168,10 @@ class ChatCompletionRequest(SamplingRequest):
     audio: AudioOutput | None = None
     use_audio_in_video: bool | None = None
     mm_processor_kwargs: dict[str, Any] | None = None
+    # Kept as sent (key order included): the template writes them into the prompt as training rows had them.
+    tools: list[dict[str, Any]] | None = None
+    tool_choice: str | dict[str, Any] | None = None
+    parallel_tool_calls: bool | None = None  # accepted; a template's format decides how many calls a turn holds
 
     @model_validator(mode="after")
     def _top_logprobs_need_logprobs(self) -> ChatCompletionRequest:
@@ -204,7 +208,8 @@ class ChatCompletionRequest(SamplingRequest):
         return self.max_completion_tokens or self.max_tokens
 
     def row(self) -> dict[str, Any]:
-        """The conversation as a row of the messages format (content parts become media columns)."""
+        """The conversation as a row of the messages format (content parts become media columns, ``tools`` and
+        ``tool_calls`` OpenAI's shapes with arguments as objects)."""
         messages = []
         for message in self.messages:
             fields = message.model_dump(exclude_none=True)
@@ -212,7 +217,7 @@ class ChatCompletionRequest(SamplingRequest):
                 fields["role"] = "system"
             messages.append(fields)
         try:
-            return to_messages_row({"messages": messages})
+            return to_messages_row({"messages": messages, **({"tools": self.tools} if self.tools else {})})
         except RowProblem as exc:
             raise ApiError(400, str(exc), param="messages") from None
 

@@ -70,6 +70,7 @@ class VllmEngine(LoopEngine):
         _import_vllm()
         self.prompts = PromptEncoder.load(model, model_options, template_options, registry=self.registry)
         self.tokenizer = self.prompts.tokenizer
+        self.template = self.prompts.template  # `omni serve` reads tool calls with its parser
         self._placeholders = _placeholder_ids(self.prompts.processor, self.tokenizer)
         self._lora_ids = {name: index for index, name in enumerate(self.adapter_paths, start=1)}
         self._scratch = tempfile.TemporaryDirectory(prefix="omni-vllm-")
