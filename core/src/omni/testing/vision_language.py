@@ -5,14 +5,19 @@
 processor settings (preprocessor_config.json) and the processor's chat template, which writes an image
 content part as the family does (Qwen2-VL: ``<|vision_start|><|image_pad|><|vision_end|>``). The image
 processors are sized so a test image is 4 image tokens. `processor_reference(processor, row)` is what the
-processor itself makes of a row, for parity tests.
+processor itself makes of a row, for parity tests. `build_tiny_vision_language(config, path, ...)` writes a tiny
+checkpoint with processor files for any family whose tokenizer a `FamilyTokens` describes (transformers' own
+processor class for the config).
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from omni.testing.tokenizers import FamilyTokens
 
 # Qwen2-VL-*-Instruct's and Qwen2.5-VL-*-Instruct's published chat template (chat_template.json).
 QWEN2_VL_CHAT_TEMPLATE = (
@@ -113,3 +118,36 @@ def processor_reference(processor: Any, row: dict[str, Any]) -> Any:
         for message in row["messages"]
     ]
     return processor.apply_chat_template(conversation, tokenize=True, return_dict=True, return_tensors="pt")
+
+
+def build_tiny_vision_language(
+    config: Any,
+    path: str | Path,
+    *,
+    tokenizer: FamilyTokens,
+    image_processor: Any,
+    architecture: str,
+    seed: int = 0,
+    **processor_settings: Any,
+) -> Path:
+    """Write a tiny random checkpoint of any transformers vision-language family with its processor files.
+
+    `config` is the family's config (sized by `build_tiny`, which shrinks it further), `tokenizer` describes the
+    published tokenizer (its special tokens, the tokens it names such as ``image_token``, its chat template),
+    `image_processor` is the family's image processor sized for the tiny tower, `architecture` the model class to
+    build. The family's processor class (transformers' own for the config) is made from them and
+    `processor_settings` (e.g. ``image_seq_length``) and saved beside the weights, as the published checkpoints
+    ship theirs, so `AutoProcessor` (or omni's loader) reads it back. Returns `path`."""
+    import transformers
+    from transformers.models.auto.processing_auto import PROCESSOR_MAPPING
+
+    from omni.testing.tiny import build_tiny
+
+    out = build_tiny(config, path, tokenizer=tokenizer, seed=seed, architectures=[architecture])
+    saved_tokenizer = transformers.AutoTokenizer.from_pretrained(out)
+    processor_class = PROCESSOR_MAPPING[type(config)]
+    processor = processor_class(
+        image_processor, saved_tokenizer, chat_template=tokenizer.chat_template, **processor_settings
+    )
+    processor.save_pretrained(out)
+    return out

@@ -3,7 +3,7 @@
 `published_tokenizer("gemma3-text")` is an `omni.testing` BPE tokenizer carrying the family's special tokens (in
 the published order) and its published chat template (shipped in `chat_templates/`, sources in SOURCES.md), so
 `apply_chat_template` renders and tokenizes as the real tokenizer does, with no hub. `build_tiny_gemma3(path)`
-writes a tiny Gemma 3 vision-language checkpoint with its processor files.
+and `build_tiny_idefics3(path)` write tiny vision-language checkpoints with their processor files.
 """
 
 from __future__ import annotations
@@ -13,7 +13,8 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from omni.testing import FamilyTokens, build_tiny, build_tokenizer
+from omni.testing import FamilyTokens, build_tokenizer
+from omni.testing.vision_language import build_tiny_vision_language
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerFast
@@ -96,20 +97,54 @@ _GEMMA3_IMAGE_TOKENS = (("boi_token", "<start_of_image>"), ("eoi_token", "<end_o
 def build_tiny_gemma3(path: str | Path, *, seed: int = 0) -> Path:
     """Write a tiny random Gemma 3 vision-language checkpoint (`Gemma3ForConditionalGeneration`: SigLIP tower of
     28-pixel images in 14-pixel patches, the projector pooling them into 4 image tokens, Gemma 3 text) with the
-    published tokenizer layout and chat template, and the `Gemma3Processor` files (`image_seq_length` 4) into
-    `path`. Returns `path`."""
+    published tokenizer layout and chat template, and `Gemma3Processor` files (`image_seq_length` 4). Returns `path`."""
     import transformers
 
     tokens = family_tokens("gemma3-text")
-    image_tokens = tuple(token for _, token in _GEMMA3_IMAGE_TOKENS)
     tokens = dataclasses.replace(
-        tokens, trailing_special=tokens.trailing_special + image_tokens, named_special=_GEMMA3_IMAGE_TOKENS
+        tokens,
+        trailing_special=tokens.trailing_special + tuple(token for _, token in _GEMMA3_IMAGE_TOKENS),
+        named_special=_GEMMA3_IMAGE_TOKENS,
     )
-    vision = transformers.SiglipVisionConfig(image_size=28, patch_size=14)
-    config = transformers.Gemma3Config(vision_config=vision, mm_tokens_per_image=4)
-    out = build_tiny(config, path, tokenizer=tokens, seed=seed, architectures=["Gemma3ForConditionalGeneration"])
+    config = transformers.Gemma3Config(
+        vision_config=transformers.SiglipVisionConfig(image_size=28, patch_size=14), mm_tokens_per_image=4
+    )
     images = transformers.Gemma3ImageProcessorPil(size={"height": 28, "width": 28})
-    tokenizer = transformers.AutoTokenizer.from_pretrained(out)
-    processor = transformers.Gemma3Processor(images, tokenizer, chat_template=tokens.chat_template, image_seq_length=4)
-    processor.save_pretrained(out)
-    return out
+    return build_tiny_vision_language(
+        config, path, tokenizer=tokens, image_processor=images, architecture="Gemma3ForConditionalGeneration",
+        seed=seed, image_seq_length=4,
+    )  # fmt: skip
+
+
+# Idefics3's published tokenizer: Llama 3's, with the image and turn tokens its processor adds.
+_IDEFICS3_TOKENS = FamilyTokens(
+    leading_special=(),
+    trailing_special=("<|begin_of_text|>", "<|end_of_text|>", "<|finetune_right_pad_id|>", "<fake_token_around_image>",
+                      "<image>", "<end_of_utterance>", "<global-img>"),
+    plain_added=(),
+    bos="<|begin_of_text|>",
+    eos="<|end_of_text|>",
+    pad="<|finetune_right_pad_id|>",
+    unk=None,
+    chat_template=published_chat_template("idefics3-8b-llama3.jinja"),
+    prepend_bos=True,
+    named_special=(("image_token", "<image>"),),
+)  # fmt: skip
+
+
+def build_tiny_idefics3(path: str | Path, *, seed: int = 0) -> Path:
+    """Write a tiny random Idefics3 checkpoint (`Idefics3ForConditionalGeneration`: SigLIP tower of 28-pixel images
+    in 14-pixel patches, pixel-shuffle connector into 1 image token, Llama) with the published chat template and
+    `Idefics3Processor` files (no image splitting). Returns `path`."""
+    import transformers
+
+    config = transformers.Idefics3Config(
+        vision_config=transformers.Idefics3VisionConfig(image_size=28, patch_size=14), scale_factor=2
+    )
+    images = transformers.Idefics3ImageProcessorPil(
+        do_image_splitting=False, size={"longest_edge": 28}, max_image_size={"longest_edge": 28}
+    )
+    return build_tiny_vision_language(
+        config, path, tokenizer=_IDEFICS3_TOKENS, image_processor=images,
+        architecture="Idefics3ForConditionalGeneration", seed=seed, image_seq_len=1,
+    )  # fmt: skip

@@ -1,5 +1,6 @@
-"""Gemma 3 with images: rows encode as Gemma3Processor does over the published chat template, and --freeze-vit
-keeps the SigLIP tower's weights while the rest trains."""
+"""Vision-language families with images: rows encode as the family's processor does over the published chat template
+(Gemma 3, Idefics3); Gemma 3's --freeze-vit keeps the SigLIP tower's weights while the rest trains, and its
+padding-free rows give the padded batch's loss."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from omni.plugins import load_plugins
 from omni.template import get_template
 from omni.testing.synthetic import write_shapes
 from omni.testing.vision_language import processor_reference
-from omni_plugin_families.testing import build_tiny_gemma3
+from omni_plugin_families.testing import build_tiny_gemma3, build_tiny_idefics3
 from safetensors.torch import load_file
 
 
@@ -41,23 +42,36 @@ def two_image_row(shapes):
     }
 
 
-def test_image_rows_encode_as_the_gemma3_processor_does(gemma3, shapes):
+# family -> (builder, its image token, what each trained answer is written as: Idefics3 writes "Assistant: red").
+FAMILIES = {
+    "gemma3": (build_tiny_gemma3, "<image_soft_token>", "{}<end_of_turn>"),
+    "idefics3": (build_tiny_idefics3, "<image>", " {}<end_of_utterance>"),
+}
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_image_rows_encode_as_the_familys_processor_does(family, gemma3, shapes, tmp_path):
     from omni.api import LoadOptions, ModelOptions
 
+    build, image_token, answer_format = FAMILIES[family]
+    path = gemma3 if family == "gemma3" else build(tmp_path / family)
     registry = load_plugins({}).registry
-    spec = registry.get("models", "gemma3").spec
-    model, processor = spec.load()(str(gemma3), model_options=ModelOptions(), load_options=LoadOptions())
+    spec = registry.get("models", family).spec
+    model, processor = spec.load()(str(path), model_options=ModelOptions(), load_options=LoadOptions())
     template = get_template(None, processor, model_spec=spec, registry=registry)
     row = two_image_row(shapes)
     encoded = template.encode(row)
     expected = processor_reference(processor, row)
     assert encoded.input_ids == expected["input_ids"][0].tolist()
-    assert encoded.input_ids.count(processor.tokenizer.convert_tokens_to_ids("<image_soft_token>")) == 8
+    tokens_per_image = expected["input_ids"][0].tolist().count(processor.tokenizer.convert_tokens_to_ids(image_token))
+    assert tokens_per_image >= 2  # both images expanded
     torch.testing.assert_close(encoded.extras["pixel_values"], expected["pixel_values"])
-    assert encoded.extras["token_type_ids"].tolist() == expected["token_type_ids"].tolist()
+    for key in ("token_type_ids", "pixel_attention_mask"):
+        if key in expected:
+            assert encoded.extras[key].tolist() == expected[key].tolist()
     trained = [t for t, label in zip(encoded.input_ids, encoded.labels, strict=True) if label != IGNORE_INDEX]
     answers = [m["content"] for m in row["messages"] if m["role"] == "assistant"]
-    assert processor.tokenizer.decode(trained) == "".join(f"{a}<end_of_turn>" for a in answers)
+    assert processor.tokenizer.decode(trained) == "".join(answer_format.format(a) for a in answers)
     batch = {"input_ids": torch.tensor([encoded.input_ids]), "labels": torch.tensor([encoded.labels]), **encoded.extras}
     assert torch.isfinite(model(**batch).loss)
 
