@@ -66,6 +66,14 @@ def test_a_classifier_with_several_scores_is_refused(one_thread, tiny_model, tmp
         RewardModelReward(str(path), get_registry())
 
 
+def test_a_causal_lm_is_not_taken_for_a_reward_model(tiny_model):
+    from omni_plugin_grpo.rewards.reward_model import RewardModelReward
+
+    # Loaded with a score head it would get a fresh, untrained one and score at random.
+    with pytest.raises(OmniError, match="is not a reward model .* train one with omni rlhf --algo rm"):
+        RewardModelReward(str(tiny_model), get_registry())
+
+
 def word_pairs(tiny_model: Path, count: int) -> list[dict]:
     """Prompts of the token task, answered by 8 word tokens (chosen) or 8 other tokens (rejected)."""
     from transformers import AutoTokenizer

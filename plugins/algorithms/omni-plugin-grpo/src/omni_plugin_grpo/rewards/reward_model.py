@@ -4,6 +4,7 @@ reward model's own chat template, the way it was trained."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,11 @@ def _load_scorer(path: str, registry: Registry) -> Any:
 
     folder = Path(path).expanduser()
     is_adapter = folder.is_dir() and not (folder / "config.json").is_file()
+    if not _has_score_head(folder, is_adapter):
+        raise OmniError(
+            f"--reward-model {path} is not a reward model (its checkpoint has no sequence-classification head, or its "
+            "adapter was not trained on one): train one with omni rlhf --algo rm"
+        )
     options = with_training_defaults(ModelOptions(), folder) if is_adapter else ModelOptions(model=path)
     try:
         loaded = load_model(options, registry, head="sequence_classification")
@@ -32,6 +38,18 @@ def _load_scorer(path: str, registry: Registry) -> Any:
             "gives one (train one with omni rlhf --algo rm)"
         )
     return model.eval().requires_grad_(False), loaded.path
+
+
+def _has_score_head(folder: Path, is_adapter: bool) -> bool:
+    """Whether a local checkpoint is a classifier, or an adapter a classifier's (peft's task type); a hub id is
+    taken on trust. A causal LM would get a fresh, untrained head and score at random."""
+    config = folder / ("adapter_config.json" if is_adapter else "config.json")
+    if not config.is_file():
+        return True
+    data = json.loads(config.read_text(encoding="utf-8"))
+    if is_adapter:
+        return data.get("task_type") == "SEQ_CLS"
+    return any(a.endswith("ForSequenceClassification") for a in data.get("architectures") or ())
 
 
 class RewardModelReward:
