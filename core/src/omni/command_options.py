@@ -87,7 +87,12 @@ def _spec_title(reg: Registration) -> str:
 def _group(title: str, reg: Registration, selected_by: str | None) -> OptionGroup:
     spec = reg.spec
     selects = {selector.option: selector.kind for selector in spec.selects}
-    fields = tuple(_field(spec.options, info, selects.get(info.name)) for info in fields_of(spec.options))
+    infos = fields_of(spec.options)
+    # An options class assembled from others (`omni sft`'s: model, data, template, launch, training) lists its
+    # fields by the class declaring them, in the order it names its bases: what to load and read comes first.
+    order = spec.options.__mro__
+    infos.sort(key=lambda info: order.index(_declaring_class(spec.options, info.name)))
+    fields = tuple(_field(spec.options, info, selects.get(info.name)) for info in infos)
     return OptionGroup(title, spec.kind, spec.name, reg.distribution.name, selected_by, fields)
 
 
@@ -114,14 +119,19 @@ def _field(options_cls: type, info: FieldInfo, selects: str | None) -> OptionFie
     )
 
 
+def _declaring_class(options_cls: type, name: str) -> type:
+    """The most basic dataclass among `options_cls`'s bases that declares field `name`."""
+    return next(
+        cls
+        for cls in reversed(options_cls.__mro__)
+        if dataclasses.is_dataclass(cls) and name in getattr(cls, "__annotations__", {})
+    )
+
+
 def _declaring_section(options_cls: type, name: str) -> str:
-    """The first docstring line of the most basic dataclass among `options_cls`'s bases that declares `name`
-    (`omni sft`'s options are assembled from model, data, template, launch and training options)."""
-    for cls in reversed(options_cls.__mro__):
-        if dataclasses.is_dataclass(cls) and name in getattr(cls, "__annotations__", {}):
-            doc = (cls.__doc__ or "").strip()
-            # dataclass gives undocumented classes a signature docstring: "Name(field: type, ...)"
-            if not doc or doc.startswith(f"{cls.__name__}("):
-                return cls.__name__
-            return re.split(r"; |: ", doc.splitlines()[0], maxsplit=1)[0].rstrip(".")
-    return options_cls.__name__
+    """What the dataclass declaring `name` is about: its docstring's first phrase, else its name."""
+    cls = _declaring_class(options_cls, name)
+    doc = (cls.__doc__ or "").strip()
+    if not doc or doc.startswith(f"{cls.__name__}("):  # dataclass's generated "Name(field: type, ...)"
+        return cls.__name__
+    return re.split(r"; |: ", doc.splitlines()[0], maxsplit=1)[0].rstrip(".")

@@ -19,6 +19,8 @@ function notice(message, ok = false) {
   box.textContent = message;
   box.className = ok ? "ok" : "";
   box.hidden = !message;
+  clearTimeout(notice.timer);
+  if (ok) notice.timer = setTimeout(() => (box.hidden = true), 5000); // errors stay until the next action
 }
 
 function el(tag, attrs = {}, ...children) {
@@ -95,18 +97,20 @@ function renderForm() {
   for (const [kind, items] of Object.entries(state.choices)) {
     form.append(el("datalist", { id: `choices-${kind}` }, ...items.map((c) => el("option", { value: c.name, text: c.description }))));
   }
+  const section = (title, note, fields, open) => {
+    const details = el("details", { open, "data-open": open }, el("summary", {}, title, " ", el("span", { class: "muted", text: note })));
+    fields.forEach((f) => details.append(fieldInput(f)));
+    form.append(details);
+  };
   state.groups.forEach((group, index) => {
-    // The command's own options by the dataclass that declares them; each plugin's as one group.
-    const sections = group.kind === "commands" ? [...new Set(group.fields.map((f) => f.section))] : [null];
-    for (const section of sections) {
-      const fields = group.fields.filter((f) => section === null || f.section === section);
-      const title = section === null ? group.title : section;
-      const open = index === 0 ? sections.indexOf(section) < 2 : group.selected_by !== null;
-      const details = el("details", { open, "data-group": group.name, "data-kind": group.kind },
-        el("summary", {}, title, " ", el("span", { class: "muted", text: section === null ? "" : `(${group.distribution})` })));
-      fields.forEach((f) => details.append(fieldInput(f)));
-      form.append(details);
-    }
+    if (group.kind !== "commands") { section(group.title, "", group.fields, group.selected_by !== null); return; }
+    // The options that pick plugins first (their options join the form), then the rest by the dataclass
+    // declaring them, in the command's order: what to load and read comes first.
+    const pickers = group.fields.filter((f) => f.selects);
+    if (pickers.length) section("Plugins", `(${pickers.map((f) => f.flag).join(", ")})`, pickers, true);
+    const rest = group.fields.filter((f) => !f.selects);
+    [...new Set(rest.map((f) => f.section))].forEach((title, position) =>
+      section(title, `(${group.distribution})`, rest.filter((f) => f.section === title), index === 0 && position < 2));
   });
   applyFilter();
 }
@@ -155,11 +159,15 @@ async function refreshPreview() {
 }
 
 function applyFilter() {
-  const words = $("option-filter").value.trim().toLowerCase();
+  const plain = (text) => text.toLowerCase().replaceAll("_", "-"); // max_steps finds --max-steps
+  const words = plain($("option-filter").value.trim());
   document.querySelectorAll("#form .field").forEach((row) => {
-    row.hidden = Boolean(words) && !row.textContent.toLowerCase().includes(words);
+    row.hidden = Boolean(words) && !plain(row.textContent).includes(words);
   });
-  if (words) document.querySelectorAll("#form details").forEach((d) => (d.open = Boolean(d.querySelector(".field:not([hidden])"))));
+  // Sections with a match open; an empty filter puts them back as they were drawn.
+  document.querySelectorAll("#form details").forEach((d) => {
+    d.open = words ? Boolean(d.querySelector(".field:not([hidden])")) : d.dataset.open !== undefined;
+  });
 }
 $("option-filter").addEventListener("input", applyFilter);
 
@@ -209,11 +217,13 @@ function drawChart(svg, series) {
   const sy = (y) => bottom - ((y - y0) / (y1 - y0)) * (bottom - top);
   add("line", { x1: left, y1: bottom, x2: right, y2: bottom, stroke: "#999" });
   add("line", { x1: left, y1: top, x2: left, y2: bottom, stroke: "#999" });
+  const stepTicks = new Set();
   for (let i = 0; i <= 4; i++) {
-    const y = y0 + ((y1 - y0) * i) / 4, x = x0 + ((x1 - x0) * i) / 4;
+    const y = y0 + ((y1 - y0) * i) / 4;
     add("text", { x: 4, y: sy(y) + 4 }, y.toPrecision(3));
-    add("text", { x: sx(x) - 8, y: bottom + 16 }, String(Math.round(x)));
+    stepTicks.add(Math.round(x0 + ((x1 - x0) * i) / 4)); // steps are whole numbers: each labelled once
   }
+  stepTicks.forEach((x) => add("text", { x: sx(x) - 8, y: bottom + 16 }, String(x)));
   add("text", { x: right - 30, y: bottom + 28 }, "step");
   series.forEach((s, i) => {
     const color = s.color || COLORS[i % COLORS.length];
@@ -432,7 +442,8 @@ async function start() {
     $("command").replaceChildren(...commands.map((c) => el("option", { value: c.name, text: c.name, title: c.description })));
     state.command = commands[0].name;
     $("command-description").textContent = commands[0].description;
-    $("chat-engine").replaceChildren(...choices.engines.map((e) => el("option", { value: e.name, text: e.name })));
+    $("chat-engine").replaceChildren(el("option", { value: "", text: "(omni serve's default)" }),
+      ...choices.engines.map((e) => el("option", { value: e.name, text: e.name, title: e.description })));
     await refreshForm();
     pollChat();
   } catch (error) {
