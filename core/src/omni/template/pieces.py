@@ -3,7 +3,8 @@
 A template subclass only says how the conversation is written (`render`) and which stretches are
 answers. Masks are then exact by construction: the whole text is tokenized once (so ids equal what
 ``tokenizer.apply_chat_template`` gives) and each token is labelled by the piece its first character
-lies in.
+lies in, or, for a token that starts before an answer and ends in it (a space the template writes before the
+answer, joined to the answer's first word), by that answer.
 """
 
 from __future__ import annotations
@@ -102,7 +103,8 @@ class PieceTemplate(Template):
         return list(encoding["input_ids"]), list(encoding["offset_mapping"]), {}
 
     def _tokenize(self, pieces: list[Piece], row: dict[str, Any]) -> tuple[list[int], list[int | None], dict[str, Any]]:
-        """Token ids of the joined text, per token the answer its first character belongs to, and the extras."""
+        """Token ids of the joined text, per token the answer its first (else its last) character belongs to, and
+        the extras."""
         ids, offsets, extras = self.tokenize("".join(p.text for p in pieces), row)
         starts, ends, answers = [], [], []
         position = 0
@@ -111,10 +113,19 @@ class PieceTemplate(Template):
             position += len(piece.text)
             ends.append(position)
             answers.append(piece.answer)
+
+        def answer_at(char: int) -> int | None:
+            index = bisect.bisect_right(starts, char) - 1
+            return answers[index] if 0 <= index and char < ends[index] else None
+
         per_token: list[int | None] = []
-        for start, _ in offsets:
-            index = bisect.bisect_right(starts, start) - 1
-            per_token.append(answers[index] if 0 <= index and start < ends[index] else None)
+        for start, end in offsets:
+            answer = answer_at(start)
+            if answer is None and end > start:
+                # A token that starts before an answer but ends in it (" red" after "ASSISTANT:", the space
+                # written by the template) carries the answer's first characters: it trains with the answer.
+                answer = answer_at(end - 1)
+            per_token.append(answer)
         return ids, per_token, extras
 
     def _fit(self, encoded: Encoded, answers: list[int | None], row: dict[str, Any]) -> Encoded:
