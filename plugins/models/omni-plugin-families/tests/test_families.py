@@ -33,7 +33,7 @@ def conversation(family: str) -> list[dict[str, str]]:
     ]
 
 
-PUBLISHED = ("gemma2", "gemma3-text", "mistral", "phi3", "deepseek-r1-distill")
+PUBLISHED = ("gemma2", "gemma3-text", "mistral", "phi3", "deepseek-r1-distill", "deepseek-v3")
 
 
 def test_every_shipped_published_template_is_checked():

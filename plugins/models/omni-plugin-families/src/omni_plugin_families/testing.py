@@ -63,6 +63,13 @@ _PUBLISHED: dict[str, tuple[dict[str, Any], str]] = {
          "bos": _DEEPSEEK_BOS, "eos": _DEEPSEEK_EOS, "pad": _DEEPSEEK_EOS, "unk": None, "prepend_bos": True},
         "deepseek-r1-distill-qwen.jinja",
     ),
+    "deepseek-v3": (
+        {"leading_special": (),
+         "trailing_special": (_DEEPSEEK_BOS, _DEEPSEEK_EOS, "<｜User｜>", "<｜Assistant｜>"),
+         "plain_added": ("<think>", "</think>"),
+         "bos": _DEEPSEEK_BOS, "eos": _DEEPSEEK_EOS, "pad": _DEEPSEEK_EOS, "unk": None, "prepend_bos": True},
+        "deepseek-v3.1.jinja",
+    ),
 }  # fmt: skip
 
 # Each family's end-of-turn token: what trains after every answer.
@@ -72,6 +79,7 @@ END_OF_TURN = {
     "mistral": "</s>",
     "phi3": "<|end|>",
     "deepseek-r1-distill": _DEEPSEEK_EOS,
+    "deepseek-v3": _DEEPSEEK_EOS,
 }
 
 FAMILIES_WITH_PUBLISHED_TEMPLATES: tuple[str, ...] = tuple(_PUBLISHED)
