@@ -110,6 +110,7 @@ def run_grpo(job: TrainingJob) -> TrainResult:
         job.registry,
         options.reward_options(chosen),
         reward_models=options.reward_model,
+        reward_model_plugins=options.reward_model_plugin,
     )
     if not rewards:
         raise OmniError(

@@ -28,6 +28,11 @@ class GrpoRewardOptions:
         help="reward models scoring each completion (a checkpoint or adapter from omni rlhf --algo rm, or any "
         "sequence-classification model with one score), rendered with their own chat template",
     )
+    reward_model_plugin: list[str] = option(
+        default_factory=list,
+        help="how each --reward-model scores: default (its score head) or genrm (a chat model asked to grade the "
+        "answer from 0 to 10, through the pt engine); one per --reward-model (default: default each)",
+    )
     reward_weights: list[float] | None = option(
         None, help="one weight per reward: --reward-funcs, then --reward-model (default: 1.0 each)"
     )

@@ -13,11 +13,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from omni.api import OmniError, Registry
+from omni.api import OmniError, Registry, import_ref
 
 from omni_plugin_grpo.rewards.user_file import is_file_reference, load_from_file
 
 RewardFunc = Callable[..., list[float | None]]
+DEFAULT_PLUGIN = "default"
+# How a --reward-model scores, by ms-swift's --reward_model_plugin names: its score head, or asked as a judge.
+_MODEL_PLUGINS = {
+    DEFAULT_PLUGIN: "omni_plugin_grpo.rewards.reward_model:RewardModelReward",
+    "genrm": "omni_plugin_grpo.rewards.judge:GenerativeJudgeReward",
+}
 
 
 @dataclass(frozen=True)
@@ -53,13 +59,16 @@ def resolve_rewards(
     registry: Registry,
     options_by_name: Mapping[str, Any] | None = None,
     reward_models: Sequence[str] = (),
+    reward_model_plugins: Sequence[str] = (),
 ) -> list[WeightedReward]:
     """The rewards `names` asks for, then the `reward_models`, in order, each ready to call and paired with its weight.
 
     A name is a registered reward (`omni list rewards`) or ``FILE.py:FUNCTION``; a reward model is a path (its
     metrics are labelled with the folder's name). `weights` default to 1.0 each and must otherwise match the
     rewards one to one, as ms-swift's ``--reward_weights`` do. `options_by_name` maps a registered reward's name to
-    its options instance; a reward missing from it gets its options' defaults.
+    its options instance; a reward missing from it gets its options' defaults. `reward_model_plugins` say how each
+    reward model scores (ms-swift's ``--reward_model_plugin``): ``default`` (its score head) or ``genrm`` (asked to
+    grade, as a generative judge); none given means ``default`` for each.
     """
     refs = split_reward_names(names)
     count = len(refs) + len(reward_models)
@@ -71,15 +80,19 @@ def resolve_rewards(
             f"--reward-weights has {len(weights)} value(s) but --reward-funcs and --reward-model name {count} "
             f"reward(s) ({named}); give one weight per reward"
         )
+    plugins = list(reward_model_plugins) or [DEFAULT_PLUGIN] * len(reward_models)
+    if len(plugins) != len(reward_models) or set(plugins) - set(_MODEL_PLUGINS):
+        raise OmniError(
+            f"--reward-model-plugin {' '.join(plugins)}: give one of {', '.join(_MODEL_PLUGINS)} for each "
+            f"--reward-model ({len(reward_models)} given)"
+        )
     rewards = [
         WeightedReward(ref, _reward(ref, registry, options_by_name or {}), float(w))
         for ref, w in zip(refs, weights[: len(refs)], strict=True)
     ]
-    if reward_models:
-        from omni_plugin_grpo.rewards.reward_model import RewardModelReward  # torch: only when one is asked for
-
-        for path, w in zip(reward_models, weights[len(refs) :], strict=True):
-            rewards.append(WeightedReward(Path(path).name or path, RewardModelReward(path, registry), float(w)))
+    for path, plugin, w in zip(reward_models, plugins, weights[len(refs) :], strict=True):
+        scorer = import_ref(_MODEL_PLUGINS[plugin])(path, registry)  # torch: only when a reward model is asked for
+        rewards.append(WeightedReward(Path(path).name or path, scorer, float(w)))
     return rewards
 
 
