@@ -99,3 +99,33 @@ def test_bad_input_is_one_readable_line_and_the_page_keeps_working(page: httpx.C
     # The page goes on: both runs are listed with their errors, and a form still builds.
     assert {r["name"]: r["status"] for r in page.get("/api/runs").json()}["broken"] == "failed"
     assert page.post("/api/form", json={"command": "sft", "values": {}}).status_code == 200
+
+
+def test_a_stopped_run_resumes_from_its_checkpoint(page: httpx.Client, tiny_model_dir: Path, tmp_path: Path):
+    data = tmp_path / "hi.jsonl"
+    row = {"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello!"}]}
+    data.write_text((json.dumps(row) + "\n") * 4)
+    values = {"model": str(tiny_model_dir), "dataset": [str(data)], "max_steps": 100_000, "save_steps": 1}
+    assert page.post("/api/runs", json={"command": "sft", "values": values, "name": "long"}).status_code == 200
+    deadline = time.monotonic() + 240
+    while not page.get("/api/runs/long").json()["checkpoints"]:
+        assert time.monotonic() < deadline and page.get("/api/runs/long").json()["status"] == "running"
+        time.sleep(0.5)
+    assert page.post("/api/runs/long/stop").status_code == 200
+    stopped = _wait_until_ended(page, "long")
+    assert stopped["status"] == "stopped" and stopped["error"] is None
+
+    checkpoint = stopped["checkpoints"][0]  # "checkpoint-N", resumed by name from the run's output
+    resumed_at = int(checkpoint.split("-")[1])
+    assert page.post("/api/runs/long/resume", json={"checkpoint": checkpoint}).status_code == 200
+    assert page.get("/api/runs/long").json()["status"] == "running"
+    log = Path(stopped["output"]) / "logging.jsonl"
+    deadline = time.monotonic() + 240
+    while not [r for r in map(json.loads, log.read_text().splitlines()) if r.get("event") == "train_begin"][1:]:
+        run = page.get("/api/runs/long").json()
+        assert time.monotonic() < deadline and run["status"] == "running", run["log"][-2000:]
+        time.sleep(0.5)
+    begins = [r for r in map(json.loads, log.read_text().splitlines()) if r.get("event") == "train_begin"]
+    assert begins[-1]["step"] == resumed_at  # training picked up where the checkpoint left it
+    page.post("/api/runs/long/stop")
+    assert _wait_until_ended(page, "long")["status"] == "stopped"

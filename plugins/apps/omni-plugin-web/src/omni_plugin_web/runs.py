@@ -190,8 +190,10 @@ class Runs:
             "total_steps": int(progress[-1][1]) if progress else None,
             "loss": losses[-1]["loss"] if losses else None,
             "output": str(output),
+            # Only those written whole: the Trainer writes trainer_state.json after the weights and optimizer.
             "checkpoints": sorted(
-                (p.name for p in output.glob("checkpoint-*") if p.is_dir()), key=lambda n: int(n.split("-")[-1])
+                (p.name for p in output.glob("checkpoint-*") if (p / "trainer_state.json").is_file()),
+                key=lambda n: int(n.split("-")[-1]),
             ),
             "adapter": run["command"] in TRAINING_COMMANDS and config.get("tuner", "lora") not in _WHOLE_MODEL_TUNERS,
         }
