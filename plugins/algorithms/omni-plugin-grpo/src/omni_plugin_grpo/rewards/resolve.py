@@ -76,9 +76,10 @@ def resolve_rewards(
         weights = [1.0] * count
     elif len(weights) != count:
         named = ", ".join([*refs, *reward_models]) or "none"
+        flags = "--reward-funcs and --reward-model name" if reward_models else "--reward-funcs names"
         raise OmniError(
-            f"--reward-weights has {len(weights)} value(s) but --reward-funcs and --reward-model name {count} "
-            f"reward(s) ({named}); give one weight per reward"
+            f"--reward-weights has {len(weights)} value(s) but {flags} {count} reward(s) ({named}); "
+            "give one weight per reward"
         )
     plugins = list(reward_model_plugins) or [DEFAULT_PLUGIN] * len(reward_models)
     if len(plugins) != len(reward_models) or set(plugins) - set(_MODEL_PLUGINS):
