@@ -114,3 +114,23 @@ def test_padding_free_image_rows_give_the_padded_batchs_loss(gemma3, shapes, one
         padded = summed_token_loss(PaddingCollator(pad_token_id=processor.tokenizer.pad_token_id)(features))
         flat = summed_token_loss(PaddingFreeCollator()(features))
     torch.testing.assert_close(flat, padded, rtol=1e-4, atol=0)
+
+
+@pytest.mark.slow
+def test_gemma3_learns_the_shapes_colours_from_the_image(tmp_path, one_thread):
+    """The second vision-language family in the learning check (after Qwen2.5-VL in tests/core): full tuning of the
+    tiny random Gemma 3, tower included, answers held-out images (chance 25%). 160 steps, about 20 s on one thread;
+    measured 32/32 (with the tower frozen, 40 epochs of 64 rows reached 14/16)."""
+    base = build_tiny_gemma3(tmp_path / "gemma3")
+    data = write_shapes(tmp_path / "shapes", train=128, held_out=32)
+    out, answers = tmp_path / "run", tmp_path / "answers.jsonl"
+    flags = [
+        "--tuner", "full", "--freeze-vit", "false", "--num-train-epochs", "20", "--per-device-train-batch-size", "16",
+        "--learning-rate", "3e-3", "--lr-scheduler-type", "constant", "--warmup-ratio", "0", "--weight-decay", "0",
+        "--gradient-checkpointing", "false", "--save-strategy", "no", "--logging-steps", "20",
+    ]  # fmt: skip
+    assert main(["sft", "--model", str(base), "--dataset", str(data.train), "--output-dir", str(out), *flags]) == 0
+    argv = ["infer", "--model", str(out), "--input", str(data.held_out), "--output", str(answers)]
+    assert main([*argv, "--max-new-tokens", "3"]) == 0
+    rows = [json.loads(line) for line in answers.read_text().splitlines()]
+    assert sum(row["response"].strip() == row["solution"] for row in rows) / len(rows) >= 0.9
