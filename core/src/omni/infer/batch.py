@@ -39,12 +39,14 @@ def read_rows(source: str, router: AdapterRouter, registry: Registry) -> RoutedR
 def answer_file(engine: Engine, routed: RoutedRows, target: Path, config: GenerationConfig) -> None:
     """Answer the rows and write `target` as JSONL, all at once.
 
-    Each output line is the input row in the messages format plus ``response``; a row ending with an
+    Each output line is the input row in the messages format plus ``response`` (and, for a row with ``tools``,
+    the ``tool_calls`` the template's parser reads in it: ``[{"name", "arguments"}]``); a row ending with an
     assistant turn (a labelled set) is prompted without that turn, which stays in the row for comparison.
     With several adapters loaded, each line also names the ``adapter`` that answered it. Rows for
     different adapters go to the engine together; it batches only rows that share an adapter.
     """
     rows = routed.rows
+    parser = engine.template.tool_parser if engine.template is not None else None
     with atomic_text_file(target) as handle:
         for start in range(0, len(rows), ROWS_PER_CALL):
             chunk = rows[start : start + ROWS_PER_CALL]
@@ -53,6 +55,9 @@ def answer_file(engine: Engine, routed: RoutedRows, target: Path, config: Genera
             responses = engine.generate(requests)
             for row, name, response in zip(chunk, picked, responses, strict=True):
                 line = {**row, "response": response.choices[0].text}
+                if row.get("tools") and parser is not None:
+                    calls = parser.parse(line["response"]).tool_calls
+                    line["tool_calls"] = [{"name": call.name, "arguments": call.arguments} for call in calls]
                 if routed.label:
                     line["adapter"] = name
                 handle.write(json.dumps(line, ensure_ascii=False, default=str) + "\n")
