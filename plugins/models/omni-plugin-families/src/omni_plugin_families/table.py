@@ -180,6 +180,15 @@ FAMILIES: tuple[ModelSpec, ...] = (
         hub_ids=("deepseek-ai/DeepSeek-R1-Distill-*",),
         lora_targets=(*ATTENTION, *MLP),
     ),
+    # Qwen2.5-Math's published template differs from Qwen2.5's (its default system prompt asks for step-by-step
+    # reasoning and a boxed answer): its hub ids keep the tokenizer's own template rather than the qwen2.5 family's.
+    # A local copy says Qwen2ForCausalLM; pass --model-type qwen2.5-math for it.
+    text_family(
+        "qwen2.5-math",
+        "Qwen2.5-Math instruct models (Qwen2.5 architecture, their own default system prompt)",
+        hub_ids=("Qwen/Qwen2.5-Math-*",),
+        lora_targets=(*ATTENTION, *MLP),
+    ),
     text_family(
         "glm4",
         "GLM-4-0414 models (9B, 32B, Z1 reasoning)",
