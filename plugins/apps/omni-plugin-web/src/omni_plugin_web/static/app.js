@@ -322,7 +322,7 @@ async function refreshCompare() {
   const reportKeys = [...new Set(shown.flatMap((r) => Object.keys(reportNumbers(r))))];
   const columns = ["run", "command", "status", "steps", "train loss", "eval loss", ...keys, ...reportKeys];
   const rows = shown.map((r) => [r.name, r.command, r.status, r.step, last(r, "loss"), last(r, "eval_loss"),
-    ...keys.map((k) => r.values[k] ?? ""), ...reportKeys.map((k) => reportNumbers(r)[k] ?? "")]);
+    ...keys.map((k) => r.values[k] ?? "(default)"), ...reportKeys.map((k) => reportNumbers(r)[k] ?? "")]);
   const cell = (v) => (typeof v === "number" && !Number.isInteger(v) ? v.toFixed(4) : v === null ? "" : Array.isArray(v) ? v.join(", ") : String(v));
   $("compare-table").replaceChildren(el("tr", {}, ...columns.map((c) => el("th", { text: c }))),
     ...rows.map((row) => el("tr", {}, ...row.map((v) => el("td", { text: cell(v) })))));
