@@ -21,6 +21,7 @@ from omni.registry import (
     DatasetSpec,
     EncoderSpec,
     EngineSpec,
+    EnvironmentSpec,
     ModelSpec,
     QuantizerSpec,
     RewardSpec,
@@ -28,7 +29,9 @@ from omni.registry import (
     TemplateSpec,
     TunerSpec,
 )
+from omni.template.tools import ParsedAnswer, ToolCall
 from omni.train.callback import TrainingCallback, active_callbacks
+from omni.train.environment import Environment, EnvironmentStep
 from omni.train.job import active_strategy
 from omni.train.strategy import Strategy
 
@@ -330,3 +333,36 @@ def test_register_benchmarks(register_plugin, omni_host, capsys, tmp_path):
     (row,) = quiz.load(tmp_path / "quiz.txt")
     assert quiz.prompt(row) == {"messages": [{"role": "user", "content": "1+1 = ?"}]}
     assert quiz.score(" 2", row)["accuracy"] == 1.0 and quiz.score("3", row)["accuracy"] == 0.0
+
+
+class AcmeCounter(Environment):
+    """Counts the calls of an episode; the third call ends it."""
+
+    def reset(self, row):
+        self.calls = 0
+
+    def step(self, answer):
+        self.calls += len(answer.tool_calls)
+        messages = [{"role": "tool", "content": str(self.calls)} for _ in answer.tool_calls]
+        return EnvironmentStep(messages=messages, reward=float(self.calls), done=self.calls >= 3)
+
+
+def test_register_environments(register_plugin, omni_host, capsys):
+    class Plugin:
+        @hookimpl
+        def register_environments(self, register):
+            register(
+                EnvironmentSpec(
+                    name="acme-counter", description="counts calls", impl="tests.core.test_hooks:AcmeCounter"
+                )
+            )
+
+    register_plugin(Plugin(), distribution="omni-plugin-acme")
+    assert "acme-counter  [omni-plugin-acme]" in listed(capsys, "environments")
+    spec = omni_host.registry.get("environments", "acme-counter").spec
+    episode = spec.load()(spec.default_options())
+    episode.reset({"messages": [{"role": "user", "content": "count"}]})
+    call = ToolCall("count")
+    first = episode.step(ParsedAnswer("", (call, call)))
+    assert first.messages == [{"role": "tool", "content": "2"}] * 2 and first.reward == 2.0 and not first.done
+    assert episode.step(ParsedAnswer("", (call,))).done

@@ -20,7 +20,7 @@ The names, by what they are for:
 
 - Registering: `hookimpl`, the spec records (`ModelSpec`, `TemplateSpec`, `EncoderSpec`, `TunerSpec`,
   `AlgorithmSpec`, `RewardSpec`, `QuantizerSpec`, `EngineSpec`, `DatasetSpec`, `StrategySpec`,
-  `CallbackSpec`, `BenchmarkSpec`, `CommandSpec`, their base `Spec`), `ModelParts`, `Selector`, `option`.
+  `CallbackSpec`, `BenchmarkSpec`, `EnvironmentSpec`, `CommandSpec`, their base `Spec`), `ModelParts`, `Selector`, `option`.
 - Errors: `OmniError`, `DataError`, `MissingCapabilityError`.
 - Looking things up: `Registry`, `Registration`, `Distribution`, `import_ref`, `find_tuner`, `get_registry`
   (the running omni's registry, for code that is not handed one); `command_options` (a command's options as
@@ -40,7 +40,8 @@ The names, by what they are for:
   `DEFAULT_SAMPLING_RATE` (audio, Hz), `DEFAULT_FPS` and `DEFAULT_MAX_FRAMES` (video sampling).
 - Training: `TrainingJob`, `TrainResult`, `log_line`, `Tuner`, `FullTuner`, `Quantizer`, `Strategy`,
   `current_processes` (this process's rank and the run's number of processes),
-  `merge_extras`, `ProgressBarCallback`, `current_labels`, `TrainingCallback` (callback plugins).
+  `merge_extras`, `ProgressBarCallback`, `current_labels`, `TrainingCallback` (callback plugins),
+  `Environment` and `EnvironmentStep` (RL environments for multi-turn rollouts).
 - Inference: `Engine`, `InferRequest`, `InferResponse`, `Choice`, `StreamDelta`, `GenerationConfig`,
   `TokenLogprob`, `SpokenAnswer` and `SpeechDelta` (engines that speak: `Engine.speak`, `speak_stream`),
   the optional features an engine declares (`PROMPT_IDS`, `TOP_LOGPROBS`, `SCORING`, `USE_AUDIO_IN_VIDEO`),
@@ -68,6 +69,7 @@ from omni.registry import (
     Distribution,
     EncoderSpec,
     EngineSpec,
+    EnvironmentSpec,
     ModelParts,
     ModelSpec,
     QuantizerSpec,
@@ -83,8 +85,9 @@ from omni.registry import (
 )
 
 # 1.1: CallbackSpec, BenchmarkSpec, TrainingCallback, generation helpers; 1.2: load_image_text_to_text;
-# 1.3: command_options; 1.4: tool calls (ToolCallParser, ToolCall, ParsedAnswer, json_object, partial_marker_end)
-API_VERSION = f"{PLUGIN_API_VERSION}.4"
+# 1.3: command_options; 1.4: tool calls (ToolCallParser, ToolCall, ParsedAnswer, json_object, partial_marker_end);
+# 1.5: RL environments (EnvironmentSpec, Environment, EnvironmentStep)
+API_VERSION = f"{PLUGIN_API_VERSION}.5"
 
 # Names imported on first access: their modules bring heavy libraries along, or are needed only at run time.
 _LAZY: dict[str, str] = {
@@ -141,6 +144,8 @@ _LAZY: dict[str, str] = {
     "ProgressBarCallback": "omni.train.progress",
     "current_labels": "omni.train.trainer",
     "TrainingCallback": "omni.train.callback",
+    "Environment": "omni.train.environment",
+    "EnvironmentStep": "omni.train.environment",
     # inference
     "Engine": "omni.infer.engine",
     "InferRequest": "omni.infer.engine",
@@ -200,6 +205,7 @@ __all__ = [
     "StrategySpec",
     "CallbackSpec",
     "BenchmarkSpec",
+    "EnvironmentSpec",
     "CommandSpec",
     "ModelParts",
     "Selector",
@@ -256,6 +262,8 @@ __all__ = [
     "ProgressBarCallback",
     "current_labels",
     "TrainingCallback",
+    "Environment",
+    "EnvironmentStep",
     "Engine",
     "InferRequest",
     "InferResponse",
@@ -355,6 +363,7 @@ if TYPE_CHECKING:  # type checkers and editors see the lazy names as plain impor
     from omni.template.tools import ParsedAnswer, ToolCall, ToolCallParser, json_object, partial_marker_end
     from omni.train.callback import TrainingCallback
     from omni.train.collators import merge_extras
+    from omni.train.environment import Environment, EnvironmentStep
     from omni.train.job import TrainingJob, TrainResult, log_line
     from omni.train.launch import current_processes
     from omni.train.progress import ProgressBarCallback

@@ -21,6 +21,7 @@ from omni.registry import (
     DatasetSpec,
     EncoderSpec,
     EngineSpec,
+    EnvironmentSpec,
     ModelSpec,
     QuantizerSpec,
     RewardSpec,
@@ -146,6 +147,17 @@ def register_benchmarks(register: Callable[[BenchmarkSpec], None]) -> None:
     ``load(path)`` the rows of a local file or folder (each a dict with a ``subset``), ``prompt(row)`` a row as a
     conversation in the messages format, and ``score(answer, row)`` the model's answer as a dict of metrics, the
     spec's ``metric`` among them (each 0 to 1), plus optionally ``extracted``, what was read from the answer.
+    """
+
+
+@hookspec
+def register_environments(register: Callable[[EnvironmentSpec], None]) -> None:
+    """Register RL environments for multi-turn rollouts with `register(EnvironmentSpec(...))`.
+
+    Called when plugins load. ``impl`` names an `omni.train.environment.Environment` subclass, built with the
+    spec's options instance once per rollout; its ``tools`` are shown to the model (when the row has none) and its
+    ``step(answer)`` gets each model turn, tool calls parsed by the template, and returns an `EnvironmentStep`:
+    the observation messages, an optional reward and whether the episode is done. ``--environment NAME`` selects it.
     """
 
 

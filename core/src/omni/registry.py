@@ -29,6 +29,7 @@ KINDS: tuple[str, ...] = (
     "strategies",
     "callbacks",
     "benchmarks",
+    "environments",
     "commands",
 )
 
@@ -302,6 +303,18 @@ class BenchmarkSpec(Spec):
 
 
 @dataclass(frozen=True, kw_only=True)
+class EnvironmentSpec(Spec):
+    """An RL environment for multi-turn rollouts (``omni rlhf --algo grpo --environment NAME``).
+
+    `impl` names an `omni.train.environment.Environment` subclass, built as ``cls(options)`` once per rollout: it
+    offers `tools`, and its ``step(answer)`` takes the model's turn (its tool calls parsed by the template) and
+    returns the next observation (``tool`` messages), optionally a reward, and whether the episode is done.
+    """
+
+    kind: ClassVar[str] = "environments"
+
+
+@dataclass(frozen=True, kw_only=True)
 class CommandSpec(Spec):
     """A CLI command. `impl` names ``run(invocation) -> int | None``; `options` is its flags.
 
@@ -328,6 +341,7 @@ SPEC_TYPES: dict[str, type[Spec]] = {
         StrategySpec,
         CallbackSpec,
         BenchmarkSpec,
+        EnvironmentSpec,
         CommandSpec,
     )
 }
