@@ -11,6 +11,7 @@ import httpx
 import pytest
 from omni.api import TunerSpec, hookimpl, option
 from omni.serve.background import serving
+from omni.testing import run_omni
 from omni_plugin_web.app import create_app
 
 
@@ -129,3 +130,16 @@ def test_a_stopped_run_resumes_from_its_checkpoint(page: httpx.Client, tiny_mode
     assert begins[-1]["step"] == resumed_at  # training picked up where the checkpoint left it
     page.post("/api/runs/long/stop")
     assert _wait_until_ended(page, "long")["status"] == "stopped"
+
+
+def test_share_links_and_a_taken_port_are_refused_in_one_line(capsys, tmp_path: Path):
+    assert run_omni("web", "--share", "--runs-dir", str(tmp_path)) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        "omni: error: --share: public share links are not supported (omni works offline); use --host 0.0.0.0 on a "
+        "network you trust, or an SSH tunnel (ssh -L 7860:127.0.0.1:7860 HOST)"
+    ]
+    with serving(create_app(tmp_path / "runs")) as url:
+        port = url.rsplit(":", 1)[1]
+        assert run_omni("web", "--port", port, "--runs-dir", str(tmp_path)) == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith(f"omni: error: --host 127.0.0.1 --port {port}: cannot listen there")
