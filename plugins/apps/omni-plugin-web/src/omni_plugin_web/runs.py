@@ -173,8 +173,10 @@ class Runs:
         status, error = "running", None
         if not self._alive(name, run):
             ended = folder / "exit.json"
-            outcome = json.loads(ended.read_text(encoding="utf-8")) if ended.exists() else {"returncode": None}
-            if outcome.get("stopped"):
+            outcome = json.loads(ended.read_text(encoding="utf-8")) if ended.exists() else None
+            if outcome is None:  # it ended while no page was watching: its exit status is unknown
+                status = "ended"
+            elif outcome.get("stopped"):
                 status = "stopped"
             elif outcome["returncode"] == 0:
                 status = "finished"
