@@ -11,7 +11,8 @@ from pathlib import Path
 
 import openai
 import pytest
-from omni.infer.engine import InferRequest, StreamDelta
+from omni.infer.batch import RoutedRows, answer_file
+from omni.infer.engine import GenerationConfig, InferRequest, StreamDelta
 from omni.infer.pt_engine import PtEngine
 from omni.serve.app import ServedModels, create_app
 from omni.serve.background import serving
@@ -30,6 +31,7 @@ QUESTIONS = (
     "Is it sunny in {}?",
 )
 SKIES = ("sunny", "rainy")
+GREEDY = GenerationConfig(max_new_tokens=40)
 
 
 def _call(city: str) -> dict:
@@ -133,6 +135,19 @@ def test_a_trained_model_calls_tools_through_the_openai_api(tiny_qwen3, tmp_path
     finally:
         process.terminate()
         process.wait(timeout=30)
+
+    # omni infer's file mode writes the calls it reads in each answer.
+    engine = PtEngine(str(out), template_options=TemplateCliOptions(enable_thinking=False))
+    try:
+        questions = [{"messages": [{"role": "user", "content": q}], "tools": WEATHER_TOOLS} for q, _ in held_out]
+        answer_file(engine, RoutedRows(questions, [None] * len(questions), False), tmp_path / "a.jsonl", GREEDY)
+    finally:
+        engine.close()
+    written = [json.loads(line) for line in (tmp_path / "a.jsonl").read_text().splitlines()]
+    read = [
+        w["tool_calls"] for w in written if len(w["tool_calls"]) == 1 and w["tool_calls"][0]["name"] == "get_weather"
+    ]
+    assert len(read) >= 4 and all(r[0]["arguments"]["city"] in CITIES for r in read), written
 
 
 @pytest.fixture(scope="module")
