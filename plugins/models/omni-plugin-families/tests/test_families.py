@@ -13,8 +13,8 @@ from omni_plugin_families.table import FAMILIES
 from omni_plugin_families.testing import END_OF_TURN, FAMILIES_WITH_PUBLISHED_TEMPLATES, published_tokenizer
 
 SPECS = {spec.name: spec for spec in FAMILIES}
-# Gemma 2's template refuses a system message; the others fold or write it.
-NO_SYSTEM = {"gemma2"}
+# Gemma 2's and Mixtral's templates refuse a system message; the others fold or write it.
+NO_SYSTEM = {"gemma2", "mixtral"}
 
 
 @pytest.fixture(scope="module")
@@ -33,11 +33,12 @@ def conversation(family: str) -> list[dict[str, str]]:
     ]
 
 
-PUBLISHED = ("gemma2", "gemma3-text", "mistral", "phi3", "deepseek-r1-distill", "deepseek-v3")
+# Families whose `default` template reproduces the published one exactly (glm4-moe has its own: tested below).
+PUBLISHED = ("gemma2", "gemma3-text", "mistral", "mixtral", "phi3", "phimoe", "deepseek-r1-distill", "deepseek-v3")
 
 
 def test_every_shipped_published_template_is_checked():
-    assert set(PUBLISHED) == set(FAMILIES_WITH_PUBLISHED_TEMPLATES)
+    assert {*PUBLISHED, "glm4-moe"} == set(FAMILIES_WITH_PUBLISHED_TEMPLATES)
 
 
 @pytest.mark.parametrize("family", PUBLISHED)
@@ -53,6 +54,33 @@ def test_the_family_template_gives_the_published_templates_ids_and_trains_the_an
     prompt = template.encode_prompt({"messages": messages})
     expected = tokenizer.apply_chat_template(messages[:-1], tokenize=True, add_generation_prompt=True)
     assert prompt.input_ids == expected["input_ids"]
+
+
+def test_glm4_moe_trains_the_answers_and_a_stop_token_not_the_thinking_scaffold(registry):
+    """GLM-4.5/4.6's published template ends an answer with no token of its own and opens it with an empty
+    <think></think>: the glm4-moe template keeps the published ids, trains each answer with the <|user|> that
+    follows it (appended after the last one) and leaves the scaffold in the prompt, where generation puts it too."""
+    tokenizer = published_tokenizer("glm4-moe")
+    messages = conversation("glm4-moe")
+    template = get_template(None, tokenizer, model_spec=SPECS["glm4-moe"], registry=registry)
+    encoded = template.encode({"messages": messages})
+    user = tokenizer.convert_tokens_to_ids("<|user|>")
+    assert encoded.input_ids == [*tokenizer.apply_chat_template(messages, tokenize=True)["input_ids"], user]
+    trained = [t for t, label in zip(encoded.input_ids, encoded.labels, strict=True) if label != IGNORE_INDEX]
+    answers = [m["content"] for m in messages if m["role"] == "assistant"]
+    assert tokenizer.decode(trained) == "".join(f"\n{answer}<|user|>" for answer in answers)
+    assert "<think></think>" in tokenizer.decode(encoded.input_ids) and "think" not in tokenizer.decode(trained)
+    # The prompt is what the published template writes before an answer: the turn opened with the scaffold.
+    prompt = template.encode_prompt({"messages": messages})
+    opened_turn = [*messages[:-1], {"role": "assistant", "content": ""}]
+    assert prompt.input_ids == tokenizer.apply_chat_template(opened_turn, tokenize=True)["input_ids"]
+    assert "<|user|>" in template.stop_words
+    # A final answer with its reasoning: the published template writes it, and it trains with the answer.
+    thought = [*messages[:-1], {"role": "assistant", "content": "<think>Add them.</think>6, of course."}]
+    encoded = template.encode({"messages": thought})
+    assert encoded.input_ids == [*tokenizer.apply_chat_template(thought, tokenize=True)["input_ids"], user]
+    trained = [t for t, label in zip(encoded.input_ids, encoded.labels, strict=True) if label != IGNORE_INDEX]
+    assert tokenizer.decode(trained).endswith("<|user|>\n<think>Add them.</think>\n6, of course.<|user|>")
 
 
 @pytest.mark.parametrize("spec", FAMILIES, ids=lambda spec: spec.name)
@@ -79,7 +107,9 @@ def test_a_tiny_text_checkpoint_loads_through_the_family_and_its_lora_targets_ex
 
     path = build_tiny(TEXT_MODEL_TYPES[family], tmp_path / family)
     resolved = resolve_model(str(path), registry)
-    assert resolved.spec.name == family and resolved.spec.template == "default"
+    assert resolved.spec.name == family and resolved.spec.template == (
+        "glm4-moe" if family == "glm4-moe" else "default"
+    )
     model, _ = resolved.spec.load()(str(path), model_options=ModelOptions(), load_options=LoadOptions())
     linear = {name.rsplit(".", 1)[-1] for name, m in model.named_modules() if isinstance(m, torch.nn.Linear)}
     # Latent attention has either a low-rank query (q_a/q_b) or a plain one (q_proj), as the config says.

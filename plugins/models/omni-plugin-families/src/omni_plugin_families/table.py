@@ -30,8 +30,10 @@ def text_family(
     model_types: tuple[str, ...] = (),
     hub_ids: tuple[str, ...],
     lora_targets: tuple[str, ...],
+    template: str = "default",
 ) -> ModelSpec:
-    """A text family: transformers' causal-LM class, the tokenizer's own chat template."""
+    """A text family: transformers' causal-LM class, the tokenizer's own chat template unless `template` names
+    one of this plugin's."""
     return ModelSpec(
         name=name,
         description=description,
@@ -39,7 +41,7 @@ def text_family(
         architectures=architectures,
         model_types=model_types,
         hub_ids=hub_ids,
-        template="default",
+        template=template,
         lora_targets=lora_targets,
     )
 
@@ -212,6 +214,7 @@ FAMILIES: tuple[ModelSpec, ...] = (
         model_types=("glm4_moe",),
         hub_ids=("zai-org/GLM-4.5*", "zai-org/GLM-4.6*"),
         lora_targets=ATTENTION,
+        template="glm4-moe",  # the published template trains no stop token (templates.py)
     ),
     vision_language_family(
         "llava-onevision",

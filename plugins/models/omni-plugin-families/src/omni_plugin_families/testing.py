@@ -33,6 +33,13 @@ _MISTRAL_CONTROL = (
 )  # fmt: skip
 _DEEPSEEK_BOS, _DEEPSEEK_EOS = "<｜begin▁of▁sentence｜>", "<｜end▁of▁sentence｜>"
 
+_PHI_3_5 = (
+    {"leading_special": _SENTENCEPIECE,
+     "trailing_special": ("<|endoftext|>", "<|assistant|>", "<|end|>", "<|system|>", "<|user|>"),
+     "bos": "<s>", "eos": "<|endoftext|>", "pad": "<|endoftext|>", "unk": "<unk>", "prepend_bos": False},
+    "phi-3.5-mini-instruct.jinja",
+)  # fmt: skip
+
 # family name -> (its tokenizer's tokens, shipped chat template file), as the published tokenizers have them.
 _PUBLISHED: dict[str, tuple[dict[str, Any], str]] = {
     "gemma2": (
@@ -50,11 +57,20 @@ _PUBLISHED: dict[str, tuple[dict[str, Any], str]] = {
          "pad": None, "unk": "<unk>", "prepend_bos": True},
         "mistral-nemo-instruct-2407.jinja",
     ),
-    "phi3": (
-        {"leading_special": _SENTENCEPIECE,
-         "trailing_special": ("<|endoftext|>", "<|assistant|>", "<|end|>", "<|system|>", "<|user|>"),
-         "bos": "<s>", "eos": "<|endoftext|>", "pad": "<|endoftext|>", "unk": "<unk>", "prepend_bos": False},
-        "phi-3.5-mini-instruct.jinja",
+    "mixtral": (
+        {"leading_special": _SENTENCEPIECE, "trailing_special": (), "bos": "<s>", "eos": "</s>", "pad": None,
+         "unk": "<unk>", "prepend_bos": True},
+        "mixtral-8x7b-instruct-v0.1.jinja",
+    ),
+    "phi3": _PHI_3_5,
+    "phimoe": _PHI_3_5,  # Phi-3.5-MoE ships Phi-3.5-mini's tokenizer and template
+    "glm4-moe": (
+        {"leading_special": (),
+         "trailing_special": ("<|endoftext|>", "[MASK]", "[gMASK]", "[sMASK]", "<sop>", "<eop>", "<|system|>",
+                              "<|user|>", "<|assistant|>", "<|observation|>"),
+         "plain_added": ("<think>", "</think>"),
+         "bos": None, "eos": "<|endoftext|>", "pad": "<|endoftext|>", "unk": None, "prepend_bos": False},
+        "glm-4.6.jinja",
     ),
     "deepseek-r1-distill": (
         {"leading_special": (),
@@ -77,9 +93,12 @@ END_OF_TURN = {
     "gemma2": "<end_of_turn>",
     "gemma3-text": "<end_of_turn>",
     "mistral": "</s>",
+    "mixtral": "</s>",
     "phi3": "<|end|>",
+    "phimoe": "<|end|>",
     "deepseek-r1-distill": _DEEPSEEK_EOS,
     "deepseek-v3": _DEEPSEEK_EOS,
+    "glm4-moe": "<|user|>",  # the published template writes none; the glm4-moe template trains the next <|user|>
 }
 
 FAMILIES_WITH_PUBLISHED_TEMPLATES: tuple[str, ...] = tuple(_PUBLISHED)
