@@ -17,6 +17,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.core.tiny_plugins import write_tiny_plugins
@@ -109,6 +110,8 @@ def test_compose_train_watch_and_chat_in_the_browser(tmp_path: Path):
             answer = page.locator(".message.assistant[data-done]")
             expect(answer).to_have_count(1, timeout=120_000)
             assert answer.inner_text().strip()
+            served = httpx.get(f"{url}/api/chat/status").json()  # the run's adapter, on its recorded base model
+            assert served["adapter"] == str(tmp_path / "runs" / "lora-sft" / "output") and served["model"] is None
             page.screenshot(path=shots / "chat.png", full_page=False)
 
             # Compare: the run's options and last loss in the table, its curve in the chart.
