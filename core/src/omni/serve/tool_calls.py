@@ -62,7 +62,7 @@ def tool_use(tools: list[dict[str, Any]] | None, tool_choice: Any, engine: Engin
         raise ApiError(
             400,
             f"this server's {what} has no tool format; serve the model with a template that has one "
-            "(--template qwen3, llama3, or default with a chat template that takes tools)",
+            "(--template qwen3, qwen2.5, llama3, or default with a chat template that takes tools)",
             param="tools",
         )
     choice = "auto" if tool_choice is None else tool_choice

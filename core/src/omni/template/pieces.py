@@ -47,7 +47,7 @@ class PieceTemplate(Template):
                 raise row_error(
                     row,
                     f"has tools or tool calls, but the {type(self).__name__} has no tool format; use a "
-                    "template with one (qwen3, llama3, or default with a chat template that takes tools)",
+                    "template with one (qwen3, qwen2.5, llama3, or default with a chat template that takes tools)",
                 )
             return self.render(messages, add_generation_prompt=add_generation_prompt)
         return self.render(messages, add_generation_prompt=add_generation_prompt, tools=row.get("tools") or None)  # type: ignore[call-arg]

@@ -55,12 +55,36 @@ class HermesToolParser(ToolCallParser):
 
 
 class Qwen25Template(ChatMLTemplate):
-    """Qwen2.5: ChatML, Qwen's default system prompt, consecutive tool results in one user turn."""
+    """Qwen2.5: ChatML, Qwen's default system prompt, consecutive tool results in one user turn; tools in the system
+    turn, calls in ``<tool_call>`` blocks after the answer's text."""
 
     stop_words = (IM_END, "<|endoftext|>")
     default_system: str | None = "You are Qwen, created by Alibaba Cloud. You are a helpful assistant."
+    supports_tools = True
+    tool_parser = HermesToolParser()
+
+    def render(
+        self, messages: list[dict[str, Any]], *, add_generation_prompt: bool, tools: list[dict[str, Any]] | None = None
+    ) -> list[Piece]:
+        if not tools:
+            return super().render(messages, add_generation_prompt=add_generation_prompt)
+        # Tools go in the system turn, after the system message's own text (or the default system prompt).
+        has_system = messages[0]["role"] == "system"
+        system = messages[0]["content"] if has_system else self.default_system
+        opening = "" if system is None else system + "\n\n"
+        listed = "".join("\n" + json.dumps(tool, ensure_ascii=False) for tool in tools)
+        pieces = [Piece(f"{IM_START}system\n{opening}{TOOLS_HEADER}{listed}{TOOLS_FOOTER}{IM_END}\n")]
+        for index in range(has_system, len(messages)):
+            pieces += self.render_message(messages, index)
+        if add_generation_prompt:
+            pieces.append(Piece(self.generation_prompt()))
+        return pieces
 
     def render_message(self, messages: list[dict[str, Any]], index: int) -> list[Piece]:
+        message = messages[index]
+        if message["role"] == "assistant" and message.get("tool_calls"):
+            content = message["content"]
+            return answer_turn(index, content + tool_calls_text(message["tool_calls"], after_text=bool(content)))
         if messages[index]["role"] != "tool":
             return super().render_message(messages, index)
         opens = index == 0 or messages[index - 1]["role"] != "tool"
@@ -80,24 +104,6 @@ class Qwen3Template(Qwen25Template):
     """
 
     default_system = None
-    supports_tools = True
-    tool_parser = HermesToolParser()
-
-    def render(
-        self, messages: list[dict[str, Any]], *, add_generation_prompt: bool, tools: list[dict[str, Any]] | None = None
-    ) -> list[Piece]:
-        if not tools:
-            return super().render(messages, add_generation_prompt=add_generation_prompt)
-        # Tools go in the system turn, after the system message's own text.
-        has_system = messages[0]["role"] == "system"
-        system = messages[0]["content"] + "\n\n" if has_system else ""
-        listed = "".join("\n" + json.dumps(tool, ensure_ascii=False) for tool in tools)
-        pieces = [Piece(f"{IM_START}system\n{system}{TOOLS_HEADER}{listed}{TOOLS_FOOTER}{IM_END}\n")]
-        for index in range(has_system, len(messages)):
-            pieces += self.render_message(messages, index)
-        if add_generation_prompt:
-            pieces.append(Piece(self.generation_prompt()))
-        return pieces
 
     def render_message(self, messages: list[dict[str, Any]], index: int) -> list[Piece]:
         message = messages[index]
