@@ -8,6 +8,7 @@ chat template, with no video processor: images work, videos are refused by the t
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 from omni.models.loader import pretrained_kwargs
@@ -63,8 +64,22 @@ def _processor_without_video(path_or_id: str) -> Any:
         "feature_extractor": lambda: transformers.AutoFeatureExtractor.from_pretrained(path_or_id),
     }
     parts = {name: loaders[name]() for name in processor_class.get_attributes() if name in loaders}
-    # The same class with the video processor left out of its parts, so it is neither checked nor saved.
+    # The processor's own settings too (chat template, LLaVA-OneVision's num_image_tokens ...), not its parts'.
+    accepted = inspect.signature(processor_class.__init__).parameters
+    settings = {
+        key: value
+        for key, value in processor_dict.items()
+        if key in accepted and key not in processor_class.get_attributes()
+    }
+    return processor_without_video(processor_class, **settings, **parts)
+
+
+def processor_without_video(processor_class: type, **parts: Any) -> Any:
+    """`processor_class` made from `parts` (tokenizer, image processor ...; ``chat_template`` and settings too) with
+    no video processor: it is neither checked nor saved, so the class works where its video processor would
+    need torchvision."""
+    names = [name for name in processor_class.get_attributes() if name in parts]  # type: ignore[attr-defined]
     without_video = type(
-        processor_class.__name__, (processor_class,), {"get_attributes": classmethod(lambda cls: list(parts))}
+        processor_class.__name__, (processor_class,), {"get_attributes": classmethod(lambda cls: names)}
     )
-    return without_video(chat_template=processor_dict.get("chat_template"), **parts)
+    return without_video(**parts)

@@ -219,6 +219,12 @@ def _remove_if_owner(directory: Path, owner_pid: int) -> None:
 
 
 @functools.cache
+def family_tokens(family: Family) -> FamilyTokens:
+    """The `FamilyTokens` of one of omni's tokenizer families, to derive a published variant from (a
+    vision-language checkpoint's: more special tokens, its processor's chat template)."""
+    return _FAMILIES[family]
+
+
 def tokenizer_dir(family: Family | FamilyTokens, vocab_size: int = 1000) -> Path:
     """A directory (per process, temporary) holding the tiny tokenizer files of `family`."""
     if not isinstance(family, FamilyTokens) and family not in _FAMILIES:

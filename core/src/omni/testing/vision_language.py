@@ -135,19 +135,24 @@ def build_tiny_vision_language(
     `config` is the family's config (sized by `build_tiny`, which shrinks it further), `tokenizer` describes the
     published tokenizer (its special tokens, the tokens it names such as ``image_token``, its chat template),
     `image_processor` is the family's image processor sized for the tiny tower, `architecture` the model class to
-    build. The family's processor class (transformers' own for the config) is made from them and
+    build. The family's processor class (transformers' own for the config, without its video processor, which
+    needs torchvision) is made from them and
     `processor_settings` (e.g. ``image_seq_length``) and saved beside the weights, as the published checkpoints
     ship theirs, so `AutoProcessor` (or omni's loader) reads it back. Returns `path`."""
     import transformers
     from transformers.models.auto.processing_auto import PROCESSOR_MAPPING
 
+    from omni.models.multimodal import processor_without_video
     from omni.testing.tiny import build_tiny
 
     out = build_tiny(config, path, tokenizer=tokenizer, seed=seed, architectures=[architecture])
     saved_tokenizer = transformers.AutoTokenizer.from_pretrained(out)
-    processor_class = PROCESSOR_MAPPING[type(config)]
-    processor = processor_class(
-        image_processor, saved_tokenizer, chat_template=tokenizer.chat_template, **processor_settings
+    processor = processor_without_video(
+        PROCESSOR_MAPPING[type(config)],
+        image_processor=image_processor,
+        tokenizer=saved_tokenizer,
+        chat_template=tokenizer.chat_template,
+        **processor_settings,
     )
     processor.save_pretrained(out)
     return out

@@ -1,5 +1,5 @@
 """Vision-language families with images: rows encode as the family's processor does over the published chat template
-(Gemma 3, Idefics3); Gemma 3's --freeze-vit keeps the SigLIP tower's weights while the rest trains, and its
+(Gemma 3, Idefics3, LLaVA-OneVision, Qwen3-VL); Gemma 3's --freeze-vit keeps the SigLIP tower's weights while the rest trains, and its
 padding-free rows give the padded batch's loss."""
 
 from __future__ import annotations
@@ -14,7 +14,12 @@ from omni.plugins import load_plugins
 from omni.template import get_template
 from omni.testing.synthetic import write_shapes
 from omni.testing.vision_language import processor_reference
-from omni_plugin_families.testing import build_tiny_gemma3, build_tiny_idefics3
+from omni_plugin_families.testing import (
+    build_tiny_gemma3,
+    build_tiny_idefics3,
+    build_tiny_llava_onevision,
+    build_tiny_qwen3_vl,
+)
 from safetensors.torch import load_file
 
 
@@ -46,6 +51,8 @@ def two_image_row(shapes):
 FAMILIES = {
     "gemma3": (build_tiny_gemma3, "<image_soft_token>", "{}<end_of_turn>"),
     "idefics3": (build_tiny_idefics3, "<image>", " {}<end_of_utterance>"),
+    "llava-onevision": (build_tiny_llava_onevision, "<image>", "{}<|im_end|>"),
+    "qwen3-vl": (build_tiny_qwen3_vl, "<|image_pad|>", "{}<|im_end|>"),
 }
 
 
@@ -65,10 +72,10 @@ def test_image_rows_encode_as_the_familys_processor_does(family, gemma3, shapes,
     assert encoded.input_ids == expected["input_ids"][0].tolist()
     tokens_per_image = expected["input_ids"][0].tolist().count(processor.tokenizer.convert_tokens_to_ids(image_token))
     assert tokens_per_image >= 2  # both images expanded
-    torch.testing.assert_close(encoded.extras["pixel_values"], expected["pixel_values"])
-    for key in ("token_type_ids", "pixel_attention_mask"):
-        if key in expected:
-            assert encoded.extras[key].tolist() == expected[key].tolist()
+    # Pixels, grids, image sizes, token types (Qwen3-VL's mm_token_type_ids place its 3-D positions): all equal.
+    assert set(encoded.extras) == set(expected) - {"input_ids", "attention_mask"}
+    for key, value in encoded.extras.items():
+        torch.testing.assert_close(value, expected[key], rtol=0, atol=0)
     trained = [t for t, label in zip(encoded.input_ids, encoded.labels, strict=True) if label != IGNORE_INDEX]
     answers = [m["content"] for m in row["messages"] if m["role"] == "assistant"]
     assert processor.tokenizer.decode(trained) == "".join(answer_format.format(a) for a in answers)

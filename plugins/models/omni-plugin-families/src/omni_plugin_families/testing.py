@@ -3,7 +3,8 @@
 `published_tokenizer("gemma3-text")` is an `omni.testing` BPE tokenizer carrying the family's special tokens (in
 the published order) and its published chat template (shipped in `chat_templates/`, sources in SOURCES.md), so
 `apply_chat_template` renders and tokenizes as the real tokenizer does, with no hub. `build_tiny_gemma3(path)`
-and `build_tiny_idefics3(path)` write tiny vision-language checkpoints with their processor files.
+`build_tiny_idefics3(path)`, `build_tiny_llava_onevision(path)` and `build_tiny_qwen3_vl(path)` write tiny
+vision-language checkpoints with their processor files (no video processor: it needs torchvision).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from omni.testing import FamilyTokens, build_tokenizer
+from omni.testing.tokenizers import family_tokens as omni_family_tokens
 from omni.testing.vision_language import build_tiny_vision_language
 
 if TYPE_CHECKING:
@@ -174,4 +176,53 @@ def build_tiny_idefics3(path: str | Path, *, seed: int = 0) -> Path:
     return build_tiny_vision_language(
         config, path, tokenizer=_IDEFICS3_TOKENS, image_processor=images,
         architecture="Idefics3ForConditionalGeneration", seed=seed, image_seq_len=1,
+    )  # fmt: skip
+
+
+def _qwen_vision_tokens(template_file: str, *named: tuple[str, str]) -> FamilyTokens:
+    """Qwen's published tokenizer layout with the vision-language checkpoint's chat template and named tokens."""
+    qwen = omni_family_tokens("qwen2.5")
+    extra = tuple(token for _, token in named if token not in qwen.trailing_special)
+    return dataclasses.replace(
+        qwen,
+        trailing_special=qwen.trailing_special + extra,
+        chat_template=published_chat_template(template_file),
+        named_special=named,
+    )
+
+
+def build_tiny_llava_onevision(path: str | Path, *, seed: int = 0) -> Path:
+    """Write a tiny random LLaVA-OneVision checkpoint (`LlavaOnevisionForConditionalGeneration`: SigLIP tower of
+    28-pixel images in 14-pixel patches, one any-resolution tile, Qwen2) with the llava-hf chat template and
+    `LlavaOnevisionProcessor` files: each image is 4 patch tokens plus the newline token. Returns `path`."""
+    import transformers
+
+    config = transformers.LlavaOnevisionConfig(
+        vision_config=transformers.SiglipVisionConfig(image_size=28, patch_size=14),
+        text_config=transformers.Qwen2Config(),
+        image_grid_pinpoints=[[28, 28]],
+        vision_feature_select_strategy="full",
+    )
+    images = transformers.LlavaOnevisionImageProcessorPil(
+        size={"height": 28, "width": 28}, image_grid_pinpoints=[[28, 28]]
+    )
+    tokens = _qwen_vision_tokens("llava-onevision-qwen2.jinja", ("image_token", "<image>"), ("video_token", "<video>"))
+    return build_tiny_vision_language(
+        config, path, tokenizer=tokens, image_processor=images, architecture="LlavaOnevisionForConditionalGeneration",
+        seed=seed, num_image_tokens=4, vision_feature_select_strategy="full",
+    )  # fmt: skip
+
+
+def build_tiny_qwen3_vl(path: str | Path, *, seed: int = 0) -> Path:
+    """Write a tiny random Qwen3-VL checkpoint (`Qwen3VLForConditionalGeneration`: 16-pixel patches merged 2 x 2,
+    DeepStack mergers, Qwen3 text with 3-D rotary positions) with the published chat template and `Qwen3VLProcessor`
+    files (images of 32 x 32 to 64 x 64 pixels: 1 to 4 image tokens). Returns `path`."""
+    import transformers
+
+    images = transformers.Qwen2VLImageProcessorPil(
+        patch_size=16, merge_size=2, temporal_patch_size=2, size={"shortest_edge": 32 * 32, "longest_edge": 64 * 64}
+    )
+    return build_tiny_vision_language(
+        transformers.Qwen3VLConfig(), path, tokenizer=_qwen_vision_tokens("qwen3-vl-instruct.jinja"),
+        image_processor=images, architecture="Qwen3VLForConditionalGeneration", seed=seed,
     )  # fmt: skip
