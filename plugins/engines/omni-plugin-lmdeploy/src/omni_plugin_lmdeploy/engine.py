@@ -77,6 +77,7 @@ class LmdeployEngine(ServerModes, Engine):
         lmdeploy = import_lmdeploy()
         self.prompts = PromptEncoder.load(model, model_options, template_options, registry=self.registry)
         self.tokenizer = self.prompts.tokenizer
+        self.template = self.prompts.template  # `omni serve` reads tool calls with its parser
         config_class, config = backend_config(self.options, self.adapter_paths)
         self.pipe = lmdeploy.pipeline(
             self.prompts.path, backend_config=getattr(lmdeploy, config_class)(**config), log_level="ERROR"

@@ -78,6 +78,7 @@ class SglangEngine(ServerModes, LoopEngine):
         sglang = import_sglang()
         self.prompts = PromptEncoder.load(model, model_options, template_options, registry=self.registry)
         self.tokenizer = self.prompts.tokenizer
+        self.template = self.prompts.template  # `omni serve` reads tool calls with its parser
         self._loop = LoopThread("omni-sglang-loop")
         arguments = engine_arguments(self.prompts.path, self.options, self.adapter_paths, model_options)
         try:
