@@ -156,3 +156,24 @@ def build_tiny_vision_language(
     )
     processor.save_pretrained(out)
     return out
+
+
+def padded_and_padding_free_losses(model: Any, features: list[dict[str, Any]], pad_token_id: int) -> tuple[Any, Any]:
+    """The summed token loss of `features` (encoded rows) batched with padding and batched padding-free (one
+    concatenated row, with the model's multimodal rotary positions per row where it has them), for tests that the
+    two train alike."""
+    import torch
+
+    from omni.train.collators import PaddingCollator, PaddingFreeCollator, multimodal_rope_index
+
+    def summed_token_loss(batch: dict[str, Any]) -> Any:
+        inputs = {k: v for k, v in batch.items() if k not in ("labels", "loss_positions", "num_tokens")}
+        # As the trainer calls it: with a cache, transformers would not find the packed sequences' boundaries.
+        logits = model(**inputs, use_cache=False).logits[..., :-1, :]
+        targets = batch["labels"][..., 1:]
+        return torch.nn.functional.cross_entropy(logits.flatten(0, 1), targets.flatten(), reduction="sum")
+
+    with torch.no_grad():
+        padded = summed_token_loss(PaddingCollator(pad_token_id=pad_token_id)(features))
+        flat = summed_token_loss(PaddingFreeCollator(rope_index=multimodal_rope_index(model))(features))
+    return padded, flat

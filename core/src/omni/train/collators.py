@@ -9,7 +9,7 @@ host, so the training step needs no device-to-host sync to find it.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -140,14 +140,19 @@ class PaddingFreeCollator:
     block-diagonal causal mask, so no token attends across sequences. The first label of every sequence
     is masked: in the concatenated row it would be "predicted" from the previous sequence's last token,
     which an unpacked batch never does. Rows already packed by `pack_rows` carry their own position_ids.
+
+    Qwen2-VL-style models compute their 3-D rotary positions (M-RoPE) from each whole row; concatenated, the
+    rows would get text positions instead. `rope_index` (see `multimodal_rope_index`) gives each such row its
+    positions, as (4, length): the text positions, which mark where a sequence restarts, then the model's three.
     """
+
+    rope_index: Callable[[Feature], torch.Tensor] | None = None
 
     def __call__(self, features: Sequence[Feature]) -> dict[str, torch.Tensor]:
         """Collate rows into tensors of shape (1, total tokens)."""
         ids, labels, positions = [], [], []
-        if any("mm_token_type_ids" in f and "position_ids" not in f for f in features):
-            # Qwen2-VL-style models compute their 3-D rotary positions (M-RoPE) from each whole row when no
-            # template gave them; in one concatenated row they would get text positions instead.
+        needs_rope_index = any("mm_token_type_ids" in f and "position_ids" not in f for f in features)
+        if needs_rope_index and self.rope_index is None:
             raise OmniError(
                 "--padding-free/--packing: this vision-language model computes its multimodal rotary positions "
                 "(M-RoPE) from each whole row, which concatenating rows would break; train it without them"
@@ -155,7 +160,7 @@ class PaddingFreeCollator:
         for f in features:
             row_ids = torch.as_tensor(f["input_ids"], dtype=torch.long)
             row_labels = torch.as_tensor(f["labels"], dtype=torch.long).clone()
-            row_pos = _positions(f)
+            row_pos = self.rope_index(f) if needs_rope_index and self.rope_index else _positions(f)
             row_labels[_text_positions(row_pos) == 0] = IGNORE_INDEX
             ids.append(row_ids)
             labels.append(row_labels)
@@ -172,6 +177,28 @@ class PaddingFreeCollator:
             "num_tokens": flat_labels.shape[1],
             **merge_extras(features, _TOKEN_KEYS),
         }
+
+
+def multimodal_rope_index(model: Any) -> Callable[[Feature], torch.Tensor] | None:
+    """For a model with multimodal rotary positions (a module with transformers' ``get_rope_index``: Qwen2-VL,
+    Qwen2.5-VL, Qwen3-VL), the function giving one encoded row its padding-free positions, (4, length): the text
+    positions, then the 3-D ones the model computes for the whole row. None for other models."""
+    get_rope_index = next((m.get_rope_index for m in model.modules() if hasattr(m, "get_rope_index")), None)
+    if get_rope_index is None:
+        return None
+
+    def rope_index(feature: Feature) -> torch.Tensor:
+        ids = torch.as_tensor(feature["input_ids"], dtype=torch.long)[None]
+        text = torch.arange(ids.shape[1])
+        grids = {key: feature[key] for key in ("image_grid_thw", "video_grid_thw") if feature.get(key) is not None}
+        if not grids:  # a text row: every channel counts like the text
+            return text.expand(4, -1)
+        types = torch.as_tensor(feature["mm_token_type_ids"]).reshape(1, -1)
+        with torch.no_grad():
+            spatial, _ = get_rope_index(ids, mm_token_type_ids=types, attention_mask=torch.ones_like(ids), **grids)
+        return torch.cat([text[None], spatial[:, 0].cpu()])
+
+    return rope_index
 
 
 @dataclass

@@ -6,7 +6,13 @@ options already decide; both are ``run(job) -> TrainResult`` as every algorithm 
 
 from __future__ import annotations
 
-from omni.train.collators import PaddingCollator, PaddingFreeCollator, SequenceShardCollator, pack_rows
+from omni.train.collators import (
+    PaddingCollator,
+    PaddingFreeCollator,
+    SequenceShardCollator,
+    multimodal_rope_index,
+    pack_rows,
+)
 from omni.train.encoding import EncodedSet, EncodedStream, RowEncoder, encode_rows
 from omni.train.job import TrainingJob, TrainResult, log_line
 from omni.train.packed_attention import use_packed_attention
@@ -49,7 +55,7 @@ def run_sft(job: TrainingJob) -> TrainResult:
     if val is not None:
         log_line(_describe("validation", val))
     if options.padding_free or options.packing:
-        collator = PaddingFreeCollator()
+        collator = PaddingFreeCollator(rope_index=multimodal_rope_index(job.model))
         if use_packed_attention(job.model):
             log_line("padding-free: attention runs per sequence")
     else:

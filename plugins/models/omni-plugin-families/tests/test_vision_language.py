@@ -13,7 +13,7 @@ from omni.cli.main import main
 from omni.plugins import load_plugins
 from omni.template import get_template
 from omni.testing.synthetic import write_shapes
-from omni.testing.vision_language import processor_reference
+from omni.testing.vision_language import padded_and_padding_free_losses, processor_reference
 from omni_plugin_families.testing import (
     build_tiny_gemma3,
     build_tiny_idefics3,
@@ -97,30 +97,23 @@ def test_freeze_vit_keeps_the_tower_and_trains_the_rest(gemma3, shapes, tmp_path
     assert any("multi_modal_projector." in name for name in changed)
 
 
-def test_padding_free_image_rows_give_the_padded_batchs_loss(gemma3, shapes, one_thread):
-    """Gemma 3 has no multimodal rotary positions: its rows may be concatenated (--padding-free)."""
+@pytest.mark.parametrize("family", ["gemma3", "qwen3-vl"])
+def test_padding_free_image_rows_give_the_padded_batchs_loss(family, gemma3, shapes, tmp_path, one_thread):
+    """Gemma 3 has no multimodal rotary positions: its rows are simply concatenated (--padding-free). Qwen3-VL's
+    3-D positions (M-RoPE) are computed per row by the model's own get_rope_index."""
     from omni.api import LoadOptions, ModelOptions
-    from omni.train.collators import PaddingCollator, PaddingFreeCollator
 
-    spec = load_plugins({}).registry.get("models", "gemma3").spec
-    model, processor = spec.load()(str(gemma3), model_options=ModelOptions(), load_options=LoadOptions())
+    path = gemma3 if family == "gemma3" else FAMILIES[family][0](tmp_path / family)
+    spec = load_plugins({}).registry.get("models", family).spec
+    model, processor = spec.load()(str(path), model_options=ModelOptions(), load_options=LoadOptions())
     template = get_template("multimodal", processor)
     text_row = {"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello there"}]}
     features = [
         {"input_ids": e.input_ids, "labels": e.labels, **e.extras}
         for e in map(template.encode, [two_image_row(shapes), text_row])
     ]
-
-    def summed_token_loss(batch):
-        inputs = {k: v for k, v in batch.items() if k not in ("labels", "loss_positions", "num_tokens")}
-        logits = model(**inputs).logits[..., :-1, :]
-        targets = batch["labels"][..., 1:]
-        return torch.nn.functional.cross_entropy(logits.flatten(0, 1), targets.flatten(), reduction="sum")
-
-    with torch.no_grad():
-        padded = summed_token_loss(PaddingCollator(pad_token_id=processor.tokenizer.pad_token_id)(features))
-        flat = summed_token_loss(PaddingFreeCollator()(features))
-    torch.testing.assert_close(flat, padded, rtol=1e-4, atol=0)
+    padded, flat = padded_and_padding_free_losses(model, features, processor.tokenizer.pad_token_id)
+    torch.testing.assert_close(flat, padded, rtol=1e-5, atol=0)
 
 
 @pytest.mark.slow
