@@ -11,6 +11,7 @@ from __future__ import annotations
 import inspect
 from typing import Any
 
+from omni.errors import OmniError
 from omni.models.loader import pretrained_kwargs
 from omni.models.options import LoadOptions, ModelOptions
 from omni.registry import ModelParts
@@ -47,7 +48,14 @@ def load_processor(path_or_id: str) -> Any:
     try:
         return AutoProcessor.from_pretrained(path_or_id)
     except (ImportError, OSError):
+        pass
+    try:
         return _processor_without_video(path_or_id)
+    except ImportError as missing:  # the processor class itself needs torchvision (Mistral 3, Pixtral)
+        raise OmniError(
+            f"{path_or_id}: its processor cannot load here: {str(missing).strip().split('. ')[0]} (torchvision does not "
+            "install beside omni's CPU torch build; use an environment with a matching torchvision)"
+        ) from None
 
 
 def _processor_without_video(path_or_id: str) -> Any:

@@ -143,3 +143,18 @@ def test_every_weight_of_a_vision_language_family_is_in_one_named_part(family, r
         parts.setdefault(spec.parts.part_of(name), []).append(name)
     assert None not in parts, parts.get(None)
     assert {"llm", "vision", "aligner"} <= set(parts)
+
+
+def test_a_family_whose_processor_needs_torchvision_fails_in_one_line(tmp_path, capsys):
+    """Mistral 3's PixtralProcessor requires torchvision, which cannot install beside omni's CPU torch: training
+    one says so in one line, not with an ImportError traceback."""
+    from omni.cli.main import main
+
+    path = build_tiny("mistral3", tmp_path / "mistral3", architectures=["Mistral3ForConditionalGeneration"])
+    data = tmp_path / "rows.jsonl"
+    data.write_text('{"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"}]}\n')
+    assert main(["sft", "--model", str(path), "--dataset", str(data), "--output-dir", str(tmp_path / "run")]) != 0
+    stderr = capsys.readouterr().err
+    errors = [line for line in stderr.splitlines() if "omni: error:" in line]
+    assert len(errors) == 1 and "PixtralProcessor requires the Torchvision library" in errors[0], stderr
+    assert "Traceback" not in stderr
