@@ -6,10 +6,10 @@ Registering imports nothing heavy: TRL, torch and math-verify load when a run st
 
 from __future__ import annotations
 
-from omni.api import AlgorithmSpec, RewardSpec, hookimpl
+from omni.api import AlgorithmSpec, EnvironmentSpec, RewardSpec, hookimpl
 
 from omni_plugin_grpo.algorithms import ALGORITHMS
-from omni_plugin_grpo.options import REWARD_SELECTOR
+from omni_plugin_grpo.options import ENVIRONMENT_SELECTOR, REWARD_SELECTOR
 from omni_plugin_grpo.rewards.options import (
     CosineOptions,
     FormatOptions,
@@ -19,7 +19,7 @@ from omni_plugin_grpo.rewards.options import (
 )
 from omni_plugin_grpo.unavailable import PpoOptions
 
-OMNI_PLUGIN_API = 1
+OMNI_PLUGIN_API = "1.5"
 
 _REWARDS = "omni_plugin_grpo.rewards"
 REWARD_SPECS: tuple[RewardSpec, ...] = (
@@ -61,6 +61,11 @@ REWARD_SPECS: tuple[RewardSpec, ...] = (
         impl=f"{_REWARDS}.length:SoftOverlongReward",
         options=SoftOverlongOptions,
     ),
+    RewardSpec(
+        name="environment",
+        description="the rewards the --environment gave over the episode, summed (None where it gave none)",
+        impl=f"{_REWARDS}.environment:environment_reward",
+    ),
 )
 
 
@@ -69,6 +74,18 @@ def register_rewards(register):
     """Register the built-in GRPO rewards."""
     for spec in REWARD_SPECS:
         register(spec)
+
+
+@hookimpl
+def register_environments(register):
+    """Register the built-in environments for multi-turn rollouts."""
+    register(
+        EnvironmentSpec(
+            name="calculator",
+            description="a calculate(expression) tool: + - * / // % ** and parentheses on numbers, evaluated safely",
+            impl="omni_plugin_grpo.environments.calculator:Calculator",
+        )
+    )
 
 
 @hookimpl
@@ -83,7 +100,8 @@ def register_algorithms(register):
                 impl="omni_plugin_grpo.run:run_grpo",
                 options=algorithm.options,
                 aliases=algorithm.aliases,
-                selects=(REWARD_SELECTOR,),  # the named rewards' options join the command line
+                # the named rewards' and environment's options join the command line
+                selects=(REWARD_SELECTOR, ENVIRONMENT_SELECTOR),
             )
         )
     register(

@@ -21,6 +21,8 @@ LOSS_TYPES = "grpo (per-sequence mean), bnpo, dr_grpo (fixed length divisor), da
 
 # `--reward-funcs` selects rewards; a FILE.py or FILE.py:NAME is the user's own, not a registered name.
 REWARD_SELECTOR = Selector("reward_funcs", "rewards", external=r".*\.py(:.*)?")
+# `--environment` selects an environment; its options join the command line.
+ENVIRONMENT_SELECTOR = Selector("environment", "environments")
 # Built-in rewards' length options whose unset value means the run's --max-completion-length.
 _LENGTHS_FROM_THE_RUN = (
     ("cosine", CosineOptions, "cosine_max_len"),
@@ -66,6 +68,11 @@ class GrpoOptions(GrpoRewardOptions):
     rollout_engine: str = option(
         "pt", help="engine generating the rollouts: pt (the training model itself), vllm (omni-plugin-vllm) ..."
     )
+    environment: str | None = option(
+        None,
+        help="environment answering the model's tool calls, for multi-turn rollouts (omni list environments)",
+    )
+    max_turns: int = option(3, help="most model turns per rollout with --environment (ms-swift: --max_turns)")
     completions_per_step: int = option(
         16, help="completions per generation batch written to completions.jsonl (0: none)"
     )

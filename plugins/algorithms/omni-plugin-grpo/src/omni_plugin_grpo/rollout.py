@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from omni.api import Engine, GenerationConfig, InferRequest, OmniError, Template, TrainingJob, log_line
@@ -20,10 +20,12 @@ from omni_plugin_grpo.options import GrpoOptions
 
 @dataclass
 class Rollouts:
-    """Prompt ids and completion ids, one per sample, in the order the rows were given."""
+    """Prompt ids and completion ids, one per sample, in the order the rows were given; `extras` are more fields
+    for TRL, one value per sample (multi-turn rollouts: `env_mask` and the columns rewards get)."""
 
     prompt_ids: list[list[int]]
     completion_ids: list[list[int]]
+    extras: dict[str, list[Any]] = field(default_factory=dict)
 
 
 def encode_prompts(template: Template, rows: Sequence[dict[str, Any]]) -> tuple[list[list[int]], list[bool]]:
@@ -133,10 +135,10 @@ class EngineRollout:
             prompt = self.prompts[row_indices[start]]
             for choice in response.choices[:copies]:
                 prompt_ids.append(prompt)
-                completion_ids.append(self._with_end_token(choice))
+                completion_ids.append(self.with_end_token(choice))
         return Rollouts(prompt_ids, completion_ids)
 
-    def _with_end_token(self, choice: Any) -> list[int]:
+    def with_end_token(self, choice: Any) -> list[int]:
         """The completion's ids as the policy produced them: a finished completion keeps its end-of-turn
         token (engines report ids without it), so the policy learns to stop; a cut one has none. A completion
         holding a media token (a placeholder a random or drifting model may sample) ends with it: the training

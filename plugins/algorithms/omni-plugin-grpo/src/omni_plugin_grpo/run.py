@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from typing import Any
 
@@ -10,7 +11,8 @@ from omni.api import OmniError, TrainingJob, TrainResult, log_line
 
 from omni_plugin_grpo.algorithms import BY_OPTIONS, Algorithm
 from omni_plugin_grpo.columns import ROW_INDEX, RowColumnsReward, reward_labels
-from omni_plugin_grpo.options import REWARD_SELECTOR, GrpoOptions
+from omni_plugin_grpo.multiturn import EnvironmentRollout, check_template, with_tools
+from omni_plugin_grpo.options import ENVIRONMENT_SELECTOR, REWARD_SELECTOR, GrpoOptions
 from omni_plugin_grpo.progress import with_reward_on_bar
 from omni_plugin_grpo.rewards import resolve_rewards
 from omni_plugin_grpo.rollout import (
@@ -92,6 +94,19 @@ def _end_token_id(job: TrainingJob) -> int | None:
     return eos if eos is not None else job.tokenizer.eos_token_id
 
 
+def _environment(job: TrainingJob, options: GrpoOptions) -> Any:
+    """The `--environment` class, ready to build one instance per rollout (None without one)."""
+    if not options.environment:
+        return None
+    if options.max_turns < 1:
+        raise OmniError(f"--max-turns must be at least 1, got {options.max_turns}")
+    check_template(job.template, options.environment)
+    (selected,) = job.selected[ENVIRONMENT_SELECTOR.option]
+    log_line(f"environment {selected.spec.name}: up to {options.max_turns} model turns per rollout")
+    cls = selected.spec.load()
+    return functools.partial(cls, selected.options)
+
+
 def run_grpo(job: TrainingJob) -> TrainResult:
     """Train GRPO, DAPO, Dr. GRPO, RLOO or REINFORCE++ (whichever `--algo` names) and write omni's outputs."""
     from datasets import Dataset
@@ -120,11 +135,16 @@ def run_grpo(job: TrainingJob) -> TrainResult:
     log_line(f"{algorithm.name}: rewards " + ", ".join(f"{r.name} x{r.weight:g}" for r in rewards))
 
     rows = [*job.train_rows, *(job.val_rows or [])]
+    make_environment = _environment(job, options)
+    if make_environment is not None:  # the environment's tools go into prompts that carry none
+        rows = [with_tools(row, make_environment().tools) for row in rows]
     # Encoded once, up front: the rows are checked before the first step, and every rollout reuses the ids.
     prompt_ids, with_media = encode_prompts(job.template, rows)
     check_media_engine(options, rows, with_media)
     engine = build_engine(job, options, max(map(len, prompt_ids), default=0))
     rollout = EngineRollout(engine, prompt_ids, _end_token_id(job), options, media_token_ids(job.model.config))
+    if make_environment is not None:
+        rollout = EnvironmentRollout(rollout, job.template, make_environment, options.max_turns, job.tokenizer.decode)
     prompts = [job.tokenizer.decode(ids) for ids in prompt_ids]
     n_train = len(job.train_rows)
 

@@ -26,6 +26,7 @@ from trl import GRPOTrainer
 from omni_plugin_grpo.algorithms import Algorithm
 from omni_plugin_grpo.columns import ROW_INDEX
 from omni_plugin_grpo.media import MEDIA, PromptMedia, needs_whole_forward, whole_forward_logps
+from omni_plugin_grpo.multiturn import EnvironmentRollout
 from omni_plugin_grpo.options import GrpoOptions
 from omni_plugin_grpo.rollout import EngineRollout
 
@@ -51,7 +52,7 @@ class OmniGRPOTrainer(GRPOTrainer):
     def __init__(
         self,
         *args: Any,
-        rollout: EngineRollout,
+        rollout: EngineRollout | EnvironmentRollout,
         rows: Sequence[dict[str, Any]],
         algorithm: Algorithm,
         options: GrpoOptions,
@@ -107,7 +108,7 @@ class OmniGRPOTrainer(GRPOTrainer):
             finally:
                 model.train(was_training)
         self._generation_seconds += time.perf_counter() - start
-        return {"prompt_ids": out.prompt_ids, "completion_ids": out.completion_ids, "logprobs": None}
+        return {"prompt_ids": out.prompt_ids, "completion_ids": out.completion_ids, "logprobs": None, **out.extras}
 
     def _score(self, inputs: list[dict[str, Any]]) -> dict[str, Any]:
         """Generate and score one batch with TRL, then apply the algorithm's advantage estimator."""

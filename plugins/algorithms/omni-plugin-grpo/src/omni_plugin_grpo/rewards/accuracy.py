@@ -25,10 +25,12 @@ def accuracy_reward(prompts: list[Any], completions: list[Completion], **columns
     """1.0 per completion whose answer equals its row's ``solution``, 0.0 if not, None when the row's
     solution is empty or not something math-verify can read (the row is then left out of the reward).
 
-    A dataset without a ``solution`` column is an error naming the columns it has.
+    A dataset without a ``solution`` column is an error naming the columns it has. After a multi-turn rollout
+    the answer is the model's last turn (``final_answer``), not the tool results before it.
     """
     solutions = required_column("accuracy", "solution", columns, len(completions))
-    return [_as_score(is_correct(completion_text(c), s)) for c, s in zip(completions, solutions, strict=True)]
+    answers = columns.get("final_answer") or [completion_text(c) for c in completions]
+    return [_as_score(is_correct(a, s)) for a, s in zip(answers, solutions, strict=True)]
 
 
 def is_correct(completion: str, solution: Any) -> bool | None:

@@ -1,0 +1,1 @@
+"""Built-in RL environments for multi-turn rollouts (`--environment NAME`)."""

@@ -1,0 +1,185 @@
+"""Multi-turn GRPO with an environment: the calculator environment's step, the rollout's masks, the errors, and
+(slow) a tiny Llama that learns to use the calculator for products it cannot work out itself."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from omni.api import ParsedAnswer, Row, ToolCall
+from omni.cli.main import main
+from omni_plugin_grpo.environments.calculator import Calculator, CalculatorError, evaluate
+from omni_plugin_grpo.rewards.environment import environment_reward
+
+from tests.calculator_task import write_task
+
+
+def read_rows(path: Path) -> list[Row]:
+    return [Row(json.loads(line), str(path), i + 1) for i, line in enumerate(path.read_text().splitlines())]
+
+
+def correct_share(model_dir: Path, rows: list[Row], *, max_turns: int = 2) -> tuple[float, list[str]]:
+    """The share of `rows` whose final answer (greedy, with the calculator) equals the solution, and the answers."""
+    import torch
+    from omni.api import PtEngine
+    from omni.template import get_template
+    from omni_plugin_grpo.environments.calculator import Calculator
+    from omni_plugin_grpo.multiturn import EnvironmentRollout, with_tools
+    from omni_plugin_grpo.options import GrpoOptions
+    from omni_plugin_grpo.rollout import EngineRollout, encode_prompts
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    model = AutoModelForCausalLM.from_pretrained(model_dir).eval()
+    template = get_template("llama3", tokenizer)
+    rows = [with_tools(row, Calculator.tools) for row in rows]
+    prompt_ids, _ = encode_prompts(template, rows)
+    options = GrpoOptions(temperature=0.0, max_completion_length=64)
+    single = EngineRollout(PtEngine.from_model(model, tokenizer, template), prompt_ids, tokenizer.eos_token_id, options)
+    rollout = EnvironmentRollout(single, template, Calculator, max_turns, tokenizer.decode)
+    with torch.no_grad():
+        out = rollout.generate(range(len(rows)), rows)
+    answers = out.extras["final_answer"]
+    right = [a.strip() == row["solution"] for a, row in zip(answers, rows, strict=True)]
+    return sum(right) / len(rows), answers
+
+
+@pytest.fixture(scope="module")
+def tiny_llama(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from omni.testing.models import build_tiny_model
+
+    return build_tiny_model("llama", tmp_path_factory.mktemp("tiny-llama"))
+
+
+@pytest.fixture(scope="module")
+def llama3(tiny_llama):
+    from omni.template import get_template
+    from transformers import AutoTokenizer
+
+    return get_template("llama3", AutoTokenizer.from_pretrained(tiny_llama))
+
+
+def test_the_calculator_answers_calls_the_template_parses(llama3):
+    text = '{"name": "calculate", "parameters": {"expression": "(7 + 5) * 3 / 8"}}'
+    step = Calculator().step(llama3.tool_parser.parse(text))
+    assert step.messages == [{"role": "tool", "content": "4.5"}] and step.reward is None and not step.done
+    assert Calculator().step(ParsedAnswer("42")).messages == []  # an answer without calls ends the episode
+    assert evaluate("2 ** 10 - -3 // 2 % 5") == 1024 - (-3 // 2 % 5)
+
+
+@pytest.mark.parametrize(
+    ("call", "error"),
+    [
+        (ToolCall("calc", {"expression": "1 + 1"}), "error: unknown tool 'calc'; the tool is calculate"),
+        (ToolCall("calculate", {"expr": "1 + 1"}), "error: calculate takes an `expression` string"),
+        (ToolCall("calculate", {"expression": "1 / 0"}), "error: division by zero"),
+        (ToolCall("calculate", {"expression": "7 +"}), "error: cannot read '7 +' as arithmetic"),
+        (ToolCall("calculate", {"expression": "9 ** 99999"}), "error: exponent 99999 is above 64"),
+        (
+            ToolCall("calculate", {"expression": "__import__('os').system('true')"}),
+            "error: only numbers, + - * / // % ** and parentheses are allowed, not \"__import__('os').system('true')\"",
+        ),
+    ],
+)
+def test_a_bad_call_is_answered_with_an_error_the_model_can_read(call, error):
+    assert Calculator().step(ParsedAnswer("", (call,))).messages == [{"role": "tool", "content": error}]
+
+
+@pytest.mark.parametrize("expression", ["x + 1", "(1).real", "[1, 2]", "True + 1", "'a' * 3"])
+def test_anything_but_arithmetic_on_numbers_is_refused(expression):
+    with pytest.raises(CalculatorError):
+        evaluate(expression)
+
+
+def test_observations_are_masked_and_the_models_turns_are_its_own(tiny_llama, llama3, one_thread):
+    """A model turn calling the calculator, then its answer: the observation (env_mask 0, which TRL leaves out of the
+    loss) is exactly the template's rendering of the tool result and the next assistant opening, the turns (env_mask
+    1) are the model's ids as written, and the whole is the conversation as the template renders it."""
+    from omni.api import PtEngine
+    from omni_plugin_grpo.columns import prompt_messages
+    from omni_plugin_grpo.multiturn import EnvironmentRollout, Episode, with_tools
+    from omni_plugin_grpo.options import GrpoOptions
+    from omni_plugin_grpo.rollout import EngineRollout, encode_prompts
+    from transformers import AutoModelForCausalLM
+
+    tokenizer, end = llama3.tokenizer, llama3.tokenizer.eos_token_id
+    row = with_tools(Row({"messages": [{"role": "user", "content": "What is 6 * 7?"}]}, "q.jsonl", 1), Calculator.tools)
+    (prompt,), _ = encode_prompts(llama3, [row])
+    model = AutoModelForCausalLM.from_pretrained(tiny_llama)
+    single = EngineRollout(PtEngine.from_model(model, tokenizer, llama3), [prompt], end, GrpoOptions())
+    rollout = EnvironmentRollout(single, llama3, Calculator, max_turns=2, decode=tokenizer.decode)
+
+    def ids(text: str) -> list[int]:
+        return tokenizer(text, add_special_tokens=False).input_ids + [end]
+
+    episode = Episode(Calculator(), row, prompt, prompt_messages(row))
+    call, answer = ids('{"name": "calculate", "parameters": {"expression": "6 * 7"}}'), ids("42")
+    episode.add_turn(call)
+    assert rollout.observe(episode, last_turn=False)  # a call: the episode goes on
+    observation = episode.completion_ids[len(call) :]
+    assert tokenizer.decode(observation) == (
+        '<|start_header_id|>ipython<|end_header_id|>\n\n"42"<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n'
+    )
+    episode.add_turn(answer)
+    assert not rollout.observe(episode, last_turn=False)  # an answer without calls ends it
+    assert episode.final_answer == "42"
+    assert episode.env_mask == [1] * len(call) + [0] * len(observation) + [1] * len(answer)
+    conversation = [
+        *prompt_messages(row),
+        {"role": "assistant", "content": "", "tool_calls": [
+            {"type": "function", "function": {"name": "calculate", "arguments": {"expression": "6 * 7"}}}]},
+        {"role": "tool", "content": "42"},
+        {"role": "assistant", "content": "42"},
+    ]  # fmt: skip
+    assert prompt + episode.completion_ids == llama3.encode({**row, "messages": conversation}).input_ids
+
+
+def test_a_rollout_stops_at_max_turns(tiny_llama, llama3, one_thread):
+    """A real pt-engine rollout of the random tiny Llama with one turn allowed: one model span, no observation."""
+    from omni.api import PtEngine
+    from omni_plugin_grpo.multiturn import EnvironmentRollout, with_tools
+    from omni_plugin_grpo.options import GrpoOptions
+    from omni_plugin_grpo.rollout import EngineRollout, encode_prompts
+    from transformers import AutoModelForCausalLM
+
+    tokenizer = llama3.tokenizer
+    row = with_tools(Row({"messages": [{"role": "user", "content": "What is 6 * 7?"}]}, "q.jsonl", 1), Calculator.tools)
+    prompts, _ = encode_prompts(llama3, [row])
+    model = AutoModelForCausalLM.from_pretrained(tiny_llama).eval()
+    options = GrpoOptions(max_completion_length=16)
+    single = EngineRollout(PtEngine.from_model(model, tokenizer, llama3), prompts, tokenizer.eos_token_id, options)
+    out = EnvironmentRollout(single, llama3, Calculator, max_turns=1, decode=tokenizer.decode).generate(
+        [0, 0], [row, row]
+    )
+    assert [len(ids) for ids in out.completion_ids] == [len(mask) for mask in out.extras["env_mask"]]
+    assert all(set(mask) == {1} and len(mask) <= 16 for mask in out.extras["env_mask"])
+    assert out.extras["environment_reward"] == [None, None]  # the calculator gives no reward of its own
+
+
+def test_the_environment_reward_needs_an_environment():
+    with pytest.raises(Exception, match="name one with --environment NAME"):
+        environment_reward(["p"], ["c"])
+    assert environment_reward(["p", "q"], ["c", "d"], environment_reward=[1.5, None]) == [1.5, None]
+
+
+def rlhf(model: Path, data: Path, out: Path, *extra: str) -> list[str]:
+    return ["rlhf", "--algo", "grpo", "--model", str(model), "--dataset", str(data), "--output-dir", str(out),
+            "--reward-funcs", "accuracy", "--max-steps", "1", "--num-generations", "2", *extra]  # fmt: skip
+
+
+def test_an_unknown_environment_is_one_line(tiny_llama, tmp_path, capsys):
+    assert main(rlhf(tiny_llama, tmp_path / "missing.jsonl", tmp_path / "out", "--environment", "calculater")) != 0
+    err = capsys.readouterr().err.strip()
+    assert err == "omni: error: environment 'calculater' is not installed (installed environments: calculator)"
+
+
+def test_a_template_without_a_tool_parser_is_one_line(tiny_llama, tmp_path, capsys, one_thread):
+    _, questions, _ = write_task(tmp_path, sft=1, rl=2, held_out=1)
+    # The tiny Llama's own `default` template passes tools to its chat template but reads no calls back.
+    assert main(rlhf(tiny_llama, questions, tmp_path / "out", "--environment", "calculator")) != 0
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err == (
+        "omni: error: --environment calculator: the DefaultTemplate has no tool format to show tools and read the "
+        "model's calls; use a template with one (--template qwen3, --template llama3)"
+    )
