@@ -12,7 +12,7 @@ from omni.plugins import load_plugins
 from omni_plugin_grpo.rewards import resolve_rewards
 from omni_plugin_grpo.rewards.options import SoftOverlongOptions
 
-REWARDS = ["accuracy", "cosine", "format", "length", "repetition", "soft_overlong"]
+REWARDS = ["accuracy", "cosine", "environment", "format", "length", "repetition", "soft_overlong"]
 HEAVY = ("torch", "transformers", "trl", "math_verify", "sympy", "latex2sympy2_extended")
 
 
@@ -25,6 +25,7 @@ def test_the_entry_point_registers_every_reward(host):
     regs = host.registry.all("rewards")
     assert [r.spec.name for r in regs] == REWARDS
     assert {r.distribution.name for r in regs} == {"omni-plugin-grpo"}
+    assert [r.spec.name for r in host.registry.all("environments")] == ["calculator"]
 
 
 def test_rewards_resolve_through_the_installed_registry(host):
