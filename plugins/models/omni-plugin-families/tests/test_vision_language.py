@@ -1,5 +1,5 @@
 """Vision-language families with images: rows encode as the family's processor does over the published chat template
-(Gemma 3, Idefics3, LLaVA-OneVision, Qwen3-VL); Gemma 3's --freeze-vit keeps the SigLIP tower's weights while the rest trains, and its
+(Gemma 3, Idefics3, InternVL, LLaVA-OneVision, Qwen3-VL); Gemma 3's --freeze-vit keeps the SigLIP tower's weights while the rest trains, and its
 padding-free rows give the padded batch's loss."""
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from omni.testing.vision_language import padded_and_padding_free_losses, process
 from omni_plugin_families.testing import (
     build_tiny_gemma3,
     build_tiny_idefics3,
+    build_tiny_internvl,
     build_tiny_llava_onevision,
     build_tiny_qwen3_vl,
 )
@@ -51,6 +52,7 @@ def two_image_row(shapes):
 FAMILIES = {
     "gemma3": (build_tiny_gemma3, "<image_soft_token>", "{}<end_of_turn>"),
     "idefics3": (build_tiny_idefics3, "<image>", " {}<end_of_utterance>"),
+    "internvl": (build_tiny_internvl, "<IMG_CONTEXT>", "{}<|im_end|>"),
     "llava-onevision": (build_tiny_llava_onevision, "<image>", "{}<|im_end|>"),
     "qwen3-vl": (build_tiny_qwen3_vl, "<|image_pad|>", "{}<|im_end|>"),
 }

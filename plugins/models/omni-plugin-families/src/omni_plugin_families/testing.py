@@ -3,7 +3,8 @@
 `published_tokenizer("gemma3-text")` is an `omni.testing` BPE tokenizer carrying the family's special tokens (in
 the published order) and its published chat template (shipped in `chat_templates/`, sources in SOURCES.md), so
 `apply_chat_template` renders and tokenizes as the real tokenizer does, with no hub. `build_tiny_gemma3(path)`
-`build_tiny_idefics3(path)`, `build_tiny_llava_onevision(path)` and `build_tiny_qwen3_vl(path)` write tiny
+`build_tiny_idefics3(path)`, `build_tiny_internvl(path)`, `build_tiny_llava_onevision(path)` and
+`build_tiny_qwen3_vl(path)` write tiny
 vision-language checkpoints with their processor files (no video processor: it needs torchvision).
 """
 
@@ -182,7 +183,7 @@ def build_tiny_idefics3(path: str | Path, *, seed: int = 0) -> Path:
 def _qwen_vision_tokens(template_file: str, *named: tuple[str, str]) -> FamilyTokens:
     """Qwen's published tokenizer layout with the vision-language checkpoint's chat template and named tokens."""
     qwen = omni_family_tokens("qwen2.5")
-    extra = tuple(token for _, token in named if token not in qwen.trailing_special)
+    extra = tuple(dict.fromkeys(token for _, token in named if token not in qwen.trailing_special))
     return dataclasses.replace(
         qwen,
         trailing_special=qwen.trailing_special + extra,
@@ -225,4 +226,29 @@ def build_tiny_qwen3_vl(path: str | Path, *, seed: int = 0) -> Path:
     return build_tiny_vision_language(
         transformers.Qwen3VLConfig(), path, tokenizer=_qwen_vision_tokens("qwen3-vl-instruct.jinja"),
         image_processor=images, architecture="Qwen3VLForConditionalGeneration", seed=seed,
+    )  # fmt: skip
+
+
+# The names the -hf tokenizers give InternVL's image tokens; "image_token" too, so build_tiny gives the config's
+# image_token_id <IMG_CONTEXT>'s id, as the -hf configs have it.
+_INTERNVL_IMAGE_TOKENS = (("start_image_token", "<img>"), ("end_image_token", "</img>"),
+                          ("context_image_token", "<IMG_CONTEXT>"), ("video_token", "<video>"),
+                          ("image_token", "<IMG_CONTEXT>"))  # fmt: skip
+
+
+def build_tiny_internvl(path: str | Path, *, seed: int = 0) -> Path:
+    """Write a tiny random InternVL checkpoint in transformers' layout (`InternVLForConditionalGeneration`: InternViT
+    of 28-pixel tiles in 14-pixel patches, pixel shuffle into 1 token per tile, Qwen2) with the -hf checkpoints' chat
+    template, Qwen2.5-VL's tokenizer layout with InternVL's image tokens and `InternVLProcessor` files. Returns
+    `path`."""
+    import transformers
+
+    config = transformers.InternVLConfig(
+        vision_config=transformers.InternVLVisionConfig(image_size=28, patch_size=14),
+        text_config=transformers.Qwen2Config(),
+    )
+    images = transformers.GotOcr2ImageProcessorPil(size={"height": 28, "width": 28})
+    return build_tiny_vision_language(
+        config, path, tokenizer=_qwen_vision_tokens("internvl-hf.jinja", *_INTERNVL_IMAGE_TOKENS), image_processor=images,
+        architecture="InternVLForConditionalGeneration", seed=seed, image_seq_length=1,
     )  # fmt: skip
