@@ -121,7 +121,7 @@ def test_a_sampled_media_token_ends_the_completion_and_is_not_fed_back(omni_dir,
     assert {config.image_token_id, config.audio_token_id, config.vision_start_token_id} <= media
     rollout = EngineRollout(None, [], end_token_id=7, options=GrpoOptions(max_completion_length=8), media_tokens=media)
     sampled = Choice("", "stop", [5, 6, config.image_token_id, 9])
-    assert rollout._with_end_token(sampled) == [5, 6, config.image_token_id]
+    assert rollout.with_end_token(sampled) == [5, 6, config.image_token_id]
 
     # The image placeholder the completion ends with is scored, but the model is not asked for a second image.
     rows = read_rows(shapes.train)[:1]
