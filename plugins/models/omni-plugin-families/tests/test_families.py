@@ -4,7 +4,7 @@ targets name real modules of transformers' classes."""
 from __future__ import annotations
 
 import pytest
-from omni.api import IGNORE_INDEX
+from omni.api import IGNORE_INDEX, TemplateOptions
 from omni.models.resolve import match_config, match_hub_id, resolve_model
 from omni.plugins import load_plugins
 from omni.template import get_template
@@ -81,6 +81,12 @@ def test_glm4_moe_trains_the_answers_and_a_stop_token_not_the_thinking_scaffold(
     assert encoded.input_ids == [*tokenizer.apply_chat_template(thought, tokenize=True)["input_ids"], user]
     trained = [t for t, label in zip(encoded.input_ids, encoded.labels, strict=True) if label != IGNORE_INDEX]
     assert tokenizer.decode(trained).endswith("<|user|>\n<think>Add them.</think>\n6, of course.<|user|>")
+    # --enable-thinking false: the published template's /nothink on every question and its own closed scaffold.
+    quiet = get_template(None, tokenizer, TemplateOptions(enable_thinking=False), model_spec=SPECS["glm4-moe"])
+    expected = tokenizer.apply_chat_template(
+        messages[:-1], tokenize=True, add_generation_prompt=True, enable_thinking=False
+    )
+    assert quiet.encode_prompt({"messages": messages}).input_ids == expected["input_ids"]
 
 
 @pytest.mark.parametrize("spec", FAMILIES, ids=lambda spec: spec.name)
