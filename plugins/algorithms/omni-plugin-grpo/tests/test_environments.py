@@ -1,9 +1,8 @@
-"""Multi-turn GRPO with an environment: the calculator environment's step, the rollout's masks, the errors, and
-(slow) a tiny Llama that learns to use the calculator for products it cannot work out itself."""
+"""Multi-turn GRPO with an environment: the calculator environment's step, the rollout's masks and turn limit, and
+the one-line errors (on omni.testing's tiny Llama with the llama3 template, whose parser reads Llama 3 calls)."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
@@ -15,49 +14,12 @@ from omni_plugin_grpo.rewards.environment import environment_reward
 from tests.calculator_task import write_task
 
 
-def read_rows(path: Path) -> list[Row]:
-    return [Row(json.loads(line), str(path), i + 1) for i, line in enumerate(path.read_text().splitlines())]
-
-
-def correct_share(model_dir: Path, rows: list[Row], *, max_turns: int = 2) -> tuple[float, list[str]]:
-    """The share of `rows` whose final answer (greedy, with the calculator) equals the solution, and the answers."""
-    import torch
-    from omni.api import PtEngine
-    from omni.template import get_template
-    from omni_plugin_grpo.environments.calculator import Calculator
-    from omni_plugin_grpo.multiturn import EnvironmentRollout, with_tools
-    from omni_plugin_grpo.options import GrpoOptions
-    from omni_plugin_grpo.rollout import EngineRollout, encode_prompts
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    model = AutoModelForCausalLM.from_pretrained(model_dir).eval()
-    template = get_template("llama3", tokenizer)
-    rows = [with_tools(row, Calculator.tools) for row in rows]
-    prompt_ids, _ = encode_prompts(template, rows)
-    options = GrpoOptions(temperature=0.0, max_completion_length=64)
-    single = EngineRollout(PtEngine.from_model(model, tokenizer, template), prompt_ids, tokenizer.eos_token_id, options)
-    rollout = EnvironmentRollout(single, template, Calculator, max_turns, tokenizer.decode)
-    with torch.no_grad():
-        out = rollout.generate(range(len(rows)), rows)
-    answers = out.extras["final_answer"]
-    right = [a.strip() == row["solution"] for a, row in zip(answers, rows, strict=True)]
-    return sum(right) / len(rows), answers
-
-
 @pytest.fixture(scope="module")
-def tiny_llama(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from omni.testing.models import build_tiny_model
-
-    return build_tiny_model("llama", tmp_path_factory.mktemp("tiny-llama"))
-
-
-@pytest.fixture(scope="module")
-def llama3(tiny_llama):
+def llama3(tiny_model_dir):
     from omni.template import get_template
     from transformers import AutoTokenizer
 
-    return get_template("llama3", AutoTokenizer.from_pretrained(tiny_llama))
+    return get_template("llama3", AutoTokenizer.from_pretrained(tiny_model_dir))
 
 
 def test_the_calculator_answers_calls_the_template_parses(llama3):
@@ -92,7 +54,7 @@ def test_anything_but_arithmetic_on_numbers_is_refused(expression):
         evaluate(expression)
 
 
-def test_observations_are_masked_and_the_models_turns_are_its_own(tiny_llama, llama3, one_thread):
+def test_observations_are_masked_and_the_models_turns_are_its_own(tiny_model_dir, llama3, one_thread):
     """A model turn calling the calculator, then its answer: the observation (env_mask 0, which TRL leaves out of the
     loss) is exactly the template's rendering of the tool result and the next assistant opening, the turns (env_mask
     1) are the model's ids as written, and the whole is the conversation as the template renders it."""
@@ -106,7 +68,7 @@ def test_observations_are_masked_and_the_models_turns_are_its_own(tiny_llama, ll
     tokenizer, end = llama3.tokenizer, llama3.tokenizer.eos_token_id
     row = with_tools(Row({"messages": [{"role": "user", "content": "What is 6 * 7?"}]}, "q.jsonl", 1), Calculator.tools)
     (prompt,), _ = encode_prompts(llama3, [row])
-    model = AutoModelForCausalLM.from_pretrained(tiny_llama)
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
     single = EngineRollout(PtEngine.from_model(model, tokenizer, llama3), [prompt], end, GrpoOptions())
     rollout = EnvironmentRollout(single, llama3, Calculator, max_turns=2, decode=tokenizer.decode)
 
@@ -135,7 +97,7 @@ def test_observations_are_masked_and_the_models_turns_are_its_own(tiny_llama, ll
     assert prompt + episode.completion_ids == llama3.encode({**row, "messages": conversation}).input_ids
 
 
-def test_a_rollout_stops_at_max_turns(tiny_llama, llama3, one_thread):
+def test_a_rollout_stops_at_max_turns(tiny_model_dir, llama3, one_thread):
     """A real pt-engine rollout of the random tiny Llama with one turn allowed: one model span, no observation."""
     from omni.api import PtEngine
     from omni_plugin_grpo.multiturn import EnvironmentRollout, with_tools
@@ -146,7 +108,7 @@ def test_a_rollout_stops_at_max_turns(tiny_llama, llama3, one_thread):
     tokenizer = llama3.tokenizer
     row = with_tools(Row({"messages": [{"role": "user", "content": "What is 6 * 7?"}]}, "q.jsonl", 1), Calculator.tools)
     prompts, _ = encode_prompts(llama3, [row])
-    model = AutoModelForCausalLM.from_pretrained(tiny_llama).eval()
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir).eval()
     options = GrpoOptions(max_completion_length=16)
     single = EngineRollout(PtEngine.from_model(model, tokenizer, llama3), prompts, tokenizer.eos_token_id, options)
     out = EnvironmentRollout(single, llama3, Calculator, max_turns=1, decode=tokenizer.decode).generate(
@@ -168,16 +130,16 @@ def rlhf(model: Path, data: Path, out: Path, *extra: str) -> list[str]:
             "--reward-funcs", "accuracy", "--max-steps", "1", "--num-generations", "2", *extra]  # fmt: skip
 
 
-def test_an_unknown_environment_is_one_line(tiny_llama, tmp_path, capsys):
-    assert main(rlhf(tiny_llama, tmp_path / "missing.jsonl", tmp_path / "out", "--environment", "calculater")) != 0
+def test_an_unknown_environment_is_one_line(tiny_model_dir, tmp_path, capsys):
+    assert main(rlhf(tiny_model_dir, tmp_path / "missing.jsonl", tmp_path / "out", "--environment", "calculater")) != 0
     err = capsys.readouterr().err.strip()
     assert err == "omni: error: environment 'calculater' is not installed (installed environments: calculator)"
 
 
-def test_a_template_without_a_tool_parser_is_one_line(tiny_llama, tmp_path, capsys, one_thread):
+def test_a_template_without_a_tool_parser_is_one_line(tiny_model_dir, tmp_path, capsys, one_thread):
     _, questions, _ = write_task(tmp_path, sft=1, rl=2, held_out=1)
     # The tiny Llama's own `default` template passes tools to its chat template but reads no calls back.
-    assert main(rlhf(tiny_llama, questions, tmp_path / "out", "--environment", "calculator")) != 0
+    assert main(rlhf(tiny_model_dir, questions, tmp_path / "out", "--environment", "calculator")) != 0
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert err == (
         "omni: error: --environment calculator: the DefaultTemplate has no tool format to show tools and read the "
