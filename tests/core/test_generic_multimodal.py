@@ -20,7 +20,7 @@ from omni.plugins import get_registry
 from omni.template import get_template
 from omni.template.base import IGNORE_INDEX, RowTooLongError, TemplateOptions
 from omni.template.multimodal import content_parts
-from omni.testing.synthetic import write_shapes
+from omni.testing.synthetic import two_image_row, write_shapes
 from omni.testing.vision_language import build_tiny_llava, build_tiny_qwen2_vl, padded_and_padding_free_losses
 from omni.train.collators import PaddingCollator, PaddingFreeCollator
 from safetensors.torch import load_file
@@ -36,20 +36,6 @@ def vl_model(request, tmp_path_factory):
 @pytest.fixture(scope="module")
 def shapes(tmp_path_factory):
     return write_shapes(tmp_path_factory.mktemp("shapes"), train=128, held_out=16)
-
-
-def two_image_row(shapes):
-    rows = [json.loads(line) for line in shapes.train.read_text().splitlines()[:2]]
-    return {
-        "messages": [
-            {"role": "system", "content": "Answer with one word."},
-            {"role": "user", "content": "<image>What colour is the shape?"},
-            {"role": "assistant", "content": rows[0]["solution"]},
-            {"role": "user", "content": "And here? <image>"},
-            {"role": "assistant", "content": rows[1]["solution"]},
-        ],
-        "images": [str(shapes.directory / row["images"][0]) for row in rows],
-    }
 
 
 def processor_reference(processor, row):

@@ -68,6 +68,21 @@ def write_shapes(
     return _write_set(directory, "image", SHAPE_QUESTION, tuple(SHAPE_COLOURS), sample, train, held_out, seed)
 
 
+def two_image_row(shapes: SyntheticSet, split: str = "train") -> dict[str, Any]:
+    """A two-turn row about the first two images of `shapes`' `split` ("train" or "held_out"), a system turn first."""
+    rows = [json.loads(line) for line in getattr(shapes, split).read_text().splitlines()[:2]]
+    return {
+        "messages": [
+            {"role": "system", "content": "Answer with one word."},
+            {"role": "user", "content": "<image>What colour is the shape?"},
+            {"role": "assistant", "content": rows[0]["solution"]},
+            {"role": "user", "content": "And here? <image>"},
+            {"role": "assistant", "content": rows[1]["solution"]},
+        ],
+        "images": [str(shapes.directory / row["images"][0]) for row in rows],
+    }
+
+
 def write_tones(
     directory: str | Path,
     *,

@@ -12,7 +12,7 @@ from omni.api import IGNORE_INDEX
 from omni.cli.main import main
 from omni.plugins import load_plugins
 from omni.template import get_template
-from omni.testing.synthetic import write_shapes
+from omni.testing.synthetic import two_image_row, write_shapes
 from omni.testing.vision_language import padded_and_padding_free_losses, processor_reference
 from omni_plugin_families.testing import (
     build_tiny_gemma3,
@@ -32,20 +32,6 @@ def gemma3(tmp_path_factory):
 @pytest.fixture(scope="module")
 def shapes(tmp_path_factory):
     return write_shapes(tmp_path_factory.mktemp("shapes"), train=8, held_out=8)
-
-
-def two_image_row(shapes):
-    rows = [json.loads(line) for line in shapes.held_out.read_text().splitlines()[:2]]
-    return {
-        "messages": [
-            {"role": "system", "content": "Answer with one word."},
-            {"role": "user", "content": "<image>What colour is the shape?"},
-            {"role": "assistant", "content": rows[0]["solution"]},
-            {"role": "user", "content": "And here? <image>"},
-            {"role": "assistant", "content": rows[1]["solution"]},
-        ],
-        "images": [str(shapes.directory / row["images"][0]) for row in rows],
-    }
 
 
 # family -> (builder, its image token, what each trained answer is written as: Idefics3 writes "Assistant: red").
@@ -68,7 +54,7 @@ def test_image_rows_encode_as_the_familys_processor_does(family, gemma3, shapes,
     spec = registry.get("models", family).spec
     model, processor = spec.load()(str(path), model_options=ModelOptions(), load_options=LoadOptions())
     template = get_template(None, processor, model_spec=spec, registry=registry)
-    row = two_image_row(shapes)
+    row = two_image_row(shapes, "held_out")
     encoded = template.encode(row)
     expected = processor_reference(processor, row)
     assert encoded.input_ids == expected["input_ids"][0].tolist()
@@ -112,7 +98,7 @@ def test_padding_free_image_rows_give_the_padded_batchs_loss(family, gemma3, sha
     text_row = {"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello there"}]}
     features = [
         {"input_ids": e.input_ids, "labels": e.labels, **e.extras}
-        for e in map(template.encode, [two_image_row(shapes), text_row])
+        for e in map(template.encode, [two_image_row(shapes, "held_out"), text_row])
     ]
     padded, flat = padded_and_padding_free_losses(model, features, processor.tokenizer.pad_token_id)
     torch.testing.assert_close(flat, padded, rtol=1e-5, atol=0)
