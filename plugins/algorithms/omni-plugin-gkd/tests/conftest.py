@@ -9,26 +9,17 @@ from omni.cli.main import main
 
 
 @pytest.fixture(scope="session")
-def student(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tiny random Qwen3 checkpoint (its chat template and special tokens are the real family's)."""
-    from omni.testing.models import build_tiny_model
-
-    return build_tiny_model("qwen3", tmp_path_factory.mktemp("tiny-qwen3"))
+def student(tiny_qwen3: Path) -> Path:
+    """The root conftest's tiny random Qwen3 (its chat template and special tokens are the real family's)."""
+    return tiny_qwen3
 
 
 @pytest.fixture(scope="session")
-def colors_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from tests.helpers import write_color_task
-
-    return write_color_task(tmp_path_factory.mktemp("data") / "colors.jsonl")
-
-
-@pytest.fixture(scope="session")
-def teacher(student: Path, colors_file: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def teacher(student: Path, colors: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The student's starting point fully fine-tuned on the colour task (a fixed colour per object): its answers
     are far from the random model's distributions."""
     out = tmp_path_factory.mktemp("teacher")
-    argv = ["sft", "--model", str(student), "--dataset", str(colors_file), "--tuner", "full", "--output-dir", str(out)]
+    argv = ["sft", "--model", str(student), "--dataset", str(colors), "--tuner", "full", "--output-dir", str(out)]
     argv += ["--num-train-epochs", "20", "--learning-rate", "5e-3", "--per-device-train-batch-size", "8"]
     argv += ["--save-strategy", "no", "--logging-steps", "10", "--gradient-checkpointing", "false"]
     assert main(argv) == 0
