@@ -1,6 +1,7 @@
-"""The calculator task: sums, differences and products of digits ("What is 7 * 8?"). A tiny model cannot work out
-the held-out ones (it never saw their answers), but gets them right by calling the calculator environment's
-`calculate` tool with the question's expression and repeating its result.
+"""The calculator task: sums, differences and products of digits ("What is 7 * 8?"). A model cannot know the
+answers of held-out ones it never saw, but can get them right by calling the calculator environment's `calculate`
+tool with the question's expression and repeating its result (the tiny test models did not learn to copy the
+expression into the call: docs/grpo.md, multi-turn rollouts).
 
 `write_task` writes SFT rows that show the whole exchange (question, call, result, answer) and GRPO rows (the
 question and its `solution`), from disjoint sets of questions, plus held-out questions of neither.
