@@ -1,6 +1,7 @@
-"""Tool calling end to end: a tiny Qwen3 trained on weather rows calls `get_weather` through `omni serve` and the
-real `openai` client (whole and streamed, `tool_choice` required and named), then answers a tool result in text;
-the server's refusals name their parameter."""
+"""Tool calling end to end: the embedded SmolLM2, LoRA-trained for a few steps on weather rows in Qwen2.5's tool
+format, calls `get_weather` with the asked city (cities it never saw included) through `omni serve` and the real
+`openai` client (whole and streamed, `tool_choice` required and named), answers a tool result in text, and
+`omni infer --input` writes the calls it reads; the server's refusals name their parameter."""
 
 from __future__ import annotations
 
@@ -11,8 +12,7 @@ from pathlib import Path
 
 import openai
 import pytest
-from omni.infer.batch import RoutedRows, answer_file
-from omni.infer.engine import GenerationConfig, InferRequest, StreamDelta
+from omni.infer.engine import InferRequest, StreamDelta
 from omni.infer.pt_engine import PtEngine
 from omni.serve.app import ServedModels, create_app
 from omni.serve.background import serving
@@ -31,7 +31,6 @@ QUESTIONS = (
     "Is it sunny in {}?",
 )
 SKIES = ("sunny", "rainy")
-GREEDY = GenerationConfig(max_new_tokens=40)
 
 
 def _call(city: str) -> dict:
@@ -57,19 +56,26 @@ def weather_rows() -> tuple[list[dict], list[tuple[str, str]]]:
     return rows, held_out
 
 
+# Cities no training row names: the call must copy the city from the question.
+UNSEEN = (("What is the weather in Cairo?", "Cairo"), ("Is it sunny in Quito?", "Quito"))
+
+
 @pytest.mark.slow
-def test_a_trained_model_calls_tools_through_the_openai_api(tiny_qwen3, tmp_path):
+def test_a_trained_model_calls_tools_through_the_openai_api(tmp_path):
     rows, held_out = weather_rows()
+    held_out += UNSEEN
     data = tmp_path / "weather.jsonl"
     data.write_text("".join(json.dumps(row) + "\n" for row in rows))
     out = tmp_path / "run"
-    argv = ["sft", "--model", str(tiny_qwen3), "--dataset", str(data), "--tuner", "full", "--learning-rate", "1e-2"]
-    argv += "--epochs 10 --batch-size 8 --gradient-checkpointing false --logging-steps 5 --torch-dtype float32".split()
-    result = run_omni(*argv, "--output-dir", str(out), timeout=600)
+    # A pretrained model learns to copy the argument in ten steps (6/6, unseen cities too, by hand) and to answer
+    # from a tool result in a few more; a tiny random one learns the call's shape but not to copy.
+    argv = ["sft", "--template", "qwen2.5", "--dataset", str(data), "--tuner", "lora", "--lora-rank", "16"]
+    argv += "--learning-rate 4e-4 --max-steps 16 --batch-size 4 --warmup-ratio 0 --gradient-checkpointing false".split()
+    result = run_omni(*argv, "--save-strategy", "no", "--output-dir", str(out), timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
 
-    command = [sys.executable, "-m", "omni.cli.main", "serve", "--model", str(out), "--port", "0"]
-    process, url, log = start_serving([*command, "--enable-thinking", "false", "--served-model-name", "weather"])
+    command = [sys.executable, "-m", "omni.cli.main", "serve", "--adapters", f"weather={out}", "--port", "0"]
+    process, url, log = start_serving([*command, "--template", "qwen2.5"])
     try:
         client = openai.OpenAI(base_url=f"{url}/v1", api_key="none", max_retries=0)
 
@@ -83,26 +89,16 @@ def test_a_trained_model_calls_tools_through_the_openai_api(tiny_qwen3, tmp_path
             calls = message.tool_calls or []
             return (calls[0].function.name, json.loads(calls[0].function.arguments)) if len(calls) == 1 else None
 
-        # Questions asked in a way training never asked them get get_weather calls with a city argument.
+        # Questions asked in a way training never asked them, or about cities it never named, get get_weather
+        # calls naming the asked city.
         called = [ask(question).choices[0] for question, _ in held_out]
         calls = [call_of(c.message) for c in called]
-        valid = [c for c in calls if c is not None and c[0] == "get_weather" and c[1].get("city") in CITIES]
-        assert len(valid) >= 4, [c.message for c in called]
+        right = [call == ("get_weather", {"city": city}) for call, (_, city) in zip(calls, held_out, strict=True)]
+        assert sum(right) >= len(held_out) - 1, [c.message for c in called]
         assert all(c.finish_reason == "tool_calls" for c, call in zip(called, calls, strict=True) if call)
-        print(
-            "held-out: calls",
-            len(valid),
-            "of",
-            len(held_out),
-            "naming the asked city:",
-            sum(
-                call is not None and call[1].get("city") == city
-                for call, (_, city) in zip(calls, held_out, strict=True)
-            ),
-        )
 
         # Streamed, the same greedy call arrives as OpenAI's deltas: id, type and name first, then the arguments.
-        first = next(i for i, c in enumerate(calls) if c in valid)
+        first = right.index(True)
         question = held_out[first][0]
         chunks = list(ask(question, stream=True))
         deltas = [t for c in chunks if c.choices for t in c.choices[0].delta.tool_calls or []]
@@ -131,23 +127,21 @@ def test_a_trained_model_calls_tools_through_the_openai_api(tiny_qwen3, tmp_path
             model="weather", messages=history, tools=WEATHER_TOOLS, temperature=0, max_tokens=20
         ).choices[0]
         assert answer.finish_reason == "stop" and answer.message.tool_calls is None
-        assert answer.message.content.startswith("It is "), answer.message.content
+        # Text that reads the result ("The weather in Rome is rainy."), not the result echoed back.
+        assert "rainy" in answer.message.content and "{" not in answer.message.content, answer.message.content
     finally:
         process.terminate()
         process.wait(timeout=30)
 
     # omni infer's file mode writes the calls it reads in each answer.
-    engine = PtEngine(str(out), template_options=TemplateCliOptions(enable_thinking=False))
-    try:
-        questions = [{"messages": [{"role": "user", "content": q}], "tools": WEATHER_TOOLS} for q, _ in held_out]
-        answer_file(engine, RoutedRows(questions, [None] * len(questions), False), tmp_path / "a.jsonl", GREEDY)
-    finally:
-        engine.close()
-    written = [json.loads(line) for line in (tmp_path / "a.jsonl").read_text().splitlines()]
-    read = [
-        w["tool_calls"] for w in written if len(w["tool_calls"]) == 1 and w["tool_calls"][0]["name"] == "get_weather"
-    ]
-    assert len(read) >= 4 and all(r[0]["arguments"]["city"] in CITIES for r in read), written
+    questions, answers = tmp_path / "questions.jsonl", tmp_path / "answers.jsonl"
+    asked = [{"messages": [{"role": "user", "content": q}], "tools": WEATHER_TOOLS} for q, _ in held_out]
+    questions.write_text("".join(json.dumps(row) + "\n" for row in asked))
+    result = run_omni("infer", "--adapters", str(out), "--input", str(questions), "--output", str(answers))
+    assert result.returncode == 0, result.stderr[-3000:]
+    written = [json.loads(line)["tool_calls"] for line in answers.read_text().splitlines()]
+    expected = [[{"name": "get_weather", "arguments": {"city": city}}] for _, city in held_out]
+    assert sum(w == e for w, e in zip(written, expected, strict=True)) >= len(held_out) - 1, written
 
 
 @pytest.fixture(scope="module")
