@@ -69,6 +69,8 @@ def hide_library_deprecations() -> None:
     """Hide libraries' deprecation warnings and deprecation log records from here on (omni's own stay)."""
     for category in _LIBRARY_NOTICES:
         warnings.filterwarnings("ignore", category=category)
+    # transformers merging the loading settings omni passes (decompress) into a quantized checkpoint's own config.
+    warnings.filterwarnings("ignore", message="You passed `quantization_config` or equivalent parameters")
     # A logger's filters see only its own records, so every library logger gets one: those created from now on
     # (libraries are imported after this) and any already there.
     logging.setLoggerClass(_LoggerWithoutNotices)

@@ -25,7 +25,7 @@ def merge_adapter(adapter_dir: Path, output_dir: Path, options: ModelOptions, re
     ensure_free(output_dir)  # before the slow part
     tuner_cls = find_tuner(adapter_dir, registry)
     head = recorded_model_head(adapter_dir)  # a reward model's adapter merges into its base with the score head
-    loaded = load_model(with_training_defaults(options, adapter_dir), registry, head=head)
+    loaded = load_model(with_training_defaults(options, adapter_dir), registry, head=head, with_adapters=True)
     model = tuner_cls.load(loaded.model, adapter_dir, name="default")
     tuner_cls.set_active(model, "default")
     merged = tuner_cls.merge(model)

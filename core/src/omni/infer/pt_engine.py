@@ -61,7 +61,7 @@ class PtEngine(Engine):
         model_options, template_options = self.model_options, self.template_options
         registry = self.registry
         flags = dataclasses.replace(model_options, model=model) if model_options else ModelOptions(model=model)
-        self.loaded = load_model(flags, registry)
+        self.loaded = load_model(flags, registry, with_adapters=bool(self.adapter_paths))
         self.tokenizer = self.loaded.tokenizer
         chat = template_options or TemplateCliOptions()
         self.template = get_template(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import sys
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +39,7 @@ def load_model(
     for_training: bool = False,
     resolved: ResolvedModel | None = None,
     head: ModelHead = "causal_lm",
+    with_adapters: bool = False,
 ) -> LoadedModel:
     """Resolve `options.model` (unless the caller already did: `resolved`), load it with its model spec's
     loader, and make sure it can pad.
@@ -44,10 +47,13 @@ def load_model(
     For inference the weights go to the first GPU when there is one (unless `--device-map` says
     otherwise); for training they stay where the loader put them and the trainer places them. `head`:
     ``sequence_classification`` loads one score per sequence (a reward model, `LoadOptions.head`); a model
-    family whose loader cannot is an `OmniError`.
+    family whose loader cannot is an `OmniError`. `with_adapters`: a tuner will wrap the model (its adapters
+    applied or merged), which a compressed-tensors checkpoint allows only decompressed, as training does.
     """
     resolved = resolved or resolve_model(options.model, registry, model_type=options.model_type, use_hf=options.use_hf)
     device_map = options.device_map if options.device_map is not None else _default_device_map(for_training)
+    if quantization_config is None and (for_training or with_adapters):
+        quantization_config = _decompressed(resolved.path_or_id)
     load_options = LoadOptions(
         quantization_config=quantization_config, device_map=device_map, for_training=for_training, head=head
     )
@@ -65,6 +71,24 @@ def load_model(
         # record this one as their base (peft's base_model_name_or_path).
         model.name_or_path = resolved.path_or_id
     return LoadedModel(model, processor, tokenizer, resolved.registration, resolved.path_or_id)
+
+
+def _decompressed(path_or_id: str) -> Any:
+    """For a compressed-tensors checkpoint (omni's GPTQ, AWQ and W8A8 exports), whose packed layers have no weight a
+    tuner can wrap, transformers' config that loads it decompressed (``run_compressed=False``); else None."""
+    config = Path(path_or_id) / "config.json"
+    quantization = json.loads(config.read_text()).get("quantization_config") if config.is_file() else None
+    if not quantization or quantization.get("quant_method") != "compressed-tensors":
+        return None
+    from transformers import CompressedTensorsConfig
+
+    print(
+        f"omni: {path_or_id} holds compressed-tensors weights ({quantization.get('format')}): loading them "
+        "decompressed, as adapters need",
+        file=sys.stderr,
+        flush=True,
+    )
+    return CompressedTensorsConfig(run_compressed=False)
 
 
 def _exported_format_loader(path_or_id: str, registry: Registry) -> Any:

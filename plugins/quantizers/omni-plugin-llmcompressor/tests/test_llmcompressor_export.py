@@ -83,7 +83,9 @@ def test_gptq_export_reloads_answers_and_keeps_perplexity_near_the_original(tmp_
     assert folder_bytes(original) / folder_bytes(out) > 2.9
 
 
-def test_awq_export_of_an_adapter_merges_it_and_reloads(quant_python, tiny_qwen3, make_lora_adapter, colors, tmp_path):
+def test_awq_export_of_an_adapter_merges_it_reloads_and_trains_lora(
+    quant_python, tiny_qwen3, make_lora_adapter, colors, tmp_path
+):
     import torch
 
     adapter = make_lora_adapter(tiny_qwen3, tmp_path / "adapter", seed=3)
@@ -97,6 +99,18 @@ def test_awq_export_of_an_adapter_merges_it_and_reloads(quant_python, tiny_qwen3
         loaded = load_model(ModelOptions(model=str(out)), host.registry).model
         with torch.no_grad():
             loaded(input_ids=torch.tensor([[1, 2, 3]]))  # compressed-tensors decompresses on the first forward
+        # LoRA trains on the export (loaded decompressed: packed layers have no weight peft can wrap), and its
+        # adapter answers and merges on it.
+        lora = tmp_path / "lora-on-awq"
+        assert run_omni("sft", "--model", str(out), "--dataset", str(colors), "--tuner", "lora", "--max-steps", "8",
+                        "--learning-rate", "1e-2", "--logging-steps", "1", "--save-strategy", "no",
+                        "--gradient-checkpointing", "false", "--output-dir", str(lora)) == 0  # fmt: skip
+        assert run_omni("infer", "--adapters", str(lora), "--query", "hello", "--max-new-tokens", "4") == 0
+        assert run_omni("export", "--adapters", str(lora), "--merge-lora", "--output-dir", str(tmp_path / "m2")) == 0
+    losses = [
+        row["loss"] for row in map(json.loads, (lora / "logging.jsonl").read_text().splitlines()) if "loss" in row
+    ]
+    assert losses[-1] < losses[0], losses
     weights = json.loads((out / "config.json").read_text())["quantization_config"]["config_groups"]["group_0"]
     assert (weights["weights"]["num_bits"], weights["weights"]["symmetric"]) == (4, False)  # AWQ keeps zero points
     assert "model.layers.0.self_attn.q_proj.weight_zero_point" in tensors(out)
