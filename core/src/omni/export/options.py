@@ -30,7 +30,9 @@ class ExportOptions(ModelOptions):
         None, help="quantize the exported weights with this quantizer (see `omni list quantizers`), e.g. bnb"
     )
     quant_bits: int | None = option(
-        None, help="bits per quantized weight, with --quant-method (bnb: 4 or 8; quanto: 4 or 8; fp8: 8)"
+        None,
+        help="bits per quantized weight, with --quant-method: 4 or 8 for most methods, a method refuses what it lacks "
+        "(docs/export.md lists each)",
     )
     quant_towers: bool = option(
         False,
