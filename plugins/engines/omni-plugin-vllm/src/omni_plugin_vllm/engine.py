@@ -132,7 +132,7 @@ class VllmEngine(LoopEngine):
         args: dict[str, Any] = {
             "model": self.prompts.path,
             "tokenizer": self.prompts.path,
-            "dtype": _vllm_dtype(flags.torch_dtype, on_gpu),
+            "dtype": _vllm_dtype(flags.torch_dtype, on_gpu, self.prompts.path),
             "seed": options.engine_seed,
             "gpu_memory_utilization": options.gpu_memory_utilization or (0.9 if on_gpu else 0.1),
             "tensor_parallel_size": options.tensor_parallel_size,
@@ -431,8 +431,21 @@ def _has_cuda() -> bool:
     return torch.cuda.is_available()
 
 
-def _vllm_dtype(torch_dtype: str, on_gpu: bool) -> str:
-    """`--torch-dtype` for vLLM: `auto` is float32 on CPU, as the pt engine loads it there."""
-    if torch_dtype == "auto":
-        return "auto" if on_gpu else "float32"
-    return torch_dtype
+def _vllm_dtype(torch_dtype: str, on_gpu: bool, model_path: str) -> str:
+    """`--torch-dtype` for vLLM: `auto` is float32 on CPU, as the pt engine loads it there, except for checkpoints
+    with int4 weights and float activations (GPTQ/AWQ exports): vLLM's CPU int4 kernel has no float32 path."""
+    if torch_dtype != "auto":
+        return torch_dtype
+    if on_gpu:
+        return "auto"
+    return "bfloat16" if _int4_weights_only(model_path) else "float32"
+
+
+def _int4_weights_only(model_path: str) -> bool:
+    """Whether the checkpoint's compressed-tensors config quantizes weights to 4 bits and leaves activations float."""
+    config = Path(model_path) / "config.json"
+    quantization = (json.loads(config.read_text()).get("quantization_config") or {}) if config.is_file() else {}
+    if quantization.get("quant_method") != "compressed-tensors":
+        return False
+    groups = quantization.get("config_groups", {}).values()
+    return any((g.get("weights") or {}).get("num_bits") == 4 and not g.get("input_activations") for g in groups)
