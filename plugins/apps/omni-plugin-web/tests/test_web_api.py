@@ -6,6 +6,7 @@ import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -143,3 +144,23 @@ def test_share_links_and_a_taken_port_are_refused_in_one_line(capsys, tmp_path: 
         assert run_omni("web", "--port", port, "--runs-dir", str(tmp_path)) == 2
     (line,) = capsys.readouterr().err.splitlines()
     assert line.startswith(f"omni: error: --host 127.0.0.1 --port {port}: cannot listen there")
+
+
+def test_other_pages_and_foreign_host_names_cannot_start_anything(page: httpx.Client):
+    """What a page on another site (or a DNS-rebound name) could send to 127.0.0.1 is refused before it acts."""
+    body = json.dumps({"command": "sft", "values": {"dataset": ["identity#4"], "max_steps": 1}})
+    # A cross-site form or no-cors fetch can only send "simple" bodies: text/plain, form data.
+    plain = page.post("/api/runs", content=body, headers={"content-type": "text/plain"})
+    assert (plain.status_code, plain.json()) == (415, {"error": "only application/json requests change anything"})
+    foreign = page.post(
+        "/api/runs", content=body, headers={"content-type": "application/json", "origin": "https://evil.example"}
+    )
+    assert foreign.status_code == 403 and "https://evil.example" in foreign.json()["error"]
+    rebound = page.get("/api/runs", headers={"host": "evil.example:7860"})
+    assert rebound.status_code == 403 and "evil.example" in rebound.json()["error"]
+    assert page.get("/api/runs").json() == []  # nothing was started, and the page's own requests still work
+    own_origin = f"http://{urlsplit(str(page.base_url)).netloc}"
+    preview = page.post(
+        "/api/preview", json={"command": "sft", "values": {"max_steps": 1}}, headers={"origin": own_origin}
+    )
+    assert preview.json()["command"] == "omni sft --max-steps 1"

@@ -20,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
@@ -32,9 +33,33 @@ STATIC = Path(__file__).parent / "static"
 CHOICE_KINDS = ("models", "templates", "tuners", "algorithms", "rewards", "quantizers", "engines", "datasets")
 
 
-def create_app(runs_dir: Path) -> FastAPI:
-    """The page's app, keeping its runs under `runs_dir` (the chat server's log goes there too)."""
+LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1")
+
+
+def create_app(runs_dir: Path, *, public: bool = False) -> FastAPI:
+    """The page's app, keeping its runs under `runs_dir` (the chat server's log goes there too).
+
+    `public`: bound to an address other machines reach, so any Host name is accepted; otherwise only loopback names.
+    """
     app = FastAPI(title="omni web", docs_url=None, redoc_url=None)
+
+    @app.middleware("http")
+    async def this_page_only(request: Request, call_next: Any) -> Any:
+        # Any web page the user opens may send requests to 127.0.0.1. Without a body type that needs the CORS
+        # preflight this app never grants, or from another origin, or under a foreign Host name (DNS rebinding),
+        # a request that starts runs or servers is refused.
+        host = urlsplit(f"//{request.headers.get('host', '')}").hostname or ""
+        if not public and host not in LOOPBACK_NAMES:
+            return JSONResponse({"error": f"Host {host!r}: this page answers only at 127.0.0.1"}, status_code=403)
+        if request.method != "GET":
+            media_type = request.headers.get("content-type", "").split(";")[0].strip()
+            if media_type != "application/json":
+                return JSONResponse({"error": "only application/json requests change anything"}, status_code=415)
+            origin = request.headers.get("origin")
+            if origin and urlsplit(origin).netloc != request.headers.get("host"):
+                return JSONResponse({"error": f"requests from {origin} are refused"}, status_code=403)
+        return await call_next(request)
+
     runs = Runs(runs_dir)
     chat = ChatServer(runs_dir / ".chat" / "serve.log")
     app.state.runs, app.state.chat = runs, chat

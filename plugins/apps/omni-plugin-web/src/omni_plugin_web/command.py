@@ -18,9 +18,9 @@ def run(invocation) -> int:  # noqa: ANN001 - omni's Invocation
         )
     import uvicorn
 
-    from omni_plugin_web.app import create_app
+    from omni_plugin_web.app import LOOPBACK_NAMES, create_app
 
-    app = create_app(Path(options.runs_dir).resolve())
+    app = create_app(Path(options.runs_dir).resolve(), public=options.host not in LOOPBACK_NAMES)
     # The socket is bound here, so that the address printed is the one bound (port 0 picks a free one).
     listener = socket.socket(socket.AF_INET6 if ":" in options.host else socket.AF_INET)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -29,7 +29,7 @@ def run(invocation) -> int:  # noqa: ANN001 - omni's Invocation
     except OSError as exc:
         raise OmniError(f"--host {options.host} --port {options.port}: cannot listen there ({exc.strerror})") from None
     port = listener.getsockname()[1]
-    if options.host not in ("127.0.0.1", "localhost", "::1"):
+    if options.host not in LOOPBACK_NAMES:
         print(f"omni web: listening on {options.host}: whoever reaches it can start runs here", file=sys.stderr)
     print(f"omni web: http://{options.host}:{port}  (runs in {options.runs_dir}; Ctrl-C stops the page)", flush=True)
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
