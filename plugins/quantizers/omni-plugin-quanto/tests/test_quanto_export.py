@@ -4,11 +4,15 @@ every command, answer, keep held-out perplexity near the unquantized model's and
 from __future__ import annotations
 
 import json
+import sys
 
+import openai
 import pytest
 from omni.api import ModelOptions, encoded_batches, load_model, perplexity
 from omni.plugins import load_plugins, using_host
 from omni.testing import run_omni
+
+from tests.helpers import start_serving
 
 PLUGINS = {"OMNI_PLUGINS": "quanto,datasets"}
 
@@ -96,7 +100,7 @@ def test_int8_activations_calibrate_on_template_encoded_rows(capsys, tiny_qwen3,
     assert scale > 0 and scale != 1.0
 
 
-def test_quantizing_an_adapter_merges_it_first(tiny_qwen3, make_lora_adapter, tmp_path):
+def test_quantizing_an_adapter_merges_it_first_and_the_export_serves(tiny_qwen3, make_lora_adapter, tmp_path):
     adapter = make_lora_adapter(tiny_qwen3, tmp_path / "adapter", seed=3)
     with using_host(load_plugins({"OMNI_PLUGINS": "quanto,lora"})):
         assert run_omni("export", "--adapters", str(adapter), "--quant-method", "quanto", "--quant-bits", "8") == 0
@@ -109,3 +113,16 @@ def test_quantizing_an_adapter_merges_it_first(tiny_qwen3, make_lora_adapter, tm
     assert merged.keys() == explicit.keys() and all(merged[key].equal(explicit[key]) for key in merged)
     weight = "model.layers.0.self_attn.q_proj.weight._data"  # LoRA's default target: the merge changed it
     assert not merged[weight].equal(base[weight])
+
+    # omni serve loads the export through quanto's own loader too and answers over the OpenAI API.
+    command = [sys.executable, "-m", "omni.cli.main", "serve", "--model", str(implicit), "--port", "0"]
+    process, url, log = start_serving([*command, "--served-model-name", "int8"])
+    try:
+        client = openai.OpenAI(base_url=f"{url}/v1", api_key="none", max_retries=0)
+        answer = client.chat.completions.create(
+            model="int8", messages=[{"role": "user", "content": "hello"}], max_tokens=4, temperature=0
+        )
+        assert answer.usage.completion_tokens > 0 and answer.choices[0].finish_reason in ("stop", "length")
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
