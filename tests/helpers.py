@@ -60,6 +60,18 @@ def write_color_task(path: Path) -> Path:
     return path
 
 
+def side_environment_python(folder: str, holding: str) -> Path:
+    """The Python of an environment scripts/setup.sh makes beside .venv (REPO/`folder`, holding `holding`): its
+    absence skips the test, except in CI, where setup.sh must have made it."""
+    python = REPO / folder / "bin" / "python"
+    if not python.is_file():
+        message = f"{python} is missing: scripts/setup.sh creates the environment of {holding}"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    return python
+
+
 def start_serving(command: list[str]) -> tuple[subprocess.Popen[str], str, list[str]]:
     """Run an `omni serve` command line and wait until it listens: (the process, its base URL, its log lines).
 

@@ -4,17 +4,15 @@ scripts/setup.sh) against the real `omni serve` of SmolLM2-135M-Instruct, and th
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
 from omni_plugin_eval.benchmarks.choice import INSTRUCTION, extract_choice
 
-from tests.helpers import OMNI, REPO, run_omni, start_serving
+from tests.helpers import OMNI, run_omni, side_environment_python, start_serving
 
 from .conftest import GENERAL_KNOWLEDGE
 
-EVALSCOPE_PYTHON = REPO / ".venv-evalscope" / "bin" / "python"
 ROWS = GENERAL_KNOWLEDGE[:8]
 ANSWER_TOKENS = "16"
 # EvalScope's general_mcq asking as omni's multiple choice does (its default prompt is in Chinese); its options
@@ -24,13 +22,7 @@ OMNI_PROMPT = {"general_mcq": {"prompt_template": "{question}\n{choices}\n" + IN
 
 @pytest.fixture(scope="module")
 def evalscope_python() -> Path:
-    """EvalScope's Python; its absence skips, except in CI, where setup.sh must have made it."""
-    if not EVALSCOPE_PYTHON.is_file():
-        message = f"{EVALSCOPE_PYTHON} is missing: scripts/setup.sh creates EvalScope's environment"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
-    return EVALSCOPE_PYTHON
+    return side_environment_python(".venv-evalscope", "EvalScope")
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,6 @@ made by scripts/setup.sh), on the embedded SmolLM2, a tiny Qwen3 and a tiny Qwen
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -15,20 +14,14 @@ from omni.plugins import load_plugins, using_host
 from omni.testing import run_omni
 from safetensors import safe_open
 
-REPO = Path(__file__).resolve().parents[4]
-QUANT_PYTHON = REPO / ".venv-quant" / "bin" / "python"
+from tests.helpers import side_environment_python
+
 PLUGINS = {"OMNI_PLUGINS": "llmcompressor,datasets"}
 
 
 @pytest.fixture(scope="module")
 def quant_python() -> Path:
-    """llm-compressor's Python; its absence skips, except in CI, where setup.sh must have made it."""
-    if not QUANT_PYTHON.is_file():
-        message = f"{QUANT_PYTHON} is missing: scripts/setup.sh creates llm-compressor's environment"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
-    return QUANT_PYTHON
+    return side_environment_python(".venv-quant", "llm-compressor")
 
 
 def tensors(folder: Path, prefix: str = "") -> dict:
