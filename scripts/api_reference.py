@@ -16,6 +16,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from generated_doc import write_or_check
+
 REPO = Path(__file__).resolve().parents[1]
 API_DOC = REPO / "docs" / "api.md"
 
@@ -98,16 +100,7 @@ def reference() -> str:
 
 
 def main(argv: list[str]) -> int:
-    text = reference()
-    if "--check" in argv:
-        current = API_DOC.read_text(encoding="utf-8") if API_DOC.exists() else ""
-        if current != text:
-            print(f"{API_DOC} is out of date: run .venv/bin/python scripts/api_reference.py", file=sys.stderr)
-            return 1
-        return 0
-    API_DOC.write_text(text, encoding="utf-8")
-    print(f"wrote {API_DOC}")
-    return 0
+    return write_or_check(API_DOC, reference(), "scripts/api_reference.py", argv)
 
 
 if __name__ == "__main__":

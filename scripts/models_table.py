@@ -17,6 +17,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from generated_doc import write_or_check
+
 REPO = Path(__file__).resolve().parents[1]
 MODELS_DOC = REPO / "docs" / "models.md"
 
@@ -88,15 +90,7 @@ def render(families: list[dict[str, Any]]) -> str:
 
 
 def main(argv: list[str]) -> int:
-    text = render(registered_families())
-    if "--check" in argv:
-        if MODELS_DOC.read_text(encoding="utf-8") != text:
-            print(f"{MODELS_DOC} is out of date: run .venv/bin/python scripts/models_table.py", file=sys.stderr)
-            return 1
-        return 0
-    MODELS_DOC.write_text(text, encoding="utf-8")
-    print(f"wrote {MODELS_DOC} ({len(text.splitlines()) - HEADER.count(chr(10))} families)")
-    return 0
+    return write_or_check(MODELS_DOC, render(registered_families()), "scripts/models_table.py", argv)
 
 
 if __name__ == "__main__":
