@@ -113,7 +113,7 @@ def test_a_stopped_run_resumes_from_its_checkpoint(page: httpx.Client, tiny_mode
     while not page.get("/api/runs/long").json()["checkpoints"]:
         assert time.monotonic() < deadline and page.get("/api/runs/long").json()["status"] == "running"
         time.sleep(0.5)
-    assert page.post("/api/runs/long/stop").status_code == 200
+    assert page.post("/api/runs/long/stop", json={}).status_code == 200
     stopped = _wait_until_ended(page, "long")
     assert stopped["status"] == "stopped" and stopped["error"] is None
 
@@ -129,7 +129,7 @@ def test_a_stopped_run_resumes_from_its_checkpoint(page: httpx.Client, tiny_mode
         time.sleep(0.5)
     begins = [r for r in map(json.loads, log.read_text().splitlines()) if r.get("event") == "train_begin"]
     assert begins[-1]["step"] == resumed_at  # training picked up where the checkpoint left it
-    page.post("/api/runs/long/stop")
+    page.post("/api/runs/long/stop", json={})
     assert _wait_until_ended(page, "long")["status"] == "stopped"
 
 
