@@ -32,7 +32,14 @@ class ProbeTunerPlugin:
 @pytest.fixture
 def page(tmp_path: Path):
     with serving(create_app(tmp_path / "runs")) as url, httpx.Client(base_url=url, timeout=60) as client:
-        yield client
+        try:
+            yield client
+        finally:
+            # Runs outlive the page by design; a test that failed midway must not leave one training.
+            for run in client.get("/api/runs").json():
+                if run["status"] == "running":
+                    client.post(f"/api/runs/{run['name']}/stop", json={})
+                    _wait_until_ended(client, run["name"])
 
 
 def test_a_plugins_options_join_the_form_with_their_help_and_default(register_plugin, tmp_path: Path):
