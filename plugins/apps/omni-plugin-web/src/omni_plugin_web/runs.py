@@ -58,6 +58,13 @@ def command_line(command: str, values: dict[str, Any], flags: dict[str, str]) ->
     return shlex.join(words)
 
 
+def _interruptible() -> None:
+    """In the new run, before omni starts: Ctrl-C's signal interrupts it even when the page was started with SIGINT
+    ignored (as a shell without job control starts background commands, `omni web &` in a script), which the run
+    would inherit, and `stop` would not stop it."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 class Runs:
     """Starts, stops, resumes and reads the runs under `root`."""
 
@@ -122,7 +129,13 @@ class Runs:
             log.flush()
             # A session of its own: stopping it reaches every process the command starts (torchrun's workers).
             process = subprocess.Popen(
-                argv, cwd=folder, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+                argv,
+                cwd=folder,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+                preexec_fn=_interruptible,
             )
         record = {"command": command, "pid": process.pid, "started": time.time()}
         (folder / "run.json").write_text(json.dumps(record) + "\n", encoding="utf-8")
