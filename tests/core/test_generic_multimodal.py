@@ -95,7 +95,8 @@ def test_truncating_into_an_image_is_a_row_error(vl_model, shapes):
         template.encode(two_image_row(shapes))
 
 
-def test_image_rows_batch_with_text_rows_and_the_model_takes_the_batch(vl_model, shapes):
+def image_and_text_features(vl_model, shapes):
+    """The model, its processor, and the encoded features of a two-image row and a text row, for one batch."""
     from omni.models.multimodal import load_image_text_to_text
     from omni.models.options import LoadOptions, ModelOptions
 
@@ -106,6 +107,11 @@ def test_image_rows_batch_with_text_rows_and_the_model_takes_the_batch(vl_model,
         {"input_ids": e.input_ids, "labels": e.labels, **e.extras}
         for e in map(template.encode, [two_image_row(shapes), text_row])
     ]
+    return model, processor, features
+
+
+def test_image_rows_batch_with_text_rows_and_the_model_takes_the_batch(vl_model, shapes):
+    model, processor, features = image_and_text_features(vl_model, shapes)
     padded = PaddingCollator(pad_token_id=processor.tokenizer.pad_token_id)(features)
     assert padded["mm_token_type_ids"].shape == padded["input_ids"].shape
     assert padded["mm_token_type_ids"][1].sum() == 0  # the text row: every token is text
@@ -119,16 +125,7 @@ def test_image_rows_batch_with_text_rows_and_the_model_takes_the_batch(vl_model,
 def test_padding_free_rows_get_their_m_rope_positions_and_the_padded_loss(vl_model, shapes, tmp_path, one_thread):
     """Concatenated rows each keep the 3-D rotary positions the model's get_rope_index gives the whole row, so
     the padding-free batch's loss is the padded batch's; `omni sft --padding-free` trains on them."""
-    from omni.models.multimodal import load_image_text_to_text
-    from omni.models.options import LoadOptions, ModelOptions
-
-    model, processor = load_image_text_to_text(str(vl_model), model_options=ModelOptions(), load_options=LoadOptions())
-    template = get_template("multimodal", processor)
-    text_row = {"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"}]}
-    features = [
-        {"input_ids": e.input_ids, "labels": e.labels, **e.extras}
-        for e in map(template.encode, [two_image_row(shapes), text_row])
-    ]
+    model, processor, features = image_and_text_features(vl_model, shapes)
     padded, flat = padded_and_padding_free_losses(model, features, processor.tokenizer.pad_token_id)
     torch.testing.assert_close(flat, padded, rtol=1e-5, atol=0)
     argv = ["sft", "--model", str(vl_model), "--dataset", str(shapes.held_out), "--output-dir", str(tmp_path / "run")]
