@@ -35,8 +35,6 @@ OUTPUT_OPTION = {"eval": "eval_output_dir"}
 _NAME = re.compile(r"[A-Za-z0-9][\w.-]{0,79}")
 _PROGRESS = re.compile(r"^train:.*?(\d+)/(\d+) \[", re.MULTILINE)  # omni's bar: "train: 40%|...| 2/5 [..."
 _ERROR_PREFIX = "omni: error: "
-# The built-in tuners that save a whole model; every other tuner saves an adapter for the base model.
-_WHOLE_MODEL_TUNERS = ("full", "freeze")
 
 
 def output_option(command: str) -> str:
@@ -210,7 +208,8 @@ class Runs:
                 (p.name for p in output.glob("checkpoint-*") if (p / "trainer_state.json").is_file()),
                 key=lambda n: int(n.split("-")[-1]),
             ),
-            "adapter": run["command"] in TRAINING_COMMANDS and config.get("tuner", "lora") not in _WHOLE_MODEL_TUNERS,
+            # What the run saved says: a whole model has its config.json, any tuner's adapter does not.
+            "adapter": run["command"] in TRAINING_COMMANDS and not (output / "config.json").is_file(),
         }
 
     def detail(self, name: str) -> dict[str, Any]:
