@@ -66,3 +66,47 @@ def test_a_config_is_shrunk_and_overrides_apply(tmp_path):
     assert (config["hidden_size"], config["num_hidden_layers"], config["model_type"]) == (64, 1, "mistral")
     assert big.hidden_size == 4096  # the config passed in is left as it was
     assert transformers.AutoModelForCausalLM.from_pretrained(path).config.num_hidden_layers == 1
+
+
+def dirty_the_allocator():
+    """Leave freed memory holding NaN, as a long test session may: a weight left as torch.empty would get it."""
+    for _ in range(4):
+        torch.full((1 << 20,), float("nan"))
+
+
+def test_random_model_sets_every_weight_its_class_leaves_empty_the_same_way_each_time():
+    """A transformers class may leave weights its `_init_weights` misses as `torch.empty`; `random_model`
+    draws them from the seed, so two builds are equal even when freed memory held NaN in between."""
+    from omni.testing import random_model
+
+    class Experts(transformers.PreTrainedModel):
+        config_class = transformers.PretrainedConfig
+
+        def __init__(self, config):
+            super().__init__(config)
+            self.router = torch.nn.Linear(8, 4)
+            self.down_proj = torch.nn.Parameter(torch.empty(4, 8, 16))  # as Qwen3-Omni's talker experts
+
+        def _init_weights(self, module):
+            if isinstance(module, torch.nn.Linear):
+                module.weight.data.normal_(0.0, 0.02)
+
+    config = transformers.PretrainedConfig(initializer_range=0.05)
+    first = random_model(lambda: Experts(config), seed=3)
+    dirty_the_allocator()
+    second = random_model(lambda: Experts(config), seed=3)
+    for name, weight in first.state_dict().items():
+        assert torch.isfinite(weight).all() and torch.equal(weight, second.state_dict()[name]), name
+    assert 0.03 < first.down_proj.std().item() < 0.07
+    assert not torch.are_deterministic_algorithms_enabled()
+
+
+def test_a_moe_checkpoint_has_the_same_weights_every_build(tmp_path):
+    from safetensors.torch import load_file
+
+    built = []
+    for name in ("first", "second"):
+        dirty_the_allocator()
+        built.append(load_file(str(build_tiny("qwen3_moe", tmp_path / name) / "model.safetensors")))
+    assert built[0].keys() == built[1].keys()
+    assert all(torch.equal(weight, built[1][name]) for name, weight in built[0].items())

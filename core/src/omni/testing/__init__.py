@@ -3,6 +3,8 @@
 What a plugin's tests use, besides the fixtures of `omni.testing.pytest_plugin`:
 
 - `build_tiny(config_or_model_type, path, ...)`: a tiny random checkpoint of any transformers model type.
+- `random_model(construct, seed=...)`: a model built from a config with the same weights every time, including
+  any its transformers class leaves uninitialized.
 - `build_tokenizer(family)`: a tiny tokenizer with a family's special tokens and chat template; `FamilyTokens`
   describes a family omni does not list (its published special tokens and chat template).
 - `installed_registry()`: what the installed plugins registered, as omni's commands see it.
@@ -17,10 +19,10 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from omni.registry import Registry
-    from omni.testing.tiny import build_tiny
+    from omni.testing.tiny import build_tiny, random_model
     from omni.testing.tokenizers import FamilyTokens, build_tokenizer
 
-__all__ = ["FamilyTokens", "build_tiny", "build_tokenizer", "installed_registry", "run_omni"]
+__all__ = ["FamilyTokens", "build_tiny", "build_tokenizer", "installed_registry", "random_model", "run_omni"]
 
 
 def installed_registry() -> Registry:
@@ -40,10 +42,10 @@ def run_omni(*args: str) -> int:
 
 
 def __getattr__(name: str) -> Any:
-    if name == "build_tiny":
-        from omni.testing.tiny import build_tiny
+    if name in ("build_tiny", "random_model"):
+        from omni.testing import tiny
 
-        return build_tiny
+        return getattr(tiny, name)
     if name == "build_tokenizer":
         from omni.testing.tokenizers import build_tokenizer
 

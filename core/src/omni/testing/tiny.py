@@ -18,6 +18,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from torch import nn
     from transformers import PretrainedConfig, PreTrainedTokenizerFast
 
     from omni.testing.tokenizers import FamilyTokens
@@ -89,11 +92,10 @@ def build_tiny(
     for name, value in overrides.items():
         setattr(config, name, value)
 
-    torch.manual_seed(seed)
     model_class = _model_class(config)
     # Auto classes build from a config with from_config, model classes with _from_config.
     build = getattr(model_class, "_from_config", None) or model_class.from_config
-    model = build(config, dtype=torch.float32)
+    model = random_model(lambda: build(config, dtype=torch.float32), seed=seed)
     model.generation_config = transformers.GenerationConfig(
         bos_token_id=config.bos_token_id, eos_token_id=config.eos_token_id, pad_token_id=config.pad_token_id
     )
@@ -105,6 +107,36 @@ def build_tiny(
         written = json.loads((out / "config.json").read_text())
         (out / "config.json").write_text(json.dumps({**written, "architectures": overrides["architectures"]}, indent=2))
     return out
+
+
+def random_model(construct: Callable[[], nn.Module], *, seed: int) -> nn.Module:
+    """`construct()` with torch seeded by `seed`, every weight set: the same weights on every call.
+
+    Some transformers classes leave weights their `_init_weights` misses as `torch.empty` (Qwen3-Omni's talker
+    experts in 5.x): whatever the allocator held, different from one build to the next and sometimes NaN. Built
+    here, such memory starts as NaN and each weight left so is drawn from normal(0, initializer_range).
+    """
+    import torch
+
+    deterministic, warn_only = (
+        torch.are_deterministic_algorithms_enabled(),
+        torch.is_deterministic_algorithms_warn_only_enabled(),
+    )
+    fill = torch.utils.deterministic.fill_uninitialized_memory
+    torch.manual_seed(seed)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    torch.utils.deterministic.fill_uninitialized_memory = True
+    try:
+        model = construct()
+    finally:
+        torch.use_deterministic_algorithms(deterministic, warn_only=warn_only)
+        torch.utils.deterministic.fill_uninitialized_memory = fill
+    std = getattr(model.config, "initializer_range", None) or 0.02
+    with torch.no_grad():
+        for tensor in (*model.parameters(), *model.buffers()):
+            if tensor.is_floating_point() and tensor.isnan().any():
+                tensor.normal_(0.0, std)
+    return model
 
 
 def _configs(config: Any) -> list[Any]:

@@ -277,8 +277,7 @@ def test_a_merged_lora_keeps_the_talker_and_speaks(talker_dir, media, tmp_path, 
     argv = ["sft", "--model", str(talker_dir), "--dataset", str(shapes.train), "--output-dir", str(adapter)]
     argv += ["--tuner", "lora", "--max-steps", "2", "--per-device-train-batch-size", "4", "--learning-rate", "5e-2"]
     argv += ["--save-strategy", "no", "--gradient-checkpointing", "false", "--warmup-ratio", "0"]
-    # Training and merging run as a user runs them, each in a fresh process: run in this process after the whole
-    # suite (CI, 2026-12-05) the merged talker's expert weights differed from the base's, alone they do not.
+    # Training and merging run as a user runs them, each in a fresh process.
     export = [
         "export",
         "--model",

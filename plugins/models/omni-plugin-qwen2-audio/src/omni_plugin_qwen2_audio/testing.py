@@ -32,8 +32,8 @@ def build_tiny_qwen2_audio(path: str | Path, *, seed: int = 0, **text_overrides:
     `text_overrides` replace fields of the language model's config (e.g. ``initializer_range=0.3`` for
     weights whose greedy answers vary with the input); `seed` makes the weights reproducible.
     """
-    import torch
     import transformers
+    from omni.testing import random_model
     from safetensors.torch import save_file
 
     tokenizer = _tokenizer()
@@ -69,8 +69,7 @@ def build_tiny_qwen2_audio(path: str | Path, *, seed: int = 0, **text_overrides:
         text_config=text,
         audio_token_index=tokenizer.convert_tokens_to_ids("<|AUDIO|>"),
     )
-    torch.manual_seed(seed)
-    model = transformers.Qwen2AudioForConditionalGeneration(config)
+    model = random_model(lambda: transformers.Qwen2AudioForConditionalGeneration(config), seed=seed)
     out = Path(path)
     out.mkdir(parents=True, exist_ok=True)
     config.save_pretrained(out)

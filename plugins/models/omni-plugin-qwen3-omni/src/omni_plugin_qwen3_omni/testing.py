@@ -51,8 +51,8 @@ def build_tiny_qwen3_omni(path: str | Path, *, with_talker: bool = False, seed: 
     The thinker has ~0.4M parameters; `with_talker` adds the talker and code2wav (~0.3M more) so
     ``generate(..., return_audio=True)`` speaks. `seed` makes the weights reproducible.
     """
-    import torch
     import transformers
+    from omni.testing import random_model
 
     tokenizer = _tokenizer()
     config = transformers.Qwen3OmniMoeConfig(
@@ -63,8 +63,7 @@ def build_tiny_qwen3_omni(path: str | Path, *, with_talker: bool = False, seed: 
         enable_audio_output=with_talker,
         **_conversation_token_ids(tokenizer),
     )
-    torch.manual_seed(seed)
-    model = transformers.Qwen3OmniMoeForConditionalGeneration(config)
+    model = random_model(lambda: transformers.Qwen3OmniMoeForConditionalGeneration(config), seed=seed)
     model.generation_config = transformers.GenerationConfig(
         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id
     )
