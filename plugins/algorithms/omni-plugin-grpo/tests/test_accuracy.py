@@ -53,6 +53,12 @@ def test_answer_block_wins_over_numbers_in_the_reasoning():
     assert score(completion, "42") == 1.0
 
 
+def test_the_answer_after_a_think_block_wins_over_numbers_in_the_reasoning():
+    """Qwen3 and DeepSeek-R1 answer after their reasoning, without <answer> tags."""
+    assert score("<think>\n6 * 7: 6 * 5 is 30, plus 12\n</think>\n\n42", "42") == 1.0
+    assert score("<think>\nit is 42\n</think>\n\n40", "42") == 0.0
+
+
 def test_conversational_completions_are_read_like_strings():
     completions = [[{"role": "assistant", "content": r"\boxed{4}"}], [{"role": "assistant", "content": "5"}]]
     assert accuracy_reward(["q", "q"], completions, solution=["4", "4"]) == [1.0, 0.0]

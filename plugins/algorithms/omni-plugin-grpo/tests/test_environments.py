@@ -1,5 +1,6 @@
 """Multi-turn GRPO with an environment: the calculator environment's step, the rollout's masks and turn limit, and
-the one-line errors (on omni.testing's tiny Llama with the llama3 template, whose parser reads Llama 3 calls)."""
+the one-line errors (on omni.testing's tiny Llama with the llama3 template, whose parser reads Llama 3 calls; the masks on
+the tiny Qwen3 with its thinking turns too)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import pytest
 from omni.api import ParsedAnswer, Row, ToolCall
 from omni.cli.main import main
 from omni_plugin_grpo.environments.calculator import Calculator, CalculatorError, evaluate
+from omni_plugin_grpo.rewards.accuracy import accuracy_reward
 from omni_plugin_grpo.rewards.environment import environment_reward
 
 from tests.calculator_task import write_task
@@ -54,47 +56,75 @@ def test_anything_but_arithmetic_on_numbers_is_refused(expression):
         evaluate(expression)
 
 
-def test_observations_are_masked_and_the_models_turns_are_its_own(tiny_model_dir, llama3, one_thread):
+# Per template: the model's call and its answer as it writes them (Qwen3 thinks first, here briefly), and the
+# observation that follows the call (the tool result and the next assistant opening) as the template renders it.
+TURNS_AND_OBSERVATION = {
+    "llama3": (
+        '{"name": "calculate", "parameters": {"expression": "6 * 7"}}',
+        "42",
+        '<|start_header_id|>ipython<|end_header_id|>\n\n"42"<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n',
+    ),
+    "qwen3": (
+        '<think>\nUse the tool.\n</think>\n\n<tool_call>\n{"name": "calculate", "arguments": {"expression": "6 * 7"}}'
+        "\n</tool_call>",
+        "<think>\n\n</think>\n\n42",
+        "\n<|im_start|>user\n<tool_response>\n42\n</tool_response><|im_end|>\n<|im_start|>assistant\n",
+    ),
+}
+
+
+@pytest.mark.parametrize("template_name", TURNS_AND_OBSERVATION)
+def test_observations_are_masked_and_the_models_turns_are_its_own(request, template_name, one_thread):
     """A model turn calling the calculator, then its answer: the observation (env_mask 0, which TRL leaves out of the
     loss) is exactly the template's rendering of the tool result and the next assistant opening, the turns (env_mask
     1) are the model's ids as written, and the whole is the conversation as the template renders it."""
     from omni.api import PtEngine
+    from omni.template import get_template
     from omni_plugin_grpo.columns import prompt_messages
     from omni_plugin_grpo.multiturn import EnvironmentRollout, Episode, with_tools
     from omni_plugin_grpo.options import GrpoOptions
     from omni_plugin_grpo.rollout import EngineRollout, encode_prompts
-    from transformers import AutoModelForCausalLM
+    from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    tokenizer, end = llama3.tokenizer, llama3.tokenizer.eos_token_id
+    model_dir = request.getfixturevalue({"llama3": "tiny_model_dir", "qwen3": "tiny_qwen3"}[template_name])
+    template = get_template(template_name, AutoTokenizer.from_pretrained(model_dir))
+    tokenizer, end = template.tokenizer, template.tokenizer.eos_token_id
     row = with_tools(Row({"messages": [{"role": "user", "content": "What is 6 * 7?"}]}, "q.jsonl", 1), Calculator.tools)
-    (prompt,), _ = encode_prompts(llama3, [row])
-    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
-    single = EngineRollout(PtEngine.from_model(model, tokenizer, llama3), [prompt], end, GrpoOptions())
-    rollout = EnvironmentRollout(single, llama3, Calculator, max_turns=2, decode=tokenizer.decode)
+    (prompt,), _ = encode_prompts(template, [row])
+    model = AutoModelForCausalLM.from_pretrained(model_dir)
+    single = EngineRollout(PtEngine.from_model(model, tokenizer, template), [prompt], end, GrpoOptions())
+    rollout = EnvironmentRollout(single, template, Calculator, max_turns=2, decode=tokenizer.decode)
 
     def ids(text: str) -> list[int]:
         return tokenizer(text, add_special_tokens=False).input_ids + [end]
 
+    call_text, answer_text, observation_text = TURNS_AND_OBSERVATION[template_name]
+    thinking = call_text.partition("<tool_call>")[0] if "<tool_call>" in call_text else ""
     episode = Episode(Calculator(), row, prompt, prompt_messages(row))
-    call, answer = ids('{"name": "calculate", "parameters": {"expression": "6 * 7"}}'), ids("42")
+    call, answer = ids(call_text), ids(answer_text)
     episode.add_turn(call)
     assert rollout.observe(episode, last_turn=False)  # a call: the episode goes on
     observation = episode.completion_ids[len(call) :]
-    assert tokenizer.decode(observation) == (
-        '<|start_header_id|>ipython<|end_header_id|>\n\n"42"<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n'
-    )
+    assert tokenizer.decode(observation) == observation_text
     episode.add_turn(answer)
     assert not rollout.observe(episode, last_turn=False)  # an answer without calls ends it
-    assert episode.final_answer == "42"
+    assert episode.final_answer == answer_text and accuracy_reward(
+        [prompt], [answer_text], final_answer=[answer_text], solution=["42"]
+    ) == [1.0]
     assert episode.env_mask == [1] * len(call) + [0] * len(observation) + [1] * len(answer)
     conversation = [
         *prompt_messages(row),
-        {"role": "assistant", "content": "", "tool_calls": [
+        {"role": "assistant", "content": thinking, "tool_calls": [
             {"type": "function", "function": {"name": "calculate", "arguments": {"expression": "6 * 7"}}}]},
         {"role": "tool", "content": "42"},
-        {"role": "assistant", "content": "42"},
+        {"role": "assistant", "content": answer_text},
     ]  # fmt: skip
-    assert prompt + episode.completion_ids == llama3.encode({**row, "messages": conversation}).input_ids
+    rollout_ids, rendered = (
+        prompt + episode.completion_ids,
+        template.encode({**row, "messages": conversation}).input_ids,
+    )
+    # the same ids, up to the newline ChatML writes after the last turn's end, where the model stopped
+    assert rendered[: len(rollout_ids)] == rollout_ids and not tokenizer.decode(rendered[len(rollout_ids) :]).strip()
 
 
 def test_a_rollout_stops_at_max_turns(tiny_model_dir, llama3, one_thread):

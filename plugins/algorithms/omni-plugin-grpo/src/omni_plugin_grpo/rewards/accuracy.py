@@ -56,9 +56,10 @@ def _parse_solution(solution: Any) -> list[Any]:
 
 
 def _answer_region(completion: str) -> str:
-    """The last <answer>...</answer> block when there is one (so numbers in the reasoning don't count)."""
+    """The last <answer>...</answer> block when there is one, else the text after the reasoning's ``</think>``
+    (Qwen3, DeepSeek-R1 ...), so numbers in the reasoning don't count."""
     blocks = _ANSWER_TAG.findall(completion)
-    return blocks[-1] if blocks else completion
+    return blocks[-1] if blocks else completion.rpartition("</think>")[2]
 
 
 def _timeout() -> int | None:
