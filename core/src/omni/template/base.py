@@ -12,6 +12,10 @@ IGNORE_INDEX = -100
 # Per-token inputs vision-language processors give beside input_ids, each token's modality (Qwen2-VL's
 # mm_token_type_ids, Gemma 3's token_type_ids); templates keep them aligned with the ids, collators pad them alike.
 TOKEN_TYPE_KEYS = ("mm_token_type_ids", "token_type_ids")
+# Per-token media inputs of shape (1, length, ...) per row, whose second axis follows the ids: Mllama's
+# cross_attention_mask (tokens x images x tiles: which image tiles each token attends to). Templates cut them with
+# the ids; collators pad that axis with zeros (a pad attends to no image) and batch them by row.
+TOKEN_AXIS_KEYS = ("cross_attention_mask",)
 
 LossScope = Literal["assistant", "all", "last"]
 Truncation = Literal["left", "right", "error"]

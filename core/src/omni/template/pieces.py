@@ -15,7 +15,7 @@ from typing import Any
 
 from omni.data.convert import to_messages_row
 from omni.data.rows import RowProblem, row_error
-from omni.template.base import IGNORE_INDEX, Encoded, RowTooLongError, Template
+from omni.template.base import IGNORE_INDEX, TOKEN_AXIS_KEYS, Encoded, RowTooLongError, Template
 
 
 @dataclass(frozen=True)
@@ -93,7 +93,8 @@ class PieceTemplate(Template):
         if limit is not None and len(ids) > limit:
             if self.options.truncation == "error":
                 raise row_error(row, f"prompt is {len(ids)} tokens, over --max-length {limit}", RowTooLongError)
-            ids = ids[-limit:]  # the newest context matters most for the next turn
+            # The newest context matters most for the next turn.
+            ids, extras = ids[-limit:], _sliced_extras(extras, len(ids) - limit, len(ids))
         return Encoded(ids, [IGNORE_INDEX] * len(ids), extras)
 
     def tokenize(self, text: str, row: dict[str, Any]) -> tuple[list[int], list[tuple[int, int]], dict[str, Any]]:
@@ -157,4 +158,9 @@ class PieceTemplate(Template):
 
 
 def _sliced(encoded: Encoded, start: int, end: int) -> Encoded:
-    return Encoded(encoded.input_ids[start:end], encoded.labels[start:end], encoded.extras)
+    return Encoded(encoded.input_ids[start:end], encoded.labels[start:end], _sliced_extras(encoded.extras, start, end))
+
+
+def _sliced_extras(extras: dict[str, Any], start: int, end: int) -> dict[str, Any]:
+    """`extras` with each per-token input (`TOKEN_AXIS_KEYS`) cut to the kept tokens, like the ids."""
+    return {key: value[:, start:end] if key in TOKEN_AXIS_KEYS else value for key, value in extras.items()}

@@ -16,7 +16,7 @@ from typing import Any
 import torch
 
 from omni.errors import OmniError
-from omni.template.base import IGNORE_INDEX, TOKEN_TYPE_KEYS
+from omni.template.base import IGNORE_INDEX, TOKEN_AXIS_KEYS, TOKEN_TYPE_KEYS
 
 Feature = dict[str, Any]
 
@@ -27,21 +27,33 @@ def _loss_positions(labels: torch.Tensor) -> torch.Tensor:
     return has_target.nonzero().flatten()
 
 
-def merge_extras(features: Sequence[Feature], skip: set[str]) -> dict[str, Any]:
+def merge_extras(features: Sequence[Feature], skip: set[str], *, length: int | None = None) -> dict[str, Any]:
     """Modality tensors (pixel_values, image_grid_thw, input_features ...) of several rows as one batch's.
 
     Each tensor's first axis lists items (image patches, audio clips, grids), so rows are joined along it
     in row order: the model pairs items with placeholder tokens in the same order. Rows without a key
     add nothing to it. Where later axes differ (audio features of different lengths) they are zero-padded
     at the end, and a mask padded with zeros marks what is padding.
+
+    Per-token inputs (`TOKEN_AXIS_KEYS`, (1, tokens, ...) per row) are batched by row: their token axis is
+    zero-padded to `length` (the padded ids' length) where given, so a pad attends to nothing. A model taking
+    them (Mllama) takes its images by batch row too, so a batch mixing rows without them is refused.
     """
     keys = list(dict.fromkeys(k for f in features for k in f if k not in skip))
+    by_row = [k for k in keys if k in TOKEN_AXIS_KEYS]
+    if by_row and not all(by_row[0] in f for f in features):
+        raise OmniError(
+            f"a batch mixes rows with and without images, and this model's {by_row[0]} needs images in every row "
+            "of a batch (its processor refuses such batches too); give every row an image, or use batches of 1"
+        )
     merged = {}
     for key in keys:
         parts = [torch.as_tensor(f[key]) for f in features if key in f]
         if parts[0].dim() == 0:
             raise OmniError(f"modality value {key!r} is a scalar; collators join tensors with an item axis")
         trailing = [max(p.shape[d] for p in parts) for d in range(1, parts[0].dim())]
+        if key in by_row and length is not None:
+            trailing[0] = length
         padded = []
         for p in parts:
             widths = [w for d in reversed(range(1, p.dim())) for w in (0, trailing[d - 1] - p.shape[d])]
@@ -119,7 +131,7 @@ class PaddingCollator:
             **_token_types(features, longest),
             "loss_positions": _loss_positions(labels),
             "num_tokens": int(attention_mask.sum()),
-            **merge_extras(features, _TOKEN_KEYS),
+            **merge_extras(features, _TOKEN_KEYS, length=longest),
         }
 
 
@@ -156,6 +168,12 @@ class PaddingFreeCollator:
             raise OmniError(
                 "--padding-free/--packing: this vision-language model computes its multimodal rotary positions "
                 "(M-RoPE) from each whole row, which concatenating rows would break; train it without them"
+            )
+        per_token_media = next((key for f in features for key in TOKEN_AXIS_KEYS if key in f), None)
+        if per_token_media:
+            raise OmniError(
+                f"--padding-free/--packing: this vision-language model's {per_token_media} pairs each row's tokens "
+                "with that row's images, which concatenating rows would break; train it without them"
             )
         for f in features:
             row_ids = torch.as_tensor(f["input_ids"], dtype=torch.long)

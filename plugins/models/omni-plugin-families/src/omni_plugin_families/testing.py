@@ -3,8 +3,8 @@
 `published_tokenizer("gemma3-text")` is an `omni.testing` BPE tokenizer carrying the family's special tokens (in
 the published order) and its published chat template (shipped in `chat_templates/`, sources in SOURCES.md), so
 `apply_chat_template` renders and tokenizes as the real tokenizer does, with no hub. `build_tiny_gemma3(path)`
-`build_tiny_idefics3(path)`, `build_tiny_internvl(path)`, `build_tiny_llava_onevision(path)` and
-`build_tiny_qwen3_vl(path)` write tiny
+`build_tiny_idefics3(path)`, `build_tiny_internvl(path)`, `build_tiny_llava_onevision(path)`, `build_tiny_mllama(path)`
+and `build_tiny_qwen3_vl(path)` write tiny
 vision-language checkpoints with their processor files (no video processor: it needs torchvision).
 """
 
@@ -252,3 +252,35 @@ def build_tiny_internvl(path: str | Path, *, seed: int = 0) -> Path:
         config, path, tokenizer=_qwen_vision_tokens("internvl-hf.jinja", *_INTERNVL_IMAGE_TOKENS), image_processor=images,
         architecture="InternVLForConditionalGeneration", seed=seed, image_seq_length=1,
     )  # fmt: skip
+
+
+def build_tiny_mllama(path: str | Path, *, seed: int = 0) -> Path:
+    """Write a tiny random Llama 3.2 Vision checkpoint (`MllamaForConditionalGeneration`: a tiled vision encoder of
+    28-pixel tiles in 14-pixel patches, up to 2 tiles an image, its projector, a Llama whose second layer
+    cross-attends to the image features) with the published tokenizer layout (Llama 3's, then ``<|image|>``), the
+    published chat template and `MllamaProcessor` files. Each image is one ``<|image|>`` token. Returns `path`."""
+    import transformers
+
+    llama = omni_family_tokens("llama")
+    tokens = dataclasses.replace(
+        llama,
+        trailing_special=(*llama.trailing_special, "<|image|>"),
+        chat_template=published_chat_template("llama-3.2-vision-instruct.jinja"),
+        named_special=(("image_token", "<|image|>"),),
+    )
+    vision = transformers.MllamaVisionConfig(
+        image_size=28, patch_size=14, max_num_tiles=2, supported_aspect_ratios=[[1, 1], [1, 2], [2, 1]],
+        num_global_layers=1, intermediate_layers_indices=[0],
+        vision_output_dim=2 * 64,  # build_tiny's 64-wide last hidden state and one intermediate layer's, concatenated
+    )  # fmt: skip
+    config = transformers.MllamaConfig(
+        vision_config=vision, text_config=transformers.MllamaTextConfig(cross_attention_layers=[1])
+    )
+    # Tiles of 28 pixels (the published 560), with the published CLIP normalisation.
+    images = transformers.MllamaImageProcessorPil(
+        size={"height": 28, "width": 28}, max_image_tiles=2,
+        image_mean=[0.48145466, 0.4578275, 0.40821073], image_std=[0.26862954, 0.26130258, 0.27577711],
+    )  # fmt: skip
+    return build_tiny_vision_language(
+        config, path, tokenizer=tokens, image_processor=images, architecture="MllamaForConditionalGeneration", seed=seed
+    )
