@@ -236,7 +236,8 @@ class SequenceShardCollator:
     strategy cuts ``row_columns``, each token's column, like the tokens. Each process then runs the towers on
     the whole rows and `omni.train.trainer.split_decoder_inputs` keeps its columns before the decoder layers.
     Text batches carry both keys too (``whole_rows`` None): the processes of a row exchange each batch key by
-    key, so every batch has the same keys whichever rows it holds.
+    key, so every batch has the same keys whichever rows it holds. Per-token media inputs (`TOKEN_AXIS_KEYS`:
+    Mllama's cross_attention_mask) would need cutting inside the model too: they are refused.
     """
 
     collator: Any
@@ -246,6 +247,12 @@ class SequenceShardCollator:
     def __call__(self, features: Sequence[Feature]) -> dict[str, Any]:
         """Collate with the wrapped collator, then make the batch divisible into `shards` shards."""
         batch = self.collator(features)
+        per_token_media = next((key for key in TOKEN_AXIS_KEYS if key in batch), None)
+        if per_token_media:
+            raise OmniError(
+                f"sequence parallelism: this vision-language model's {per_token_media} pairs every token with image "
+                "tiles, which cutting the sequence between processes would break; train it with sequence parallel size 1"
+            )
         batch.pop("loss_positions", None)
         real = batch.pop("attention_mask", None)
         input_ids, labels = batch["input_ids"], batch["labels"]

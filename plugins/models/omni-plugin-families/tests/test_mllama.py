@@ -19,7 +19,7 @@ from omni.serve.background import serving
 from omni.template import get_template
 from omni.testing.synthetic import SHAPE_COLOURS, two_image_row, write_shapes
 from omni.testing.vision_language import processor_reference
-from omni.train.collators import BATCH_INFO_KEYS, PaddingCollator, PaddingFreeCollator
+from omni.train.collators import BATCH_INFO_KEYS, PaddingCollator, PaddingFreeCollator, SequenceShardCollator
 from omni_plugin_families.testing import build_tiny_mllama
 from safetensors.torch import load_file
 
@@ -118,8 +118,11 @@ def test_rows_of_different_lengths_and_image_counts_batch_as_each_row_alone(load
         alone = torch.cat([summed_token_losses(collate([row])) for row in rows])
     torch.testing.assert_close(batched, alone, rtol=1e-4, atol=1e-4)
 
-    with pytest.raises(OmniError, match="cross_attention_mask"):
+    # One concatenated row, or a row cut between processes, would pair tokens with other rows' or cut images.
+    with pytest.raises(OmniError, match="--padding-free.*cross_attention_mask"):
         PaddingFreeCollator()(rows)
+    with pytest.raises(OmniError, match="sequence parallelism.*cross_attention_mask"):
+        SequenceShardCollator(collate, shards=2, pad_token_id=processor.tokenizer.pad_token_id)(rows)
     text_row = {"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"}]}
     with pytest.raises(OmniError, match="with and without images"):
         collate([*rows, *features(template, [text_row])])
