@@ -38,7 +38,8 @@ published template gives and train only the answers. Parts are what `--freeze-ll
 (`HF_HUB_CACHE`, `HF_HUB_OFFLINE=1` for no network) or downloads it. `--use-hf false` makes it a ModelScope id, as in
 ms-swift (whose default it is): omni-core's `modelscope` extra (`pip install "omni-core[modelscope]"`, installed by
 `scripts/setup.sh`) fetches it into ModelScope's cache (`MODELSCOPE_CACHE`; a cached snapshot is used without asking
-the hub) and the run goes on from that folder. `tests/core/test_model_hubs.py` reads both from pre-filled caches.
+the hub) and the run goes on from that folder. Every command that takes `--model` takes `--use-hf` and `--model-type`
+(`omni template render` too). `tests/core/test_model_hubs.py` reads both hubs from pre-filled caches.
 
 ## Families
 

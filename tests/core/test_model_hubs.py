@@ -4,6 +4,7 @@ caches laid out as the hubs' clients write them."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import sys
 
@@ -36,6 +37,13 @@ def test_a_modelscope_id_resolves_to_its_cached_snapshot_with_use_hf_false(tiny_
     local_answer = capsys.readouterr().out
     assert main(["infer", "--model", "acme/tiny-qwen3", "--use-hf", "false", *query]) == 0
     assert capsys.readouterr().out == local_answer  # greedy: the same weights give the same answer
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text('{"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"}]}\n')
+    render = ["template", "render", "--dataset", str(rows), "--json"]
+    assert main([*render, "--model", "acme/tiny-qwen3", "--use-hf", "false"]) == 0
+    assert json.loads(capsys.readouterr().out)["template"] == "qwen3"  # the cached snapshot's family
+    assert main([*render, "--model", "acme/tiny-qwen3", "--use-hf", "false", "--model-type", "qwen2.5"]) == 0
+    assert json.loads(capsys.readouterr().out)["template"] == "qwen2.5"
 
 
 def test_use_hf_false_without_modelscope_says_what_to_install(monkeypatch):

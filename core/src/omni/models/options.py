@@ -14,8 +14,8 @@ ModelHead = Literal["causal_lm", "sequence_classification"]
 
 
 @dataclass
-class ModelOptions:
-    """Which model to load and how; commands that load a model inherit these fields as flags."""
+class ModelSourceOptions:
+    """Which model: a name, folder or hub id, its family, and the hub its id comes from."""
 
     model: str | None = option(
         None,
@@ -30,6 +30,12 @@ class ModelOptions:
         help="where hub ids come from: true, the Hugging Face hub (its local cache first, as transformers does); "
         "false, ModelScope through the modelscope package (its local cache first), as ms-swift's default",
     )
+
+
+@dataclass
+class ModelOptions(ModelSourceOptions):
+    """Which model to load and how; commands that load a model inherit these fields as flags."""
+
     torch_dtype: TorchDtype = option(
         "auto", help="weight dtype; auto is the checkpoint's dtype on GPU and float32 on CPU"
     )

@@ -31,7 +31,7 @@ def run(invocation: Invocation) -> int:
     if not options.dataset:
         raise OmniError("omni template render: pass --dataset FILE_OR_NAME")
     registry = invocation.registry
-    resolved = resolve_model(options.model, registry)
+    resolved = resolve_model(options.model, registry, model_type=options.model_type, use_hf=options.use_hf)
     name = template_name(options.template, resolved.spec)
     if name == "multimodal":  # images become tokens only through the model's processor
         from omni.models.multimodal import load_processor
