@@ -1,8 +1,7 @@
 """Audio requests on real vLLM: a tiny Qwen2-Audio, answered by the vllm engine as the pt engine answers them.
 
-Qwen2-Audio is the multimodal model vLLM's CPU build runs here: vLLM's image models for Qwen (Qwen2-VL,
-Qwen2.5-VL, Qwen2.5-Omni, Qwen3-Omni), LLaVA, Gemma 3 and InternVL import torchvision, which cannot be
-installed beside this CPU torch build (docs/serving.md).
+Qwen2-Audio is the audio model vLLM's CPU build runs here (images: test_images.py); vLLM's Qwen2.5-Omni and
+Qwen3-Omni modules import torchvision, which cannot be installed beside this CPU torch build (docs/serving.md).
 """
 
 from __future__ import annotations

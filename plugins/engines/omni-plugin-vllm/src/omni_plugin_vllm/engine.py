@@ -250,21 +250,31 @@ class VllmEngine(LoopEngine):
     def _prompt(self, request: InferRequest) -> dict[str, Any]:
         """vLLM's tokens prompt: omni's template ids (or the raw prompt's), plus the row's images and audio.
 
-        omni's templates write each medium as many placeholder tokens as it has features, as the pt engine
-        feeds the model. vLLM runs the model's processor on the media itself and, for the Qwen family
-        (Qwen2-Audio, Qwen2-VL, Qwen3-Omni), replaces one placeholder token per medium with that run, so each
-        run goes to it as one token. (A model whose vLLM processor writes more than the run, such as
-        Idefics3's image wrapper tokens, would need its template's unexpanded prompt instead.)
+        omni's templates write each medium as its processor expands the placeholder token, as the pt engine feeds
+        the model. vLLM runs the model's processor on the media itself and expands one placeholder token per
+        medium the same way, so each expansion goes to it as that one token: for an image, what the processor
+        writes for a bare placeholder and that image (Qwen2-VL: the run of image pads; Idefics3/SmolVLM: the
+        run with its wrapper, global-image and tile tokens); for audio, the run of audio tokens.
         """
         ids = self.prompts.token_ids(request)
         media = _multi_modal_data(request.row) if request.prompt is None and request.prompt_ids is None else {}
         if not media:
             return {"prompt_token_ids": ids}
-        for modality in media:
+        for modality, items in media.items():
             if modality not in self._placeholders:
                 raise OmniError(f"the vllm engine cannot find the {modality} placeholder token of {self.model_name}")
-            ids = _collapse_runs(ids, self._placeholders[modality])
+            token = self._placeholders[modality]
+            if modality == "image":
+                ids = _collapse_expansions(ids, [self._image_expansion(image, token) for image in items], token)
+            else:
+                ids = _collapse_runs(ids, token)
         return {"prompt_token_ids": ids, "multi_modal_data": media}
+
+    def _image_expansion(self, image: Any, token: int) -> list[int]:
+        """The ids the model's processor writes for `image` in place of one placeholder token."""
+        placeholder = self.tokenizer.convert_ids_to_tokens(token)
+        encoded = self.prompts.processor(text=[placeholder], images=[[image]], add_special_tokens=False)
+        return [int(t) for t in encoded["input_ids"][0]]
 
     def _sampling_params(self, config: GenerationConfig, output_kind: Any) -> Any:
         from vllm import SamplingParams
@@ -383,6 +393,18 @@ def _placeholder_ids(processor: Any, tokenizer: Any) -> dict[str, int]:
                 found[modality] = tokenizer.convert_tokens_to_ids(token)
                 break
     return found
+
+
+def _collapse_expansions(ids: list[int], expansions: list[list[int]], token: int) -> list[int]:
+    """`ids` with each of `expansions`, found in order, replaced by the one `token` it was expanded from."""
+    collapsed, start = list(ids), 0
+    for number, expansion in enumerate(expansions, 1):
+        at = next((i for i in range(start, len(collapsed)) if collapsed[i : i + len(expansion)] == expansion), None)
+        if at is None:
+            raise OmniError(f"image {number} of the request is not in its prompt as the model's processor expands it")
+        collapsed[at : at + len(expansion)] = [token]
+        start = at + 1
+    return collapsed
 
 
 def _collapse_runs(ids: list[int], token: int) -> list[int]:
