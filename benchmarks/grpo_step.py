@@ -1,5 +1,6 @@
 """GRPO step time, split into generation and training: omni's GRPO (pt engine, and vLLM when omni-plugin-vllm
-is installed) against TRL's own GRPOTrainer, on the same model, prompts and reward.
+is installed: colocated in the training process, and as an `omni rollout` server in another process) against
+TRL's own GRPOTrainer, on the same model, prompts and reward.
 
     .venv/bin/python benchmarks/grpo_step.py                          # a tiny random Qwen3 (about a minute)
     .venv/bin/python benchmarks/grpo_step.py --model smollm2 --steps 6  # the embedded SmolLM2-135M
@@ -10,7 +11,10 @@ band of tests/token_task.py (any reward would do: scoring is not what is timed).
 the rollout call (omni: the engine's `generate`; TRL: its `_generate_single_turn`); training is the rest of
 the optimizer step (rewards, log-probs, forward and backward). Figures are medians over the steps after the
 first. Completion lengths are sampled, so the mean length is printed beside the times. Each run is its own
-process, so the runs do not share caches or threads.
+process, so the runs do not share caches or threads; the server row's `omni rollout` is one more process, started
+(and loaded) before the run, its generation time including the upload of the merged weights every step, as the
+colocated vLLM row's includes loading them. With `--async-generate`, a step's generation time is what is left of
+waiting for its rollouts (started during the step before) plus the upload.
 """
 
 from __future__ import annotations
@@ -18,9 +22,12 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import re
 import statistics
+import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -30,17 +37,23 @@ sys.path.insert(0, str(ROOT))
 from benchmarks.step_runs import bench_model, run_variant  # noqa: E402
 from tests.token_task import band_share, prompt_rows, write_task  # noqa: E402
 
-NAMES = {"omni": "omni grpo, pt engine", "trl": "TRL GRPOTrainer (transformers)", "omni-vllm": "omni grpo, vLLM"}
+NAMES = {
+    "omni": "omni grpo, pt engine",
+    "trl": "TRL GRPOTrainer (transformers)",
+    "omni-vllm": "omni grpo, vLLM colocated",
+    "omni-server": "omni grpo, vLLM omni rollout server",
+    "omni-server-async": "  the same, --async-generate",
+}
 SETTINGS = {"generations": 8, "batch": 16, "length": 32, "lr": 1e-4, "seed": 42, "rank": 8, "alpha": 32}
 
 
-def run_omni(model: str, tmp: Path, steps: int, engine: str) -> dict[str, list[float]]:
+def run_omni(model: str, tmp: Path, steps: int, engine: str, *extra: str) -> dict[str, list[float]]:
     from omni.cli.main import main
 
     data, rewards = write_task(tmp / "task")
     out = tmp / "out"
     argv = ["rlhf", "--algo", "grpo", "--model", model, "--dataset", str(data), "--output-dir", str(out)]
-    argv += ["--reward-funcs", f"{rewards}:band_share", "--rollout-engine", engine]
+    argv += ["--reward-funcs", f"{rewards}:band_share", "--rollout-engine", engine, *extra]
     argv += ["--num-generations", str(SETTINGS["generations"]), "--max-completion-length", str(SETTINGS["length"])]
     argv += ["--per-device-train-batch-size", str(SETTINGS["batch"]), "--learning-rate", str(SETTINGS["lr"])]
     argv += ["--tuner", "lora", "--lora-rank", str(SETTINGS["rank"]), "--lora-alpha", str(SETTINGS["alpha"])]
@@ -64,6 +77,30 @@ def run_omni(model: str, tmp: Path, steps: int, engine: str) -> dict[str, list[f
         "training": [r["time/training"] for r in records],
         "length": [r["completions/mean_length"] for r in records],
     }
+
+
+def run_omni_server(model: str, tmp: Path, steps: int, *extra: str) -> dict[str, list[float]]:
+    """omni's GRPO with its rollouts from `omni rollout` (vLLM) in another process on this machine, its context
+    sized as the colocated engine's is (the task's prompts are short: 512 tokens hold prompt and completion)."""
+    omni = Path(sys.executable).with_name("omni")
+    command = [str(omni), "rollout", "--model", model, "--port", "0", "--max-model-len", "512"]
+    # Its output (vLLM logs on stdout too) is read here, so that this run's stdout ends with its JSON line.
+    server = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        assert server.stdout is not None
+        log = []
+        for line in server.stdout:
+            log.append(line)
+            found = re.search(r"running on (http://127\.0\.0\.1:\d+)", line)
+            if found:
+                break
+        else:
+            raise SystemExit("omni rollout exited before listening:\n" + "".join(log[-20:]))
+        threading.Thread(target=server.stdout.read, daemon=True).start()  # keep its pipe from filling up
+        return run_omni(model, tmp, steps, "server", "--rollout-server-url", found.group(1), *extra)
+    finally:
+        server.terminate()
+        server.wait(timeout=60)
 
 
 def run_trl(model_dir: str, tmp: Path, steps: int) -> dict[str, list[float]]:
@@ -134,6 +171,8 @@ def child(variant: str, model: str, steps: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         if variant == "trl":
             times = run_trl(model, Path(tmp), steps)
+        elif variant.startswith("omni-server"):
+            times = run_omni_server(model, Path(tmp), steps, *(["--async-generate"] if "async" in variant else []))
         else:
             times = run_omni(model, Path(tmp), steps, "vllm" if variant == "omni-vllm" else "pt")
     print(json.dumps({"variant": variant, **times}))
@@ -154,7 +193,7 @@ def main() -> None:
         return
     variants = ["omni", "trl"]
     if importlib.util.find_spec("omni_plugin_vllm") is not None:
-        variants.append("omni-vllm")
+        variants += ["omni-vllm", "omni-server", "omni-server-async"]
     with tempfile.TemporaryDirectory() as tmp:
         model = bench_model(args.model, Path(tmp))
         results = []
@@ -167,7 +206,7 @@ def main() -> None:
         f"LoRA GRPO on {args.model or 'a tiny random Qwen3'}: {SETTINGS['batch']} completions/step, "
         f"<= {SETTINGS['length']} tokens, {args.steps} steps (medians after the first)"
     )
-    print(f"{'run':<34}{'generation (s)':>15}{'training (s)':>14}{'step (s)':>10}{'vs TRL':>8}{'mean length':>13}")
+    print(f"{'run':<38}{'generation (s)':>15}{'training (s)':>14}{'step (s)':>10}{'vs TRL':>8}{'mean length':>13}")
     steps = {
         r["variant"]: median_after_first([g + t for g, t in zip(r["generation"], r["training"], strict=True)])
         for r in results
@@ -175,7 +214,7 @@ def main() -> None:
     for r in results:
         ratio = f"{steps[r['variant']] / steps['trl']:.2f}x" if "trl" in steps else "-"
         print(
-            f"{NAMES[r['variant']]:<34}{median_after_first(r['generation']):>15.3f}"
+            f"{NAMES[r['variant']]:<38}{median_after_first(r['generation']):>15.3f}"
             f"{median_after_first(r['training']):>14.3f}{steps[r['variant']]:>10.3f}{ratio:>8}"
             f"{statistics.mean(r['length']):>13.1f}"
         )

@@ -238,7 +238,22 @@ class Engine:
         What RL rollouts call after each optimizer step. `model` is the training model: a transformers
         model of the engine's architecture, possibly wrapped by a tuner (peft); the engine takes its
         weights as they are now (adapters merged in, for engines that serve merged weights) and leaves
-        `model` itself unchanged.
+        `model` itself unchanged. By default the merged weights (`merged_weights`) are written to a safetensors
+        file in shared memory and given to `load_weights_file`.
+        """
+        from omni.infer.weights import weights_file
+
+        with weights_file(model, self.registry) as path:
+            if path is not None:
+                self.load_weights_file(path)
+
+    def load_weights_file(self, path: str) -> None:
+        """Generate with the weights in the safetensors file `path` from now on, without reloading the engine.
+
+        The file holds every weight of the model under its checkpoint name, as `merged_weights` names them
+        (what `load_weights` writes, and what `omni rollout` receives from a trainer). Requests in flight may
+        finish on a mix of old and new weights: call it between generations. Raises `OmniError` for weights the
+        model does not have; NotImplementedError where the engine cannot take new weights.
         """
         raise NotImplementedError
 

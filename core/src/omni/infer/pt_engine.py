@@ -246,6 +246,29 @@ class PtEngine(Engine):
             with self._lock:
                 self.model = model
 
+    def load_weights_file(self, path: str) -> None:
+        """Copy the weights of the safetensors file `path` (checkpoint names) into the model, between batches.
+
+        Weights the file leaves out keep their values; a name the model lacks, or a shape that differs, is an
+        `OmniError` and changes nothing. An engine serving adapters takes no new base weights.
+        """
+        from safetensors.torch import load_file
+
+        if self.adapter_paths:
+            raise OmniError("the pt engine serving adapters cannot take new base weights; serve the model alone")
+        try:
+            weights = load_file(path)
+        except Exception as exc:  # safetensors' own errors for a file that is not one
+            raise OmniError(f"the weights are not a safetensors file ({exc})") from None
+        own = self.model.state_dict()
+        unknown = sorted(set(weights) - set(own))
+        misshapen = sorted(n for n in set(weights) & set(own) if weights[n].shape != own[n].shape)
+        if unknown or misshapen:
+            problem = f"unknown names {unknown[:3]}" if unknown else f"other shapes for {misshapen[:3]}"
+            raise OmniError(f"the weights do not fit this model ({len(unknown) + len(misshapen)} tensors): {problem}")
+        with self._lock, torch.no_grad():
+            self.model.load_state_dict(weights, strict=False)
+
     def close(self) -> None:
         """Drop the model so its memory can be freed."""
         self.model = None

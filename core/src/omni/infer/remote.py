@@ -1,7 +1,9 @@
 """An engine that answers through an OpenAI-compatible server: one it attaches to, or one it launches.
 
 Engine plugins whose libraries ship their own server (SGLang's `sglang.launch_server`, LMDeploy's
-`lmdeploy serve api_server`) use this for their server mode; `omni serve` itself is such a server too.
+`lmdeploy serve api_server`) use this for their server mode; `omni serve` itself is such a server too, and
+`omni rollout` one that takes new weights: `RemoteEngine.rollout_server` attaches to it for RL rollouts
+(token-id prompts in, token ids back, `load_weights` posting the training model's weights).
 Conversations go to ``/v1/chat/completions`` (the server applies the model's chat template; images and
 audio travel as OpenAI content parts), raw prompts to ``/v1/completions``; answers come back as omni's
 `InferResponse`, streamed answers as `StreamDelta`s read from the server-sent events.
@@ -27,7 +29,16 @@ import httpx
 from omni.data.convert import MEDIA_COLUMNS, MEDIA_TAG
 from omni.encoders.sources import MediaContext, read_source
 from omni.errors import OmniError
-from omni.infer.engine import Choice, Engine, GenerationConfig, InferRequest, InferResponse, StreamDelta
+from omni.infer.engine import (
+    PROMPT_IDS,
+    Choice,
+    Engine,
+    GenerationConfig,
+    InferRequest,
+    InferResponse,
+    StreamDelta,
+)
+from omni.infer.weights import ROLLOUT_WEIGHTS_PATH, weights_file
 from omni.models.resolve import resolve_model
 from omni.plugins import get_registry
 
@@ -126,7 +137,8 @@ class RemoteEngine(Engine):
     `served_model` is the model name the server answers to for the base model; adapters are requested by
     their names (the server must serve them under those names). `tokenizer`, when given, turns answers
     into token ids (the OpenAI API returns text). `server` is a launched server this engine owns and stops
-    on `close`.
+    on `close`. `rollout` (set by `rollout_server`) says the server is an `omni rollout` server: prompts go as
+    token ids, answers come back as the server's token ids, and `load_weights` posts the model's weights.
     """
 
     def __init__(
@@ -144,6 +156,7 @@ class RemoteEngine(Engine):
         tokenizer: Any = None,
         server: ServerProcess | None = None,
         max_concurrency: int = 64,
+        rollout: bool = False,
     ) -> None:
         super().__init__(
             model,
@@ -159,7 +172,45 @@ class RemoteEngine(Engine):
         self.tokenizer = tokenizer
         self.server = server
         self.max_concurrency = max_concurrency
+        self.rollout = rollout
+        if rollout:
+            self.features = self.features | {PROMPT_IDS}
         self._client = httpx.Client(base_url=self.url, headers=self.headers, timeout=_TIMEOUT)
+
+    @classmethod
+    def rollout_server(
+        cls, url: str, *, api_key: str | None = None, wait_s: float = 0, registry: Registry | None = None
+    ) -> RemoteEngine:
+        """The engine of the `omni rollout` server at `url`, waiting up to `wait_s` seconds for it to answer.
+
+        `OmniError` in one line naming `url` when nothing answers there in time, or when what answers is not an
+        `omni rollout` server (plain `omni serve`, another OpenAI server, a wrong API key).
+        """
+        url = url.rstrip("/")
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        deadline = time.monotonic() + wait_s
+        while True:
+            try:
+                answer = httpx.get(url + ROLLOUT_WEIGHTS_PATH, headers=headers, timeout=10)
+                break
+            except httpx.TransportError as exc:
+                if time.monotonic() >= deadline:
+                    waited = f" within {wait_s:g} s" if wait_s else ""
+                    raise OmniError(
+                        f"no rollout server answers at {url}{waited} ({exc}); start one with `omni rollout --model "
+                        "MODEL --port PORT` and point the trainer at it"
+                    ) from None
+                time.sleep(1)
+        info = answer.json() if answer.headers.get("content-type", "").startswith("application/json") else {}
+        if answer.status_code == 401:
+            raise OmniError(f"the rollout server at {url} refused the API key ({_error_message(info)})")
+        if answer.status_code != 200 or info.get("object") != "omni.rollout":
+            reason = _error_message(info) if info else answer.text[:200]
+            raise OmniError(
+                f"{url} is not an omni rollout server (GET {ROLLOUT_WEIGHTS_PATH}: {answer.status_code} {reason}); "
+                "start the server with `omni rollout`, not `omni serve`"
+            )
+        return cls(info["model"], url=url, api_key=api_key, registry=registry, rollout=True)
 
     @classmethod
     def open(
@@ -265,10 +316,20 @@ class RemoteEngine(Engine):
         yield collected.response(self._token_ids)
 
     def load_weights(self, model: Any) -> None:
-        raise OmniError(
-            f"a server reached over the OpenAI API ({self.url}) cannot take new weights from a training model; "
-            "use the engine in-process (without a server URL) for RL rollouts"
-        )
+        """Post `model`'s merged weights (a safetensors file) to the `omni rollout` server, which loads them before
+        it answers again; any other server cannot take them (`OmniError`)."""
+        if not self.rollout:
+            raise OmniError(
+                f"a server reached over the OpenAI API ({self.url}) cannot take new weights from a training model; "
+                "serve the model with `omni rollout` (rlhf --rollout-engine server), or use the engine in-process"
+            )
+        with weights_file(model, self.registry) as path:
+            if path is None:
+                return
+            headers = {"Content-Type": "application/octet-stream", "Content-Length": str(Path(path).stat().st_size)}
+            with _reaching(self.url):
+                response = self._client.post(ROLLOUT_WEIGHTS_PATH, content=_file_pieces(path), headers=headers)
+        _raise_for_status(response, self.url, response.content)
 
     def close(self) -> None:
         """Close the connection pool; stop the server if this engine launched it."""
@@ -285,10 +346,13 @@ class RemoteEngine(Engine):
         if stream:
             body.update(stream=True, stream_options={"include_usage": True})
             body.pop("logprobs", None)
-        if request.prompt is not None:
+        elif self.rollout:
+            body["return_token_ids"] = True  # the ids sampled, as RL trains on them (vLLM's extension too)
+        prompt = request.prompt if request.prompt is not None else request.prompt_ids
+        if prompt is not None:
             if "logprobs" in body:
                 body["logprobs"] = 0
-            return "/v1/completions", {**body, "prompt": request.prompt}
+            return "/v1/completions", {**body, "prompt": prompt}
         return "/v1/chat/completions", {**body, "messages": openai_messages(request.row)}
 
     def response_from(self, body: dict[str, Any], config: GenerationConfig) -> InferResponse:
@@ -300,7 +364,7 @@ class RemoteEngine(Engine):
                 Choice(
                     text=text,
                     finish_reason="length" if choice.get("finish_reason") == "length" else "stop",
-                    token_ids=self._token_ids(text),
+                    token_ids=choice["token_ids"] if "token_ids" in choice else self._token_ids(text),
                     logprobs=_logprobs(choice.get("logprobs")) if config.logprobs else None,
                 )
             )
@@ -319,6 +383,13 @@ class RemoteEngine(Engine):
         if self.tokenizer is None or not text:
             return []
         return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+
+def _file_pieces(path: str, size: int = 1 << 23) -> Iterator[bytes]:
+    """The file's bytes in pieces of `size` (an upload that never holds the whole file in memory)."""
+    with open(path, "rb") as file:
+        while piece := file.read(size):
+            yield piece
 
 
 def sampling_fields(config: GenerationConfig) -> dict[str, Any]:

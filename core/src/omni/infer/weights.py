@@ -7,11 +7,19 @@ tensors); core knows no adapter library. The training model is read, never chang
 
 from __future__ import annotations
 
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from omni.registry import Registry
 
 _PREFIXES = ("_orig_mod.",)  # torch.compile's wrapper
+# Where an `omni rollout` server says what it is (GET) and takes a trainer's weights file (POST); `omni serve`
+# answers it with a 404.
+ROLLOUT_WEIGHTS_PATH = "/omni/v1/weights"
 
 
 def merged_weights(model: Any, registry: Registry | None = None) -> dict[str, Any]:
@@ -39,3 +47,31 @@ def _checkpoint_name(name: str) -> str:
     for prefix in _PREFIXES:
         name = name.replace(prefix, "")
     return name
+
+
+@contextlib.contextmanager
+def weights_file(model: Any, registry: Registry | None = None) -> Iterator[str | None]:
+    """The path of a safetensors file holding `merged_weights(model)`, removed on leaving (None: no weights).
+
+    Written in shared memory (/dev/shm) where there is some, so that readers on this machine (an engine's
+    worker processes) and uploads (`omni rollout`) read it from memory.
+    """
+    from safetensors.torch import save_file
+
+    weights = merged_weights(model, registry)
+    if not weights:
+        yield None
+        return
+    handle, path = tempfile.mkstemp(prefix="omni-weights-", suffix=".safetensors", dir=shared_memory_folder())
+    os.close(handle)
+    try:
+        save_file({name: tensor.cpu() for name, tensor in weights.items()}, path)
+        del weights
+        yield path
+    finally:
+        Path(path).unlink(missing_ok=True)
+
+
+def shared_memory_folder() -> str | None:
+    """/dev/shm where the machine has it (None: the default temporary folder)."""
+    return "/dev/shm" if os.path.isdir("/dev/shm") else None

@@ -1,8 +1,9 @@
 """The OpenAI-compatible HTTP app of `omni serve`: FastAPI routes in front of any omni engine.
 
 Routes: ``GET /health``, ``GET /v1/models``, ``POST /v1/chat/completions``, ``POST /v1/completions``,
-``POST /tokenize``, ``POST /detokenize``, ``GET /metrics``. Every error is an OpenAI error body with a
-fitting status (400 invalid request, a limit passed or a parameter the engine does not implement, 401 bad
+``POST /tokenize``, ``POST /detokenize``, ``GET /metrics``; with a `WeightsRoute` (`omni rollout`), ``GET`` and
+``POST /omni/v1/weights``: what the server is and a trainer's new weights (a 404 saying so on `omni serve`).
+Every error is an OpenAI error body with a fitting status (400 invalid request, a limit passed or a parameter the engine does not implement, 401 bad
 API key, 404 unknown model or route, 408 past the request timeout, 500 engine failure), streams included:
 a stream's headers go out only once its first token is ready, so a request the engine refuses gets its
 status code. The server keeps serving after any of them.
@@ -17,10 +18,13 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import functools
 import json
 import logging
+import os
 import secrets
+import tempfile
 import threading
 import time
 import uuid
@@ -50,6 +54,7 @@ from omni.infer.engine import (
     SpokenAnswer,
     StreamDelta,
 )
+from omni.infer.weights import ROLLOUT_WEIGHTS_PATH, shared_memory_folder
 from omni.serve.protocol import (
     ApiError,
     AudioOutput,
@@ -106,6 +111,18 @@ class ServedModels:
         )
 
 
+# The routes that generate: a weights update waits for their requests in flight and holds new ones back.
+_GENERATING_PATHS = frozenset({"/v1/chat/completions", "/v1/completions"})
+
+
+@dataclass(frozen=True)
+class WeightsRoute:
+    """``POST /omni/v1/weights`` on a server (`omni rollout`): a trainer's new weights, a safetensors file as the
+    body, loaded with `Engine.load_weights_file` between generations. `max_bytes` bounds the body (None: no bound)."""
+
+    max_bytes: int | None = None
+
+
 def create_app(
     engine: Engine,
     models: ServedModels,
@@ -117,6 +134,7 @@ def create_app(
     media: MediaPolicy | None = None,
     max_request_bytes: int = 64 * 1024 * 1024,
     tokenizer_info: bool = False,
+    weights: WeightsRoute | None = None,
 ) -> FastAPI:
     """An app answering OpenAI API requests with `engine`.
 
@@ -126,10 +144,14 @@ def create_app(
     400. A request still running after `request_timeout_s` ends with a 408. `media` says what the media
     items of requests may name (default: only data sent inline). A body over `max_request_bytes` is a 413,
     refused before it is held whole in memory. With `tokenizer_info`, ``GET /tokenizer_info`` answers the
-    tokenizer's configuration, as vLLM does with ``--enable-tokenizer-info-endpoint``.
+    tokenizer's configuration, as vLLM does with ``--enable-tokenizer-info-endpoint``. With `weights`, the
+    server takes new weights (`WeightsRoute`); without, ``/omni/v1/weights`` is a 404 that says so.
     """
     app = FastAPI(title="omni", docs_url=None, redoc_url=None)
-    app.add_middleware(BodyLimit, max_bytes=max_request_bytes)
+    gate = WeightsGate()
+    if weights is not None:
+        app.add_middleware(GenerationGate, gate=gate)
+    app.add_middleware(BodyLimit, max_bytes=max_request_bytes, exempt=(ROLLOUT_WEIGHTS_PATH,) if weights else ())
     app.add_middleware(ApiKeyGuard, api_key=api_key)
     app.add_middleware(RequestLog)  # outermost: refused requests are logged too
     _add_error_handlers(app)
@@ -190,7 +212,7 @@ def create_app(
             return await _speech_stream(engine, request, voice, http, deadline, chunk, body.include_usage)
         if not body.stream:
             response = await _within(_answer(engine, request), http, deadline)
-            completion = chat_completion(response, **head, token_text=name_token)
+            completion = chat_completion(response, **head, token_text=name_token, token_ids=body.return_token_ids)
             return completion if tools is None else tools.rewrite(completion)
         chunk = functools.partial(stream_chunk, "chat.completion.chunk", **head, include_usage=body.include_usage)
         if tools is None:
@@ -233,6 +255,7 @@ def create_app(
                 token_text=name_token,
                 echo=body.echo,
                 prompt_logprobs=body.prompt_logprobs is not None,
+                token_ids=body.return_token_ids,
             )
         chunk = functools.partial(stream_chunk, "text_completion", **head, include_usage=body.include_usage)
         return await _stream(
@@ -276,7 +299,135 @@ def create_app(
         _check_token_ids(tokenizer, body.tokens, "tokens")
         return {"prompt": tokenizer.decode(body.tokens)}
 
+    _add_weights_routes(app, engine, models, weights, gate)
     return app
+
+
+def _add_weights_routes(
+    app: FastAPI, engine: Engine, models: ServedModels, weights: WeightsRoute | None, gate: WeightsGate
+) -> None:
+    """``GET``/``POST /omni/v1/weights``: on a server that takes weights, what it is and new weights; elsewhere a 404
+    naming the command that takes them."""
+    if weights is None:
+
+        @app.api_route(ROLLOUT_WEIGHTS_PATH, methods=["GET", "POST"], include_in_schema=False)
+        async def no_weights() -> None:
+            raise ApiError(
+                404, "this server takes no weights: start it with `omni rollout` to serve a trainer", code="not_found"
+            )
+
+        return
+
+    updates = 0
+
+    def state() -> dict[str, Any]:
+        return {"object": "omni.rollout", "model": models.base, "engine": type(engine).__name__, "updates": updates}
+
+    @app.get(ROLLOUT_WEIGHTS_PATH)
+    async def weights_state() -> dict[str, Any]:
+        return state()
+
+    @app.post(ROLLOUT_WEIGHTS_PATH)
+    async def load_weights(http: Request) -> dict[str, Any]:
+        nonlocal updates
+        start = time.perf_counter()
+        path, size = await _body_to_file(http, weights.max_bytes)
+        try:
+            async with gate.updating():  # between generations: none in flight, new ones wait
+                try:
+                    await asyncio.to_thread(engine.load_weights_file, path)
+                except NotImplementedError:
+                    raise ApiError(
+                        400, f"this server's engine ({type(engine).__name__}) cannot take new weights"
+                    ) from None
+                except Exception as exc:
+                    raise _engine_error(exc) from exc
+                updates += 1
+        finally:
+            os.unlink(path)
+        logger.info("weights update %d: %.1f MB loaded in %.2f s", updates, size / 1e6, time.perf_counter() - start)
+        return state()
+
+
+async def _body_to_file(http: Request, max_bytes: int | None) -> tuple[str, int]:
+    """The request's body written to a new file in shared memory (/dev/shm where there is one): its path and size.
+    A body over `max_bytes` is a 413; an empty one a 400."""
+    handle, path = tempfile.mkstemp(prefix="omni-weights-", suffix=".safetensors", dir=shared_memory_folder())
+    size, pending = 0, bytearray()
+    try:
+        with os.fdopen(handle, "wb") as file:
+            async for chunk in http.stream():
+                size += len(chunk)
+                if max_bytes is not None and size > max_bytes:
+                    raise ApiError(413, f"the weights are larger than this server's --max-weights-bytes ({max_bytes})")
+                pending += chunk
+                if len(pending) >= 1 << 23:  # written in 8 MiB pieces, off the event loop
+                    await asyncio.to_thread(file.write, bytes(pending))
+                    pending.clear()
+            await asyncio.to_thread(file.write, bytes(pending))
+        if size == 0:
+            raise ApiError(400, "the request body is empty; send the weights as a safetensors file")
+    except BaseException:
+        os.unlink(path)
+        raise
+    return path, size
+
+
+class WeightsGate:
+    """Keeps generation requests and weight updates apart: an update waits until the requests in flight are
+    answered and holds new ones back until its weights are loaded, so every answer comes from one set of weights."""
+
+    def __init__(self) -> None:
+        self._active = 0
+        self._updating = False
+        self._changed: asyncio.Condition | None = None  # made on the server's event loop, at first use
+
+    def _condition(self) -> asyncio.Condition:
+        if self._changed is None:
+            self._changed = asyncio.Condition()
+        return self._changed
+
+    @contextlib.asynccontextmanager
+    async def generating(self) -> AsyncIterator[None]:
+        changed = self._condition()
+        async with changed:
+            await changed.wait_for(lambda: not self._updating)
+            self._active += 1
+        try:
+            yield
+        finally:
+            async with changed:
+                self._active -= 1
+                changed.notify_all()
+
+    @contextlib.asynccontextmanager
+    async def updating(self) -> AsyncIterator[None]:
+        changed = self._condition()
+        async with changed:
+            await changed.wait_for(lambda: not self._updating)
+            self._updating = True
+            await changed.wait_for(lambda: self._active == 0)
+        try:
+            yield
+        finally:
+            async with changed:
+                self._updating = False
+                changed.notify_all()
+
+
+class GenerationGate:
+    """ASGI middleware holding each generation request (streams to their end) inside `WeightsGate.generating`."""
+
+    def __init__(self, app: ASGIApp, gate: WeightsGate) -> None:
+        self.app = app
+        self.gate = gate
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] not in _GENERATING_PATHS:
+            await self.app(scope, receive, send)
+            return
+        async with self.gate.generating():
+            await self.app(scope, receive, send)
 
 
 def _opened(engine: Engine, request: InferRequest, opening: str) -> InferRequest:
@@ -603,14 +754,15 @@ async def _event_lines(events: AsyncIterator[dict[str, Any]]) -> AsyncIterator[s
 
 class BodyLimit:
     """ASGI middleware that answers 413 to a request body over `max_bytes`: by its Content-Length before
-    any of it is read, else as soon as it grows past the limit."""
+    any of it is read, else as soon as it grows past the limit (`exempt` paths bound their own)."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int, exempt: tuple[str, ...] = ()) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.exempt = exempt  # paths that bound their bodies themselves
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or scope["path"] in self.exempt:
             await self.app(scope, receive, send)
             return
         declared = dict(scope.get("headers") or []).get(b"content-length", b"")

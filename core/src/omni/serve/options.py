@@ -79,3 +79,13 @@ class ServeOptions(TemplateCliOptions, ModelOptions):
             raise OmniError(f"--allowed-local-media-path {self.allowed_local_media_path} is not a folder")
         domains = frozenset(domain.lower() for domain in self.allowed_media_domains)
         return MediaPolicy(root, domains, self.max_media_bytes, self.media_fetch_timeout)
+
+
+@dataclass
+class RolloutOptions(ServeOptions):
+    """Flags of `omni rollout`: those of `omni serve`, vLLM as the engine, and the limit on weight uploads."""
+
+    infer_backend: str = option("vllm", help="inference engine (see `omni list engines`)", aliases=("engine",))
+    max_weights_bytes: int | None = option(
+        None, help="largest weights upload (POST /omni/v1/weights), in bytes; a larger one is a 413 (default: any)"
+    )

@@ -81,6 +81,13 @@ class SamplingRequest(_Strict):
     seed: int | None = Field(None, ge=-(2**63), le=2**63 - 1)  # a 64-bit integer, as OpenAI's and vLLM's
     stream: bool = False
     stream_options: StreamOptions | None = None
+    return_token_ids: bool = False  # vLLM's extension: each choice's token ids (`token_ids`), for RL trainers
+
+    @model_validator(mode="after")
+    def _token_ids_whole(self) -> SamplingRequest:
+        if self.return_token_ids and self.stream:
+            raise ValueError("return_token_ids is for answers that are not streamed")
+        return self
 
     @field_validator("stop")
     @classmethod
@@ -380,9 +387,15 @@ def vllm_prompt_logprobs(response: InferResponse, token_text: TokenText) -> list
 
 
 def chat_completion(
-    response: InferResponse, *, request_id: str, created: int, model: str, token_text: TokenText
+    response: InferResponse,
+    *,
+    request_id: str,
+    created: int,
+    model: str,
+    token_text: TokenText,
+    token_ids: bool = False,
 ) -> dict[str, Any]:
-    """A ``chat.completion`` object."""
+    """A ``chat.completion`` object; with `token_ids`, each choice has its ``token_ids`` (vLLM's field)."""
     return {
         "id": request_id,
         "object": "chat.completion",
@@ -394,6 +407,7 @@ def chat_completion(
                 "message": {"role": "assistant", "content": c.text},
                 "logprobs": _chat_logprobs(c, token_text),
                 "finish_reason": c.finish_reason,
+                **({"token_ids": list(c.token_ids)} if token_ids else {}),
             }
             for i, c in enumerate(response.choices)
         ],
@@ -411,11 +425,12 @@ def text_completion(
     token_text: TokenText,
     echo: bool = False,
     prompt_logprobs: bool = False,
+    token_ids: bool = False,
 ) -> dict[str, Any]:
     """A ``text_completion`` object answering one prompt per response: prompt i's choice j has index i*n + j.
 
     With `echo` each text starts with its prompt; with `prompt_logprobs` each choice has vLLM's
-    ``prompt_logprobs``.
+    ``prompt_logprobs``; with `token_ids`, its generated ``token_ids`` (vLLM's field).
     """
     choices = []
     for response, prompt_text in zip(responses, prompt_texts, strict=True):
@@ -428,6 +443,8 @@ def text_completion(
             }
             if prompt_logprobs:
                 choice["prompt_logprobs"] = vllm_prompt_logprobs(response, token_text)
+            if token_ids:
+                choice["token_ids"] = list(c.token_ids)
             choices.append(choice)
     return {
         "id": request_id,

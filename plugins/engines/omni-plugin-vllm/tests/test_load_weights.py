@@ -5,6 +5,7 @@ Runs on the session's engine and puts the original weights back at the end.
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -86,3 +87,24 @@ def test_original_weights_come_back(vllm_engine, pt_engine) -> None:
     # Runs after the tests above restored the checkpoint's weights: the engine answers as before them.
     assert token_ids(vllm_engine.generate(requests())) == token_ids(pt_engine.generate(requests()))
     assert token_ids(vllm_engine.generate(requests("alpha"))) == token_ids(pt_engine.generate(requests("alpha")))
+
+
+def test_a_weights_file_that_does_not_fit_is_refused_and_the_engine_keeps_answering(vllm_engine, tmp_path):
+    """What `omni rollout` hands the engine from a client: names the checkpoint lacks, other shapes, a file that is
+    not safetensors. Each is an `OmniError` before vLLM sees it (vLLM's engine process dies on a misfit)."""
+    from omni.api import OmniError
+    from safetensors.torch import save_file
+
+    before = token_ids(vllm_engine.generate(requests()))
+    files = {"unknown": tmp_path / "unknown.safetensors", "shape": tmp_path / "shape.safetensors"}
+    save_file({"model.bogus.weight": torch.zeros(3, 3)}, files["unknown"])
+    save_file({"model.embed_tokens.weight": torch.zeros(3, 3)}, files["shape"])
+    (tmp_path / "junk.safetensors").write_bytes(b"not a safetensors file")
+    for path, words in (
+        (files["unknown"], "its checkpoint has no ['model.bogus.weight']"),
+        (files["shape"], "model.embed_tokens.weight is [3, 3]"),
+        (tmp_path / "junk.safetensors", "not a safetensors file"),
+    ):
+        with pytest.raises(OmniError, match=re.escape(words)):
+            vllm_engine.load_weights_file(str(path))
+    assert token_ids(vllm_engine.generate(requests())) == before

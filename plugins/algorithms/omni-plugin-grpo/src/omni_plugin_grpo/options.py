@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from omni.api import Selector, option
+from omni.api import OmniError, Selector, option
 
 from omni_plugin_grpo.rewards.options import CosineOptions, GrpoRewardOptions, SoftOverlongOptions
 
@@ -66,7 +66,35 @@ class GrpoOptions(GrpoRewardOptions):
     )
     max_resample_times: int = option(3, help="rounds of fresh prompts per batch with --dynamic-sample")
     rollout_engine: str = option(
-        "pt", help="engine generating the rollouts: pt (the training model itself), vllm (omni-plugin-vllm) ..."
+        "pt",
+        help="engine generating the rollouts: pt (the training model itself), vllm (omni-plugin-vllm) ..., or "
+        "server (an `omni rollout` server at --rollout-server-url, sent the weights after every step)",
+    )
+    rollout_server_url: str | None = option(
+        None,
+        help="URL of the `omni rollout` server generating the rollouts (implies --rollout-engine server; default "
+        "http://--vllm-server-host:--vllm-server-port)",
+        aliases=("vllm_server_base_url",),
+    )
+    rollout_server_api_key: str | None = option(
+        None, help="the rollout server's --api-key (default: $OMNI_API_KEY when set)"
+    )
+    rollout_server_timeout: float = option(
+        240.0, help="seconds to wait for the rollout server to answer at start", aliases=("vllm_server_timeout",)
+    )
+    use_vllm: bool = option(False, help="ms-swift's switch: rollouts by vLLM (--vllm-mode says where)")
+    vllm_mode: Literal["colocate", "server"] | None = option(
+        None,
+        help="ms-swift's spelling: colocate = --rollout-engine vllm in this process; server = --rollout-engine server",
+    )
+    vllm_server_host: str | None = option(
+        None, help="ms-swift's spelling: the rollout server's host (implies --rollout-engine server)"
+    )
+    vllm_server_port: int = option(8000, help="ms-swift's spelling: the rollout server's port")
+    async_generate: bool = option(
+        False,
+        help="generate the next batch's rollouts while this step trains (ms-swift's --async_generate): rollouts "
+        "are one optimizer step stale; needs an engine other than pt",
     )
     environment: str | None = option(
         None,
@@ -76,6 +104,24 @@ class GrpoOptions(GrpoRewardOptions):
     completions_per_step: int = option(
         16, help="completions per generation batch written to completions.jsonl (0: none)"
     )
+
+    def with_rollout_resolved(self) -> GrpoOptions:
+        """These options with ms-swift's rollout spellings folded into --rollout-engine and --rollout-server-url:
+        `--vllm-mode colocate` (or `--use-vllm` alone) is `--rollout-engine vllm`; `--vllm-mode server`, a server
+        host or URL is `--rollout-engine server` at that URL (default http://127.0.0.1:8000)."""
+        engine, url = self.rollout_engine, self.rollout_server_url
+        server = self.vllm_mode == "server" or url is not None or self.vllm_server_host is not None
+        if server or engine == "server":
+            if engine not in ("pt", "server"):
+                raise OmniError(f"--rollout-engine {engine} generates in this process; a rollout server was named too")
+            host = self.vllm_server_host or "127.0.0.1"
+            url = url or f"http://{f'[{host}]' if ':' in host else host}:{self.vllm_server_port}"
+            return dataclasses.replace(self, rollout_engine="server", rollout_server_url=url)
+        if self.vllm_mode == "colocate" or self.use_vllm:
+            if engine not in ("pt", "vllm"):
+                raise OmniError(f"--vllm-mode colocate rolls out with vllm; --rollout-engine {engine} was named too")
+            return dataclasses.replace(self, rollout_engine="vllm")
+        return self
 
     def reward_options(self, chosen: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """Options by reward name: `chosen` (those the command line parsed), where the built-in rewards'

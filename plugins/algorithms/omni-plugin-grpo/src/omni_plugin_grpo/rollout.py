@@ -1,19 +1,21 @@
-"""Rollouts through omni's engine interface: the training model itself by default, or an engine plugin.
+"""Rollouts through omni's engine interface: the training model itself by default, an engine plugin, or an
+`omni rollout` server in another process.
 
 The trainer asks `EngineRollout` for completions of a batch of rows; it groups a prompt's consecutive
 copies into one request for `n` samples; the prompt ids trained on are omni's template's (the same ids
-`omni infer` uses), encoded once. The trainer brings the engine up to date with the trained weights
-before it generates after an optimizer step.
+`omni infer` uses), encoded once, and engines other than pt are given those very ids. The trainer brings the
+engine up to date with the trained weights before it generates after an optimizer step.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from omni.api import Engine, GenerationConfig, InferRequest, OmniError, Template, TrainingJob, log_line
+from omni.api import Engine, GenerationConfig, InferRequest, OmniError, RemoteEngine, Template, TrainingJob, log_line
 
 from omni_plugin_grpo.options import GrpoOptions
 
@@ -49,13 +51,23 @@ def check_media_engine(options: GrpoOptions, rows: Sequence[dict[str, Any]], wit
 
 
 def build_engine(job: TrainingJob, options: GrpoOptions, longest_prompt: int) -> Engine:
-    """The engine `--rollout-engine` names: `pt` wraps the training model (no copy); others are loaded
-    from the registry with the run's model path and flags, and follow the training weights by `load_weights`."""
+    """The engine `--rollout-engine` names: `pt` wraps the training model (no copy); `server` attaches to the
+    `omni rollout` server at `--rollout-server-url`; others are loaded from the registry with the run's model path
+    and flags. All but pt follow the training weights by `load_weights`, which the trainer calls before it first
+    generates and after every optimizer step."""
     name = options.rollout_engine
     if name == "pt":
         from omni.api import PtEngine
 
         return PtEngine.from_model(job.model, job.tokenizer, job.template)
+    if name == "server":
+        url = options.rollout_server_url
+        api_key = options.rollout_server_api_key or os.environ.get("OMNI_API_KEY") or None
+        engine = RemoteEngine.rollout_server(
+            url, api_key=api_key, wait_s=options.rollout_server_timeout, registry=job.registry
+        )
+        log_line(f"rollout engine: the omni rollout server at {url} (serving {engine.model_name})")
+        return engine
     registration = job.registry.get("engines", name)
     log_line(f"rollout engine {registration.spec.name} ({registration.distribution.name})")
     engine_options = registration.spec.default_options()
@@ -65,15 +77,13 @@ def build_engine(job: TrainingJob, options: GrpoOptions, longest_prompt: int) ->
         engine_options = dataclasses.replace(
             engine_options, max_model_len=longest_prompt + options.max_completion_length
         )
-    engine = registration.spec.load()(
+    return registration.spec.load()(
         job.model_path,
         options=engine_options,
         model_options=job.options,
         template_options=job.options,
         registry=job.registry,
     )
-    engine.load_weights(job.model)  # e.g. a LoRA adapter attached before training starts
-    return engine
 
 
 def media_token_ids(config: Any) -> frozenset[int]:
@@ -114,9 +124,13 @@ class EngineRollout:
             else:
                 runs.append((i, 1))
         o = self.options
+        # Engines but pt get the ids trained on (those prompts have no media: `check_media_engine`), so that a
+        # server started with other template flags still continues exactly these prompts.
+        as_ids = o.rollout_engine != "pt"
         requests = [
             InferRequest(
                 row=rows[start],  # the template leaves a trailing reference answer out of the prompt
+                prompt_ids=self.prompts[row_indices[start]] if as_ids else None,
                 generation=GenerationConfig(
                     max_new_tokens=o.max_completion_length,
                     temperature=o.temperature,

@@ -65,6 +65,24 @@ def train_batch_size(job: TrainingJob, options: GrpoOptions) -> int:
     return batch
 
 
+def check_async_generate(job: TrainingJob, options: GrpoOptions) -> None:
+    """`--async-generate` rolls the next generation batch out while a step trains: on an engine of its own (not the
+    training model), with one generation batch per optimizer step (so that the next step's batch is the next one)."""
+    if not options.async_generate:
+        return
+    if options.rollout_engine == "pt":
+        raise OmniError(
+            "--async-generate rolls out while the model trains, so not with the training model itself: use "
+            "--rollout-engine vllm or server"
+        )
+    accumulation = job.options.gradient_accumulation_steps
+    if options.num_iterations != 1 or (options.steps_per_generation or accumulation) != accumulation:
+        raise OmniError(
+            "--async-generate needs one generation batch per optimizer step: leave --num-iterations at 1 and "
+            "--steps-per-generation at --gradient-accumulation-steps"
+        )
+
+
 def check_reference(job: TrainingJob, options: GrpoOptions) -> None:
     """A KL penalty on a model without an adapter needs a reference copy, which TRL loads from the path in the
     model's config; a model loaded out of a larger checkpoint (Qwen3-Omni's thinker) has none."""
@@ -114,10 +132,11 @@ def run_grpo(job: TrainingJob) -> TrainResult:
     from omni_plugin_grpo.media import PromptMedia
     from omni_plugin_grpo.trainer import DropReferenceAdapter, OmniGRPOTrainer
 
-    options: GrpoOptions = job.algorithm_options
+    options: GrpoOptions = job.algorithm_options.with_rollout_resolved()
     algorithm: Algorithm = BY_OPTIONS[type(options)]
     batch_size = train_batch_size(job, options)
     check_reference(job, options)
+    check_async_generate(job, options)
     chosen = {s.spec.name: s.options for s in job.selected.get(REWARD_SELECTOR.option, [])}
     rewards = resolve_rewards(
         options.reward_funcs,

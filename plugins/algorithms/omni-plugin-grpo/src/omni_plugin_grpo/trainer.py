@@ -5,7 +5,8 @@ TRL computes the rewards, group statistics, KL and clipped loss; omni changes on
 - generation goes through `EngineRollout` (TRL's `rollout_func` hook), with prompts from omni's template;
 - RLOO rescales TRL's group-centred advantages by G/(G-1), which makes each baseline the siblings' mean;
 - dynamic sampling, which TRL does not have, swaps groups whose rewards are all equal for fresh groups;
-- prompts with images, audio or video carry their media into the training forward (`media.py`).
+- prompts with images, audio or video carry their media into the training forward (`media.py`);
+- with `--async-generate`, the next generation batch is rolled out while the current step trains.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ import json
 import os
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -79,6 +81,13 @@ class OmniGRPOTrainer(GRPOTrainer):
         self._last_rewards: torch.Tensor | None = None
         self._rng = random.Random(self.args.seed)
         self._completions: list[dict[str, Any]] = []
+        # --async-generate: the next generation batch taken from the epoch's iterator ahead of its step, and the
+        # rollouts of a batch started before its step (its row indices, the future of its `Rollouts`).
+        self._next_batch: tuple[Iterator, Any] | None = None
+        self._ahead: tuple[list[int], Future] | None = None
+        self._ahead_pool = (
+            ThreadPoolExecutor(1, thread_name_prefix="omni-rollout-ahead") if options.async_generate else None
+        )
 
     @property
     def engine(self) -> Engine:
@@ -87,28 +96,88 @@ class OmniGRPOTrainer(GRPOTrainer):
     # --- rollouts -----------------------------------------------------------------------------------------
 
     def _generate_with_engine(self, prompts: list[Any], trainer: Any) -> dict[str, Any]:
-        """TRL's `rollout_func`: completions for the batch being scored (`_batch_rows` holds its row indices)."""
+        """TRL's `rollout_func`: completions for the batch being scored (`_batch_rows` holds its row indices).
+
+        With `--async-generate`, a training batch whose rollouts were started during the previous step takes those
+        (sampled with the weights of one optimizer step before); then the engine takes the current weights and
+        the next batch's rollouts start in the background, to be ready when its step comes.
+        """
         from trl.models.utils import unwrap_model_for_generation
 
         start = time.perf_counter()
+        batch_rows = list(self._batch_rows)
+        ahead, self._ahead = self._ahead, None
+        if ahead is not None and (ahead[0] != batch_rows or not self.model.training):
+            self._ahead = ahead  # another batch (a dynamic-sampling refill, an evaluation): keep it for its step
+            ahead = None
         # Under DeepSpeed ZeRO-3 this gathers the partitioned weights for the rollouts (and for the engine to
         # copy); elsewhere it only unwraps the model. Always gathered: the pt engine generates in inference mode,
         # where ZeRO-3's layer-by-layer gathering would make parameters that backward cannot use.
         with unwrap_model_for_generation(self.model_wrapped, self.accelerator, gather_deepspeed3_params=True) as model:
-            if self._synced_step != self.state.global_step:
-                # After every optimizer step, before the engine generates again: the engine takes the new weights
-                # (a no-op for the pt engine, which generates with this very model).
-                self.engine.load_weights(model)
-                self._synced_step = self.state.global_step
-            was_training = model.training
-            model.eval()  # no dropout while sampling; gradient checkpointing only applies in training mode
-            try:
-                rows = [self.rows[i] for i in self._batch_rows]
-                out = self.rollout.generate(self._batch_rows, rows)
-            finally:
-                model.train(was_training)
+            if ahead is not None:
+                out = ahead[1].result()  # sampled with the weights the engine had before this step
+            else:
+                self._sync_engine(model)
+                was_training = model.training
+                model.eval()  # no dropout while sampling; gradient checkpointing only applies in training mode
+                try:
+                    out = self.rollout.generate(batch_rows, [self.rows[i] for i in batch_rows])
+                finally:
+                    model.train(was_training)
+            self._start_next_batch(model)
         self._generation_seconds += time.perf_counter() - start
         return {"prompt_ids": out.prompt_ids, "completion_ids": out.completion_ids, "logprobs": None, **out.extras}
+
+    def _sync_engine(self, model: Any) -> None:
+        """After every optimizer step, before the engine generates again: the engine takes the new weights (a
+        no-op for the pt engine, which generates with this very model)."""
+        if self._synced_step != self.state.global_step:
+            self.engine.load_weights(model)
+            self._synced_step = self.state.global_step
+
+    def _start_next_batch(self, model: Any) -> None:
+        """With `--async-generate`, start rolling out the next training step's batch (taken ahead from the epoch's
+        iterator by `get_batch_samples`) with the current weights, unless it is running already or there is no
+        next step."""
+        if self._ahead_pool is None or self._next_batch is None or not self.model.training:
+            return
+        if self.state.global_step + 1 >= self.state.max_steps:
+            return
+        rows = [int(x[ROW_INDEX]) for x in self._next_batch[1]]
+        if self._ahead is not None and self._ahead[0] == rows:
+            return
+        self._sync_engine(model)
+        self._ahead = (rows, self._ahead_pool.submit(self.rollout.generate, rows, [self.rows[i] for i in rows]))
+
+    def get_batch_samples(self, epoch_iterator: Iterator, num_batches: int, device: Any) -> tuple[list, Any]:
+        """Transformers' batches for one optimizer step; with `--async-generate`, the next step's first batch is
+        taken too and kept (it is handed out first at the next call), so its rollouts can start early."""
+        if self._ahead_pool is None:
+            return super().get_batch_samples(epoch_iterator, num_batches, device)
+        batches = []
+        if self._next_batch is not None and self._next_batch[0] is epoch_iterator:
+            batches.append(self._next_batch[1])
+        self._next_batch = None
+        for _ in range(num_batches - len(batches)):
+            try:
+                batches.append(next(epoch_iterator))
+            except StopIteration:
+                break
+        try:
+            self._next_batch = (epoch_iterator, next(epoch_iterator))
+        except StopIteration:
+            pass  # the epoch ends with this step: the next one's first batch is rolled out when it comes
+        return batches, self._get_num_items_in_batch(batches, device)
+
+    def train(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super().train(*args, **kwargs)
+        finally:
+            if self._ahead is not None:  # rollouts of a batch no step took (training stopped early): let them end
+                self._ahead[1].exception()
+                self._ahead = None
+            if self._ahead_pool is not None:
+                self._ahead_pool.shutdown()
 
     def _score(self, inputs: list[dict[str, Any]]) -> dict[str, Any]:
         """Generate and score one batch with TRL, then apply the algorithm's advantage estimator."""

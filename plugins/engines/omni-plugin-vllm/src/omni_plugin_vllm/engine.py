@@ -12,7 +12,6 @@ builds them, so both engines answer the same prompt; vLLM never applies a chat t
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import tempfile
 import uuid
@@ -37,7 +36,6 @@ from omni.api import (
     TokenLogprob,
     cut_at_stop,
     find_tuner,
-    merged_weights,
 )
 
 from omni_plugin_vllm.options import VllmOptions
@@ -79,6 +77,7 @@ class VllmEngine(LoopEngine):
             # vLLM's CPU LoRA kernels fail on prompt log-probabilities (its engine process dies: the LoRA logits
             # op gets one row per request for a prompt's many positions), so this engine refuses to score prompts.
             self.features = self.features - {SCORING}
+        self._checkpoint_shapes: dict[str, tuple[int, ...]] | None = None  # read at the first weights update
         self._loop = LoopThread("omni-vllm-loop")
         try:
             self.llm = self._loop.run(self._start(self._engine_args(model_options or ModelOptions())))
@@ -90,28 +89,23 @@ class VllmEngine(LoopEngine):
         """The prompt ids `request` is continued from (omni's template's for a conversation)."""
         return self.prompts.token_ids(request)
 
-    def load_weights(self, model: Any) -> None:
-        """Generate with `model`'s current weights from now on (peft adapters merged; `model` unchanged).
+    def load_weights_file(self, path: str) -> None:
+        """Generate with the weights of the safetensors file `path` from now on (checkpoint names, all of them).
 
-        The weights travel through a safetensors file in shared memory (/dev/shm where there is one), which
-        every vLLM worker reads and loads with vLLM's `reload_weights` (`OmniWorkerExtension`); the prefix
-        cache, computed with the old weights, is dropped. Requests in flight finish on a mix of weights:
-        call it between rollouts.
+        Every vLLM worker reads the file and loads it with vLLM's `reload_weights` (`OmniWorkerExtension`); the
+        prefix cache, computed with the old weights, is dropped. `load_weights(model)` (omni's default) writes
+        the training model's merged weights to such a file in shared memory and calls this. Requests in flight
+        finish on a mix of weights: call it between rollouts. A file that does not fit the checkpoint (a name it
+        lacks, another shape) is an `OmniError` before vLLM sees it: vLLM's engine does not survive loading it.
         """
-        from safetensors.torch import save_file
-
-        weights = merged_weights(model, self.registry)
-        if not weights:
-            return
-        folder = "/dev/shm" if os.path.isdir("/dev/shm") else None
-        handle, path = tempfile.mkstemp(prefix="omni-vllm-weights-", suffix=".safetensors", dir=folder)
-        os.close(handle)
+        if self._checkpoint_shapes is None:
+            self._checkpoint_shapes = _safetensors_shapes(sorted(Path(self.prompts.path).glob("*.safetensors")))
+        _check_fit(path, self._checkpoint_shapes)
         try:
-            save_file({name: tensor.cpu() for name, tensor in weights.items()}, path)
             self._loop.run(self.llm.collective_rpc("omni_load_weights", args=(path,)))
-            self._loop.run(self.llm.reset_prefix_cache())
-        finally:
-            Path(path).unlink(missing_ok=True)
+        except Exception as exc:  # a name the model lacks, a shape that does not fit: vLLM's own words
+            raise OmniError(f"vLLM could not load the weights of {path}: {exc}") from exc
+        self._loop.run(self.llm.reset_prefix_cache())
 
     def close(self) -> None:
         """Shut vLLM's engine process down and stop the loop thread."""
@@ -327,6 +321,38 @@ class VllmEngine(LoopEngine):
         from vllm.lora.request import LoRARequest
 
         return LoRARequest(adapter, self._lora_ids[adapter], str(Path(self.adapter_paths[adapter]).resolve()))
+
+
+def _safetensors_shapes(files: list[Path] | list[str]) -> dict[str, tuple[int, ...]]:
+    """Each tensor's shape in the safetensors `files`, by name, read from their headers."""
+    from safetensors import safe_open
+
+    shapes: dict[str, tuple[int, ...]] = {}
+    for file in files:
+        with safe_open(str(file), framework="pt", device="cpu") as handle:
+            shapes.update({name: tuple(handle.get_slice(name).get_shape()) for name in handle.keys()})  # noqa: SIM118
+    return shapes
+
+
+def _check_fit(path: str, checkpoint: dict[str, tuple[int, ...]]) -> None:
+    """`OmniError` unless `path` is a safetensors file whose tensors are all the checkpoint's, in its shapes (an
+    empty `checkpoint`, one that is no local folder of safetensors files, checks only that the file reads)."""
+    try:
+        shapes = _safetensors_shapes([path])
+    except Exception as exc:  # safetensors' own errors for a file that is not one
+        raise OmniError(f"the weights are not a safetensors file ({exc})") from None
+    if not checkpoint:
+        return
+    unknown = sorted(set(shapes) - set(checkpoint))
+    misshapen = sorted(n for n in set(shapes) & set(checkpoint) if shapes[n] != checkpoint[n])
+    if unknown:
+        raise OmniError(f"the weights do not fit this model: its checkpoint has no {unknown[:3]} ({len(unknown)} such)")
+    if misshapen:
+        first = misshapen[0]
+        raise OmniError(
+            f"the weights do not fit this model: {first} is {list(shapes[first])}, the checkpoint's "
+            f"{list(checkpoint[first])} ({len(misshapen)} tensors of other shapes)"
+        )
 
 
 def _token_logprob(token_id: int, step: Any, top: int) -> TokenLogprob:
