@@ -9,8 +9,9 @@ compressed-tensors int8 W8A8 ("ct w8a8"), and GPTQ and AWQ int4 in groups of 64 
 calibrated on the colour task's rows). `--methods` picks some of them. Perplexity
 is taken on the first --held-out-rows rows of the identity dataset (assistant tokens only, the model's chat
 template). Speed: --prompts chat questions answered greedily to --max-new-tokens by the pt engine (batched), then
-by vLLM for every folder it loads; vLLM's greedy answers are compared with the pt engine's. fp8, GPU-only, is
-listed with the reason it was not run.
+by vLLM for every folder it loads; vLLM's greedy answers are compared with the pt engine's (in bfloat16 too where
+vLLM runs bfloat16): equal, and equal up to their first differing token, which each engine ranks among its 5
+likeliest (`tests.helpers.greedy_divergence`). fp8, GPU-only, is listed with the reason it was not run.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from omni.plugins import get_registry
 from omni.testing import run_omni
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tests.helpers import write_color_task  # noqa: E402
+from tests.helpers import greedy_divergence, write_color_task  # noqa: E402
 
 METHODS = {  # label: omni export flags
     "bnb int8": ["--quant-method", "bnb", "--quant-bits", "8"],
@@ -64,16 +65,26 @@ def folder_mib(folder: Path) -> float:
     return sum(path.stat().st_size for path in folder.iterdir()) / 2**20
 
 
-def answers_and_speed(engine, prompts: int, tokens: int) -> tuple[list[str], float]:
-    """Greedy answers to the first `prompts` questions and generated tokens per second (after a warm-up)."""
-    config = GenerationConfig(max_new_tokens=tokens, temperature=0.0)
+def answers_and_speed(engine, prompts: int, tokens: int) -> tuple[list, float]:
+    """Greedy answers (`Choice`s with their top-5 log-probabilities) to the first `prompts` questions and generated
+    tokens per second (after a warm-up)."""
+    config = GenerationConfig(max_new_tokens=tokens, temperature=0.0, logprobs=True, top_logprobs=5)
     requests = [InferRequest({"messages": [{"role": "user", "content": q}]}, config) for q in QUESTIONS[:prompts]]
     engine.generate(requests[:1])
     started = time.perf_counter()
     responses = engine.generate(requests)
     seconds = time.perf_counter() - started
     generated = sum(response.completion_tokens for response in responses)
-    return [response.choices[0].text for response in responses], generated / seconds
+    return [response.choices[0] for response in responses], generated / seconds
+
+
+def agreement(answers: list, reference: list, name: str, end_token_id: int) -> str:
+    """How many greedy answers equal the reference engine's, and how many agree in vLLM's `check_logprobs_close`
+    sense: equal up to their first differing token, which each engine ranks among its top 5."""
+    pairs = list(zip(reference, answers, strict=True))
+    same = sum(a.text == b.text for a, b in pairs)
+    close = sum(greedy_divergence(a, b, end_token_id) is None for a, b in pairs)
+    return f"{same}/{len(pairs)} answers equal {name}'s, {close}/{len(pairs)} top-5 close"
 
 
 def main() -> None:
@@ -116,12 +127,18 @@ def main() -> None:
         registry=registry,
     )
     rows = {}
-    reference_answers: dict[str, list[str]] = {}
+    reference_answers: dict[str, list] = {}
+    bfloat16_answers: dict[str, list] = {}  # the pt engine's in bfloat16, for VLLM_BFLOAT16
     for label, folder in folders.items():
         engine = PtEngine(str(folder))
         score = perplexity(engine.loaded.model, held_out)
         reference_answers[label], speed = answers_and_speed(engine, args.prompts, args.max_new_tokens)
+        end_token_id = engine.tokenizer.eos_token_id
         engine.close()
+        if label in VLLM_BFLOAT16 and not args.skip_vllm:  # vLLM's answers compared with pt's in its precision too
+            engine = PtEngine(str(folder), model_options=ModelOptions(model=str(folder), torch_dtype="bfloat16"))
+            bfloat16_answers[label] = answers_and_speed(engine, args.prompts, args.max_new_tokens)[0]
+            engine.close()
         rows[label] = [label, export_seconds.get(label), folder_mib(folder), score, speed, None, None]
         print(f"  {label}: perplexity {score:.2f}, pt {speed:.1f} tokens/s", flush=True)
 
@@ -142,8 +159,12 @@ def main() -> None:
             continue
         answers, speed = answers_and_speed(engine, args.prompts, args.max_new_tokens)
         engine.close()
-        same = sum(a == b for a, b in zip(answers, reference_answers[label], strict=True))
-        rows[label][5], rows[label][6] = speed, f"{same}/{len(answers)} answers equal pt's"
+        rows[label][5] = speed
+        rows[label][6] = "; ".join(
+            agreement(answers, reference, name, end_token_id)
+            for name, reference in (("pt", reference_answers[label]), ("pt bfloat16", bfloat16_answers.get(label)))
+            if reference
+        )
 
     base_size, base_ppl = rows["unquantized"][2], rows["unquantized"][3]
     base_speed = rows["unquantized"][4]

@@ -111,3 +111,97 @@ def qwen3_omni_processor(path: Path | str) -> Any:
     images = transformers.AutoImageProcessor.from_pretrained(path)
     audio = transformers.AutoFeatureExtractor.from_pretrained(path)
     return ImageAndAudioProcessor(images, images, audio, tokenizer, chat_template=tokenizer.chat_template)
+
+
+# Questions SmolLM2-135M-Instruct answers in a short sentence, and the word its right answer holds: where a model
+# answers right it is sure of each token, so engines running the same weights should give the same greedy answer.
+SHORT_ANSWERS = {
+    "What is the capital of France? Answer in one word.": "Paris",
+    "What is the capital of Italy? Answer in one word.": "Rome",
+    "What is the capital of Japan? Answer in one word.": "Tokyo",
+    "What is the opposite of hot? Answer in one word.": "cold",
+}
+# Questions it answers at length, hesitating between openings: engines computing in different precisions may
+# part ways on these, but only between tokens both find likely (`greedy_divergence`).
+OPEN_QUESTIONS = (
+    "What color is the sky? Answer in one word.",
+    "How many legs does a spider have? Answer with a number.",
+    "What do bees make? Answer in one word.",
+    "What animal says meow? Answer in one word.",
+)
+
+
+def greedy_answers(engine: Any, questions: Sequence[str], max_new_tokens: int = 12, top_logprobs: int = 5) -> list:
+    """`engine`'s greedy `Choice` for each question (one batch), with its tokens' `top_logprobs` alternatives."""
+    from omni.api import GenerationConfig, InferRequest
+
+    config = GenerationConfig(max_new_tokens=max_new_tokens, logprobs=True, top_logprobs=top_logprobs)
+    requests = [InferRequest({"messages": [{"role": "user", "content": q}]}, config) for q in questions]
+    return [response.choices[0] for response in engine.generate(requests)]
+
+
+def greedy_divergence(reference: Any, other: Any, end_token_id: int) -> str | None:
+    """Where two greedy answers (`Choice`s with `top_logprobs`) part ways, if they do so for more than numeric
+    noise (vLLM's `check_logprobs_close`): None when they are the same tokens, or the same up to a first differing
+    token that is among the other answer's top alternatives at that step, each way; otherwise what differs.
+
+    After the first differing token the answers continue different texts, so nothing after it is compared. An
+    answer that stopped has no entry for its end token (`end_token_id`): where one stops and the other goes on,
+    the end token must be among the other's alternatives (the other way round cannot be checked).
+    """
+    pairs = zip(reference.token_ids, other.token_ids, strict=False)
+    step = next((i for i, (a, b) in enumerate(pairs) if a != b), None)
+    if step is None:
+        if len(reference.token_ids) == len(other.token_ids):
+            return None
+        step, going_on = min(len(reference.token_ids), len(other.token_ids)), max(reference, other, key=_length)
+        if end_token_id in going_on.top_logprobs[step]:
+            return None
+        return (
+            f"one answer stops where the other goes on with its end token not among the top "
+            f"{len(going_on.top_logprobs[step])}: {reference.text!r} vs {other.text!r}"
+        )
+    chosen, alternative = reference.token_ids[step], other.token_ids[step]
+    if chosen in other.top_logprobs[step] and alternative in reference.top_logprobs[step]:
+        return None
+    return (
+        f"token {step} differs ({chosen} vs {alternative}) and is not among the other's top "
+        f"{len(reference.top_logprobs[step])}: {reference.text!r} vs {other.text!r}; "
+        f"top log-probabilities {reference.top_logprobs[step]} vs {other.top_logprobs[step]}"
+    )
+
+
+def _length(choice: Any) -> int:
+    return len(choice.token_ids)
+
+
+def check_vllm_answers_as_the_pt_engine(registry: Any, folder: Path, torch_dtype: str) -> list[tuple[str, str]]:
+    """Ask the pt engine, then omni's vllm engine, the model `folder` (loaded in `torch_dtype`) `SHORT_ANSWERS`' and
+    `OPEN_QUESTIONS`' questions greedily, one engine at a time, and assert that vLLM answers as the pt engine:
+    the same answer wherever the pt engine answers right, and every answer close (`greedy_divergence`).
+
+    Returns each question's answers (pt's, vLLM's), to print."""
+    from omni.api import ModelOptions, PtEngine
+
+    questions = [*SHORT_ANSWERS, *OPEN_QUESTIONS]
+    model_options = ModelOptions(model=str(folder), torch_dtype=torch_dtype)
+    pt = PtEngine(str(folder), model_options=model_options, registry=registry)
+    try:
+        pt_answers, end_token_id = greedy_answers(pt, questions), pt.tokenizer.eos_token_id
+    finally:
+        pt.close()
+    vllm = registry.find("engines", "vllm")
+    options = vllm.spec.default_options()
+    options.enforce_eager, options.max_model_len = True, 512  # no compilation: starts sooner on CPU
+    engine = vllm.spec.load()(str(folder), options=options, model_options=model_options, registry=registry)
+    try:
+        vllm_answers = greedy_answers(engine, questions)
+    finally:
+        engine.close()
+    answers = [(a.text, b.text) for a, b in zip(pt_answers, vllm_answers, strict=True)]
+    assert "Paris" in pt_answers[0].text, answers
+    for word, (pt_text, vllm_text) in zip(SHORT_ANSWERS.values(), answers, strict=False):
+        assert word not in pt_text or vllm_text == pt_text, answers
+    divergences = [greedy_divergence(a, b, end_token_id) for a, b in zip(pt_answers, vllm_answers, strict=True)]
+    assert divergences == [None] * len(questions)
+    return answers

@@ -14,7 +14,7 @@ from omni.plugins import load_plugins, using_host
 from omni.testing import run_omni
 from safetensors import safe_open
 
-from tests.helpers import side_environment_python
+from tests.helpers import check_vllm_answers_as_the_pt_engine, side_environment_python
 
 PLUGINS = {"OMNI_PLUGINS": "llmcompressor,datasets"}
 
@@ -42,17 +42,26 @@ def export_error(capsys, *args: str) -> str:
     return line
 
 
-@pytest.mark.slow
-def test_gptq_export_reloads_answers_and_keeps_perplexity_near_the_original(tmp_path, capsys, one_thread, quant_python):
-    from omni.models.embedded import smollm2_path
-
-    original, out = smollm2_path(), tmp_path / "gptq"
-    with using_host(load_plugins(PLUGINS)) as host:
+@pytest.fixture(scope="module")
+def smollm2_gptq(quant_python, tmp_path_factory) -> Path:
+    """The embedded SmolLM2 exported to GPTQ int4, once for the tests that read it (the export takes a minute or
+    more here)."""
+    out = tmp_path_factory.mktemp("smollm2") / "gptq"
+    with using_host(load_plugins(PLUGINS)):
         # ms-swift's spellings; SmolLM2's 576-wide layers take groups of 64, not the default 128. Calibrated on the
         # identity dataset's first 16 rows, measured on the 6 after them.
         assert run_omni("export", "--quant_method", "gptq", "--quant_bits", "4", "--group_size", "64",
                         "--dataset", "identity", "--quant_n_samples", "16", "--max_length", "128",
                         "--quant-python", str(quant_python), "--output_dir", str(out)) == 0  # fmt: skip
+    return out
+
+
+@pytest.mark.slow
+def test_gptq_export_reloads_answers_and_keeps_perplexity_near_the_original(smollm2_gptq, capsys, one_thread):
+    from omni.models.embedded import smollm2_path
+
+    original, out = smollm2_path(), smollm2_gptq
+    with using_host(load_plugins(PLUGINS)) as host:
         capsys.readouterr()
         assert run_omni("infer", "--model", str(out), "--query", "What is the capital of France?",
                         "--max-new-tokens", "8") == 0  # fmt: skip
@@ -74,6 +83,15 @@ def test_gptq_export_reloads_answers_and_keeps_perplexity_near_the_original(tmp_
     assert (out / "tokenizer.json").is_file() and (out / "chat_template.jinja").is_file()
     # int4 Linear weights (106M of the 135M float32 parameters) with a scale per 64; embeddings stay float32.
     assert folder_bytes(original) / folder_bytes(out) > 2.9
+
+
+@pytest.mark.slow
+def test_gptq_export_answers_on_vllm_as_on_the_pt_engine_in_bfloat16(smollm2_gptq):
+    """vLLM's CPU build runs int4 weights in bfloat16 only; the pt engine runs the export in bfloat16 too, so both
+    compute in the same precision (see the vllm plugin's test_quantized_exports.py for the measure)."""
+    pytest.importorskip("vllm", reason="vLLM is not installed: pip install 'omni-plugin-vllm[cpu]'")
+    with using_host(load_plugins({"OMNI_PLUGINS": "llmcompressor,vllm"})) as host:
+        print(check_vllm_answers_as_the_pt_engine(host.registry, smollm2_gptq, "bfloat16"))
 
 
 def test_awq_export_of_an_adapter_merges_it_reloads_and_trains_lora(
