@@ -7,10 +7,15 @@ from __future__ import annotations
 import json
 import shutil
 import sys
+from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from omni.cli.main import main
 from omni.errors import OmniError
+from omni.infer.engine import GenerationConfig, InferRequest
+from omni.infer.remote import RemoteEngine
+from omni.models.options import ModelOptions
 from omni.models.resolve import resolve_model
 from omni.plugins import get_registry
 
@@ -60,3 +65,28 @@ def test_a_hugging_face_id_loads_from_the_hub_cache_by_default(tiny_qwen3, tmp_p
     result = run_omni("infer", "--model", "acme/tiny-qwen3", *query, env=env)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout == capsys.readouterr().out
+
+
+class OmniServeEngine(RemoteEngine):
+    """An engine plugin whose library ships its own server, here `omni serve`: what sglang's and lmdeploy's
+    `--launch-server` do with theirs."""
+
+    @classmethod
+    def launch_command(cls, path, name, port, options, adapters, model_options):
+        serve = ["serve", "--model", path, "--served-model-name", name, "--port", str(port)]
+        return [sys.executable, "-m", "omni.cli.main", *serve]
+
+
+def test_a_launched_server_gets_the_modelscope_snapshot_with_use_hf_false(tiny_qwen3, tmp_path, monkeypatch):
+    monkeypatch.setenv("MODELSCOPE_CACHE", str(tmp_path))
+    snapshot = cached_snapshot(tiny_qwen3, tmp_path / "models", "acme--tiny-qwen3", "master")
+    options = SimpleNamespace(server_url=None, server_api_key=None, server_startup_timeout=300)
+    engine = OmniServeEngine.open("acme/tiny-qwen3", options=options, model_options=ModelOptions(use_hf=False))
+    try:
+        served = engine.server.process.args[engine.server.process.args.index("--model") + 1]
+        # ModelScope's client reads MODELSCOPE_CACHE once: after the test above, its cache holds the snapshot
+        assert served.endswith(str(snapshot.relative_to(tmp_path))) and Path(served, "config.json").is_file()
+        request = InferRequest({"messages": [{"role": "user", "content": "Hi"}]}, GenerationConfig(max_new_tokens=3))
+        assert engine.generate([request])[0].choices[0].text
+    finally:
+        engine.close()

@@ -39,6 +39,7 @@ from omni.infer.engine import (
     StreamDelta,
 )
 from omni.infer.weights import ROLLOUT_WEIGHTS_PATH, weights_file
+from omni.models.options import ModelOptions
 from omni.models.resolve import resolve_model
 from omni.plugins import get_registry
 
@@ -235,7 +236,8 @@ class RemoteEngine(Engine):
         url = options.server_url
         path = model
         if url is None:
-            path = str(resolve_model(model, registry).path_or_id)
+            source = model_options or ModelOptions()  # a hub id resolves as every command resolves it
+            path = str(resolve_model(model, registry, model_type=source.model_type, use_hf=source.use_hf).path_or_id)
             port = free_port()
             url = f"http://127.0.0.1:{port}"
             command = cls.launch_command(path, model, port, options, adapters, model_options)
