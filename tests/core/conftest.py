@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from omni.infer.pt_engine import PtEngine
 
 
 @pytest.fixture(scope="session")
@@ -17,3 +22,13 @@ def tiny_chat_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from omni.testing.models import build_tiny_model
 
     return build_tiny_model("qwen3", tmp_path_factory.mktemp("tiny-qwen3"), initializer_range=0.3)
+
+
+@pytest.fixture(scope="module")
+def engine(tiny_chat_model: Path) -> Iterator[PtEngine]:
+    """The pt engine of `tiny_chat_model`, one per test module (a module may change its weights)."""
+    from omni.infer.pt_engine import PtEngine
+
+    engine = PtEngine(str(tiny_chat_model))
+    yield engine
+    engine.close()

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import openai
@@ -24,13 +23,6 @@ BASE = "tiny"
 AUTH = {"Authorization": f"Bearer {KEY}"}
 PROMPTS = ["The capital of France is", "One, two, three,", "Roses are red and violets"]
 QUESTION = [{"role": "user", "content": "What is the capital of France?"}]
-
-
-@pytest.fixture(scope="module")
-def engine(tiny_chat_model: Path) -> Iterator[PtEngine]:
-    engine = PtEngine(str(tiny_chat_model))
-    yield engine
-    engine.close()
 
 
 @pytest.fixture(scope="module")

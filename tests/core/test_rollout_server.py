@@ -11,7 +11,6 @@ import asyncio
 import subprocess
 import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
@@ -25,13 +24,6 @@ from omni.serve.background import serving
 
 KEY = "sk-rollout"
 IDS_TEXT = "The capital of France is Paris, and the capital of Italy is"
-
-
-@pytest.fixture(scope="module")
-def engine(tiny_chat_model: Path) -> Iterator[PtEngine]:
-    engine = PtEngine(str(tiny_chat_model))
-    yield engine
-    engine.close()
 
 
 @pytest.fixture(scope="module")

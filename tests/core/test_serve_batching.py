@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
-from pathlib import Path
 
 import openai
 import pytest
@@ -105,13 +104,6 @@ def test_a_scheduler_keeps_working_across_event_loops() -> None:
 def test_invalid_batching_knobs_are_refused() -> None:
     with pytest.raises(OmniError, match="max_batch_size"):
         scheduler(RecordingEngine(), max_batch_size=0)
-
-
-@pytest.fixture(scope="module")
-def engine(tiny_chat_model: Path) -> Iterator[PtEngine]:
-    engine = PtEngine(str(tiny_chat_model))
-    yield engine
-    engine.close()
 
 
 @pytest.fixture(scope="module")
