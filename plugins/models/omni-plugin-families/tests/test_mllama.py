@@ -17,7 +17,7 @@ from omni.plugins import load_plugins
 from omni.serve.app import ServedModels, create_app
 from omni.serve.background import serving
 from omni.template import get_template
-from omni.testing.synthetic import SHAPE_COLOURS, two_image_row, write_shapes
+from omni.testing.synthetic import SHAPE_COLOURS, two_image_row
 from omni.testing.vision_language import processor_reference
 from omni.train.collators import BATCH_INFO_KEYS, PaddingCollator, PaddingFreeCollator, SequenceShardCollator
 from omni_plugin_families.testing import build_tiny_mllama
@@ -27,11 +27,6 @@ from safetensors.torch import load_file
 @pytest.fixture(scope="module")
 def mllama(tmp_path_factory):
     return build_tiny_mllama(tmp_path_factory.mktemp("mllama"))
-
-
-@pytest.fixture(scope="module")
-def shapes(tmp_path_factory):
-    return write_shapes(tmp_path_factory.mktemp("shapes"), train=8, held_out=8)
 
 
 @pytest.fixture(scope="module")

@@ -29,11 +29,6 @@ def gemma3(tmp_path_factory):
     return build_tiny_gemma3(tmp_path_factory.mktemp("gemma3"))
 
 
-@pytest.fixture(scope="module")
-def shapes(tmp_path_factory):
-    return write_shapes(tmp_path_factory.mktemp("shapes"), train=8, held_out=8)
-
-
 # family -> (builder, its image token, what each trained answer is written as: Idefics3 writes "Assistant: red").
 FAMILIES = {
     "gemma3": (build_tiny_gemma3, "<image_soft_token>", "{}<end_of_turn>"),
