@@ -46,7 +46,8 @@ The names, by what they are for:
   `TokenLogprob`, `SpokenAnswer` and `SpeechDelta` (engines that speak: `Engine.speak`, `speak_stream`),
   the optional features an engine declares (`PROMPT_IDS`, `TOP_LOGPROBS`, `SCORING`, `USE_AUDIO_IN_VIDEO`),
   `PromptEncoder`, `LoopEngine`, `LoopThread`, `RemoteEngine`, `ServerModes`, `PtEngine`, `cut_at_stop`,
-  `merged_weights`; for commands that generate: `GenerationOptions`, `TemplateCliOptions`, `parse_adapters`,
+  `merged_weights`, `check_weights_fit` (whether a weights file fits a model, for `Engine.load_weights_file`);
+  for commands that generate: `GenerationOptions`, `TemplateCliOptions`, `parse_adapters`,
   `with_training_defaults` (an adapter's recorded base model and template fill the flags left empty),
   `open_engine` (the `--infer-backend` engine with the command's model, adapter and template flags) and
   `EMBEDDED_MODEL` (the model used when no `--model` is given).
@@ -86,8 +87,9 @@ from omni.registry import (
 
 # 1.1: CallbackSpec, BenchmarkSpec, TrainingCallback, generation helpers; 1.2: load_image_text_to_text;
 # 1.3: command_options; 1.4: tool calls (ToolCallParser, ToolCall, ParsedAnswer, json_object, partial_marker_end);
-# 1.5: RL environments (EnvironmentSpec, Environment, EnvironmentStep)
-API_VERSION = f"{PLUGIN_API_VERSION}.5"
+# 1.5: RL environments (EnvironmentSpec, Environment, EnvironmentStep); 1.6: Engine.load_weights_file,
+# check_weights_fit (weights sent to `omni rollout`)
+API_VERSION = f"{PLUGIN_API_VERSION}.6"
 
 # Names imported on first access: their modules bring heavy libraries along, or are needed only at run time.
 _LAZY: dict[str, str] = {
@@ -168,6 +170,7 @@ _LAZY: dict[str, str] = {
     "PtEngine": "omni.infer.pt_engine",
     "cut_at_stop": "omni.infer.stops",
     "merged_weights": "omni.infer.weights",
+    "check_weights_fit": "omni.infer.weights",
     "find_tuner": "omni.infer.adapters",
     "get_registry": "omni.plugins",
     "command_options": "omni.command_options",
@@ -285,6 +288,7 @@ __all__ = [
     "PtEngine",
     "cut_at_stop",
     "merged_weights",
+    "check_weights_fit",
     "find_tuner",
     "get_registry",
     "command_options",
@@ -349,7 +353,7 @@ if TYPE_CHECKING:  # type checkers and editors see the lazy names as plain impor
     from omni.infer.recorded import with_training_defaults
     from omni.infer.remote import RemoteEngine, ServerModes
     from omni.infer.stops import cut_at_stop
-    from omni.infer.weights import merged_weights
+    from omni.infer.weights import check_weights_fit, merged_weights
     from omni.models.atomic import atomic_text_file
     from omni.models.embedded import EMBEDDED_MODEL
     from omni.models.loader import load_model, load_pretrained, pretrained_kwargs

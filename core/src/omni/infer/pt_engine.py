@@ -254,18 +254,16 @@ class PtEngine(Engine):
         """
         from safetensors.torch import load_file
 
+        from omni.infer.weights import check_weights_fit
+
         if self.adapter_paths:
             raise OmniError("the pt engine serving adapters cannot take new base weights; serve the model alone")
         try:
             weights = load_file(path)
         except Exception as exc:  # safetensors' own errors for a file that is not one
             raise OmniError(f"the weights are not a safetensors file ({exc})") from None
-        own = self.model.state_dict()
-        unknown = sorted(set(weights) - set(own))
-        misshapen = sorted(n for n in set(weights) & set(own) if weights[n].shape != own[n].shape)
-        if unknown or misshapen:
-            problem = f"unknown names {unknown[:3]}" if unknown else f"other shapes for {misshapen[:3]}"
-            raise OmniError(f"the weights do not fit this model ({len(unknown) + len(misshapen)} tensors): {problem}")
+        own = {name: tuple(tensor.shape) for name, tensor in self.model.state_dict().items()}
+        check_weights_fit({name: tuple(tensor.shape) for name, tensor in weights.items()}, own)
         with self._lock, torch.no_grad():
             self.model.load_state_dict(weights, strict=False)
 

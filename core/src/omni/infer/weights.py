@@ -62,7 +62,7 @@ def weights_file(model: Any, registry: Registry | None = None) -> Iterator[str |
     if not weights:
         yield None
         return
-    handle, path = tempfile.mkstemp(prefix="omni-weights-", suffix=".safetensors", dir=shared_memory_folder())
+    handle, path = new_weights_file()
     os.close(handle)
     try:
         save_file({name: tensor.cpu() for name, tensor in weights.items()}, path)
@@ -72,6 +72,25 @@ def weights_file(model: Any, registry: Registry | None = None) -> Iterator[str |
         Path(path).unlink(missing_ok=True)
 
 
-def shared_memory_folder() -> str | None:
-    """/dev/shm where the machine has it (None: the default temporary folder)."""
-    return "/dev/shm" if os.path.isdir("/dev/shm") else None
+def new_weights_file() -> tuple[int, str]:
+    """A new, empty safetensors file for weights, in shared memory (/dev/shm) where the machine has it: its open
+    descriptor and path (`tempfile.mkstemp`'s)."""
+    folder = "/dev/shm" if os.path.isdir("/dev/shm") else None
+    return tempfile.mkstemp(prefix="omni-weights-", suffix=".safetensors", dir=folder)
+
+
+def check_weights_fit(weights: dict[str, tuple[int, ...]], model: dict[str, tuple[int, ...]]) -> None:
+    """`OmniError` naming the first misfits unless every tensor of `weights` (name to shape) is one of `model`'s
+    in the same shape: what an engine checks before it takes a weights file (`Engine.load_weights_file`)."""
+    from omni.errors import OmniError
+
+    unknown = sorted(set(weights) - set(model))
+    if unknown:
+        raise OmniError(f"the weights do not fit this model: it has no {unknown[:3]} ({len(unknown)} such)")
+    misshapen = sorted(name for name in weights if weights[name] != model[name])
+    if misshapen:
+        first = misshapen[0]
+        raise OmniError(
+            f"the weights do not fit this model: {first} is {list(weights[first])}, the model's {list(model[first])} "
+            f"({len(misshapen)} tensors of other shapes)"
+        )

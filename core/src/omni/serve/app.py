@@ -3,8 +3,8 @@
 Routes: ``GET /health``, ``GET /v1/models``, ``POST /v1/chat/completions``, ``POST /v1/completions``,
 ``POST /tokenize``, ``POST /detokenize``, ``GET /metrics``; with a `WeightsRoute` (`omni rollout`), ``GET`` and
 ``POST /omni/v1/weights``: what the server is and a trainer's new weights (a 404 saying so on `omni serve`).
-Every error is an OpenAI error body with a fitting status (400 invalid request, a limit passed or a parameter the engine does not implement, 401 bad
-API key, 404 unknown model or route, 408 past the request timeout, 500 engine failure), streams included:
+Every error is an OpenAI error body with a fitting status (400 invalid request, a limit passed or a parameter the
+engine does not implement, 401 bad API key, 404 unknown model or route, 408 past the request timeout, 500 engine failure), streams included:
 a stream's headers go out only once its first token is ready, so a request the engine refuses gets its
 status code. The server keeps serving after any of them.
 
@@ -24,7 +24,6 @@ import json
 import logging
 import os
 import secrets
-import tempfile
 import threading
 import time
 import uuid
@@ -54,7 +53,7 @@ from omni.infer.engine import (
     SpokenAnswer,
     StreamDelta,
 )
-from omni.infer.weights import ROLLOUT_WEIGHTS_PATH, shared_memory_folder
+from omni.infer.weights import ROLLOUT_WEIGHTS_PATH, new_weights_file
 from omni.serve.protocol import (
     ApiError,
     AudioOutput,
@@ -148,8 +147,8 @@ def create_app(
     server takes new weights (`WeightsRoute`); without, ``/omni/v1/weights`` is a 404 that says so.
     """
     app = FastAPI(title="omni", docs_url=None, redoc_url=None)
-    gate = WeightsGate()
-    if weights is not None:
+    gate = WeightsGate() if weights is not None else None
+    if gate is not None:
         app.add_middleware(GenerationGate, gate=gate)
     app.add_middleware(BodyLimit, max_bytes=max_request_bytes, exempt=(ROLLOUT_WEIGHTS_PATH,) if weights else ())
     app.add_middleware(ApiKeyGuard, api_key=api_key)
@@ -304,11 +303,11 @@ def create_app(
 
 
 def _add_weights_routes(
-    app: FastAPI, engine: Engine, models: ServedModels, weights: WeightsRoute | None, gate: WeightsGate
+    app: FastAPI, engine: Engine, models: ServedModels, weights: WeightsRoute | None, gate: WeightsGate | None
 ) -> None:
     """``GET``/``POST /omni/v1/weights``: on a server that takes weights, what it is and new weights; elsewhere a 404
     naming the command that takes them."""
-    if weights is None:
+    if weights is None or gate is None:
 
         @app.api_route(ROLLOUT_WEIGHTS_PATH, methods=["GET", "POST"], include_in_schema=False)
         async def no_weights() -> None:
@@ -352,7 +351,7 @@ def _add_weights_routes(
 async def _body_to_file(http: Request, max_bytes: int | None) -> tuple[str, int]:
     """The request's body written to a new file in shared memory (/dev/shm where there is one): its path and size.
     A body over `max_bytes` is a 413; an empty one a 400."""
-    handle, path = tempfile.mkstemp(prefix="omni-weights-", suffix=".safetensors", dir=shared_memory_folder())
+    handle, path = new_weights_file()
     size, pending = 0, bytearray()
     try:
         with os.fdopen(handle, "wb") as file:

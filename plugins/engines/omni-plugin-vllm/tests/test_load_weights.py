@@ -101,7 +101,7 @@ def test_a_weights_file_that_does_not_fit_is_refused_and_the_engine_keeps_answer
     save_file({"model.embed_tokens.weight": torch.zeros(3, 3)}, files["shape"])
     (tmp_path / "junk.safetensors").write_bytes(b"not a safetensors file")
     for path, words in (
-        (files["unknown"], "its checkpoint has no ['model.bogus.weight']"),
+        (files["unknown"], "it has no ['model.bogus.weight']"),
         (files["shape"], "model.embed_tokens.weight is [3, 3]"),
         (tmp_path / "junk.safetensors", "not a safetensors file"),
     ):

@@ -34,6 +34,7 @@ from omni.api import (
     PromptEncoder,
     StreamDelta,
     TokenLogprob,
+    check_weights_fit,
     cut_at_stop,
     find_tuner,
 )
@@ -341,18 +342,8 @@ def _check_fit(path: str, checkpoint: dict[str, tuple[int, ...]]) -> None:
         shapes = _safetensors_shapes([path])
     except Exception as exc:  # safetensors' own errors for a file that is not one
         raise OmniError(f"the weights are not a safetensors file ({exc})") from None
-    if not checkpoint:
-        return
-    unknown = sorted(set(shapes) - set(checkpoint))
-    misshapen = sorted(n for n in set(shapes) & set(checkpoint) if shapes[n] != checkpoint[n])
-    if unknown:
-        raise OmniError(f"the weights do not fit this model: its checkpoint has no {unknown[:3]} ({len(unknown)} such)")
-    if misshapen:
-        first = misshapen[0]
-        raise OmniError(
-            f"the weights do not fit this model: {first} is {list(shapes[first])}, the checkpoint's "
-            f"{list(checkpoint[first])} ({len(misshapen)} tensors of other shapes)"
-        )
+    if checkpoint:
+        check_weights_fit(shapes, checkpoint)
 
 
 def _token_logprob(token_id: int, step: Any, top: int) -> TokenLogprob:
