@@ -28,7 +28,7 @@ The names, by what they are for:
   front ends that build forms or wizards from them).
 - Models: `ModelOptions`, `LoadOptions`, `load_model`, `load_pretrained`, `load_image_text_to_text` (the
   generic vision-language loader: any `AutoModelForImageTextToText` checkpoint and its processor), `pretrained_kwargs`,
-  `atomic_text_file`; for quantizers, `encoded_batches` (dataset rows encoded with a loaded model's template
+  `atomic_text_file`, `atomic_directory` (a file or folder that appears whole or not at all); for quantizers, `encoded_batches` (dataset rows encoded with a loaded model's template
   as one-row model inputs: calibration, held-out sets), `perplexity` (of a model on such batches) and
   `transformers_skip_patterns` (modules to keep unquantized, as a transformers quantization config names them).
 - Templates: `Template`, `TemplateOptions`, `Encoded`, `RowTooLongError`, `IGNORE_INDEX` (the label of
@@ -88,8 +88,8 @@ from omni.registry import (
 # 1.1: CallbackSpec, BenchmarkSpec, TrainingCallback, generation helpers; 1.2: load_image_text_to_text;
 # 1.3: command_options; 1.4: tool calls (ToolCallParser, ToolCall, ParsedAnswer, json_object, partial_marker_end);
 # 1.5: RL environments (EnvironmentSpec, Environment, EnvironmentStep); 1.6: Engine.load_weights_file,
-# check_weights_fit (weights sent to `omni rollout`)
-API_VERSION = f"{PLUGIN_API_VERSION}.6"
+# check_weights_fit (weights sent to `omni rollout`); 1.7: atomic_directory
+API_VERSION = f"{PLUGIN_API_VERSION}.7"
 
 # Names imported on first access: their modules bring heavy libraries along, or are needed only at run time.
 _LAZY: dict[str, str] = {
@@ -101,6 +101,7 @@ _LAZY: dict[str, str] = {
     "load_image_text_to_text": "omni.models.multimodal",
     "pretrained_kwargs": "omni.models.loader",
     "atomic_text_file": "omni.models.atomic",
+    "atomic_directory": "omni.models.atomic",
     # templates
     "Template": "omni.template.base",
     "TemplateOptions": "omni.template.base",
@@ -223,6 +224,7 @@ __all__ = [
     "load_image_text_to_text",
     "pretrained_kwargs",
     "atomic_text_file",
+    "atomic_directory",
     "Template",
     "TemplateOptions",
     "Encoded",
@@ -354,7 +356,7 @@ if TYPE_CHECKING:  # type checkers and editors see the lazy names as plain impor
     from omni.infer.remote import RemoteEngine, ServerModes
     from omni.infer.stops import cut_at_stop
     from omni.infer.weights import check_weights_fit, merged_weights
-    from omni.models.atomic import atomic_text_file
+    from omni.models.atomic import atomic_directory, atomic_text_file
     from omni.models.embedded import EMBEDDED_MODEL
     from omni.models.loader import load_model, load_pretrained, pretrained_kwargs
     from omni.models.multimodal import load_image_text_to_text

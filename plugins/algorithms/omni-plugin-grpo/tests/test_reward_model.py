@@ -3,8 +3,8 @@
 
 The task: answers made of 8 word tokens of the tiny tokenizer (" the", " blue" ...) are good, 8 other tokens bad.
 A judge is the tiny random Qwen3 fine-tuned to reply 10 or 0; the slow test also trains a reward model with
-`omni rlhf --algo rm` (omni-plugin-dpo), then trains a tiny random policy with both as GRPO rewards: the policy's
-mean score from each rises.
+`omni rlhf --algo rm` (omni-plugin-dpo), then trains a tiny random policy with both as GRPO rewards, and another
+with PPO on the reward model: the policy's mean score from each rises.
 """
 
 from __future__ import annotations
@@ -154,7 +154,7 @@ def test_a_generative_judge_grades_held_out_answers(one_thread, tiny_model, word
 
 
 @pytest.mark.slow
-def test_a_trained_reward_model_and_a_judge_drive_grpo(tiny_model, token_task, word_judge, tmp_path):
+def test_a_trained_reward_model_and_a_judge_drive_grpo_and_ppo(tiny_model, token_task, word_judge, tmp_path):
     pytest.importorskip("omni_plugin_dpo")
     pytest.importorskip("omni_plugin_lora")
     answers = WordAnswers(tiny_model, seed=2)
@@ -198,3 +198,17 @@ def test_a_trained_reward_model_and_a_judge_drive_grpo(tiny_model, token_task, w
     # Measured: reward model -4.5 at step 1, about 0 at step 40; judge 0.0 at step 1, 0.6 at step 40.
     assert max(rm_curve[-2:]) >= rm_curve[0] + 2.0, rm_curve
     assert max(judge_curve[-2:]) >= judge_curve[0] + 0.3, judge_curve
+
+    # PPO on the same reward model, whose score head also starts the value model (ms-swift's spellings).
+    out = tmp_path / "ppo"
+    ppo = ["rlhf", "--rlhf_type", "ppo", "--model", str(tiny_model), "--dataset", str(token_task[0])]
+    ppo += ["--reward_model", str(rm), "--output-dir", str(out), "--max-completion-length", "8"]
+    ppo += ["--per-device-train-batch-size", "16", "--tuner", "full", "--learning-rate", "5e-3", "--kl_coef", "0.05"]
+    ppo += ["--num_ppo_epochs", "1", "--lr-scheduler-type", "constant", "--warmup-ratio", "0"]
+    ppo += ["--gradient-checkpointing", "false", "--max-steps", "40", "--logging-steps", "4", "--save-strategy", "no"]
+    assert main([*ppo, "--seed", "0"]) == 0
+    records = [r for r in map(json.loads, (out / "logging.jsonl").open()) if "ppo/score" in r]
+    ppo_curve = [r["ppo/score"] for r in records]
+    # Measured: -4.5 at step 1, 2.4 to 4.0 over steps 32-40 (KL to the reference 6-8 nats per completion by then).
+    assert max(ppo_curve[-3:]) >= ppo_curve[0] + 4.0, ppo_curve
+    assert (out / "value_model" / "model.safetensors").is_file()

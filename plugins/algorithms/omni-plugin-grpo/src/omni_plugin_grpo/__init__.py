@@ -1,5 +1,5 @@
-"""omni-plugin-grpo: `omni rlhf --algo grpo|dapo|gspo|dr_grpo|rloo|reinforce_plus_plus` and the rewards they use
-(and `--algo ppo` refused with the reason).
+"""omni-plugin-grpo: `omni rlhf --algo grpo|dapo|gspo|dr_grpo|rloo|reinforce_plus_plus|ppo` and the rewards they
+use.
 
 Registering imports nothing heavy: TRL, torch and math-verify load when a run starts or a reward is used.
 """
@@ -17,7 +17,6 @@ from omni_plugin_grpo.rewards.options import (
     RepetitionOptions,
     SoftOverlongOptions,
 )
-from omni_plugin_grpo.unavailable import PpoOptions
 
 OMNI_PLUGIN_API = "1.5"
 
@@ -104,12 +103,3 @@ def register_algorithms(register):
                 selects=(REWARD_SELECTOR, ENVIRONMENT_SELECTOR),
             )
         )
-    register(
-        AlgorithmSpec(
-            name="ppo",
-            command="rlhf",
-            description="PPO: not available yet (TRL 1.16 has no PPOTrainer); asking for it says so and what to use",
-            impl="omni_plugin_grpo.unavailable:run_ppo",
-            options=PpoOptions,
-        )
-    )

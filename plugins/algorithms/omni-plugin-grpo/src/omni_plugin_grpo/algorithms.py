@@ -9,6 +9,7 @@ from omni_plugin_grpo.options import (
     DrGrpoOptions,
     GrpoOptions,
     GspoOptions,
+    PpoOptions,
     ReinforcePlusPlusOptions,
     RlooOptions,
 )
@@ -17,13 +18,15 @@ from omni_plugin_grpo.options import (
 @dataclass(frozen=True)
 class Algorithm:
     """An algorithm of the family: its options class holds its defining defaults (loss type, reward scaling,
-    clip-higher, dynamic sampling); `leave_one_out` rescales group-centred advantages into RLOO's."""
+    clip-higher, dynamic sampling); `leave_one_out` rescales group-centred advantages into RLOO's; `value_model`
+    replaces group advantages with a learned value model's (PPO)."""
 
     name: str
     description: str
     options: type[GrpoOptions]
     aliases: tuple[str, ...] = ()
     leave_one_out: bool = False
+    value_model: bool = False
 
 
 ALGORITHMS: tuple[Algorithm, ...] = (
@@ -52,6 +55,13 @@ ALGORITHMS: tuple[Algorithm, ...] = (
         "REINFORCE++ (baseline): group-mean baseline, advantages normalised over the whole batch",
         ReinforcePlusPlusOptions,
         aliases=("reinforce++", "reinforce_pp"),
+    ),
+    Algorithm(
+        "ppo",
+        "PPO: a value model and GAE advantages on token rewards (the reward model's score, a KL penalty to the "
+        "reference), clipped policy and value losses",
+        PpoOptions,
+        value_model=True,
     ),
 )
 BY_OPTIONS: dict[type[GrpoOptions], Algorithm] = {a.options: a for a in ALGORITHMS}

@@ -186,3 +186,43 @@ class ReinforcePlusPlusOptions(GrpoOptions):
     scale_rewards: Literal["group", "batch", "none"] = option(
         "batch", help="divide advantages by the group's reward std, the batch's, or not at all"
     )
+
+
+@dataclass
+class PpoOptions(GrpoOptions):
+    """PPO (Schulman et al. 2017) as RLHF runs it (Ouyang et al. 2022; TRL's former PPOTrainer): a value model,
+    token-level rewards (the sequence's score at its last token, minus a KL penalty to the reference at every
+    token), GAE advantages, a clipped policy loss and a clipped value loss."""
+
+    num_generations: int = option(
+        2, help="completions sampled per prompt (PPO needs no group; TRL's sampling machinery takes at least 2)"
+    )
+    beta: float = option(
+        0.05,
+        help="weight of the per-token KL penalty to the reference model, part of the reward (PPO's kl_coef)",
+        aliases=("kl_coef",),
+    )
+    epsilon: float = option(0.2, help="clip range of the policy's probability ratio", aliases=("cliprange",))
+    num_iterations: int = option(
+        4, help="optimisation passes (optimizer steps) over each generated batch", aliases=("num_ppo_epochs",)
+    )
+    value_model: str | None = option(
+        None,
+        help="the value model's starting point: a reward model (its score head predicts values), a causal LM (a "
+        "fresh value head) or an adapter; default: the first --reward-model, else --model",
+    )
+    vf_coef: float = option(0.1, help="weight of the value loss beside the policy loss")
+    cliprange_value: float = option(0.2, help="clip range of the value prediction around its value at sampling")
+    gamma: float = option(1.0, help="discount factor over completion tokens")
+    lam: float = option(0.95, help="GAE's lambda: 1 is the Monte-Carlo return, 0 the one-step TD error")
+    whiten_rewards: bool = option(False, help="normalise the token rewards over the batch before GAE")
+    missing_eos_penalty: float | None = option(
+        None, help="subtracted from the score of a completion cut at --max-completion-length (no end token)"
+    )
+
+    def __post_init__(self) -> None:
+        """What PPO does not run with yet, refused before anything loads."""
+        if self.environment:
+            raise OmniError("--algo ppo rolls out single turns for now; use --algo grpo with --environment")
+        if self.dynamic_sample:
+            raise OmniError("--dynamic-sample swaps whole groups, which PPO's token advantages do not have")

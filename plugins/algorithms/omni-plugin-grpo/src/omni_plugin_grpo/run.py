@@ -126,7 +126,8 @@ def _environment(job: TrainingJob, options: GrpoOptions) -> Any:
 
 
 def run_grpo(job: TrainingJob) -> TrainResult:
-    """Train GRPO, DAPO, Dr. GRPO, RLOO or REINFORCE++ (whichever `--algo` names) and write omni's outputs."""
+    """Train GRPO, DAPO, GSPO, Dr. GRPO, RLOO, REINFORCE++ or PPO (whichever `--algo` names) and write omni's
+    outputs."""
     from datasets import Dataset
 
     from omni_plugin_grpo.media import PromptMedia
@@ -160,6 +161,12 @@ def run_grpo(job: TrainingJob) -> TrainResult:
     # Encoded once, up front: the rows are checked before the first step, and every rollout reuses the ids.
     prompt_ids, with_media = encode_prompts(job.template, rows)
     check_media_engine(options, rows, with_media)
+    trainer_class, value_model = OmniGRPOTrainer, {}
+    if algorithm.value_model:
+        from omni_plugin_grpo.ppo import OmniPPOTrainer, check_ppo, load_value_model
+
+        check_ppo(job, with_media)
+        trainer_class, value_model = OmniPPOTrainer, {"value_model": load_value_model(job, options)}
     engine = build_engine(job, options, max(map(len, prompt_ids), default=0))
     rollout = EngineRollout(engine, prompt_ids, _end_token_id(job), options, media_token_ids(job.model.config))
     if make_environment is not None:
@@ -173,7 +180,7 @@ def run_grpo(job: TrainingJob) -> TrainResult:
     has_eval = len(rows) > n_train
     labels = reward_labels([r.name for r in rewards])
     log_line(f"{algorithm.name}: {n_train} training prompts, {len(rows) - n_train} validation prompts")
-    trainer = OmniGRPOTrainer(
+    trainer = trainer_class(
         model=job.model,
         reward_funcs=[RowColumnsReward(r, rows, label) for r, label in zip(rewards, labels, strict=True)],
         args=grpo_config(job, options, [r.weight for r in rewards], has_eval, batch_size),
@@ -186,6 +193,7 @@ def run_grpo(job: TrainingJob) -> TrainResult:
         media=PromptMedia(job.template, rows) if any(with_media) else None,
         algorithm=algorithm,
         options=options,
+        **value_model,
     )
     if job.resume_from:
         trainer.load_completions(job.resume_from)
@@ -197,4 +205,6 @@ def run_grpo(job: TrainingJob) -> TrainResult:
     written = trainer.write_completions(job.output_dir)
     if written:
         log_line(f"sample completions: {written}")
+    if value_model and trainer.accelerator.is_main_process:
+        log_line(f"value model: {trainer.save_value_model(job.output_dir)}")
     return result

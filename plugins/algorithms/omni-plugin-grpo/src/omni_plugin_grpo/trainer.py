@@ -190,11 +190,16 @@ class OmniGRPOTrainer(GRPOTrainer):
             self._forward_media = None
         if media is not None:
             output[MEDIA] = media
+        output = self._estimate_advantages(output)
+        self._record_completions(len(inputs))
+        return output
+
+    def _estimate_advantages(self, output: dict[str, Any]) -> dict[str, Any]:
+        """The scored batch with the algorithm's advantages: TRL's group-centred ones, rescaled for RLOO."""
         groups = self._group_size()
         if self.algorithm.leave_one_out and groups > 1:
             # TRL gave r - mean(group); RLOO's r - mean(others) is that times G / (G - 1).
             output["advantages"] = output["advantages"] * (groups / (groups - 1))
-        self._record_completions(len(inputs))
         return output
 
     def _generate_and_score_completions(self, inputs: list[dict[str, Any]]) -> dict[str, Any]:

@@ -12,35 +12,36 @@ import torch
 from omni.api import ModelOptions, OmniError, PromptEncoder, Registry, load_model
 
 
-def _load_scorer(path: str, registry: Registry) -> Any:
-    """The reward model at `path` ready to score: a checkpoint as it is, an adapter merged into its base."""
+def load_scorer(path: str, registry: Registry, flag: str = "--reward-model") -> Any:
+    """(model, base path): the reward model at `path` ready to score (a checkpoint as it is, an adapter merged into
+    its base), frozen; `flag` names the option it came from in errors."""
     from omni.api import find_tuner, with_training_defaults
 
     folder = Path(path).expanduser()
     is_adapter = folder.is_dir() and not (folder / "config.json").is_file()
-    if not _has_score_head(folder, is_adapter):
+    if not has_score_head(folder, is_adapter):
         raise OmniError(
-            f"--reward-model {path} is not a reward model (its checkpoint has no sequence-classification head, or its "
+            f"{flag} {path} is not a reward model (its checkpoint has no sequence-classification head, or its "
             "adapter was not trained on one): train one with omni rlhf --algo rm"
         )
     options = with_training_defaults(ModelOptions(), folder) if is_adapter else ModelOptions(model=path)
     try:
         loaded = load_model(options, registry, head="sequence_classification")
     except OmniError as exc:
-        raise OmniError(f"--reward-model {path}: {exc}") from None
+        raise OmniError(f"{flag} {path}: {exc}") from None
     model = loaded.model
     if is_adapter:
         tuner = find_tuner(folder, registry)
         model = tuner.merge(tuner.load(model, folder))
     if model.config.num_labels != 1:
         raise OmniError(
-            f"--reward-model {path}: the model gives {model.config.num_labels} scores per sequence; a reward model "
+            f"{flag} {path}: the model gives {model.config.num_labels} scores per sequence; a reward model "
             "gives one (train one with omni rlhf --algo rm)"
         )
     return model.eval().requires_grad_(False), loaded.path
 
 
-def _has_score_head(folder: Path, is_adapter: bool) -> bool:
+def has_score_head(folder: Path, is_adapter: bool) -> bool:
     """Whether a local checkpoint is a classifier, or an adapter a classifier's (peft's task type); a hub id is
     taken on trust. A causal LM would get a fresh, untrained head and score at random."""
     config = folder / ("adapter_config.json" if is_adapter else "config.json")
@@ -57,7 +58,7 @@ class RewardModelReward:
     encoded by the reward model's template, in batches of `batch_size`."""
 
     def __init__(self, path: str, registry: Registry, batch_size: int = 16) -> None:
-        self.model, base = _load_scorer(path, registry)
+        self.model, base = load_scorer(path, registry)
         self.prompts = PromptEncoder.load(base, registry=registry)  # the reward model's tokenizer and template
         self.batch_size = batch_size
 
