@@ -22,7 +22,6 @@ from omni.api import (
     OmniError,
     TrainingJob,
     atomic_directory,
-    current_processes,
     load_model,
     log_line,
 )
@@ -115,10 +114,10 @@ def load_value_model(job: TrainingJob, options: PpoOptions) -> Any:
 
 def check_ppo(job: TrainingJob, with_media: list[bool]) -> None:
     """What PPO does not run with yet (beside the options `PpoOptions` refuses), refused before training starts."""
-    if job.strategy is not None or current_processes().world_size > 1:
+    if job.strategy is not None:
         raise OmniError(
-            "--algo ppo trains in one process for now (its value model is not sharded or synchronised across "
-            "processes); leave out --deepspeed/--fsdp and launch one process"
+            "--algo ppo runs with plain data parallelism for now: its value model is not sharded, so leave out "
+            "--deepspeed and --fsdp"
         )
     if any(with_media):
         raise OmniError("--algo ppo takes text prompts only for now: its value model reads no images, audio or video")
@@ -130,19 +129,32 @@ class OmniPPOTrainer(OmniGRPOTrainer):
     def __init__(self, *args: Any, value_model: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.value_model = value_model.to(self.accelerator.device)
+        if self._distributed:  # every process starts from the main one's value model (a fresh head is random)
+            for tensor in self.value_model.state_dict().values():
+                torch.distributed.broadcast(tensor, src=0)
+
+    @property
+    def _distributed(self) -> bool:
+        return self.accelerator.num_processes > 1
 
     def create_optimizer(self, model: Any = None) -> Any:
         """The policy's optimizer with the value model's parameters as one more group (same learning rate and
-        schedule); the value model's gradients are clipped to `--max-grad-norm` on their own before each step."""
+        schedule). Before each step the value model's gradients are averaged over the processes (data parallelism,
+        as DDP does for the policy) and clipped to `--max-grad-norm` on their own."""
         optimizer = super().create_optimizer(model)
         parameters = [p for p in self.value_model.parameters() if p.requires_grad]
         optimizer.add_param_group({"params": parameters, "weight_decay": self.args.weight_decay})
-        if self.args.max_grad_norm:
 
-            def clip_value_gradients(*_: Any) -> None:
+        def prepare_value_gradients(*_: Any) -> None:
+            if self._distributed:
+                for p in parameters:
+                    if p.grad is None:
+                        p.grad = torch.zeros_like(p)
+                    torch.distributed.all_reduce(p.grad, op=torch.distributed.ReduceOp.AVG)
+            if self.args.max_grad_norm:
                 torch.nn.utils.clip_grad_norm_(parameters, self.args.max_grad_norm)
 
-            optimizer.register_step_pre_hook(clip_value_gradients)
+        optimizer.register_step_pre_hook(prepare_value_gradients)
         return optimizer
 
     def _estimate_advantages(self, output: dict[str, Any]) -> dict[str, Any]:
@@ -220,6 +232,17 @@ class OmniPPOTrainer(OmniGRPOTrainer):
         loss = policy_loss + options.vf_coef * value_loss
         return loss / (self.current_gradient_accumulation_steps if mode == "train" else 1.0)
 
+    def check_value_model_agrees(self) -> None:
+        """Every process must hold the same value model (they take the same averaged steps); a difference means
+        their updates parted, and saving the main process's copy would hide it."""
+        if not self._distributed:
+            return
+        with torch.no_grad():
+            checksum = torch.stack([p.double().sum() for p in self.value_model.parameters()]).sum()
+        every = self.accelerator.gather(checksum.reshape(1).to(self.accelerator.device))
+        if not torch.allclose(every, every[0].expand_as(every), rtol=1e-6, atol=1e-6):
+            raise OmniError(f"the value model differs across processes (parameter sums {every.tolist()})")
+
     def save_value_model(self, directory: str | Path) -> Path:
         """Write the value model (and the tokenizer, so the folder loads as a reward model) atomically."""
         target = Path(directory) / VALUE_MODEL_DIR
@@ -230,5 +253,6 @@ class OmniPPOTrainer(OmniGRPOTrainer):
 
     def _save_checkpoint(self, model: Any, trial: Any) -> None:
         super()._save_checkpoint(model, trial)
+        self.check_value_model_agrees()
         if self.accelerator.is_main_process:
             self.save_value_model(Path(self.args.output_dir) / f"checkpoint-{self.state.global_step}")

@@ -205,6 +205,8 @@ def run_grpo(job: TrainingJob) -> TrainResult:
     written = trainer.write_completions(job.output_dir)
     if written:
         log_line(f"sample completions: {written}")
-    if value_model and trainer.accelerator.is_main_process:
-        log_line(f"value model: {trainer.save_value_model(job.output_dir)}")
+    if value_model:
+        trainer.check_value_model_agrees()
+        if trainer.accelerator.is_main_process:
+            log_line(f"value model: {trainer.save_value_model(job.output_dir)}")
     return result
