@@ -166,6 +166,7 @@ def test_tokenize_and_detokenize_as_vllm(url: str, engine: PtEngine) -> None:
         ("/v1/chat/completions", {"messages": QUESTION, "top_logprobs": 2}, None),  # needs logprobs
         ("/detokenize", {"tokens": [10**9]}, "tokens"),
         ("/tokenize", {"prompt": "Hi", "messages": QUESTION}, None),
+        ("/tokenize", {"messages": [], "prompt": None}, "messages"),  # was a 500, found by the API fuzz test in CI
     ],
 )
 def test_bad_requests_are_400s_naming_the_parameter(url: str, route: str, body: dict, param: str | None) -> None:

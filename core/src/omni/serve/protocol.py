@@ -279,7 +279,7 @@ class TokenizeRequest(_Strict):
 
     model: str | None = None
     prompt: str | None = None
-    messages: list[ChatMessage] | None = None
+    messages: list[ChatMessage] | None = Field(None, min_length=1)  # what a chat completion takes, checked on arrival
     add_special_tokens: bool | None = None  # vLLM's default: true for a prompt, false for messages
     add_generation_prompt: Literal[True] = True  # omni's templates always end a prompt ready for the answer
     return_token_strs: bool = False
