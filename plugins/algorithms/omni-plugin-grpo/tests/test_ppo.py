@@ -48,7 +48,7 @@ def test_whitening_counts_only_the_masked_tokens():
     )
 
 
-def test_lora_ppo_starts_at_its_reference_saves_its_value_model_and_resumes(tiny_model, token_task, tmp_path):
+def test_lora_ppo_starts_at_its_reference_saves_its_value_model_and_resumes(capsys, tiny_model, token_task, tmp_path):
     pytest.importorskip("omni_plugin_lora")
     from omni.api import get_registry
     from omni_plugin_grpo.rewards import resolve_rewards
@@ -73,7 +73,10 @@ def test_lora_ppo_starts_at_its_reference_saves_its_value_model_and_resumes(tiny
     from safetensors.torch import load_file
 
     saved = load_file(checkpoint_values / "model.safetensors")
+    capsys.readouterr()
     assert main(ppo_argv(tiny_model, token_task, out, *resume, "--save-strategy", "no")) == 0
+    # Its weights alone cannot tell: the policy's backbone and a head drawn with the same seed are close to them.
+    assert f"ppo: value model from {checkpoint_values}" in capsys.readouterr().err
     assert max(r["step"] for r in logged(out)) == 3
     trained_on = load_file(out / "value_model" / "model.safetensors")
     assert any(not torch.equal(saved[k], trained_on[k]) for k in saved)  # one more step trained it

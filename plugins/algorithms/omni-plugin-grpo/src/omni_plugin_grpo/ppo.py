@@ -70,6 +70,13 @@ def token_values(value_model: Any, input_ids: torch.Tensor, attention_mask: torc
     return value_model.score(hidden[:, -keep - 1 : -1]).squeeze(-1).float()
 
 
+def joined_sequences(batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """(ids, attention mask, completion width) of a scored batch's prompts and completions side by side."""
+    ids = torch.cat([batch["prompt_ids"], batch["completion_ids"]], dim=1)
+    attention_mask = torch.cat([batch["prompt_mask"], batch["completion_mask"]], dim=1)
+    return ids, attention_mask, batch["completion_ids"].size(1)
+
+
 def load_value_model(job: TrainingJob, options: PpoOptions) -> Any:
     """The value model, trainable: the resumed checkpoint's, else `--value-model`, else the first
     `--reward-model` (its score head already ranks answers), else the policy with a fresh score head."""
@@ -159,10 +166,8 @@ class OmniPPOTrainer(OmniGRPOTrainer):
 
     def _estimate_advantages(self, output: dict[str, Any]) -> dict[str, Any]:
         options: PpoOptions = self.options
-        prompt_ids, completion_ids = output["prompt_ids"], output["completion_ids"]
-        input_ids = torch.cat([prompt_ids, completion_ids], dim=1)
-        attention_mask = torch.cat([output["prompt_mask"], output["completion_mask"]], dim=1)
-        keep = completion_ids.size(1)
+        completion_ids = output["completion_ids"]
+        input_ids, attention_mask, keep = joined_sequences(output)
         mask = output["completion_mask"].float()
         count = len(completion_ids)
         start = self.accelerator.process_index * count  # TRL's rewards cover the whole batch of every process
@@ -202,10 +207,8 @@ class OmniPPOTrainer(OmniGRPOTrainer):
         return output
 
     def _compute_loss(self, model: Any, inputs: dict[str, Any]) -> torch.Tensor:
-        completion_ids, mask = inputs["completion_ids"], inputs["completion_mask"].float()
-        input_ids = torch.cat([inputs["prompt_ids"], completion_ids], dim=1)
-        attention_mask = torch.cat([inputs["prompt_mask"], inputs["completion_mask"]], dim=1)
-        keep = completion_ids.size(1)
+        mask = inputs["completion_mask"].float()
+        input_ids, attention_mask, keep = joined_sequences(inputs)
         logps, _, _ = self._get_per_token_logps_and_entropies(model, input_ids, attention_mask, keep)
         advantages = inputs["advantages"]
         log_ratio = logps - inputs["old_per_token_logps"]
@@ -232,7 +235,7 @@ class OmniPPOTrainer(OmniGRPOTrainer):
         loss = policy_loss + options.vf_coef * value_loss
         return loss / (self.current_gradient_accumulation_steps if mode == "train" else 1.0)
 
-    def check_value_model_agrees(self) -> None:
+    def _check_value_model_agrees(self) -> None:
         """Every process must hold the same value model (they take the same averaged steps); a difference means
         their updates parted, and saving the main process's copy would hide it."""
         if not self._distributed:
@@ -244,15 +247,17 @@ class OmniPPOTrainer(OmniGRPOTrainer):
             raise OmniError(f"the value model differs across processes (parameter sums {every.tolist()})")
 
     def save_value_model(self, directory: str | Path) -> Path:
-        """Write the value model (and the tokenizer, so the folder loads as a reward model) atomically."""
+        """Write the value model (and the tokenizer, so the folder loads as a reward model) atomically into
+        `directory`/value_model, from the main process once every process's copy is checked equal; every process
+        calls it."""
+        self._check_value_model_agrees()
         target = Path(directory) / VALUE_MODEL_DIR
-        with atomic_directory(target, replace=True) as tmp:
-            self.value_model.save_pretrained(tmp)
-            self.processing_class.save_pretrained(tmp)
+        if self.accelerator.is_main_process:
+            with atomic_directory(target, replace=True) as tmp:
+                self.value_model.save_pretrained(tmp)
+                self.processing_class.save_pretrained(tmp)
         return target
 
     def _save_checkpoint(self, model: Any, trial: Any) -> None:
         super()._save_checkpoint(model, trial)
-        self.check_value_model_agrees()
-        if self.accelerator.is_main_process:
-            self.save_value_model(Path(self.args.output_dir) / f"checkpoint-{self.state.global_step}")
+        self.save_value_model(Path(self.args.output_dir) / f"checkpoint-{self.state.global_step}")

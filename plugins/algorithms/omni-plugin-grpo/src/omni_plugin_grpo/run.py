@@ -206,7 +206,5 @@ def run_grpo(job: TrainingJob) -> TrainResult:
     if written:
         log_line(f"sample completions: {written}")
     if value_model:
-        trainer.check_value_model_agrees()
-        if trainer.accelerator.is_main_process:
-            log_line(f"value model: {trainer.save_value_model(job.output_dir)}")
+        log_line(f"value model: {trainer.save_value_model(job.output_dir)}")
     return result
