@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 from omni.api import IGNORE_INDEX, TemplateOptions
+from omni.errors import OmniError
 from omni.models.resolve import match_config, match_hub_id, resolve_model
 from omni.plugins import load_plugins
 from omni.template import get_template
@@ -33,12 +34,17 @@ def conversation(family: str) -> list[dict[str, str]]:
     ]
 
 
-# Families whose `default` template reproduces the published one exactly (glm4-moe has its own: tested below).
-PUBLISHED = ("gemma2", "gemma3-text", "mistral", "mixtral", "phi3", "phimoe", "deepseek-r1-distill", "deepseek-v3")
+# Families whose `default` template reproduces the published one exactly (the GLM families have their own: below).
+PUBLISHED = (
+    "gemma2", "gemma3-text", "mistral", "mixtral", "phi3", "phimoe", "deepseek-r1-distill", "deepseek-v2", "deepseek-v3",
+)  # fmt: skip
+# Where the generation prompt stops short of an answer's first character (DeepSeek-V2's "Assistant:" before " It").
+ANSWER_OPENING = {"deepseek-v2": " "}
+GLM = ("glm4", "glm")
 
 
 def test_every_shipped_published_template_is_checked():
-    assert {*PUBLISHED, "glm4-moe"} == set(FAMILIES_WITH_PUBLISHED_TEMPLATES)
+    assert {*PUBLISHED, *GLM, "glm4-moe"} == set(FAMILIES_WITH_PUBLISHED_TEMPLATES)
 
 
 @pytest.mark.parametrize("family", PUBLISHED)
@@ -50,10 +56,35 @@ def test_the_family_template_gives_the_published_templates_ids_and_trains_the_an
     assert encoded.input_ids == tokenizer.apply_chat_template(messages, tokenize=True)["input_ids"]
     trained = [t for t, label in zip(encoded.input_ids, encoded.labels, strict=True) if label != IGNORE_INDEX]
     answers = [m["content"] for m in messages if m["role"] == "assistant"]
-    assert tokenizer.decode(trained) == "".join(answer + END_OF_TURN[family] for answer in answers)
+    opening = ANSWER_OPENING.get(family, "")
+    assert tokenizer.decode(trained) == "".join(opening + answer + END_OF_TURN[family] for answer in answers)
     prompt = template.encode_prompt({"messages": messages})
     expected = tokenizer.apply_chat_template(messages[:-1], tokenize=True, add_generation_prompt=True)
     assert prompt.input_ids == expected["input_ids"]
+
+
+@pytest.mark.parametrize("family", GLM)
+def test_glm4_trains_each_answer_with_the_user_token_that_follows_it(family, registry):
+    """GLM-4-0414's and GLM-4-9B chat's published templates end an answer with no token of their own (the models
+    stop on <|user|>): the glm4 template keeps their ids, and trains each answer with the <|user|> after it, appended
+    after the last one too; its generation prompt is theirs."""
+    tokenizer = published_tokenizer(family)
+    messages = conversation(family)
+    template = get_template(None, tokenizer, model_spec=SPECS[family], registry=registry)
+    encoded = template.encode({"messages": messages})
+    user = tokenizer.convert_tokens_to_ids("<|user|>")
+    assert encoded.input_ids == [*tokenizer.apply_chat_template(messages, tokenize=True)["input_ids"], user]
+    trained = [t for t, label in zip(encoded.input_ids, encoded.labels, strict=True) if label != IGNORE_INDEX]
+    answers = [m["content"] for m in messages if m["role"] == "assistant"]
+    assert tokenizer.decode(trained) == "".join(f"\n{answer}<|user|>" for answer in answers)
+    prompt = template.encode_prompt({"messages": messages})
+    expected = tokenizer.apply_chat_template(messages[:-1], tokenize=True, add_generation_prompt=True)
+    assert prompt.input_ids == expected["input_ids"]
+    assert "<|user|>" in template.stop_words
+    # GLM-4-0414's template moves a later system message to the front, GLM-4-9B's keeps it in place: refused.
+    late_system = [*messages[:3], {"role": "system", "content": "Now be verbose."}, *messages[3:]]
+    with pytest.raises(OmniError, match=r"messages\[3\]: the glm4 template takes a system message only first"):
+        template.encode({"messages": late_system})
 
 
 def test_glm4_moe_trains_the_answers_and_a_stop_token_not_the_thinking_scaffold(registry):
@@ -113,9 +144,8 @@ def test_a_tiny_text_checkpoint_loads_through_the_family_and_its_lora_targets_ex
 
     path = build_tiny(TEXT_MODEL_TYPES[family], tmp_path / family)
     resolved = resolve_model(str(path), registry)
-    assert resolved.spec.name == family and resolved.spec.template == (
-        "glm4-moe" if family == "glm4-moe" else "default"
-    )
+    assert resolved.spec.name == family
+    assert resolved.spec.template == {"glm4-moe": "glm4-moe", "glm4": "glm4", "glm": "glm4"}.get(family, "default")
     model, _ = resolved.spec.load()(str(path), model_options=ModelOptions(), load_options=LoadOptions())
     linear = {name.rsplit(".", 1)[-1] for name, m in model.named_modules() if isinstance(m, torch.nn.Linear)}
     # Latent attention has either a low-rank query (q_a/q_b) or a plain one (q_proj), as the config says.

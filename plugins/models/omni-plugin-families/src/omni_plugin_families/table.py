@@ -198,6 +198,7 @@ FAMILIES: tuple[ModelSpec, ...] = (
         model_types=("glm4",),
         hub_ids=("THUDM/GLM-4-*-0414", "zai-org/GLM-4-*-0414", "THUDM/GLM-Z1-*", "zai-org/GLM-Z1-*"),
         lora_targets=(*ATTENTION, *FUSED_MLP),
+        template="glm4",  # the published template trains no stop token (templates.py)
     ),
     text_family(
         "glm",
@@ -206,6 +207,7 @@ FAMILIES: tuple[ModelSpec, ...] = (
         model_types=("glm",),
         hub_ids=("THUDM/glm-4-9b*-hf", "zai-org/glm-4-9b*-hf"),
         lora_targets=(*ATTENTION, *FUSED_MLP),
+        template="glm4",
     ),
     text_family(
         "glm4-moe",

@@ -43,6 +43,13 @@ _PHI_3_5 = (
     "phi-3.5-mini-instruct.jinja",
 )  # fmt: skip
 
+_GLM = {
+    "leading_special": (),
+    "trailing_special": ("<|endoftext|>", "[MASK]", "[gMASK]", "[sMASK]", "<sop>", "<eop>", "<|system|>", "<|user|>",
+                         "<|assistant|>", "<|observation|>"),
+    "bos": None, "eos": "<|endoftext|>", "pad": "<|endoftext|>", "unk": None, "prepend_bos": False,
+}  # fmt: skip
+
 # family name -> (its tokenizer's tokens, shipped chat template file), as the published tokenizers have them.
 _PUBLISHED: dict[str, tuple[dict[str, Any], str]] = {
     "gemma2": (
@@ -67,20 +74,20 @@ _PUBLISHED: dict[str, tuple[dict[str, Any], str]] = {
     ),
     "phi3": _PHI_3_5,
     "phimoe": _PHI_3_5,  # Phi-3.5-MoE ships Phi-3.5-mini's tokenizer and template
-    "glm4-moe": (
-        {"leading_special": (),
-         "trailing_special": ("<|endoftext|>", "[MASK]", "[gMASK]", "[sMASK]", "<sop>", "<eop>", "<|system|>",
-                              "<|user|>", "<|assistant|>", "<|observation|>"),
-         "plain_added": ("<think>", "</think>"),
-         "bos": None, "eos": "<|endoftext|>", "pad": "<|endoftext|>", "unk": None, "prepend_bos": False},
-        "glm-4.6.jinja",
-    ),
+    "glm4-moe": ({**_GLM, "plain_added": ("<think>", "</think>")}, "glm-4.6.jinja"),
+    "glm4": (_GLM, "glm-4-0414.jinja"),
+    "glm": (_GLM, "glm-4-9b-chat-hf.jinja"),
     "deepseek-r1-distill": (
         {"leading_special": (),
          "trailing_special": (_DEEPSEEK_BOS, _DEEPSEEK_EOS, "<｜User｜>", "<｜Assistant｜>", "<|EOT|>"),
          "plain_added": ("<think>", "</think>"),
          "bos": _DEEPSEEK_BOS, "eos": _DEEPSEEK_EOS, "pad": _DEEPSEEK_EOS, "unk": None, "prepend_bos": True},
         "deepseek-r1-distill-qwen.jinja",
+    ),
+    "deepseek-v2": (
+        {"leading_special": (), "trailing_special": (_DEEPSEEK_BOS, _DEEPSEEK_EOS),
+         "bos": _DEEPSEEK_BOS, "eos": _DEEPSEEK_EOS, "pad": _DEEPSEEK_EOS, "unk": None, "prepend_bos": True},
+        "deepseek-v2-lite-chat.jinja",
     ),
     "deepseek-v3": (
         {"leading_special": (),
@@ -100,8 +107,12 @@ END_OF_TURN = {
     "phi3": "<|end|>",
     "phimoe": "<|end|>",
     "deepseek-r1-distill": _DEEPSEEK_EOS,
+    "deepseek-v2": _DEEPSEEK_EOS,
     "deepseek-v3": _DEEPSEEK_EOS,
-    "glm4-moe": "<|user|>",  # the published template writes none; the glm4-moe template trains the next <|user|>
+    # The published GLM templates write none; the glm4 and glm4-moe templates train the next <|user|>.
+    "glm4-moe": "<|user|>",
+    "glm4": "<|user|>",
+    "glm": "<|user|>",
 }
 
 FAMILIES_WITH_PUBLISHED_TEMPLATES: tuple[str, ...] = tuple(_PUBLISHED)
