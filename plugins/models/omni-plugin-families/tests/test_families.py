@@ -4,8 +4,7 @@ targets name real modules of transformers' classes."""
 from __future__ import annotations
 
 import pytest
-from omni.api import IGNORE_INDEX, TemplateOptions
-from omni.errors import OmniError
+from omni.api import IGNORE_INDEX, OmniError, TemplateOptions
 from omni.models.resolve import match_config, match_hub_id, resolve_model
 from omni.plugins import load_plugins
 from omni.template import get_template
