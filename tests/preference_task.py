@@ -64,17 +64,21 @@ class PreferenceScores:
 
 def _answer_logps(model: Any, template: Any, rows: list[dict[str, Any]], answer_key: str) -> list[float]:
     import torch
-    from omni_plugin_dpo.encoding import TOKEN_KEYS, encode_pair
+    from omni_plugin_dpo.encoding import SEQUENCE_KEYS, TOKEN_KEYS, encode_pair
 
     logps = []
     side = answer_key.removesuffix("_ids")
+    each_side = {f"{s}_{key}" for s in ("chosen", "rejected") for key in SEQUENCE_KEYS}
     for row in rows:
         pair = encode_pair(template, row, "eval")
         ids = pair["prompt_ids"] + pair[answer_key]
-        # Rows with media: the prompt's modality tensors, and this sequence's multimodal positions (channels, 1, len).
-        inputs = {k: torch.as_tensor(v) for k, v in pair.items() if k not in TOKEN_KEYS and "position_ids" not in k}
-        if f"{side}_position_ids" in pair:
-            inputs["position_ids"] = torch.as_tensor(pair[f"{side}_position_ids"])[:, None]
+        # Rows with media: the prompt's modality tensors, and this sequence's own inputs: multimodal positions
+        # (channels, 1, len), a per-token mask (1, len, ...).
+        inputs = {k: torch.as_tensor(v) for k, v in pair.items() if k not in TOKEN_KEYS and k not in each_side}
+        for key in SEQUENCE_KEYS:
+            if f"{side}_{key}" in pair:
+                value = torch.as_tensor(pair[f"{side}_{key}"])
+                inputs[key] = value[:, None] if key == "position_ids" else value
         with torch.no_grad():
             logits = model(input_ids=torch.tensor([ids]), **inputs).logits[0, :-1].float()
         targets = torch.tensor(ids[1:])

@@ -32,7 +32,8 @@ The names, by what they are for:
   as one-row model inputs: calibration, held-out sets), `perplexity` (of a model on such batches) and
   `transformers_skip_patterns` (modules to keep unquantized, as a transformers quantization config names them).
 - Templates: `Template`, `TemplateOptions`, `Encoded`, `RowTooLongError`, `IGNORE_INDEX` (the label of
-  tokens that take no loss, -100), `ChatMLTemplate`, `IM_START`/`IM_END` (ChatML's turn markers),
+  tokens that take no loss, -100), `TOKEN_AXIS_KEYS` (encoded inputs with a value per token, such as Mllama's
+  ``cross_attention_mask``: cut, padded and extended with the ids), `ChatMLTemplate`, `IM_START`/`IM_END` (ChatML's turn markers),
   `answer_turn`, `Piece`, `PieceTemplate`; for tool calling, `ToolCallParser` (a template's `tool_parser`),
   `ToolCall`, `ParsedAnswer` and the parsing helpers `json_object`, `partial_marker_end`.
 - Rows and media: `Row`, `row_error`, `with_origin`, `MEDIA_TAG` (tag pattern by modality), `media_tags`,
@@ -88,8 +89,8 @@ from omni.registry import (
 # 1.1: CallbackSpec, BenchmarkSpec, TrainingCallback, generation helpers; 1.2: load_image_text_to_text;
 # 1.3: command_options; 1.4: tool calls (ToolCallParser, ToolCall, ParsedAnswer, json_object, partial_marker_end);
 # 1.5: RL environments (EnvironmentSpec, Environment, EnvironmentStep); 1.6: Engine.load_weights_file,
-# check_weights_fit (weights sent to `omni rollout`); 1.7: atomic_directory
-API_VERSION = f"{PLUGIN_API_VERSION}.7"
+# check_weights_fit (weights sent to `omni rollout`); 1.7: atomic_directory; 1.8: TOKEN_AXIS_KEYS
+API_VERSION = f"{PLUGIN_API_VERSION}.8"
 
 # Names imported on first access: their modules bring heavy libraries along, or are needed only at run time.
 _LAZY: dict[str, str] = {
@@ -108,6 +109,7 @@ _LAZY: dict[str, str] = {
     "Encoded": "omni.template.base",
     "RowTooLongError": "omni.template.base",
     "IGNORE_INDEX": "omni.template.base",
+    "TOKEN_AXIS_KEYS": "omni.template.base",
     "ChatMLTemplate": "omni.template.chatml",
     "IM_START": "omni.template.chatml",
     "IM_END": "omni.template.chatml",
@@ -230,6 +232,7 @@ __all__ = [
     "Encoded",
     "RowTooLongError",
     "IGNORE_INDEX",
+    "TOKEN_AXIS_KEYS",
     "ChatMLTemplate",
     "IM_START",
     "IM_END",
@@ -362,7 +365,7 @@ if TYPE_CHECKING:  # type checkers and editors see the lazy names as plain impor
     from omni.models.multimodal import load_image_text_to_text
     from omni.models.options import LoadOptions, ModelOptions
     from omni.plugins import get_registry
-    from omni.template.base import IGNORE_INDEX, Encoded, RowTooLongError, Template, TemplateOptions
+    from omni.template.base import IGNORE_INDEX, TOKEN_AXIS_KEYS, Encoded, RowTooLongError, Template, TemplateOptions
     from omni.template.chatml import IM_END, IM_START, ChatMLTemplate, answer_turn
     from omni.template.options import TemplateCliOptions
     from omni.template.pieces import Piece, PieceTemplate

@@ -1,4 +1,5 @@
-"""DPO on preference rows with images, on a tiny Qwen3-Omni: the batch TRL builds is right, and it learns.
+"""DPO on preference rows with images, on a tiny Qwen3-Omni and a tiny Llama 3.2 Vision (Mllama): the batch TRL
+builds is right, and it learns.
 
 The task: "What colour is the shape?" about a synthetic image; the chosen answer names the shape's colour,
 the rejected one another colour. Text alone cannot tell them apart (every colour is chosen and rejected
@@ -128,3 +129,65 @@ def test_other_methods_refuse_image_rows(omni_model, shapes, tmp_path, capsys):
     argv = ["rlhf", "--algo", "simpo", "--model", str(omni_model), "--dataset", str(data)]
     assert main([*argv, "--output-dir", str(tmp_path / "out"), "--tuner", "full"]) == 2
     assert "--algo simpo trains on text rows only; rows with images, audio or video need dpo" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def mllama(tmp_path_factory) -> Path:
+    from omni_plugin_families.testing import build_tiny_mllama
+
+    return build_tiny_mllama(tmp_path_factory.mktemp("tiny-mllama"))
+
+
+def test_llama_vision_pairs_batch_each_sequences_cross_attention_mask_and_score_as_alone(mllama, shapes):
+    """Mllama's cross_attention_mask has a row per token: each sequence carries its own (the answers differ in
+    length), cut and padded with the ids, and the concatenated batch scores every sequence as it scores alone."""
+    import torch
+    from omni_plugin_dpo.encoding import encode_pair
+    from omni_plugin_dpo.trainers import MediaPreferenceCollator
+    from trl.trainer.dpo_trainer import DataCollatorForPreference
+    from trl.trainer.utils import add_fused_lm_head
+
+    from tests.preference_task import _answer_logps
+
+    template = template_for(mllama)
+    rows = shapes[1][:3]
+    features = [encode_pair(template, row, "dpo") for row in rows]
+    chosen = template.encode(rows[0])
+    assert features[0]["chosen_cross_attention_mask"].equal(chosen.extras["cross_attention_mask"])
+    rejected_length = len(features[0]["prompt_ids"]) + len(features[0]["rejected_ids"])
+    assert features[0]["rejected_cross_attention_mask"].shape[:2] == (1, rejected_length)
+    assert len({len(f["rejected_ids"]) for f in features} | {len(f["chosen_ids"]) for f in features}) > 1
+    batch = MediaPreferenceCollator(DataCollatorForPreference(pad_token_id=template.tokenizer.pad_token_id))(features)
+    assert batch["cross_attention_mask"].shape[:2] == batch["input_ids"].shape
+
+    model = load_thinker(mllama).eval()
+    add_fused_lm_head(model, outputs=("log_probs", "entropy", "mean_logits", "is_top1"))
+    labels = batch["input_ids"].masked_fill(batch["completion_mask"] == 0, -100)
+    inputs = {k: v for k, v in batch.items() if k != "completion_mask"}
+    with torch.no_grad():
+        batched = model(**inputs, labels=labels, fused_lm_head=True, use_cache=False).log_probs.sum(1)
+    alone = _answer_logps(model, template, rows, "chosen_ids") + _answer_logps(model, template, rows, "rejected_ids")
+    assert batched.tolist() == pytest.approx(alone, abs=1e-4)
+
+
+# 160 steps of 8 pairs at lr 2e-3, full tuning. Measured: reward accuracy 0.5 before, 0.84 after (27 of 32); the tiny
+# Mllama, whose images reach the text only through one cross-attention layer, learns the colours more slowly than
+# the tiny Qwen3-Omni above (320 steps: 0.78, over-fitted to the 64 training pairs).
+MLLAMA_MIN_ACCURACY = 0.75
+
+
+def test_dpo_on_llama_vision_image_rows_raises_held_out_reward_accuracy(mllama, shapes, tmp_path):
+    train_rows, held_out = shapes
+    out = tmp_path / "out"
+    argv = ["rlhf", "--algo", "dpo", "--model", str(mllama), "--output-dir", str(out), "--tuner", "full"]
+    argv += ["--dataset", str(write_jsonl(train_rows, tmp_path / "pairs.jsonl"))]
+    argv += ["--max-steps", "160", "--learning-rate", "2e-3", "--per-device-train-batch-size", "8"]
+    argv += ["--lr-scheduler-type", "constant", "--warmup-ratio", "0", "--gradient-checkpointing", "false"]
+    argv += ["--save-strategy", "no", "--logging-steps", "40"]
+    assert main(argv) == 0
+    template = template_for(mllama)
+    reference = load_thinker(mllama)
+    assert score(reference, reference, template, held_out).reward_accuracy == 0.5
+    after = score(load_thinker(out), reference, template, held_out)
+    assert after.reward_accuracy >= MLLAMA_MIN_ACCURACY, after
+    assert after.margin > 0

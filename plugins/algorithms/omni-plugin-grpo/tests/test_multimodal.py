@@ -111,6 +111,57 @@ def test_completions_are_scored_with_the_image_and_the_models_positions(omni_dir
         assert (logps[i, len(want) :] == 0).all() and (entropy[i, : len(want)] > 0).all()
 
 
+def test_llama_vision_completions_are_scored_with_the_cross_attention_mask_generation_gives_them(shapes, tmp_path):
+    """Mllama's cross_attention_mask has a row per token: the training forward lays each prompt's out over its
+    left padding and its completion (each written token seeing what the prompt's last token sees), so every
+    completion token gets the log-prob it has in the whole row as the processor encodes it; and GRPO runs on it
+    from the CLI, its rollouts answering each row with its image."""
+    from omni.template import get_template
+    from omni_plugin_families.testing import build_tiny_mllama
+    from transformers import AutoProcessor, MllamaForConditionalGeneration
+
+    model_dir = build_tiny_mllama(tmp_path / "mllama")
+    model = MllamaForConditionalGeneration.from_pretrained(model_dir).eval()
+    template = get_template("multimodal", AutoProcessor.from_pretrained(model_dir))
+    rows = read_rows(shapes.train)[:3]
+    rows[1]["messages"][0]["content"] += " Answer in one word, please."  # prompts of different lengths
+    prompts, completions, expected = [], [], []
+    for row in rows:
+        whole, prompt = template.encode(row), template.encode_prompt(row).input_ids
+        with torch.no_grad():
+            logits = model(torch.tensor([whole.input_ids]), **whole.extras).logits
+        completion = whole.input_ids[len(prompt) :]
+        logps = logits[0, len(prompt) - 1 : -1].log_softmax(-1)
+        expected.append(logps.gather(-1, torch.tensor(completion)[:, None])[:, 0])
+        prompts.append(prompt)
+        completions.append(completion)
+
+    pad = template.tokenizer.pad_token_id
+    width_p, width_c = max(map(len, prompts)) + 3, max(map(len, completions)) + 2
+    ids = torch.full((3, width_p + width_c), pad)
+    mask = torch.zeros_like(ids)
+    for i, (p, c) in enumerate(zip(prompts, completions, strict=True)):
+        ids[i, width_p - len(p) : width_p + len(c)] = torch.tensor(p + c)
+        mask[i, width_p - len(p) : width_p + len(c)] = 1
+    with torch.no_grad():
+        logps, _, _ = whole_forward_logps(
+            model, ids, mask, width_c, PromptMedia(template, rows).for_rows([0, 1, 2]),
+            temperature=1.0, batch_size=3, compute_entropy=False, compute_aux_loss=False,
+            autocast=lambda: torch.autocast("cpu", enabled=False),
+        )  # fmt: skip
+    for i, want in enumerate(expected):
+        torch.testing.assert_close(logps[i, : len(want)], want, atol=1e-4, rtol=1e-4)
+
+    out = tmp_path / "grpo"
+    assert main(["rlhf", "--algo", "grpo", "--model", str(model_dir), "--dataset", str(shapes.train),
+                 "--output-dir", str(out), "--reward-funcs", "accuracy", "--num-generations", "2",
+                 "--max-completion-length", "4", "--per-device-train-batch-size", "4", "--tuner", "lora",
+                 "--max-steps", "2", "--logging-steps", "1", "--save-strategy", "no",
+                 "--gradient-checkpointing", "false"]) == 0  # fmt: skip
+    logged = [json.loads(line) for line in (out / "logging.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in logged if "loss" in r] == [1, 2]
+
+
 def test_a_sampled_media_token_ends_the_completion_and_is_not_fed_back(omni_dir, shapes, template):
     from omni.api import Choice
     from transformers import Qwen3OmniMoeThinkerForConditionalGeneration

@@ -8,11 +8,14 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from omni.api import DataError, Row, Template
+from omni.api import TOKEN_AXIS_KEYS, DataError, Row, Template
 
 Feature = dict[str, Any]
-# What TRL's own collators read; anything else in a feature is a modality tensor or position ids.
+# What TRL's own collators read; anything else in a feature is a modality tensor or a sequence's own input.
 TOKEN_KEYS = frozenset({"prompt_ids", "chosen_ids", "rejected_ids", "completion_ids", "label", "margin"})
+# Inputs with a value per token of the whole sequence, answer included: each sequence carries its own, as
+# ``chosen_KEY`` and ``rejected_KEY`` (multimodal rotary positions; Mllama's cross_attention_mask).
+SEQUENCE_KEYS = ("position_ids", *TOKEN_AXIS_KEYS)
 
 
 def _problem(row: Any, message: str) -> DataError:
@@ -61,12 +64,11 @@ def encode_pair(template: Template, row: Any, method: str) -> Feature:
 
 
 def _media(chosen: dict[str, Any], rejected: dict[str, Any]) -> Feature:
-    """The prompt's modality tensors (both answers share them) and each whole sequence's own position ids
-    (multimodal rotary positions cover the answer too); nothing for text-only templates."""
-    media = {key: value for key, value in chosen.items() if key != "position_ids"}
+    """The prompt's modality tensors (both answers share them) and each whole sequence's own `SEQUENCE_KEYS`
+    inputs; nothing for text-only templates."""
+    media = {key: value for key, value in chosen.items() if key not in SEQUENCE_KEYS}
     for side, extras in (("chosen", chosen), ("rejected", rejected)):
-        if "position_ids" in extras:
-            media[f"{side}_position_ids"] = extras["position_ids"]
+        media.update({f"{side}_{key}": extras[key] for key in SEQUENCE_KEYS if key in extras})
     return media
 
 

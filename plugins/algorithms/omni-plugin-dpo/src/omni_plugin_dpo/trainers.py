@@ -3,9 +3,9 @@
 TRL's DPO and KTO trainers tokenize in `_prepare_dataset`; its CPO and ORPO trainers in `tokenize_row`.
 Overriding just that step lets every method train on ids from omni's template, unchanged.
 
-DPO also trains on rows with images, audio or video (Qwen3-Omni): `MediaPreferenceCollator` adds the
-prompt's modality tensors and each sequence's multimodal position ids to TRL's concatenated
-[chosen..., rejected...] batch, and `log_probs_from_logits` serves TRL's fused-LM-head call for models
+DPO also trains on rows with images, audio or video (Qwen3-Omni, Llama 3.2 Vision): `MediaPreferenceCollator`
+adds the prompt's modality tensors and each sequence's own inputs (multimodal position ids, Mllama's
+cross-attention mask) to TRL's concatenated [chosen..., rejected...] batch, and `log_probs_from_logits` serves TRL's fused-LM-head call for models
 whose forward must run whole (the multimodal merge happens there, not in a separable backbone).
 """
 
@@ -18,11 +18,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-from omni.api import IGNORE_INDEX, import_ref, merge_extras
+from omni.api import IGNORE_INDEX, OmniError, import_ref, merge_extras
 
-from omni_plugin_dpo.encoding import TOKEN_KEYS, has_media
+from omni_plugin_dpo.encoding import SEQUENCE_KEYS, TOKEN_KEYS, has_media
 
-_POSITION_KEYS = ("chosen_position_ids", "rejected_position_ids")
+_SIDES = ("chosen", "rejected")
 
 
 def _rotate_completions(batch: dict[str, list[Any]]) -> dict[str, list[Any]]:
@@ -60,8 +60,9 @@ class MediaPreferenceCollator:
 
     `tokens` (TRL's `DataCollatorForPreference`) lays out the batch as the chosen sequences of every row,
     then the rejected ones. Both halves see the same prompts, so the modality tensors are joined twice in
-    that order (each placeholder run is paired with its image or clip); position ids are each sequence's
-    own, truncated as TRL truncates the tokens and right-padded with zeros.
+    that order (each placeholder run is paired with its image or clip). The `SEQUENCE_KEYS` inputs are each
+    sequence's own, cut as TRL cuts the tokens and right-padded with zeros: position ids (..., length) and
+    per-token media inputs (1, length, ...), whose other axes are zero-padded to the batch's largest.
     """
 
     tokens: Any
@@ -69,16 +70,40 @@ class MediaPreferenceCollator:
     def __call__(self, features: Sequence[dict[str, Any]]) -> dict[str, Any]:
         batch = self.tokens([{k: v for k, v in f.items() if k in TOKEN_KEYS} for f in features])
         width = batch["input_ids"].shape[1]
-        if _POSITION_KEYS[0] in features[0]:
-            rows = [torch.as_tensor(f[key]) for key in _POSITION_KEYS for f in features]
-            keep = slice(-width, None) if self.tokens.truncation_mode == "keep_end" else slice(None, width)
-            positions = torch.zeros((*rows[0].shape[:-1], len(rows), width), dtype=rows[0].dtype)
-            for i, row in enumerate(rows):
-                row = row[..., keep]
-                positions[..., i, : row.shape[-1]] = row
-            batch["position_ids"] = positions
-        batch.update(merge_extras([*features, *features], skip={*TOKEN_KEYS, *_POSITION_KEYS}))
+        keep = slice(-width, None) if self.tokens.truncation_mode == "keep_end" else slice(None, width)
+        for key in SEQUENCE_KEYS:
+            carried = [f"{side}_{key}" in f for f in features for side in _SIDES]
+            if not any(carried):
+                continue
+            if not all(carried):
+                raise OmniError(
+                    f"a batch mixes rows with and without images, and this model's {key} needs images in every row "
+                    "of a batch; give every row an image, or use --per-device-train-batch-size 1"
+                )
+            rows = [torch.as_tensor(f[f"{side}_{key}"]) for side in _SIDES for f in features]
+            batch[key] = _positions(rows, width, keep) if key == "position_ids" else _per_token(rows, width, keep)
+        skip = {*TOKEN_KEYS, *(f"{side}_{key}" for side in _SIDES for key in SEQUENCE_KEYS)}
+        batch.update(merge_extras([*features, *features], skip=skip))
         return batch
+
+
+def _positions(rows: list[torch.Tensor], width: int, keep: slice) -> torch.Tensor:
+    """Position ids of shape (..., length) per sequence as one (..., sequences, width) tensor."""
+    positions = torch.zeros((*rows[0].shape[:-1], len(rows), width), dtype=rows[0].dtype)
+    for i, row in enumerate(rows):
+        row = row[..., keep]
+        positions[..., i, : row.shape[-1]] = row
+    return positions
+
+
+def _per_token(rows: list[torch.Tensor], width: int, keep: slice) -> torch.Tensor:
+    """Per-token inputs of shape (1, length, ...) per sequence as one (sequences, width, ...) tensor."""
+    rows = [row[0, keep] for row in rows]
+    trailing = [max(row.shape[d] for row in rows) for d in range(1, rows[0].dim())]
+    batch = rows[0].new_zeros((len(rows), width, *trailing))
+    for i, row in enumerate(rows):
+        batch[(i, *(slice(0, n) for n in row.shape))] = row
+    return batch
 
 
 def _serve_fused_calls_from_logits(model: Any) -> None:

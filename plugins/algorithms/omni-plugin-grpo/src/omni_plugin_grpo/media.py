@@ -5,7 +5,8 @@ training forward must see the same media beside the same prompt ids, so the trai
 modality tensors (from omni's template, encoded again per batch rather than held for the whole dataset) and
 scores completions with the model's whole forward: the model merges the media into its embeddings and lays
 out its own multimodal rotary positions from the attention mask (prompts left-padded, completions
-right-padded), exactly as for an unpadded sequence.
+right-padded), exactly as for an unpadded sequence. A per-token media input (Mllama's cross-attention mask) is
+laid out over the padded sequence here, the way generation extends it.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import torch
-from omni.api import Template, merge_extras
+from omni.api import TOKEN_AXIS_KEYS, OmniError, Template, merge_extras
 
 MEDIA = "omni_media"  # the generation batch's per-sample media (a list, which TRL shuffles and splits in step)
 
@@ -36,13 +37,41 @@ class PromptMedia:
         return [encoded[i] for i in indices]
 
 
-def model_inputs(media: Sequence[dict[str, Any]], device: torch.device) -> dict[str, Any]:
-    """The media of consecutive samples as one batch's model keyword arguments: tensors joined in sample
-    order (the model pairs them with placeholder tokens in that order), flags passed once."""
+def model_inputs(
+    media: Sequence[dict[str, Any]], device: torch.device, *, prompt_width: int, width: int
+) -> dict[str, Any]:
+    """The media of consecutive samples as one batch's model keyword arguments for sequences of `width` tokens
+    whose left-padded prompts take the first `prompt_width`: tensors joined in sample order (the model pairs them
+    with placeholder tokens in that order), per-token inputs laid out by `_over_sequences`, flags passed once."""
     flags = {k: v for m in media for k, v in m.items() if not isinstance(v, torch.Tensor)}
     tensors = [{k: v for k, v in m.items() if isinstance(v, torch.Tensor)} for m in media]
-    merged = merge_extras(tensors, skip=set())
+    merged = merge_extras(tensors, skip=set(TOKEN_AXIS_KEYS))
+    for key in TOKEN_AXIS_KEYS:
+        rows = [t[key] for t in tensors if key in t]
+        if rows and len(rows) < len(tensors):
+            raise OmniError(
+                f"a batch mixes prompts with and without images, and this model's {key} needs images in every "
+                "prompt of a batch; give every prompt an image"
+            )
+        if rows:
+            merged[key] = _over_sequences(rows, prompt_width, width)
     return {**flags, **{k: v.to(device) for k, v in merged.items()}}
+
+
+def _over_sequences(prompts: Sequence[torch.Tensor], prompt_width: int, width: int) -> torch.Tensor:
+    """Each prompt's per-token input (1, prompt length, ...) over its whole sequence: zeros on the left padding, and
+    at every completion token the prompt's last row (a written token sees the images the prompt's last token sees,
+    as Mllama's generation extends its mask); later axes zero-padded to the batch's largest."""
+    trailing = [max(p.shape[d] for p in prompts) for d in range(2, prompts[0].dim())]
+    out = prompts[0].new_zeros((len(prompts), width, *trailing))
+    for i, prompt in enumerate(prompts):
+        prompt = prompt[0]
+        if len(prompt) > prompt_width:
+            raise OmniError(f"a prompt's {len(prompt)}-token media input is longer than its {prompt_width} tokens")
+        region = tuple(slice(0, n) for n in prompt.shape[1:])
+        out[(i, slice(prompt_width - len(prompt), prompt_width), *region)] = prompt
+        out[(i, slice(prompt_width, width), *region)] = prompt[-1]
+    return out
 
 
 def whole_forward_logps(
@@ -76,11 +105,13 @@ def whole_forward_logps(
             fed = input_ids.clone()
             fed[:, -logits_to_keep:] = completion.masked_fill(sampled_media, pad_token_id)
     logps, entropies, aux = [], [], []
+    width = input_ids.size(1)
+    prompt_width = width - logits_to_keep
     for start in range(0, input_ids.size(0), batch_size):
         end = min(start + batch_size, input_ids.size(0))
         mask = attention_mask[start:end]
         inputs = {"input_ids": fed[start:end], "attention_mask": mask}
-        inputs.update(model_inputs(media[start:end], input_ids.device))
+        inputs.update(model_inputs(media[start:end], input_ids.device, prompt_width=prompt_width, width=width))
         if compute_aux_loss:
             inputs["output_router_logits"] = True
         with autocast():

@@ -292,6 +292,23 @@ def build_tiny_mllama(path: str | Path, *, seed: int = 0) -> Path:
         size={"height": 28, "width": 28}, max_image_tiles=2,
         image_mean=[0.48145466, 0.4578275, 0.40821073], image_std=[0.26862954, 0.26130258, 0.27577711],
     )  # fmt: skip
-    return build_tiny_vision_language(
+    out = build_tiny_vision_language(
         config, path, tokenizer=tokens, image_processor=images, architecture="MllamaForConditionalGeneration", seed=seed
     )
+    _open_cross_attention_gates(out)
+    return out
+
+
+def _open_cross_attention_gates(path: Path) -> None:
+    """Mllama initialises its cross-attention gates at 0 (tanh(0): the text layers ignore the images until the gates
+    train). Published checkpoints have them trained open; a tiny one gets tanh(1) on each, so the images count from
+    the first step, as in a real model."""
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    weights_file = path / "model.safetensors"
+    weights = load_file(weights_file)
+    for name, value in weights.items():
+        if name.endswith(("cross_attn_attn_gate", "cross_attn_mlp_gate")):
+            weights[name] = torch.ones_like(value)
+    save_file(weights, weights_file, metadata={"format": "pt"})
