@@ -84,6 +84,40 @@ def test_plugins_import_only_the_public_api():
     assert not violations, "\n".join(violations)
 
 
+def _declared_minor(tree: ast.Module) -> int | None:
+    """The minor version of a module's ``OMNI_PLUGIN_API`` (``1`` is 1.0), or None where it declares none."""
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "OMNI_PLUGIN_API" for t in node.targets):
+            value = ast.literal_eval(node.value)
+            return 0 if isinstance(value, int) else int(str(value).split(".")[1])
+    return None
+
+
+def test_each_plugin_declares_the_api_version_of_the_names_it_imports():
+    """A plugin that imports a name added in omni.api 1.N declares OMNI_PLUGIN_API "1.N" or later, so an omni too old
+    for it refuses it in one line when plugins load instead of failing at the import mid-run."""
+    assert set(omni.api.ADDED_IN) <= set(omni.api.__all__)
+    problems = []
+    for distribution, paths in plugin_sources().items():
+        declared, needed = None, {}
+        for path in paths:
+            if "tests" in path.relative_to(PLUGINS).parts:
+                continue
+            tree = ast.parse(path.read_text(encoding="utf-8"))
+            declared = _declared_minor(tree) if declared is None else declared
+            for node in ast.walk(tree):
+                if isinstance(node, ast.ImportFrom) and node.module == "omni.api":
+                    needed.update(
+                        {a.name: omni.api.ADDED_IN[a.name] for a in node.names if a.name in omni.api.ADDED_IN}
+                    )
+        newest = max(needed, key=needed.get, default=None)
+        if newest and (declared or 0) < needed[newest]:
+            problems.append(
+                f"{distribution}: imports {newest} (omni.api 1.{needed[newest]}) but declares 1.{declared or 0}"
+            )
+    assert not problems, "\n".join(problems)
+
+
 def test_the_check_names_file_and_line(tmp_path):
     plugins = tmp_path / "plugins"
     entry = plugins / "models" / "omni-plugin-acme" / "src" / "omni_plugin_acme" / "__init__.py"

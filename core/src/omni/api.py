@@ -8,7 +8,8 @@ Versioning. ``API_VERSION`` is ``"MAJOR.MINOR"``; ``PLUGIN_API_VERSION`` is its 
 removes or changes a name exported here, or a hook's contract, raises the major; one that only adds names
 raises the minor. A plugin declares what it was written against at module level, ``OMNI_PLUGIN_API = 1``
 (any 1.x) or ``OMNI_PLUGIN_API = "1.0"`` (1.0 or a later 1.x); omni reports a plugin it cannot serve
-(another major, or a newer minor) in ``omni plugins`` and does not load it.
+(another major, or a newer minor) in ``omni plugins`` and does not load it. ``ADDED_IN`` says which minor
+added each name, so a plugin's declaration covers the names it imports.
 
 Importing this module is light: the names a plugin's entry module uses to register specs (hook marker,
 spec records, ``option``, errors) are plain imports of light modules; every other name (base classes and
@@ -86,11 +87,21 @@ from omni.registry import (
     import_ref,
 )
 
-# 1.1: CallbackSpec, BenchmarkSpec, TrainingCallback, generation helpers; 1.2: load_image_text_to_text;
-# 1.3: command_options; 1.4: tool calls (ToolCallParser, ToolCall, ParsedAnswer, json_object, partial_marker_end);
-# 1.5: RL environments (EnvironmentSpec, Environment, EnvironmentStep); 1.6: Engine.load_weights_file,
-# check_weights_fit (weights sent to `omni rollout`); 1.7: atomic_directory; 1.8: TOKEN_AXIS_KEYS
-API_VERSION = f"{PLUGIN_API_VERSION}.8"
+# The minor version that added each name after 1.0. A plugin importing one declares at least that version
+# (``OMNI_PLUGIN_API = "1.N"``), so an older omni refuses it when plugins load rather than failing at the import.
+# 1.6 also added the method Engine.load_weights_file.
+ADDED_IN: dict[str, int] = {
+    **dict.fromkeys(("CallbackSpec", "BenchmarkSpec", "TrainingCallback", "GenerationOptions", "TemplateCliOptions",
+                     "parse_adapters", "with_training_defaults"), 1),
+    "load_image_text_to_text": 2,
+    "command_options": 3,
+    **dict.fromkeys(("ToolCallParser", "ToolCall", "ParsedAnswer", "json_object", "partial_marker_end"), 4),
+    **dict.fromkeys(("EnvironmentSpec", "Environment", "EnvironmentStep"), 5),
+    "check_weights_fit": 6,
+    "atomic_directory": 7,
+    "TOKEN_AXIS_KEYS": 8,
+}  # fmt: skip
+API_VERSION = f"{PLUGIN_API_VERSION}.{max(ADDED_IN.values())}"
 
 # Names imported on first access: their modules bring heavy libraries along, or are needed only at run time.
 _LAZY: dict[str, str] = {
@@ -193,6 +204,7 @@ _LAZY: dict[str, str] = {
 __all__ = [
     "API_VERSION",
     "PLUGIN_API_VERSION",
+    "ADDED_IN",
     "hookimpl",
     "option",
     "OmniError",

@@ -9,7 +9,7 @@ from omni.api import AlgorithmSpec, hookimpl
 
 from omni_plugin_dpo.methods import METHODS
 
-OMNI_PLUGIN_API = 1
+OMNI_PLUGIN_API = "1.8"
 
 
 @hookimpl

@@ -18,7 +18,7 @@ from omni_plugin_grpo.rewards.options import (
     SoftOverlongOptions,
 )
 
-OMNI_PLUGIN_API = "1.5"
+OMNI_PLUGIN_API = "1.8"
 
 _REWARDS = "omni_plugin_grpo.rewards"
 REWARD_SPECS: tuple[RewardSpec, ...] = (

@@ -9,7 +9,7 @@ from omni.api import EngineSpec, hookimpl
 
 from omni_plugin_vllm.options import VllmOptions
 
-OMNI_PLUGIN_API = 1
+OMNI_PLUGIN_API = "1.6"
 
 
 @hookimpl

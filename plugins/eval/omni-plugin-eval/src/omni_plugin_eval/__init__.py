@@ -9,7 +9,7 @@ from omni.api import BenchmarkSpec, CallbackSpec, CommandSpec, Selector, hookimp
 
 from omni_plugin_eval.options import EvalOptions, TrainEvalOptions
 
-OMNI_PLUGIN_API = 1
+OMNI_PLUGIN_API = "1.1"
 
 _CHOICES = "question, A, B, C, D ... (or a `choices` list), answer (a letter or 0-based index)"
 

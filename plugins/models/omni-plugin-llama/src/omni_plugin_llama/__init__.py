@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from omni.api import ModelSpec, TemplateSpec, hookimpl
 
-OMNI_PLUGIN_API = 1
+OMNI_PLUGIN_API = "1.4"
 
 LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from omni.api import ModelSpec, TemplateSpec, hookimpl
 
-OMNI_PLUGIN_API = 1
+OMNI_PLUGIN_API = "1.4"
 
 ATTENTION = ("q_proj", "k_proj", "v_proj", "o_proj")
 DENSE_LORA_TARGETS = (*ATTENTION, "gate_proj", "up_proj", "down_proj")
