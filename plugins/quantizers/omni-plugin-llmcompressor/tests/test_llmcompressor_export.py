@@ -56,6 +56,18 @@ def smollm2_gptq(quant_python, tmp_path_factory) -> Path:
     return out
 
 
+@pytest.fixture(scope="module")
+def smollm2_awq(quant_python, tmp_path_factory) -> Path:
+    """The embedded SmolLM2 exported to AWQ int4 on few short rows (AWQ's scale search runs the model per layer many
+    times: a few rows keep the export near a minute here)."""
+    out = tmp_path_factory.mktemp("smollm2") / "awq"
+    with using_host(load_plugins(PLUGINS)):
+        assert run_omni("export", "--quant_method", "awq", "--quant_bits", "4", "--group_size", "64",
+                        "--dataset", "identity", "--quant_n_samples", "8", "--max_length", "64",
+                        "--quant-python", str(quant_python), "--output_dir", str(out)) == 0  # fmt: skip
+    return out
+
+
 @pytest.mark.slow
 def test_gptq_export_reloads_answers_and_keeps_perplexity_near_the_original(smollm2_gptq, capsys, one_thread):
     from omni.models.embedded import smollm2_path
@@ -92,6 +104,16 @@ def test_gptq_export_answers_on_vllm_as_on_the_pt_engine_in_bfloat16(smollm2_gpt
     pytest.importorskip("vllm", reason="vLLM is not installed: pip install 'omni-plugin-vllm[cpu]'")
     with using_host(load_plugins({"OMNI_PLUGINS": "llmcompressor,vllm"})) as host:
         print(check_vllm_answers_as_the_pt_engine(host.registry, smollm2_gptq, "bfloat16"))
+
+
+@pytest.mark.slow
+def test_awq_export_answers_on_vllm_as_on_the_pt_engine_in_bfloat16(smollm2_awq):
+    """AWQ's zero points take vLLM's asymmetric int4 path (GPTQ's above is symmetric): the same check."""
+    pytest.importorskip("vllm", reason="vLLM is not installed: pip install 'omni-plugin-vllm[cpu]'")
+    config = json.loads((smollm2_awq / "config.json").read_text())["quantization_config"]["config_groups"]
+    assert config["group_0"]["weights"]["symmetric"] is False
+    with using_host(load_plugins({"OMNI_PLUGINS": "llmcompressor,vllm"})) as host:
+        print(check_vllm_answers_as_the_pt_engine(host.registry, smollm2_awq, "bfloat16"))
 
 
 def test_awq_export_of_an_adapter_merges_it_reloads_and_trains_lora(
