@@ -33,8 +33,9 @@ The names, by what they are for:
   as one-row model inputs: calibration, held-out sets), `perplexity` (of a model on such batches) and
   `transformers_skip_patterns` (modules to keep unquantized, as a transformers quantization config names them).
 - Templates: `Template`, `TemplateOptions`, `Encoded`, `RowTooLongError`, `IGNORE_INDEX` (the label of
-  tokens that take no loss, -100), `TOKEN_AXIS_KEYS` (encoded inputs with a value per token, such as Mllama's
-  ``cross_attention_mask``: cut, padded and extended with the ids), `ChatMLTemplate`, `IM_START`/`IM_END` (ChatML's turn markers),
+  tokens that take no loss, -100), `TOKEN_TYPE_KEYS` and `TOKEN_AXIS_KEYS` (encoded inputs with a value per
+  token: each token's modality, Qwen-VL's ``mm_token_type_ids`` and Gemma 3's ``token_type_ids``; media inputs such
+  as Mllama's ``cross_attention_mask``; cut, padded and extended with the ids), `ChatMLTemplate`, `IM_START`/`IM_END` (ChatML's turn markers),
   `answer_turn`, `Piece`, `PieceTemplate`; for tool calling, `ToolCallParser` (a template's `tool_parser`),
   `ToolCall`, `ParsedAnswer` and the parsing helpers `json_object`, `partial_marker_end`.
 - Rows and media: `Row`, `row_error`, `with_origin`, `MEDIA_TAG` (tag pattern by modality), `media_tags`,
@@ -99,7 +100,7 @@ ADDED_IN: dict[str, int] = {
     **dict.fromkeys(("EnvironmentSpec", "Environment", "EnvironmentStep"), 5),
     "check_weights_fit": 6,
     "atomic_directory": 7,
-    "TOKEN_AXIS_KEYS": 8,
+    **dict.fromkeys(("TOKEN_TYPE_KEYS", "TOKEN_AXIS_KEYS"), 8),
 }  # fmt: skip
 API_VERSION = f"{PLUGIN_API_VERSION}.{max(ADDED_IN.values())}"
 
@@ -121,6 +122,7 @@ _LAZY: dict[str, str] = {
     "RowTooLongError": "omni.template.base",
     "IGNORE_INDEX": "omni.template.base",
     "TOKEN_AXIS_KEYS": "omni.template.base",
+    "TOKEN_TYPE_KEYS": "omni.template.base",
     "ChatMLTemplate": "omni.template.chatml",
     "IM_START": "omni.template.chatml",
     "IM_END": "omni.template.chatml",
@@ -245,6 +247,7 @@ __all__ = [
     "RowTooLongError",
     "IGNORE_INDEX",
     "TOKEN_AXIS_KEYS",
+    "TOKEN_TYPE_KEYS",
     "ChatMLTemplate",
     "IM_START",
     "IM_END",
@@ -377,7 +380,15 @@ if TYPE_CHECKING:  # type checkers and editors see the lazy names as plain impor
     from omni.models.multimodal import load_image_text_to_text
     from omni.models.options import LoadOptions, ModelOptions
     from omni.plugins import get_registry
-    from omni.template.base import IGNORE_INDEX, TOKEN_AXIS_KEYS, Encoded, RowTooLongError, Template, TemplateOptions
+    from omni.template.base import (
+        IGNORE_INDEX,
+        TOKEN_AXIS_KEYS,
+        TOKEN_TYPE_KEYS,
+        Encoded,
+        RowTooLongError,
+        Template,
+        TemplateOptions,
+    )
     from omni.template.chatml import IM_END, IM_START, ChatMLTemplate, answer_turn
     from omni.template.options import TemplateCliOptions
     from omni.template.pieces import Piece, PieceTemplate

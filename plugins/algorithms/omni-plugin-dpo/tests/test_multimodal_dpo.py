@@ -138,9 +138,12 @@ def mllama(tmp_path_factory) -> Path:
     return build_tiny_mllama(tmp_path_factory.mktemp("tiny-mllama"))
 
 
-def test_llama_vision_pairs_batch_each_sequences_cross_attention_mask_and_score_as_alone(mllama, shapes):
-    """Mllama's cross_attention_mask has a row per token: each sequence carries its own (the answers differ in
-    length), cut and padded with the ids, and the concatenated batch scores every sequence as it scores alone."""
+@pytest.mark.parametrize("builder", ["mllama", "qwen3_vl", "gemma3"])
+def test_vision_language_pairs_carry_each_sequences_per_token_inputs_and_score_as_alone(builder, shapes, tmp_path):
+    """Per-token inputs (Mllama's cross-attention mask, Qwen3-VL's and Gemma 3's token types) have a row per token:
+    each sequence carries its own (the answers differ in length), cut and padded with the ids, and the concatenated
+    batch scores every sequence as it scores alone."""
+    import omni_plugin_families.testing as families
     import torch
     from omni_plugin_dpo.encoding import encode_pair
     from omni_plugin_dpo.trainers import MediaPreferenceCollator
@@ -149,18 +152,19 @@ def test_llama_vision_pairs_batch_each_sequences_cross_attention_mask_and_score_
 
     from tests.preference_task import _answer_logps
 
-    template = template_for(mllama)
-    rows = shapes[1][:3]
+    model_dir = getattr(families, f"build_tiny_{builder}")(tmp_path / builder)
+    template = template_for(model_dir)
+    rows = [Row(dict(row), row.source, row.location) for row in shapes[1][:3]]
+    rows[0]["rejected_response"] = "a bright shade of blue, I think"  # answers of different lengths
     features = [encode_pair(template, row, "dpo") for row in rows]
-    chosen = template.encode(rows[0])
-    assert features[0]["chosen_cross_attention_mask"].equal(chosen.extras["cross_attention_mask"])
+    key = next(k.removeprefix("chosen_") for k in features[0] if k.startswith("chosen_") and k != "chosen_ids")
+    assert features[0][f"chosen_{key}"].equal(template.encode(rows[0]).extras[key])
     rejected_length = len(features[0]["prompt_ids"]) + len(features[0]["rejected_ids"])
-    assert features[0]["rejected_cross_attention_mask"].shape[:2] == (1, rejected_length)
-    assert len({len(f["rejected_ids"]) for f in features} | {len(f["chosen_ids"]) for f in features}) > 1
+    assert features[0][f"rejected_{key}"].shape[:2] == (1, rejected_length)
     batch = MediaPreferenceCollator(DataCollatorForPreference(pad_token_id=template.tokenizer.pad_token_id))(features)
-    assert batch["cross_attention_mask"].shape[:2] == batch["input_ids"].shape
+    assert batch[key].shape[:2] == batch["input_ids"].shape
 
-    model = load_thinker(mllama).eval()
+    model = load_thinker(model_dir).eval()
     add_fused_lm_head(model, outputs=("log_probs", "entropy", "mean_logits", "is_top1"))
     labels = batch["input_ids"].masked_fill(batch["completion_mask"] == 0, -100)
     inputs = {k: v for k, v in batch.items() if k != "completion_mask"}

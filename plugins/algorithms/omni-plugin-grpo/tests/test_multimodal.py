@@ -111,18 +111,29 @@ def test_completions_are_scored_with_the_image_and_the_models_positions(omni_dir
         assert (logps[i, len(want) :] == 0).all() and (entropy[i, : len(want)] > 0).all()
 
 
-def test_llama_vision_completions_are_scored_with_the_cross_attention_mask_generation_gives_them(shapes, tmp_path):
-    """Mllama's cross_attention_mask has a row per token: the training forward lays each prompt's out over its
-    left padding and its completion (each written token seeing what the prompt's last token sees), so every
-    completion token gets the log-prob it has in the whole row as the processor encodes it; and GRPO runs on it
-    from the CLI, its rollouts answering each row with its image."""
-    from omni.template import get_template
-    from omni_plugin_families.testing import build_tiny_mllama
-    from transformers import AutoProcessor, MllamaForConditionalGeneration
+# Vision-language families whose per-token inputs the training forward lays out over padding and completion:
+# Mllama's cross-attention mask (image tiles per token), Qwen3-VL's token types (its 3-D positions come from them),
+# Gemma 3's token types (image tokens attend to each other both ways).
+PER_TOKEN_FAMILIES = {"mllama": "mllama", "qwen3_vl": "qwen3-vl", "gemma3": "gemma3"}
 
-    model_dir = build_tiny_mllama(tmp_path / "mllama")
-    model = MllamaForConditionalGeneration.from_pretrained(model_dir).eval()
-    template = get_template("multimodal", AutoProcessor.from_pretrained(model_dir))
+
+@pytest.mark.parametrize("builder", PER_TOKEN_FAMILIES)
+def test_vision_language_completions_score_as_in_the_whole_row(builder, shapes, tmp_path):
+    """The training forward lays each prompt's per-token inputs out over its left padding and its completion
+    (token types: text; Mllama's cross-attention mask: each written token sees what the prompt's last token sees,
+    as generation extends it), so every completion token gets the log-prob it has in the whole row as the processor
+    encodes it; and GRPO runs on the family from the CLI, its rollouts answering each row with its image."""
+    import omni_plugin_families.testing as families
+    from omni.api import LoadOptions, ModelOptions
+    from omni.plugins import load_plugins
+    from omni.template import get_template
+
+    model_dir = getattr(families, f"build_tiny_{builder}")(tmp_path / builder)
+    registry = load_plugins({}).registry
+    spec = registry.get("models", PER_TOKEN_FAMILIES[builder]).spec
+    model, processor = spec.load()(str(model_dir), model_options=ModelOptions(), load_options=LoadOptions())
+    model.eval()
+    template = get_template(None, processor, model_spec=spec, registry=registry)
     rows = read_rows(shapes.train)[:3]
     rows[1]["messages"][0]["content"] += " Answer in one word, please."  # prompts of different lengths
     prompts, completions, expected = [], [], []

@@ -8,14 +8,15 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from omni.api import TOKEN_AXIS_KEYS, DataError, Row, Template
+from omni.api import TOKEN_AXIS_KEYS, TOKEN_TYPE_KEYS, DataError, Row, Template
 
 Feature = dict[str, Any]
 # What TRL's own collators read; anything else in a feature is a modality tensor or a sequence's own input.
 TOKEN_KEYS = frozenset({"prompt_ids", "chosen_ids", "rejected_ids", "completion_ids", "label", "margin"})
 # Inputs with a value per token of the whole sequence, answer included: each sequence carries its own, as
-# ``chosen_KEY`` and ``rejected_KEY`` (multimodal rotary positions; Mllama's cross_attention_mask).
-SEQUENCE_KEYS = ("position_ids", *TOKEN_AXIS_KEYS)
+# ``chosen_KEY`` and ``rejected_KEY`` (multimodal rotary positions, each token's modality, Mllama's
+# cross_attention_mask).
+SEQUENCE_KEYS = ("position_ids", *TOKEN_TYPE_KEYS, *TOKEN_AXIS_KEYS)
 
 
 def _problem(row: Any, message: str) -> DataError:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-from omni.api import IGNORE_INDEX, OmniError, import_ref, merge_extras
+from omni.api import IGNORE_INDEX, TOKEN_TYPE_KEYS, OmniError, import_ref, merge_extras
 
 from omni_plugin_dpo.encoding import SEQUENCE_KEYS, TOKEN_KEYS, has_media
 
@@ -61,8 +61,8 @@ class MediaPreferenceCollator:
     `tokens` (TRL's `DataCollatorForPreference`) lays out the batch as the chosen sequences of every row,
     then the rejected ones. Both halves see the same prompts, so the modality tensors are joined twice in
     that order (each placeholder run is paired with its image or clip). The `SEQUENCE_KEYS` inputs are each
-    sequence's own, cut as TRL cuts the tokens and right-padded with zeros: position ids (..., length) and
-    per-token media inputs (1, length, ...), whose other axes are zero-padded to the batch's largest.
+    sequence's own, cut as TRL cuts the tokens and right-padded with zeros: position ids (..., length), and token
+    types and per-token media inputs (1, length, ...), whose other axes are zero-padded to the batch's largest.
     """
 
     tokens: Any
@@ -72,19 +72,26 @@ class MediaPreferenceCollator:
         width = batch["input_ids"].shape[1]
         keep = slice(-width, None) if self.tokens.truncation_mode == "keep_end" else slice(None, width)
         for key in SEQUENCE_KEYS:
-            carried = [f"{side}_{key}" in f for f in features for side in _SIDES]
-            if not any(carried):
+            if not any(f"{side}_{key}" in f for f in features for side in _SIDES):
                 continue
-            if not all(carried):
-                raise OmniError(
-                    f"a batch mixes rows with and without images, and this model's {key} needs images in every row "
-                    "of a batch; give every row an image, or use --per-device-train-batch-size 1"
-                )
-            rows = [torch.as_tensor(f[f"{side}_{key}"]) for side in _SIDES for f in features]
+            rows = [_sequence_input(f, side, key) for side in _SIDES for f in features]
             batch[key] = _positions(rows, width, keep) if key == "position_ids" else _per_token(rows, width, keep)
         skip = {*TOKEN_KEYS, *(f"{side}_{key}" for side in _SIDES for key in SEQUENCE_KEYS)}
         batch.update(merge_extras([*features, *features], skip=skip))
         return batch
+
+
+def _sequence_input(feature: dict[str, Any], side: str, key: str) -> torch.Tensor:
+    """One sequence's `key` input; for a row without media in a batch with some, its token types (all text)."""
+    value = feature.get(f"{side}_{key}")
+    if value is not None:
+        return torch.as_tensor(value)
+    if key in TOKEN_TYPE_KEYS:
+        return torch.zeros((1, len(feature["prompt_ids"]) + len(feature[f"{side}_ids"])), dtype=torch.long)
+    raise OmniError(
+        f"a batch mixes rows with and without images, and this model's {key} needs images in every row of a "
+        "batch; give every row an image, or use --per-device-train-batch-size 1"
+    )
 
 
 def _positions(rows: list[torch.Tensor], width: int, keep: slice) -> torch.Tensor:

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import torch
-from omni.api import TOKEN_AXIS_KEYS, OmniError, Template, merge_extras
+from omni.api import TOKEN_AXIS_KEYS, TOKEN_TYPE_KEYS, OmniError, Template, merge_extras
 
 MEDIA = "omni_media"  # the generation batch's per-sample media (a list, which TRL shuffles and splits in step)
 
@@ -45,23 +45,29 @@ def model_inputs(
     with placeholder tokens in that order), per-token inputs laid out by `_over_sequences`, flags passed once."""
     flags = {k: v for m in media for k, v in m.items() if not isinstance(v, torch.Tensor)}
     tensors = [{k: v for k, v in m.items() if isinstance(v, torch.Tensor)} for m in media]
-    merged = merge_extras(tensors, skip=set(TOKEN_AXIS_KEYS))
-    for key in TOKEN_AXIS_KEYS:
-        rows = [t[key] for t in tensors if key in t]
-        if rows and len(rows) < len(tensors):
+    per_token = (*TOKEN_TYPE_KEYS, *TOKEN_AXIS_KEYS)
+    merged = merge_extras(tensors, skip=set(per_token))
+    for key in per_token:
+        if not any(key in t for t in tensors):
+            continue
+        if key in TOKEN_AXIS_KEYS and not all(key in t for t in tensors):
             raise OmniError(
                 f"a batch mixes prompts with and without images, and this model's {key} needs images in every "
                 "prompt of a batch; give every prompt an image"
             )
-        if rows:
-            merged[key] = _over_sequences(rows, prompt_width, width)
+        # A text-only prompt has no token types: all zeros (text), as the left padding gets.
+        rows = [t.get(key, torch.zeros((1, 0), dtype=torch.long)) for t in tensors]
+        merged[key] = _over_sequences(rows, prompt_width, width, carry_last_row=key in TOKEN_AXIS_KEYS)
     return {**flags, **{k: v.to(device) for k, v in merged.items()}}
 
 
-def _over_sequences(prompts: Sequence[torch.Tensor], prompt_width: int, width: int) -> torch.Tensor:
-    """Each prompt's per-token input (1, prompt length, ...) over its whole sequence: zeros on the left padding, and
-    at every completion token the prompt's last row (a written token sees the images the prompt's last token sees,
-    as Mllama's generation extends its mask); later axes zero-padded to the batch's largest."""
+def _over_sequences(
+    prompts: Sequence[torch.Tensor], prompt_width: int, width: int, *, carry_last_row: bool
+) -> torch.Tensor:
+    """Each prompt's per-token input (1, prompt length, ...) over its whole sequence, later axes zero-padded to the
+    batch's largest: zeros on the left padding, and at the completion's tokens zeros (token types: the completion is
+    text) or, with `carry_last_row`, the prompt's last row (a written token sees the images the prompt's last token
+    sees, as Mllama's generation extends its cross-attention mask)."""
     trailing = [max(p.shape[d] for p in prompts) for d in range(2, prompts[0].dim())]
     out = prompts[0].new_zeros((len(prompts), width, *trailing))
     for i, prompt in enumerate(prompts):
@@ -70,7 +76,8 @@ def _over_sequences(prompts: Sequence[torch.Tensor], prompt_width: int, width: i
             raise OmniError(f"a prompt's {len(prompt)}-token media input is longer than its {prompt_width} tokens")
         region = tuple(slice(0, n) for n in prompt.shape[1:])
         out[(i, slice(prompt_width - len(prompt), prompt_width), *region)] = prompt
-        out[(i, slice(prompt_width, width), *region)] = prompt[-1]
+        if carry_last_row:
+            out[(i, slice(prompt_width, width), *region)] = prompt[-1]
     return out
 
 

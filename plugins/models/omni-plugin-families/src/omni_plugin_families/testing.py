@@ -228,14 +228,17 @@ def build_tiny_llava_onevision(path: str | Path, *, seed: int = 0) -> Path:
 def build_tiny_qwen3_vl(path: str | Path, *, seed: int = 0) -> Path:
     """Write a tiny random Qwen3-VL checkpoint (`Qwen3VLForConditionalGeneration`: 16-pixel patches merged 2 x 2,
     DeepStack mergers, Qwen3 text with 3-D rotary positions) with the published chat template and `Qwen3VLProcessor`
-    files (images of 32 x 32 to 64 x 64 pixels: 1 to 4 image tokens). Returns `path`."""
+    files (images of 32 x 32 to 64 x 64 pixels: 1 to 4 image tokens; one DeepStack tap). Returns `path`."""
     import transformers
 
     images = transformers.Qwen2VLImageProcessorPil(
         patch_size=16, merge_size=2, temporal_patch_size=2, size={"shortest_edge": 32 * 32, "longest_edge": 64 * 64}
     )
+    # DeepStack taps the tower's layers 8, 16 and 24 by default; the tiny tower has 2, so tap its first (a config
+    # without taps gives no DeepStack features, which transformers' generation does not expect).
+    config = transformers.Qwen3VLConfig(vision_config={"deepstack_visual_indexes": [0]})
     return build_tiny_vision_language(
-        transformers.Qwen3VLConfig(), path, tokenizer=_qwen_vision_tokens("qwen3-vl-instruct.jinja"),
+        config, path, tokenizer=_qwen_vision_tokens("qwen3-vl-instruct.jinja"),
         image_processor=images, architecture="Qwen3VLForConditionalGeneration", seed=seed,
     )  # fmt: skip
 
