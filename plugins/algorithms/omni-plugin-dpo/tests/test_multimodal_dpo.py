@@ -58,6 +58,36 @@ def load_thinker(path: Path):
     return load_model(TrainOptions(model=str(path)), get_registry()).model
 
 
+def assert_the_batch_scores_every_sequence_as_alone(model, template, rows, batch) -> None:
+    """TRL's fused forward over the collated [chosen..., rejected...] `batch` of `rows` gives each sequence the
+    log-probability it has when run by itself with its own media and per-token inputs."""
+    import torch
+    from omni_plugin_dpo.trainers import _serve_fused_calls_from_logits
+    from trl.trainer.utils import add_fused_lm_head
+
+    from tests.preference_task import _answer_logps
+
+    model.eval()
+    add_fused_lm_head(model, outputs=("log_probs", "entropy", "mean_logits", "is_top1"))
+    _serve_fused_calls_from_logits(model)
+    labels = batch["input_ids"].masked_fill(batch["completion_mask"] == 0, -100)
+    inputs = {k: v for k, v in batch.items() if k != "completion_mask"}
+    with torch.no_grad():
+        batched = model(**inputs, labels=labels, fused_lm_head=True, use_cache=False).log_probs.sum(1)
+    alone = _answer_logps(model, template, rows, "chosen_ids") + _answer_logps(model, template, rows, "rejected_ids")
+    assert batched.tolist() == pytest.approx(alone, abs=1e-4)
+
+
+def train_dpo(model: Path, pairs: list[Row], out: Path, *, steps: int) -> None:
+    """`omni rlhf --algo dpo` from the CLI: full tuning, batches of 8 pairs at a constant lr 2e-3."""
+    argv = ["rlhf", "--algo", "dpo", "--model", str(model), "--output-dir", str(out), "--tuner", "full"]
+    argv += ["--dataset", str(write_jsonl(pairs, out.parent / "pairs.jsonl"))]
+    argv += ["--max-steps", str(steps), "--learning-rate", "2e-3", "--per-device-train-batch-size", "8"]
+    argv += ["--lr-scheduler-type", "constant", "--warmup-ratio", "0", "--gradient-checkpointing", "false"]
+    argv += ["--save-strategy", "no", "--logging-steps", "20"]
+    assert main(argv) == 0
+
+
 def test_pairs_carry_the_prompts_media_and_each_sequences_positions(omni_model, shapes):
     from omni_plugin_dpo.encoding import encode_pair
 
@@ -76,13 +106,9 @@ def test_pairs_carry_the_prompts_media_and_each_sequences_positions(omni_model, 
 def test_the_concatenated_batch_scores_every_sequence_as_alone(omni_model, shapes):
     """TRL's forward over [chosen..., rejected...] with the collated media gives each sequence the
     log-probability it has when run by itself with its own image and positions (pads differ in length)."""
-    import torch
     from omni_plugin_dpo.encoding import encode_pair
-    from omni_plugin_dpo.trainers import MediaPreferenceCollator, _serve_fused_calls_from_logits
+    from omni_plugin_dpo.trainers import MediaPreferenceCollator
     from trl.trainer.dpo_trainer import DataCollatorForPreference
-    from trl.trainer.utils import add_fused_lm_head
-
-    from tests.preference_task import _answer_logps
 
     template = template_for(omni_model)
     rows = shapes[1][:3]
@@ -92,26 +118,13 @@ def test_the_concatenated_batch_scores_every_sequence_as_alone(omni_model, shape
     assert batch["pixel_values"].shape[0] == 2 * sum(len(f["pixel_values"]) for f in features)
     assert batch["position_ids"].shape == (4, 6, batch["input_ids"].shape[1])
 
-    model = load_thinker(omni_model).eval()
-    add_fused_lm_head(model, outputs=("log_probs", "entropy", "mean_logits", "is_top1"))
-    _serve_fused_calls_from_logits(model)
-    labels = batch["input_ids"].masked_fill(batch["completion_mask"] == 0, -100)
-    inputs = {k: v for k, v in batch.items() if k != "completion_mask"}
-    with torch.no_grad():
-        batched = model(**inputs, labels=labels, fused_lm_head=True, use_cache=False).log_probs.sum(1)
-    alone = _answer_logps(model, template, rows, "chosen_ids") + _answer_logps(model, template, rows, "rejected_ids")
-    assert batched.tolist() == pytest.approx(alone, abs=1e-4)
+    assert_the_batch_scores_every_sequence_as_alone(load_thinker(omni_model), template, rows, batch)
 
 
 def test_dpo_on_image_rows_raises_held_out_reward_accuracy(omni_model, shapes, tmp_path):
     train_rows, held_out = shapes
     out = tmp_path / "out"
-    argv = ["rlhf", "--algo", "dpo", "--model", str(omni_model), "--output-dir", str(out), "--tuner", "full"]
-    argv += ["--dataset", str(write_jsonl(train_rows, tmp_path / "pairs.jsonl"))]
-    argv += ["--max-steps", "90", "--learning-rate", "2e-3", "--per-device-train-batch-size", "8"]
-    argv += ["--lr-scheduler-type", "constant", "--warmup-ratio", "0", "--gradient-checkpointing", "false"]
-    argv += ["--save-strategy", "no", "--logging-steps", "20"]
-    assert main(argv) == 0
+    train_dpo(omni_model, train_rows, out, steps=90)
     logged = [json.loads(line) for line in (out / "logging.jsonl").read_text().splitlines()]
     assert [r["rewards/accuracies"] for r in logged if "loss" in r][-1] > 0.5  # TRL's own metric, on training rows
 
@@ -144,13 +157,9 @@ def test_vision_language_pairs_carry_each_sequences_per_token_inputs_and_score_a
     each sequence carries its own (the answers differ in length), cut and padded with the ids, and the concatenated
     batch scores every sequence as it scores alone."""
     import omni_plugin_families.testing as families
-    import torch
     from omni_plugin_dpo.encoding import encode_pair
     from omni_plugin_dpo.trainers import MediaPreferenceCollator
     from trl.trainer.dpo_trainer import DataCollatorForPreference
-    from trl.trainer.utils import add_fused_lm_head
-
-    from tests.preference_task import _answer_logps
 
     model_dir = getattr(families, f"build_tiny_{builder}")(tmp_path / builder)
     template = template_for(model_dir)
@@ -164,14 +173,7 @@ def test_vision_language_pairs_carry_each_sequences_per_token_inputs_and_score_a
     batch = MediaPreferenceCollator(DataCollatorForPreference(pad_token_id=template.tokenizer.pad_token_id))(features)
     assert batch[key].shape[:2] == batch["input_ids"].shape
 
-    model = load_thinker(model_dir).eval()
-    add_fused_lm_head(model, outputs=("log_probs", "entropy", "mean_logits", "is_top1"))
-    labels = batch["input_ids"].masked_fill(batch["completion_mask"] == 0, -100)
-    inputs = {k: v for k, v in batch.items() if k != "completion_mask"}
-    with torch.no_grad():
-        batched = model(**inputs, labels=labels, fused_lm_head=True, use_cache=False).log_probs.sum(1)
-    alone = _answer_logps(model, template, rows, "chosen_ids") + _answer_logps(model, template, rows, "rejected_ids")
-    assert batched.tolist() == pytest.approx(alone, abs=1e-4)
+    assert_the_batch_scores_every_sequence_as_alone(load_thinker(model_dir), template, rows, batch)
 
 
 # 160 steps of 8 pairs at lr 2e-3, full tuning. Measured: reward accuracy 0.5 before, 0.84 after (27 of 32); the tiny
@@ -183,12 +185,7 @@ MLLAMA_MIN_ACCURACY = 0.75
 def test_dpo_on_llama_vision_image_rows_raises_held_out_reward_accuracy(mllama, shapes, tmp_path):
     train_rows, held_out = shapes
     out = tmp_path / "out"
-    argv = ["rlhf", "--algo", "dpo", "--model", str(mllama), "--output-dir", str(out), "--tuner", "full"]
-    argv += ["--dataset", str(write_jsonl(train_rows, tmp_path / "pairs.jsonl"))]
-    argv += ["--max-steps", "160", "--learning-rate", "2e-3", "--per-device-train-batch-size", "8"]
-    argv += ["--lr-scheduler-type", "constant", "--warmup-ratio", "0", "--gradient-checkpointing", "false"]
-    argv += ["--save-strategy", "no", "--logging-steps", "40"]
-    assert main(argv) == 0
+    train_dpo(mllama, train_rows, out, steps=160)
     template = template_for(mllama)
     reference = load_thinker(mllama)
     assert score(reference, reference, template, held_out).reward_accuracy == 0.5

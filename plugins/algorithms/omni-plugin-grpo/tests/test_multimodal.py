@@ -73,6 +73,40 @@ def read_rows(path: Path) -> list[Row]:
     return [Row(json.loads(line), str(path), i + 1) for i, line in enumerate(path.read_text().splitlines())]
 
 
+def assert_completions_score_as_in_the_whole_row(model, template, rows) -> None:
+    """Lay `rows` out as TRL does (prompts left-padded, completions right-padded, the batch cut into chunks of 2)
+    and check that `whole_forward_logps` gives each completion token the log-prob the model gives it in the whole
+    row encoded alone (with the template's own 3-D positions where it has them), and 0 past its end."""
+    prompts, completions, expected = [], [], []
+    for row in rows:
+        whole, prompt = template.encode(row), template.encode_prompt(row).input_ids
+        alone = {k: v[:, None] if k == "position_ids" else v for k, v in whole.extras.items()}
+        with torch.no_grad():
+            logits = model(torch.tensor([whole.input_ids]), **alone).logits
+        completion = whole.input_ids[len(prompt) :]
+        logps = logits[0, len(prompt) - 1 : -1].log_softmax(-1)
+        expected.append(logps.gather(-1, torch.tensor(completion)[:, None])[:, 0])
+        prompts.append(prompt)
+        completions.append(completion)
+
+    pad = template.tokenizer.pad_token_id
+    width_p, width_c = max(map(len, prompts)) + 3, max(map(len, completions)) + 2
+    ids = torch.full((len(rows), width_p + width_c), pad)
+    mask = torch.zeros_like(ids)
+    for i, (p, c) in enumerate(zip(prompts, completions, strict=True)):
+        ids[i, width_p - len(p) : width_p + len(c)] = torch.tensor(p + c)
+        mask[i, width_p - len(p) : width_p + len(c)] = 1
+    with torch.no_grad():
+        logps, entropy, _ = whole_forward_logps(
+            model, ids, mask, width_c, PromptMedia(template, rows).for_rows(list(range(len(rows)))),
+            temperature=1.0, batch_size=2, compute_entropy=True, compute_aux_loss=False,
+            autocast=lambda: torch.autocast("cpu", enabled=False),
+        )  # fmt: skip
+    for i, want in enumerate(expected):
+        torch.testing.assert_close(logps[i, : len(want)], want, atol=1e-4, rtol=1e-4)
+        assert (logps[i, len(want) :] == 0).all() and (entropy[i, : len(want)] > 0).all()
+
+
 def test_completions_are_scored_with_the_image_and_the_models_positions(omni_dir, shapes, template):
     """TRL's layout (prompts left-padded, completions right-padded, the batch cut into chunks) gives each
     completion token the log-prob the model gives it in the whole row, encoded alone with the template's
@@ -80,35 +114,7 @@ def test_completions_are_scored_with_the_image_and_the_models_positions(omni_dir
     from transformers import Qwen3OmniMoeThinkerForConditionalGeneration
 
     model = Qwen3OmniMoeThinkerForConditionalGeneration.from_pretrained(omni_dir).eval()
-    rows = read_rows(shapes.train)[:3]
-    prompts, completions, expected = [], [], []
-    for row in rows:
-        whole, prompt = template.encode(row), template.encode_prompt(row).input_ids
-        media = {k: v for k, v in whole.extras.items() if k != "position_ids"}
-        with torch.no_grad():
-            logits = model(torch.tensor([whole.input_ids]), position_ids=whole.extras["position_ids"][:, None], **media)
-        completion = whole.input_ids[len(prompt) :]
-        logps = logits.logits[0, len(prompt) - 1 : -1].log_softmax(-1)
-        expected.append(logps.gather(-1, torch.tensor(completion)[:, None])[:, 0])
-        prompts.append(prompt)
-        completions.append(completion)
-
-    pad = template.tokenizer.pad_token_id
-    width_p, width_c = max(map(len, prompts)) + 3, max(map(len, completions)) + 2
-    ids = torch.full((3, width_p + width_c), pad)
-    mask = torch.zeros_like(ids)
-    for i, (p, c) in enumerate(zip(prompts, completions, strict=True)):
-        ids[i, width_p - len(p) : width_p + len(c)] = torch.tensor(p + c)
-        mask[i, width_p - len(p) : width_p + len(c)] = 1
-    with torch.no_grad():
-        logps, entropy, _ = whole_forward_logps(
-            model, ids, mask, width_c, PromptMedia(template, rows).for_rows([0, 1, 2]),
-            temperature=1.0, batch_size=2, compute_entropy=True, compute_aux_loss=False,
-            autocast=lambda: torch.autocast("cpu", enabled=False),
-        )  # fmt: skip
-    for i, want in enumerate(expected):
-        torch.testing.assert_close(logps[i, : len(want)], want, atol=1e-4, rtol=1e-4)
-        assert (logps[i, len(want) :] == 0).all() and (entropy[i, : len(want)] > 0).all()
+    assert_completions_score_as_in_the_whole_row(model, template, read_rows(shapes.train)[:3])
 
 
 # Vision-language families whose per-token inputs the training forward lays out over padding and completion:
@@ -136,32 +142,7 @@ def test_vision_language_completions_score_as_in_the_whole_row(builder, shapes, 
     template = get_template(None, processor, model_spec=spec, registry=registry)
     rows = read_rows(shapes.train)[:3]
     rows[1]["messages"][0]["content"] += " Answer in one word, please."  # prompts of different lengths
-    prompts, completions, expected = [], [], []
-    for row in rows:
-        whole, prompt = template.encode(row), template.encode_prompt(row).input_ids
-        with torch.no_grad():
-            logits = model(torch.tensor([whole.input_ids]), **whole.extras).logits
-        completion = whole.input_ids[len(prompt) :]
-        logps = logits[0, len(prompt) - 1 : -1].log_softmax(-1)
-        expected.append(logps.gather(-1, torch.tensor(completion)[:, None])[:, 0])
-        prompts.append(prompt)
-        completions.append(completion)
-
-    pad = template.tokenizer.pad_token_id
-    width_p, width_c = max(map(len, prompts)) + 3, max(map(len, completions)) + 2
-    ids = torch.full((3, width_p + width_c), pad)
-    mask = torch.zeros_like(ids)
-    for i, (p, c) in enumerate(zip(prompts, completions, strict=True)):
-        ids[i, width_p - len(p) : width_p + len(c)] = torch.tensor(p + c)
-        mask[i, width_p - len(p) : width_p + len(c)] = 1
-    with torch.no_grad():
-        logps, _, _ = whole_forward_logps(
-            model, ids, mask, width_c, PromptMedia(template, rows).for_rows([0, 1, 2]),
-            temperature=1.0, batch_size=3, compute_entropy=False, compute_aux_loss=False,
-            autocast=lambda: torch.autocast("cpu", enabled=False),
-        )  # fmt: skip
-    for i, want in enumerate(expected):
-        torch.testing.assert_close(logps[i, : len(want)], want, atol=1e-4, rtol=1e-4)
+    assert_completions_score_as_in_the_whole_row(model, template, rows)
 
     out = tmp_path / "grpo"
     assert main(["rlhf", "--algo", "grpo", "--model", str(model_dir), "--dataset", str(shapes.train),

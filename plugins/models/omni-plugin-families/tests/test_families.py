@@ -62,11 +62,9 @@ def test_the_family_template_gives_the_published_templates_ids_and_trains_the_an
     assert prompt.input_ids == expected["input_ids"]
 
 
-@pytest.mark.parametrize("family", GLM)
-def test_glm4_trains_each_answer_with_the_user_token_that_follows_it(family, registry):
-    """GLM-4-0414's and GLM-4-9B chat's published templates end an answer with no token of their own (the models
-    stop on <|user|>): the glm4 template keeps their ids, and trains each answer with the <|user|> after it, appended
-    after the last one too; its generation prompt is theirs."""
+def check_glm_answers_train_with_the_next_user_token(family: str, registry):
+    """A GLM family's conversation encodes to the published template's ids plus a final <|user|>, and trains each
+    answer with the <|user|> after it. Returns (tokenizer, messages, template, encoded)."""
     tokenizer = published_tokenizer(family)
     messages = conversation(family)
     template = get_template(None, tokenizer, model_spec=SPECS[family], registry=registry)
@@ -76,6 +74,15 @@ def test_glm4_trains_each_answer_with_the_user_token_that_follows_it(family, reg
     trained = [t for t, label in zip(encoded.input_ids, encoded.labels, strict=True) if label != IGNORE_INDEX]
     answers = [m["content"] for m in messages if m["role"] == "assistant"]
     assert tokenizer.decode(trained) == "".join(f"\n{answer}<|user|>" for answer in answers)
+    return tokenizer, messages, template, encoded
+
+
+@pytest.mark.parametrize("family", GLM)
+def test_glm4_trains_each_answer_with_the_user_token_that_follows_it(family, registry):
+    """GLM-4-0414's and GLM-4-9B chat's published templates end an answer with no token of their own (the models
+    stop on <|user|>): the glm4 template keeps their ids, and trains each answer with the <|user|> after it, appended
+    after the last one too; its generation prompt is theirs."""
+    tokenizer, messages, template, _ = check_glm_answers_train_with_the_next_user_token(family, registry)
     prompt = template.encode_prompt({"messages": messages})
     expected = tokenizer.apply_chat_template(messages[:-1], tokenize=True, add_generation_prompt=True)
     assert prompt.input_ids == expected["input_ids"]
@@ -90,15 +97,9 @@ def test_glm4_moe_trains_the_answers_and_a_stop_token_not_the_thinking_scaffold(
     """GLM-4.5/4.6's published template ends an answer with no token of its own and opens it with an empty
     <think></think>: the glm4-moe template keeps the published ids, trains each answer with the <|user|> that
     follows it (appended after the last one) and leaves the scaffold in the prompt, where generation puts it too."""
-    tokenizer = published_tokenizer("glm4-moe")
-    messages = conversation("glm4-moe")
-    template = get_template(None, tokenizer, model_spec=SPECS["glm4-moe"], registry=registry)
-    encoded = template.encode({"messages": messages})
+    tokenizer, messages, template, encoded = check_glm_answers_train_with_the_next_user_token("glm4-moe", registry)
     user = tokenizer.convert_tokens_to_ids("<|user|>")
-    assert encoded.input_ids == [*tokenizer.apply_chat_template(messages, tokenize=True)["input_ids"], user]
     trained = [t for t, label in zip(encoded.input_ids, encoded.labels, strict=True) if label != IGNORE_INDEX]
-    answers = [m["content"] for m in messages if m["role"] == "assistant"]
-    assert tokenizer.decode(trained) == "".join(f"\n{answer}<|user|>" for answer in answers)
     assert "<think></think>" in tokenizer.decode(encoded.input_ids) and "think" not in tokenizer.decode(trained)
     # The prompt is what the published template writes before an answer: the turn opened with the scaffold.
     prompt = template.encode_prompt({"messages": messages})

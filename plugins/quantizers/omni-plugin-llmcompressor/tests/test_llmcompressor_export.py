@@ -42,30 +42,28 @@ def export_error(capsys, *args: str) -> str:
     return line
 
 
-@pytest.fixture(scope="module")
-def smollm2_gptq(quant_python, tmp_path_factory) -> Path:
-    """The embedded SmolLM2 exported to GPTQ int4, once for the tests that read it (the export takes a minute or
-    more here)."""
-    out = tmp_path_factory.mktemp("smollm2") / "gptq"
+def export_smollm2(method: str, rows: int, max_length: int, quant_python: Path, out: Path) -> Path:
+    """The embedded SmolLM2 exported to `method` int4 with ms-swift's spellings, calibrated on the identity dataset's
+    first `rows` rows; SmolLM2's 576-wide layers take groups of 64, not the default 128."""
     with using_host(load_plugins(PLUGINS)):
-        # ms-swift's spellings; SmolLM2's 576-wide layers take groups of 64, not the default 128. Calibrated on the
-        # identity dataset's first 16 rows, measured on the 6 after them.
-        assert run_omni("export", "--quant_method", "gptq", "--quant_bits", "4", "--group_size", "64",
-                        "--dataset", "identity", "--quant_n_samples", "16", "--max_length", "128",
+        assert run_omni("export", "--quant_method", method, "--quant_bits", "4", "--group_size", "64",
+                        "--dataset", "identity", "--quant_n_samples", str(rows), "--max_length", str(max_length),
                         "--quant-python", str(quant_python), "--output_dir", str(out)) == 0  # fmt: skip
     return out
+
+
+@pytest.fixture(scope="module")
+def smollm2_gptq(quant_python, tmp_path_factory) -> Path:
+    """GPTQ, once for the tests that read it (the export takes a minute or more here); measured on the 6 identity rows
+    after its 16 calibration rows."""
+    return export_smollm2("gptq", 16, 128, quant_python, tmp_path_factory.mktemp("smollm2") / "gptq")
 
 
 @pytest.fixture(scope="module")
 def smollm2_awq(quant_python, tmp_path_factory) -> Path:
-    """The embedded SmolLM2 exported to AWQ int4 on few short rows (AWQ's scale search runs the model per layer many
-    times: a few rows keep the export near a minute here)."""
-    out = tmp_path_factory.mktemp("smollm2") / "awq"
-    with using_host(load_plugins(PLUGINS)):
-        assert run_omni("export", "--quant_method", "awq", "--quant_bits", "4", "--group_size", "64",
-                        "--dataset", "identity", "--quant_n_samples", "8", "--max_length", "64",
-                        "--quant-python", str(quant_python), "--output_dir", str(out)) == 0  # fmt: skip
-    return out
+    """AWQ on few short rows (its scale search runs the model per layer many times: a few rows keep the export near
+    a minute here)."""
+    return export_smollm2("awq", 8, 64, quant_python, tmp_path_factory.mktemp("smollm2") / "awq")
 
 
 @pytest.mark.slow
