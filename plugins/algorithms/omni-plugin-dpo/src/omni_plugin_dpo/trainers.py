@@ -3,9 +3,10 @@
 TRL's DPO and KTO trainers tokenize in `_prepare_dataset`; its CPO and ORPO trainers in `tokenize_row`.
 Overriding just that step lets every method train on ids from omni's template, unchanged.
 
-DPO also trains on rows with images, audio or video (Qwen3-Omni, Llama 3.2 Vision): `MediaPreferenceCollator`
-adds the prompt's modality tensors and each sequence's own inputs (multimodal position ids, Mllama's
-cross-attention mask) to TRL's concatenated [chosen..., rejected...] batch, and `log_probs_from_logits` serves TRL's fused-LM-head call for models
+DPO also trains on rows with images, audio or video (Qwen3-Omni, the vision-language families):
+`MediaPreferenceCollator` adds the prompt's modality tensors and each sequence's own per-token inputs
+(multimodal position ids, token types, Mllama's cross-attention mask) to TRL's concatenated
+[chosen..., rejected...] batch, and `log_probs_from_logits` serves TRL's fused-LM-head call for models
 whose forward must run whole (the multimodal merge happens there, not in a separable backbone).
 """
 

@@ -5,8 +5,8 @@ training forward must see the same media beside the same prompt ids, so the trai
 modality tensors (from omni's template, encoded again per batch rather than held for the whole dataset) and
 scores completions with the model's whole forward: the model merges the media into its embeddings and lays
 out its own multimodal rotary positions from the attention mask (prompts left-padded, completions
-right-padded), exactly as for an unpadded sequence. A per-token media input (Mllama's cross-attention mask) is
-laid out over the padded sequence here, the way generation extends it.
+right-padded), exactly as for an unpadded sequence. Per-token inputs (token types, Mllama's cross-attention
+mask) are laid out over the padded sequence here, the way generation extends them.
 """
 
 from __future__ import annotations
