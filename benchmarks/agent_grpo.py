@@ -14,7 +14,7 @@ The reward is this script's `exact_number` (the final answer's last number is th
     .venv/bin/python benchmarks/agent_grpo.py [--sft-steps 2] [--grpo-steps 16] [--work DIR]
 
 Prints one row per model (untrained, SFT warm start, after GRPO): right answers and tool calls on the held-out
-questions, and the time each stage took. Runs on CPU (about 70 s per GRPO step on 2 cores).
+questions, and the time each stage took. Runs on CPU (45-70 s per GRPO step on 2 cores; about 13 min in all).
 """
 
 from __future__ import annotations

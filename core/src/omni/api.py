@@ -35,8 +35,8 @@ The names, by what they are for:
 - Templates: `Template`, `TemplateOptions`, `Encoded`, `RowTooLongError`, `IGNORE_INDEX` (the label of
   tokens that take no loss, -100), `TOKEN_TYPE_KEYS` and `TOKEN_AXIS_KEYS` (encoded inputs with a value per
   token: each token's modality, Qwen-VL's ``mm_token_type_ids`` and Gemma 3's ``token_type_ids``; media inputs such
-  as Mllama's ``cross_attention_mask``; cut, padded and extended with the ids), `ChatMLTemplate`, `IM_START`/`IM_END` (ChatML's turn markers),
-  `answer_turn`, `Piece`, `PieceTemplate`; for tool calling, `ToolCallParser` (a template's `tool_parser`),
+  as Mllama's ``cross_attention_mask``; cut, padded and extended with the ids), `ChatMLTemplate`,
+  `IM_START`/`IM_END` (ChatML's turn markers), `answer_turn`, `Piece`, `PieceTemplate`; for tool calling, `ToolCallParser` (a template's `tool_parser`),
   `ToolCall`, `ParsedAnswer` and the parsing helpers `json_object`, `partial_marker_end`.
 - Rows and media: `Row`, `row_error`, `with_origin`, `MEDIA_TAG` (tag pattern by modality), `media_tags`,
   `tagged_row`, `MediaContext`, `load_image`, `load_audio`, `load_video`, `Video`,
